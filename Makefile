@@ -1,0 +1,73 @@
+# xferproxy — every entry point a developer or CI needs.
+# `make test` and `make demo` work from a fresh clone on Debian with only Node.js and npm.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+DENO_VERSION := 2.9.6
+DENO := .tools/bin/deno
+# CI installs exactly what deno.lock pins; locally the lock may be refreshed with `make lock`.
+FROZEN := --frozen
+UNIT_TESTS := tests/cli tests/config tests/net tests/log
+E2E_TESTS := tests/e2e
+
+.PHONY: help deps sysdeps bin build test check-static test-unit test-e2e demo fmt lint typecheck lock clean
+
+help:
+	@echo "make demo   build dist/xferproxy and run it on examples/aspera.conf"
+	@echo "make test   static checks, unit and end-to-end tests (end-to-end needs root)"
+	@echo "make bin    dist/xferproxy: compiled binary, else the launcher script"
+	@echo "make build  dist/xferproxy as a compiled binary, or fail"
+	@echo "make fmt    format the sources"
+
+$(DENO): scripts/install-deno.sh
+	@scripts/install-deno.sh $(DENO_VERSION)
+	@touch $(DENO)
+
+# npm dependencies from deno.json imports, exactly as deno.lock pins them.
+node_modules/.xferproxy-deps: deno.json deno.lock $(DENO)
+	@$(DENO) install --quiet $(FROZEN)
+	@touch $@
+
+deps: $(DENO) node_modules/.xferproxy-deps
+
+sysdeps:
+	@scripts/install-system-deps.sh
+
+bin: deps
+	@scripts/build-bin.sh
+
+build: deps
+	@scripts/build-bin.sh --strict
+
+check-static: deps
+	@$(DENO) fmt --check --quiet
+	@$(DENO) lint --quiet
+	@$(DENO) check --quiet main.ts tests/
+
+test-unit: deps
+	@$(DENO) test --quiet $(FROZEN) --allow-read=. --allow-env=TMPDIR,TMP,TEMP $(UNIT_TESTS)
+
+test-e2e: bin sysdeps
+	@$(DENO) test --quiet $(FROZEN) --allow-all $(E2E_TESTS)
+
+test: check-static test-unit test-e2e
+
+demo: bin
+	@examples/demo.sh
+
+fmt: deps
+	@$(DENO) fmt
+
+lint: deps
+	@$(DENO) lint
+
+typecheck: deps
+	@$(DENO) check main.ts tests/
+
+lock: $(DENO)
+	@$(DENO) install
+	@touch node_modules/.xferproxy-deps
+
+clean:
+	rm -rf dist node_modules .tools

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# make bin / make build: dist/xferproxy is the compiled binary when
+# `deno compile` can get its runtime (it honours DENORT_BIN), otherwise a
+# launcher script that runs main.ts with the same permission set.
+# --strict (make build): fail instead of falling back to the launcher.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+deno="$root/.tools/bin/deno"
+out="$root/dist/xferproxy"
+strict=false
+[ "${1:-}" = "--strict" ] && strict=true
+mkdir -p "$root/dist"
+rm -f "$out" "$out.tmp"*
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+# --frozen: the binary is built from exactly what deno.lock pins.
+if (cd "$root" && "$deno" compile --quiet --frozen --no-prompt -P=xferproxy \
+      --include deno.json --output "$out" main.ts) >"$log" 2>&1; then
+  echo "Built dist/xferproxy: compiled binary ($(du -h "$out" | cut -f1))"
+  exit 0
+fi
+rm -f "$out" "$out.tmp"*
+reason="$(grep -m1 -iE 'error|caused' "$log" || head -n1 "$log")"
+if $strict; then
+  echo "make build: deno compile could not build dist/xferproxy: $reason" >&2
+  echo "Set DENORT_BIN to a denort $("$deno" --version | head -n1 | awk '{print $2}') binary, or use 'make bin' for the launcher." >&2
+  exit 1
+fi
+cat >"$out" <<LAUNCHER
+#!/bin/sh
+# xferproxy launcher, written by 'make bin' because deno compile could not
+# fetch its runtime. It runs main.ts with the permission set of deno.json
+# ("permissions.xferproxy"), exactly as the compiled binary would.
+# --quiet keeps Deno's own notices off stderr: in reverse mode that is the
+# SSH client's stream.
+DENO_NO_UPDATE_CHECK=1 exec "$root/.tools/bin/deno" run --quiet --no-prompt --cached-only --frozen \\
+  --config "$root/deno.json" -P=xferproxy "$root/main.ts" "\$@"
+LAUNCHER
+chmod 755 "$out"
+echo "Built dist/xferproxy: launcher script (deno compile could not get its runtime: set DENORT_BIN for a compiled binary)"

@@ -1,0 +1,63 @@
+/**
+ * Log line rendering, shared by every sink. Lines keep the seed product's
+ * wording (`LOG Received connection request from …`) with structured fields
+ * appended as `key=value`.
+ * @module
+ */
+
+import type { LogLevel, LogRecord } from "@logtape/logtape";
+
+/** The level words of the seed's log lines. */
+export const LEVEL_WORD: Readonly<Record<LogLevel, string>> = {
+  trace: "TRACE",
+  debug: "DBG",
+  info: "LOG",
+  warning: "WARN",
+  error: "ERR",
+  fatal: "ERR",
+};
+
+/** syslog severities (RFC 5424). */
+export const SYSLOG_SEVERITY: Readonly<Record<LogLevel, number>> = {
+  trace: 7,
+  debug: 7,
+  info: 6,
+  warning: 4,
+  error: 3,
+  fatal: 2,
+};
+
+/** `log_level` 0/1/2 → the lowest level logged. */
+export function levelFor(logLevel: 0 | 1 | 2): LogLevel {
+  return logLevel === 0 ? "info" : logLevel === 1 ? "debug" : "trace";
+}
+
+/** `LOG message key=value …`, one line, control characters escaped. */
+export function formatRecord(record: LogRecord): string {
+  const message = record.message.map((part, i) => (i % 2 === 0 ? String(part) : renderValue(part)))
+    .join("");
+  const fields = Object.entries(record.properties)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${quoteField(renderValue(v))}`);
+  return oneLine([`${LEVEL_WORD[record.level]} ${message}`, ...fields].join(" "));
+}
+
+function renderValue(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Error) return value.message;
+  if (typeof value === "object" && value !== null) return JSON.stringify(value);
+  return String(value);
+}
+
+function quoteField(text: string): string {
+  return text === "" || /[\s"=]/.test(text) ? JSON.stringify(text) : text;
+}
+
+/** Escapes control characters so a hostile value can never forge a second log line. */
+export function oneLine(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\u0000-\u001f\u007f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}

@@ -1,0 +1,93 @@
+/**
+ * The real log outputs: an append-only file, syslog through one long-lived
+ * `logger(1)` process, and stderr.
+ * @module
+ */
+
+import type { LogOutputs } from "../log/mod.ts";
+
+const encoder = new TextEncoder();
+
+/** Where the real outputs should go. */
+export interface RealOutputOptions {
+  /** `<log_directory>`; when set, lines go to `<dir>/xferproxy.log` instead of syslog. */
+  directory?: string;
+  /** Also write to stderr (never in reverse mode). */
+  stderr?: boolean;
+  /** syslog socket, for tests; default /dev/log. */
+  syslogSocket?: string;
+}
+
+/** Opens the outputs; `close()` flushes and releases them. */
+export function openLogOutputs(
+  options: RealOutputOptions,
+): LogOutputs & { close(): Promise<void> } {
+  const closers: Array<() => Promise<void> | void> = [];
+  const outputs: LogOutputs & { close(): Promise<void> } = {
+    now: () => new Date(),
+    pid: Deno.pid,
+    close: async () => {
+      for (const close of closers) await close();
+    },
+  };
+  if (options.directory) {
+    const file = Deno.openSync(`${options.directory}/xferproxy.log`, {
+      append: true,
+      create: true,
+      mode: 0o660,
+    });
+    // One write per line with O_APPEND: lines of concurrent sessions never interleave.
+    outputs.appendFile = (line) => {
+      file.writeSync(encoder.encode(line + "\n"));
+    };
+    closers.push(() => file.close());
+  } else {
+    const syslog = spawnLogger(options.syslogSocket);
+    outputs.syslog = syslog.send;
+    closers.push(syslog.close);
+  }
+  if (options.stderr) outputs.stderr = (line) => Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  return outputs;
+}
+
+const FACILITY_DAEMON = 3;
+
+function spawnLogger(
+  socket = "/dev/log",
+): { send(severity: number, line: string): void; close(): Promise<void> } {
+  let child: Deno.ChildProcess | undefined;
+  let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  let pending: Promise<void> = Promise.resolve();
+  try {
+    child = new Deno.Command("logger", {
+      args: [
+        "--id=" + Deno.pid,
+        "-t",
+        "xferproxy",
+        "--prio-prefix",
+        "--socket-errors=off",
+        "-u",
+        socket,
+      ],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    writer = child.stdin.getWriter();
+  } catch {
+    // No logger(1) or not permitted: logging is best effort and must never break a session.
+  }
+  return {
+    send(severity, line) {
+      if (!writer) return;
+      const w = writer;
+      const bytes = encoder.encode(`<${FACILITY_DAEMON * 8 + severity}>${line}\n`);
+      pending = pending.then(() => w.write(bytes)).catch(() => {});
+    },
+    async close() {
+      await pending;
+      await writer?.close().catch(() => {});
+      await child?.status.catch(() => {});
+    },
+  };
+}

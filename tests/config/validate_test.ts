@@ -1,0 +1,347 @@
+/**
+ * Every validation error and warning, with the line it is reported on.
+ */
+import { assertEquals, assertOk } from "../_assert.ts";
+import { errorsOf, parseInline, warningsOf } from "./_load.ts";
+
+/** A config whose rproxy holds `rule` (one line per element so lines are predictable). */
+function withRule(rule: string, rproxyExtra = ""): string {
+  return `<server>\n<rproxy>\n<enabled>true</enabled>\n${rproxyExtra}<rules>\n${rule}\n</rules>\n</rproxy>\n</server>`;
+}
+
+const GOOD_RULE = `<rule>\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n</rule>`;
+
+Deno.test("validateConfig() reports each bad value with its tag and line", async (t) => {
+  const cases: Array<[string, string, string]> = [
+    [
+      "port not a number",
+      `<server>\n<http_port>abc</http_port>\n</server>`,
+      `2: <http_port> must be an integer 1-65535, got "abc"`,
+    ],
+    [
+      "port zero",
+      `<server>\n<https_port>0</https_port>\n</server>`,
+      `2: <https_port> must be an integer 1-65535, got "0"`,
+    ],
+    [
+      "port too big",
+      `<server>\n<proxy>\n<port_range_low>70000</port_range_low>\n</proxy>\n</server>`,
+      `3: <port_range_low> must be an integer 1-65535, got "70000"`,
+    ],
+    [
+      "boolean yes",
+      `<server>\n<enable_http>yes</enable_http>\n</server>`,
+      `2: <enable_http> must be true or false, got "yes"`,
+    ],
+    [
+      "boolean case",
+      `<server>\n<rproxy>\n<enabled>True</enabled>\n</rproxy>\n</server>`,
+      `3: <enabled> must be true or false, got "True"`,
+    ],
+    [
+      "range inverted",
+      `<server>\n<proxy>\n<port_range_low>9000</port_range_low>\n<port_range_high>8000</port_range_high>\n</proxy>\n</server>`,
+      `3: <port_range_low> 9000 must not be above <port_range_high> 8000`,
+    ],
+    [
+      "log level",
+      `<server>\n<rproxy>\n<log_level>3</log_level>\n</rproxy>\n</server>`,
+      `3: <log_level> must be 0, 1 or 2, got "3"`,
+    ],
+    [
+      "relative log dir",
+      `<server>\n<rproxy>\n<log_directory>logs</log_directory>\n</rproxy>\n</server>`,
+      `3: <log_directory> must be an absolute path, got "logs"`,
+    ],
+    [
+      "bind ip",
+      `<server>\n<proxy>\n<bind_ip_address>any</bind_ip_address>\n</proxy>\n</server>`,
+      `3: <bind_ip_address> must be an IP address, got "any"`,
+    ],
+    [
+      "netmask holes",
+      `<server>\n<proxy>\n<bind_ip_netmask>255.0.255.0</bind_ip_netmask>\n</proxy>\n</server>`,
+      `3: <bind_ip_netmask> must be a netmask such as 255.255.255.0, got "255.0.255.0"`,
+    ],
+    [
+      "interval",
+      `<server>\n<proxy>\n<session_timeout>-1</session_timeout>\n</proxy>\n</server>`,
+      `3: <session_timeout> must be a whole number of seconds 0-86400, got "-1"`,
+    ],
+    [
+      "dnat backend",
+      `<server>\n<dnat_backend>pf</dnat_backend>\n</server>`,
+      `2: <dnat_backend> must be iptables or nftables, got "pf"`,
+    ],
+    [
+      "value holds elements",
+      `<server>\n<http_port><x/></http_port>\n</server>`,
+      `2: <http_port> must hold a value, not elements`,
+    ],
+    [
+      "duplicate option",
+      `<server>\n<http_port>1</http_port>\n<http_port>2</http_port>\n</server>`,
+      `3: <http_port> appears twice in <server> (first at line 2)`,
+    ],
+    [
+      "bad root",
+      `<config>\n</config>`,
+      `1: the root element must be <CONF> or <server>, got <config>`,
+    ],
+    [
+      "two servers",
+      `<CONF>\n<server/>\n<server/>\n</CONF>`,
+      `3: <server> appears twice in <CONF> (first at line 2)`,
+    ],
+    [
+      "proxy without listener",
+      `<server>\n<proxy>\n<enabled>true</enabled>\n</proxy>\n</server>`,
+      `2: <proxy> is enabled but neither <enable_http> nor <enable_https> is true: the API would not listen`,
+    ],
+    [
+      "same api ports",
+      `<server>\n<enable_http>true</enable_http>\n<enable_https>true</enable_https>\n<https_port>9091</https_port>\n<proxy>\n<enabled>true</enabled>\n<cert_file>/c</cert_file>\n<key_file>/k</key_file>\n</proxy>\n</server>`,
+      `4: <https_port> must differ from <http_port> (both 9091)`,
+    ],
+  ];
+  for (const [name, xml, expected] of cases) {
+    await t.step(name, () => {
+      const report = parseInline(xml);
+      assertEquals(errorsOf(report), [expected]);
+      assertEquals(report.config, undefined);
+    });
+  }
+});
+
+Deno.test("validateConfig() checks every rule of an enabled reverse proxy", async (t) => {
+  const cases: Array<[string, string, string]> = [
+    [
+      "bad host_ip",
+      `<rule host_ip="7.7.7.300">\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n</rule>`,
+      `5: <rule> 1 attribute host_ip must be an IP address or prefix (ip[/len]), got "7.7.7.300"`,
+    ],
+    [
+      "bad prefix",
+      `<rule host_ip="7.7.8.0/40">\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n</rule>`,
+      `5: <rule> 1 attribute host_ip must be an IP address or prefix (ip[/len]), got "7.7.8.0/40"`,
+    ],
+    [
+      "bad host_domain",
+      `<rule host_domain="files.example:0">\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n</rule>`,
+      `5: <rule> 1 attribute host_domain port must be an integer 1-65535, got "0" in "files.example:0"`,
+    ],
+    [
+      "host name as host",
+      `<rule>\n<host>internal.example:22</host>\n<keyfile>/k</keyfile>\n</rule>`,
+      `6: <host> must be an IP address with an optional port (ip[:port]), got "internal.example:22"`,
+    ],
+    [
+      "empty host",
+      `<rule>\n<host></host>\n<keyfile>/k</keyfile>\n</rule>`,
+      `6: <host> in <rule> 1 is empty: give the internal server as ip[:port]`,
+    ],
+    [
+      "no host",
+      `<rule>\n<keyfile>/k</keyfile>\n</rule>`,
+      `5: <rule> 1 needs <host> or <hosts>: the internal server to forward to`,
+    ],
+    [
+      "host and hosts",
+      `<rule>\n<host>198.18.2.2</host>\n<hosts>\n<host>198.18.2.3</host>\n</hosts>\n<keyfile>/k</keyfile>\n</rule>`,
+      `7: <rule> 1 has both <host> and <hosts>: use one`,
+    ],
+    [
+      "empty hosts",
+      `<rule>\n<hosts>\n</hosts>\n<keyfile>/k</keyfile>\n</rule>`,
+      `6: <hosts> in <rule> 1 lists no <host>`,
+    ],
+    [
+      "bad host in hosts",
+      `<rule>\n<hosts>\n<host>198.18.2.2:99999</host>\n</hosts>\n<keyfile>/k</keyfile>\n</rule>`,
+      `7: <host> in <hosts> of <rule> 1 port must be an integer 1-65535, got "99999" in "198.18.2.2:99999"`,
+    ],
+    [
+      "no keyfile",
+      `<rule>\n<host>198.18.2.2</host>\n</rule>`,
+      `5: <rule> 1 needs a <keyfile> to log in to the internal server`,
+    ],
+    [
+      "relative keyfile",
+      `<rule>\n<host>198.18.2.2</host>\n<keyfile>id_rsa</keyfile>\n</rule>`,
+      `7: <keyfile> must be an absolute path, got "id_rsa"`,
+    ],
+    [
+      "other variable",
+      `<rule>\n<host>198.18.2.2</host>\n<keyfile>/home/$(name)/k</keyfile>\n</rule>`,
+      `7: <keyfile> may only use the $(user) variable, got "/home/$(name)/k"`,
+    ],
+    [
+      "dotdot keyfile",
+      `<rule>\n<host>198.18.2.2</host>\n<keyfile>/home/$(user)/../root/k</keyfile>\n</rule>`,
+      `7: <keyfile> must not contain "..", got "/home/$(user)/../root/k"`,
+    ],
+    [
+      "bad squash user",
+      `<rule>\n<host>198.18.2.2</host>\n<squash_user>Root;id</squash_user>\n<keyfile>/k</keyfile>\n</rule>`,
+      `7: <squash_user> must be a user name matching [a-z_][a-z0-9_.-]{0,31}, got "Root;id"`,
+    ],
+    [
+      "balancing method",
+      `<rule>\n<balancing>least_conn</balancing>\n<hosts>\n<host>198.18.2.2</host>\n</hosts>\n<keyfile>/k</keyfile>\n</rule>`,
+      `6: <balancing> must be round_robin (the only method), got "least_conn"`,
+    ],
+    [
+      "src filtering value",
+      `<rule>\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n<src_port_filtering>no</src_port_filtering>\n</rule>`,
+      `8: <src_port_filtering> must be true or false, got "no"`,
+    ],
+    [
+      "proxy port",
+      `<rule>\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n<proxy_port>abc</proxy_port>\n</rule>`,
+      `8: <proxy_port> must be an integer 0-65535, got "abc"`,
+    ],
+    [
+      "proxy port room",
+      `<rule>\n<proxy_port>65535</proxy_port>\n<hosts>\n<host>198.18.2.2</host>\n<host>198.18.2.3</host>\n</hosts>\n<keyfile>/k</keyfile>\n</rule>`,
+      `6: <proxy_port> 65535 leaves no room for 2 hosts (one port each)`,
+    ],
+    [
+      "command metachar",
+      `<rule>\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n<allowed_commands>\n<command>scp;sh</command>\n</allowed_commands>\n</rule>`,
+      `9: <command> in <allowed_commands> must be plain words without shell metacharacters, got "scp;sh"`,
+    ],
+    [
+      "command path",
+      `<rule>\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n<allowed_commands>\n<command>/bin/sh</command>\n</allowed_commands>\n</rule>`,
+      `9: <command> in <allowed_commands> must start with a program name without a path, got "/bin/sh"`,
+    ],
+    [
+      "bad subsystem",
+      `<rule>\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n<allowed_commands>\n<command>subsystem:</command>\n</allowed_commands>\n</rule>`,
+      `9: <command> in <allowed_commands> must name a subsystem (subsystem:NAME), got "subsystem:"`,
+    ],
+    [
+      "timeout",
+      `<rule>\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n<connect_timeout>0</connect_timeout>\n</rule>`,
+      `8: <connect_timeout> must be a whole number of seconds 1-300, got "0"`,
+    ],
+    [
+      "udp port",
+      `<rule>\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n<udp_port>0</udp_port>\n</rule>`,
+      `8: <udp_port> must be an integer 1-65535, got "0"`,
+    ],
+  ];
+  for (const [name, rule, expected] of cases) {
+    await t.step(name, () => assertEquals(errorsOf(parseInline(withRule(rule))), [expected]));
+  }
+  await t.step("no rules at all", () => {
+    assertEquals(errorsOf(parseInline(withRule(""))), [
+      "4: <rproxy> is enabled but has no <rule>: every session would be refused",
+    ]);
+  });
+});
+
+Deno.test("validateConfig() collects every problem, not just the first", () => {
+  const report = parseInline(
+    `<server>\n<http_port>x</http_port>\n<proxy>\n<port_range_low>y</port_range_low>\n</proxy>\n<rproxy>\n<log_level>9</log_level>\n</rproxy>\n</server>`,
+  );
+  assertEquals(errorsOf(report).map((e) => e.split(":")[0]), ["2", "4", "7"]);
+});
+
+Deno.test("validateConfig() warns about unknown and misplaced tags but still loads", () => {
+  const report = parseInline(
+    `<CONF version="2">\n<default/>\n<server>\n<rproxy>\n<dnat_backend>nftables</dnat_backend>\n<enabled>true</enabled>\n<colour>blue</colour>\n<rules>\n${
+      GOOD_RULE.replace("<rule>", `<rule host_ip="198.18.0.1" port="1">`)
+    }\n</rules>\n</rproxy>\n</server>\n</CONF>`,
+  );
+  assertOk(report.config);
+  assertEquals(warningsOf(report), [
+    "2: <default> in <CONF> is not used by xferproxy (ignored)",
+    "5: unknown tag <dnat_backend> in <rproxy> (ignored); it belongs in <server>",
+    "7: unknown tag <colour> in <rproxy> (ignored)",
+    "9: <rule> 1 has unknown attribute port (ignored); use host_ip or host_domain",
+  ]);
+  assertEquals(report.config.server.dnatBackend, "iptables");
+});
+
+Deno.test("validateConfig() warns about rules that can never match", () => {
+  const report = parseInline(withRule(`${GOOD_RULE}\n${GOOD_RULE}`));
+  assertOk(report.config);
+  assertEquals(warningsOf(report), [
+    "9: <rule> 2 can never match: <rule> 1 (line 5) matches first",
+  ]);
+});
+
+Deno.test("validateConfig() reads the extensions and inherits rule defaults from <rproxy>", () => {
+  const report = parseInline(
+    `<CONF version="2"><server>
+<state_directory>/run/xp</state_directory>
+<dnat_backend>nftables</dnat_backend>
+<rproxy>
+<enabled>true</enabled>
+<known_hosts>/etc/xp/known_hosts</known_hosts>
+<connect_timeout>3</connect_timeout>
+<allowed_commands><command>*</command></allowed_commands>
+<rules>
+<rule host_domain="Files.Example.com:33001" host_ip="2001:db8::/64">
+<proxy_port>0</proxy_port>
+<host>[2001:db8::2]:2222</host>
+<keyfile>/k/$(user)</keyfile>
+<udp_port>33002</udp_port>
+<udp_port_reuse>false</udp_port_reuse>
+</rule>
+<rule>
+<host>198.18.2.2</host>
+<keyfile>/k</keyfile>
+<connect_timeout>7</connect_timeout>
+<allowed_commands><command>scp</command><command>subsystem:sftp</command></allowed_commands>
+</rule>
+</rules>
+</rproxy>
+<proxy><users_file>/etc/xp/users.json</users_file><cert_file>/c.pem</cert_file><key_file>/k.pem</key_file></proxy>
+</server></CONF>`,
+  );
+  assertEquals(report.problems, []);
+  const server = report.config!.server;
+  assertEquals([server.stateDirectory, server.dnatBackend], ["/run/xp", "nftables"]);
+  assertEquals(server.rproxy.knownHosts, "/etc/xp/known_hosts");
+  const [first, second] = server.rproxy.rules;
+  assertEquals(first!.hostDomain, { name: "files.example.com", port: 33001 });
+  assertEquals(first!.hostIp?.text, "2001:db8::/64");
+  assertEquals(first!.proxyPort, 0);
+  assertEquals(first!.upstreams[0]!.ip.text, "2001:db8::2");
+  assertEquals(first!.upstreams[0]!.port, 2222);
+  assertEquals([first!.udpPort, first!.udpPortReuse, first!.connectTimeout], [33002, false, 3]);
+  assertEquals(first!.allowedCommands, [{ kind: "any" }]);
+  assertEquals(second!.connectTimeout, 7);
+  assertEquals(second!.allowedCommands, [{ kind: "exec", argv: ["scp"] }, {
+    kind: "subsystem",
+    name: "sftp",
+  }]);
+  assertEquals(server.proxy.usersFile, "/etc/xp/users.json");
+  assertEquals([server.proxy.certFile, server.proxy.keyFile], ["/c.pem", "/k.pem"]);
+});
+
+Deno.test("validateConfig() does not demand hosts and keys while the reverse proxy is off", () => {
+  const report = parseInline(
+    `<server><rproxy><rules><rule><host></host></rule></rules></rproxy></server>`,
+  );
+  assertEquals(report.problems, []);
+  assertOk(report.config);
+});
+
+Deno.test("validateConfig() treats a <CONF> without <server> as all defaults, with a warning", () => {
+  const report = parseInline(`<CONF version="2"></CONF>`);
+  assertEquals(warningsOf(report), [
+    "1: <CONF> has no <server> section: every option takes its default",
+  ]);
+  assertEquals(report.config!.server.httpPort, 9091);
+});
+
+Deno.test("validateConfig() decodes entities and CDATA in values", () => {
+  const report = parseInline(
+    `<server><rproxy><log_directory><![CDATA[/var/log/x&y]]></log_directory><known_hosts>/etc/a&amp;b</known_hosts></rproxy></server>`,
+  );
+  assertEquals(report.config!.server.rproxy.logDirectory, "/var/log/x&y");
+  assertEquals(report.config!.server.rproxy.knownHosts, "/etc/a&b");
+});
