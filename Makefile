@@ -25,8 +25,11 @@ $(DENO): scripts/install-deno.sh
 	@touch $(DENO)
 
 # npm dependencies from deno.json imports, exactly as deno.lock pins them.
+# Readable by all: sshd runs the launcher as each proxy user, and some npm
+# tarballs ship files with mode 0600.
 node_modules/.xferproxy-deps: deno.json deno.lock $(DENO)
 	@$(DENO) install --quiet $(FROZEN)
+	@chmod -R a+rX node_modules
 	@touch $@
 
 deps: $(DENO) node_modules/.xferproxy-deps
@@ -67,6 +70,7 @@ typecheck: deps
 
 lock: $(DENO)
 	@$(DENO) install
+	@chmod -R a+rX node_modules
 	@touch node_modules/.xferproxy-deps
 
 clean:

@@ -11,26 +11,12 @@ import { checkConfig, checkDefaults } from "./src/check/config.ts";
 import { DEFAULT_CONFIG_PATH } from "./src/config/mod.ts";
 import { realFs } from "./src/platform/fs.ts";
 import { type Output, realOutput } from "./src/platform/output.ts";
-import { type Needs, revokeExcept } from "./src/platform/permissions.ts";
+import { revokeExcept } from "./src/platform/permissions.ts";
+import { needsOf } from "./src/cli/needs.ts";
 import { VERSION } from "./src/version.ts";
 
 /** Exit statuses (DESIGN.md): 0 success, 1 failure or problems found, 2 usage error. */
 const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
-
-/** What each command keeps of the permission set. */
-function needsOf(command: Command): Needs {
-  switch (command.mode) {
-    case "help":
-    case "version":
-      return {};
-    case "check":
-      return { read: true, env: true };
-    case "reverse":
-    case "forward":
-    case "dnat":
-      return {};
-  }
-}
 
 /** Runs one command line; returns the exit status. Exported for tests. */
 export async function main(argv: readonly string[], output: Output): Promise<number> {

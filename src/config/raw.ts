@@ -42,6 +42,7 @@ type OrderedNode = Record<string, unknown> & { [ATTRIBUTES]?: Record<string, str
  * @throws {XmlSyntaxError} when the text is not well-formed XML or has no element
  */
 export function parseXml(text: string): RawElement {
+  if (text.trim() === "") throw new XmlSyntaxError("The file is empty", 1, 1);
   const verdict = XMLValidator.validate(text, { allowBooleanAttributes: false });
   if (verdict !== true) {
     const { msg, line, col } = verdict.err;

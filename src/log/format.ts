@@ -36,8 +36,12 @@ export function levelFor(logLevel: 0 | 1 | 2): LogLevel {
 export function formatRecord(record: LogRecord): string {
   const message = record.message.map((part, i) => (i % 2 === 0 ? String(part) : renderValue(part)))
     .join("");
+  // Values already placed in the message by its template are not repeated as fields.
+  const inMessage = typeof record.rawMessage === "string"
+    ? new Set([...record.rawMessage.matchAll(/\{(\w+)\}/g)].map((m) => m[1]))
+    : new Set();
   const fields = Object.entries(record.properties)
-    .filter(([, v]) => v !== undefined)
+    .filter(([k, v]) => v !== undefined && !inMessage.has(k))
     .map(([k, v]) => `${k}=${quoteField(renderValue(v))}`);
   return oneLine([`${LEVEL_WORD[record.level]} ${message}`, ...fields].join(" "));
 }

@@ -1,0 +1,25 @@
+/**
+ * What each command keeps of the binary's permission set. Everything else is
+ * revoked before the mode runs (see src/platform/permissions.ts).
+ * @module
+ */
+
+import type { Needs } from "../platform/permissions.ts";
+import type { Command } from "./parse.ts";
+
+/** The permissions a command needs. Pure. */
+export function needsOf(command: Command): Needs {
+  switch (command.mode) {
+    case "help":
+    case "version":
+      return {};
+    case "check":
+      // Reads the config (path from the environment); no network, no writes, no programs.
+      return { read: true, env: true };
+    case "reverse":
+    case "forward":
+    case "dnat":
+      // Not implemented yet: they only print that, so they keep nothing.
+      return {};
+  }
+}

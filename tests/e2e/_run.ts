@@ -1,0 +1,55 @@
+/**
+ * Runs the built `dist/xferproxy` (compiled binary or launcher) as a real
+ * process, with a time limit.
+ * @module
+ */
+
+/** What a run printed and how it ended. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The repository root. */
+export const ROOT = new URL("../../", import.meta.url).pathname;
+/** The binary every end-to-end test and the demo run. */
+export const BINARY = `${ROOT}dist/xferproxy`;
+
+/** Runs dist/xferproxy with the given args; stdin is closed; killed after `timeoutMs`. */
+export async function runXferproxy(
+  args: string[],
+  options: {
+    env?: Record<string, string>;
+    clearEnv?: boolean;
+    timeoutMs?: number;
+    stdin?: string;
+  } = {},
+): Promise<RunResult> {
+  const command = new Deno.Command(BINARY, {
+    args,
+    env: options.env ?? {},
+    clearEnv: options.clearEnv ?? false,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
+  });
+  const child = command.spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/** A fresh temporary directory, removed by the returned function. */
+export async function tempDir(
+  prefix = "xferproxy-test-",
+): Promise<{ path: string; remove(): Promise<void> }> {
+  const path = await Deno.makeTempDir({ prefix });
+  return { path, remove: () => Deno.remove(path, { recursive: true }).catch(() => {}) };
+}

@@ -1,0 +1,93 @@
+/**
+ * The real log outputs: lines land in <log_directory>/xferproxy.log, and in
+ * syslog through logger(1) with ident xferproxy and the right priority.
+ */
+import { assertEquals, assertMatch } from "../_assert.ts";
+import { logger, setupLogging, teardownLogging } from "../../src/log/mod.ts";
+import { openLogOutputs } from "../../src/platform/log_outputs.ts";
+import { tempDir } from "./_run.ts";
+
+Deno.test("file sink appends one line per record to xferproxy.log", async () => {
+  const dir = await tempDir();
+  try {
+    const outputs = openLogOutputs({ directory: dir.path });
+    await setupLogging({ logLevel: 1 }, outputs);
+    logger("reverse").info("Received connection request from {ip}", {
+      ip: "198.18.1.2",
+      session: "s1",
+    });
+    logger("reverse").debug("detail {n}", { n: 1 });
+    logger("reverse").trace("not at level 1");
+    await teardownLogging();
+    await outputs.close();
+    const lines = (await Deno.readTextFile(`${dir.path}/xferproxy.log`)).trimEnd().split("\n");
+    assertEquals(lines.length, 2);
+    assertMatch(
+      lines[0]!,
+      new RegExp(
+        `^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z xferproxy\\[${Deno.pid}\\]: LOG Received connection request from 198\\.18\\.1\\.2 session=s1$`,
+      ),
+    );
+    assertMatch(lines[1]!, /: DBG detail 1$/);
+  } finally {
+    await teardownLogging();
+    await dir.remove();
+  }
+});
+
+Deno.test("syslog sink sends ident xferproxy, our pid and the severity through logger(1)", async () => {
+  const dir = await tempDir();
+  const socket = `${dir.path}/log.sock`;
+  // A stand-in for /dev/log: a unix datagram socket that prints what it receives.
+  const server = new Deno.Command("python3", {
+    args: [
+      "-c",
+      `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("ready", flush=True)
+s.settimeout(10)
+for _ in range(2):
+    print(s.recv(65536).decode(), flush=True)
+`,
+      socket,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+    signal: AbortSignal.timeout(20_000),
+  }).spawn();
+  try {
+    const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("ready\n")) text += (await reader.read()).value ?? "";
+    const outputs = openLogOutputs({ syslogSocket: socket });
+    await setupLogging({ logLevel: 0 }, outputs);
+    logger().info("Connection closed (EOF)");
+    logger().error("Failed to initialize proxy service");
+    await teardownLogging();
+    await outputs.close();
+    for (let i = 0; i < 50 && text.split("\n").length < 4; i++) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      text += chunk.value;
+    }
+    const [, info, error] = text.trimEnd().split("\n");
+    // <daemon.info> = 3*8+6 = 30, <daemon.err> = 27
+    assertMatch(
+      info!,
+      new RegExp(`^<30>.*xferproxy\\[${Deno.pid}\\]: LOG Connection closed \\(EOF\\)$`),
+    );
+    assertMatch(
+      error!,
+      new RegExp(`^<27>.*xferproxy\\[${Deno.pid}\\]: ERR Failed to initialize proxy service$`),
+    );
+  } finally {
+    await teardownLogging();
+    try {
+      server.kill();
+    } catch { /* already gone */ }
+    await server.status;
+    await dir.remove();
+  }
+});

@@ -1,0 +1,60 @@
+/**
+ * Each mode runs with only the permissions it needs: the probe gets the same
+ * permission set as the binary (deno.json "permissions.xferproxy"), applies a
+ * command's revocations, and tries every kind of access.
+ */
+import { assertEquals, assertIncludes } from "../_assert.ts";
+import { BINARY, ROOT } from "./_run.ts";
+
+async function probe(args: string[]): Promise<Record<string, string>> {
+  const output = await new Deno.Command(`${ROOT}.tools/bin/deno`, {
+    args: [
+      "run",
+      "--quiet",
+      "--no-prompt",
+      "--cached-only",
+      "--config",
+      `${ROOT}deno.json`,
+      "-P=xferproxy",
+      `${ROOT}tests/e2e/probes/permissions_probe.ts`,
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assertEquals(output.code, 0, stderr);
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
+/** What a command that keeps nothing sees: the set had net, and every attempt is now denied. */
+const NOTHING = {
+  netGrantedBefore: "allowed",
+  connect: "denied",
+  listen: "denied",
+  run: "denied",
+  runSudo: "denied",
+  write: "denied",
+  read: "denied",
+  env: "denied",
+};
+
+Deno.test("check config cannot open a socket, run a program or write a file", async () => {
+  assertEquals(await probe(["check", "config"]), { ...NOTHING, read: "allowed", env: "allowed" });
+});
+
+Deno.test("version and help keep no permission at all", async () => {
+  for (const args of [["version"], ["help"]]) assertEquals(await probe(args), NOTHING);
+});
+
+Deno.test("dist/xferproxy runs with the deno.json permission set", async () => {
+  // A compiled binary embeds the set; the launcher must pass exactly -P=xferproxy with our deno.json.
+  const head = new TextDecoder().decode((await Deno.readFile(BINARY)).subarray(0, 2));
+  if (head === "#!") {
+    const launcher = await Deno.readTextFile(BINARY);
+    assertIncludes(launcher, `--config "${ROOT}deno.json" -P=xferproxy "${ROOT}main.ts"`);
+  } else {
+    assertEquals(head, "\x7fE");
+  }
+});

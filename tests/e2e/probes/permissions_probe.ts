@@ -1,0 +1,40 @@
+// deno-lint-ignore-file no-console
+/**
+ * Run with the binary's permission set (-P=xferproxy): revokes what the
+ * command given as arguments does not need, exactly as main.ts does, then
+ * tries each kind of access and prints one JSON line of what was allowed.
+ */
+import { parseCommand } from "../../../src/cli/parse.ts";
+import { needsOf } from "../../../src/cli/needs.ts";
+import { revokeExcept } from "../../../src/platform/permissions.ts";
+
+async function attempt(action: () => Promise<unknown> | unknown): Promise<string> {
+  try {
+    await action();
+    return "allowed";
+  } catch (error) {
+    return error instanceof Deno.errors.NotCapable
+      ? "denied"
+      : `allowed (${(error as Error).name})`;
+  }
+}
+
+const before = await attempt(() =>
+  Deno.permissions.query({ name: "net" }).then((s) => {
+    if (s.state !== "granted") throw new Deno.errors.NotCapable("net not in the set");
+  })
+);
+revokeExcept(needsOf(parseCommand(Deno.args)));
+const result = {
+  netGrantedBefore: before,
+  connect: await attempt(async () =>
+    (await Deno.connect({ hostname: "127.0.0.1", port: 9 })).close()
+  ),
+  listen: await attempt(() => Deno.listen({ hostname: "127.0.0.1", port: 0 }).close()),
+  run: await attempt(() => new Deno.Command("iptables", { args: ["--version"] }).output()),
+  runSudo: await attempt(() => new Deno.Command("sudo", { args: ["-n", "true"] }).output()),
+  write: await attempt(() => Deno.writeTextFile(Deno.makeTempFileSync(), "x")),
+  read: await attempt(() => Deno.readTextFile("/etc/hostname")),
+  env: await attempt(() => Deno.env.get("HOME")),
+};
+console.log(JSON.stringify(result));
