@@ -1,0 +1,82 @@
+/**
+ * What sshd tells a ForceCommand about the session, parsed and checked.
+ * Pure: the environment comes in as a lookup function.
+ * @module
+ */
+
+import { type DomainEndpoint, parseDomainEndpoint, parsePort } from "../net/endpoint.ts";
+import { type IpAddress, parseIp } from "../net/ip.ts";
+import { USERNAME } from "../config/values.ts";
+import type { ChannelRequest } from "../ssh/policy.ts";
+
+/** One reverse session's facts. */
+export interface SessionInputs {
+  readonly user: string;
+  readonly clientIp: IpAddress;
+  readonly clientPort: number;
+  /** The proxy address and port the client connected to. */
+  readonly proxyIp: IpAddress;
+  readonly proxyPort: number;
+  /** The name the client dialled, from XFERPROXY_HOST, when given and valid. */
+  readonly dialled?: DomainEndpoint;
+  /** XFERPROXY_HOST was set but is not `name[:port]`: ignored, worth a log line. */
+  readonly badDialled?: string;
+  readonly request: ChannelRequest;
+}
+
+/** Bad inputs from sshd: the session cannot go on. */
+export class SessionInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SessionInputError";
+  }
+}
+
+/** Commands sshd passes for the sftp subsystem (its `Subsystem sftp …` line). */
+const SFTP_SERVERS = /^(internal-sftp|(\/\S+\/)?sftp-server)(\s.*)?$/;
+
+/** Maps SSH_ORIGINAL_COMMAND to what the client asked for. */
+export function requestFromCommand(original: string | undefined): ChannelRequest {
+  if (original === undefined || original.trim() === "") return { kind: "shell" };
+  if (SFTP_SERVERS.test(original.trim())) return { kind: "subsystem", name: "sftp" };
+  return { kind: "exec", command: original };
+}
+
+/**
+ * Reads SSH_CONNECTION, SSH_ORIGINAL_COMMAND, USER (or LOGNAME) and XFERPROXY_HOST.
+ * @throws {SessionInputError} when sshd's variables are missing or malformed
+ */
+export function readSessionInputs(env: (name: string) => string | undefined): SessionInputs {
+  const connection = env("SSH_CONNECTION");
+  if (!connection) {
+    throw new SessionInputError("SSH_CONNECTION is not set: xferproxy reverse must be run by sshd");
+  }
+  const [clientIpText = "", clientPortText = "", proxyIpText = "", proxyPortText = "", extra] =
+    connection.split(" ");
+  const clientIp = parseIp(clientIpText);
+  const proxyIp = parseIp(proxyIpText);
+  const clientPort = parsePort(clientPortText);
+  const proxyPort = parsePort(proxyPortText);
+  if (
+    !clientIp || !proxyIp || clientPort === undefined || proxyPort === undefined ||
+    extra !== undefined
+  ) {
+    throw new SessionInputError(`SSH_CONNECTION is malformed: "${connection}"`);
+  }
+  const user = env("USER") ?? env("LOGNAME") ?? "";
+  if (!USERNAME.test(user)) {
+    throw new SessionInputError(`Invalid user name "${user}": must match [a-z_][a-z0-9_.-]{0,31}`);
+  }
+  const host = env("XFERPROXY_HOST");
+  const dialled = host ? parseDomainEndpoint(host) : undefined;
+  return {
+    user,
+    clientIp,
+    clientPort,
+    proxyIp,
+    proxyPort,
+    ...(dialled && typeof dialled !== "string" ? { dialled } : {}),
+    ...(typeof dialled === "string" ? { badDialled: host as string } : {}),
+    request: requestFromCommand(env("SSH_ORIGINAL_COMMAND")),
+  };
+}

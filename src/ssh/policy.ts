@@ -1,0 +1,50 @@
+/**
+ * The command policy: which requests a client may have run upstream.
+ * @module
+ */
+
+import type { CommandPattern } from "../config/mod.ts";
+import { splitShellWords } from "./shell_words.ts";
+
+/** What the client asked sshd to run. */
+export type ChannelRequest =
+  | { readonly kind: "exec"; readonly command: string }
+  | { readonly kind: "subsystem"; readonly name: string }
+  | { readonly kind: "shell" };
+
+/** The policy's answer. */
+export type PolicyVerdict = { readonly allowed: true } | {
+  readonly allowed: false;
+  readonly reason: string;
+};
+
+/** Decides whether the request is allowed by the patterns (first match wins, order does not matter). */
+export function checkCommand(
+  patterns: readonly CommandPattern[],
+  request: ChannelRequest,
+): PolicyVerdict {
+  if (patterns.some((p) => p.kind === "any")) return { allowed: true };
+  switch (request.kind) {
+    case "shell":
+      return { allowed: false, reason: "interactive shells are not allowed" };
+    case "subsystem":
+      return patterns.some((p) => p.kind === "subsystem" && p.name === request.name)
+        ? { allowed: true }
+        : { allowed: false, reason: `subsystem "${request.name}" is not allowed` };
+    case "exec": {
+      const split = splitShellWords(request.command);
+      if (!split.ok) return { allowed: false, reason: `command refused: ${split.reason}` };
+      const { words } = split;
+      const program = words[0];
+      if (program === undefined) {
+        return { allowed: false, reason: "interactive shells are not allowed" };
+      }
+      const match = patterns.some((p) =>
+        p.kind === "exec" && p.argv.length <= words.length && p.argv.every((w, i) => words[i] === w)
+      );
+      return match
+        ? { allowed: true }
+        : { allowed: false, reason: `command "${program}" is not allowed` };
+    }
+  }
+}
