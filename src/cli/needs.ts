@@ -17,6 +17,9 @@ export function needsOf(command: Command): Needs {
       // Reads the config (path from the environment); no network, no writes, no programs.
       return { read: true, env: true };
     case "reverse":
+      // Upstream SSH, config/keys/known_hosts, balancer state and log files,
+      // logger(1) for syslog, stty for the client's pty, sudo for the DNAT helper.
+      return { read: true, write: true, net: true, env: true, run: ["logger", "stty", "sudo"] };
     case "forward":
     case "dnat":
       // Not implemented yet: they only print that, so they keep nothing.

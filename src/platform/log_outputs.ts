@@ -30,24 +30,40 @@ export function openLogOutputs(
       for (const close of closers) await close();
     },
   };
-  if (options.directory) {
-    const file = Deno.openSync(`${options.directory}/xferproxy.log`, {
-      append: true,
-      create: true,
-      mode: 0o660,
-    });
+  const file = options.directory ? openLogFile(`${options.directory}/xferproxy.log`) : undefined;
+  if (file) {
     // One write per line with O_APPEND: lines of concurrent sessions never interleave.
     outputs.appendFile = (line) => {
-      file.writeSync(encoder.encode(line + "\n"));
+      try {
+        file.writeSync(encoder.encode(line + "\n"));
+      } catch { /* disk full or file removed: logging must never end a session */ }
     };
     closers.push(() => file.close());
   } else {
+    // No log directory, or its file cannot be opened: syslog rather than nothing.
     const syslog = spawnLogger(options.syslogSocket);
     outputs.syslog = syslog.send;
     closers.push(syslog.close);
   }
   if (options.stderr) outputs.stderr = (line) => Deno.stderr.writeSync(encoder.encode(line + "\n"));
   return outputs;
+}
+
+/**
+ * Opens the shared log file for appending. Sessions of different users share
+ * it through the log directory's group, so a file we create is made group-
+ * writable whatever our umask. Returns undefined when it cannot be opened.
+ */
+function openLogFile(path: string): Deno.FsFile | undefined {
+  try {
+    const file = Deno.openSync(path, { append: true, create: true, mode: 0o660 });
+    try {
+      Deno.chmodSync(path, 0o660);
+    } catch { /* another user's file: already group-writable */ }
+    return file;
+  } catch {
+    return undefined;
+  }
 }
 
 const FACILITY_DAEMON = 3;

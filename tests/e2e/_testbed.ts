@@ -1,0 +1,498 @@
+/**
+ * A reverse-proxy testbed in network namespaces, built from real parts:
+ *
+ *   client ns (198.18.1.2) ── proxy ns (198.18.1.1, .17 │ 198.18.2.1) ──┬── server A (198.18.2.2)
+ *                             OpenSSH sshd, ForceCommand dist/xferproxy  └── server B (198.18.2.3)
+ *
+ * Users xpt_alice and xpt_bob log in to the proxy with their own keys; the
+ * squash account xpt_xfer exists only upstream. Everything lives in one
+ * temporary directory and is removed by `close()`, also after failures.
+ * Addresses come only from 198.18.0.0/15 and exist only in these namespaces.
+ * @module
+ */
+
+import { must, type Ran, run, waitFor } from "./_exec.ts";
+import { BINARY, ROOT } from "./_run.ts";
+
+/** Addresses of the testbed hosts. */
+export const IP = {
+  client: "198.18.1.2",
+  proxy: "198.18.1.1",
+  /** A second proxy address, for the individual-account, load-balanced rule. */
+  proxyAlt: "198.18.1.17",
+  proxyInside: "198.18.2.1",
+  a: "198.18.2.2",
+  b: "198.18.2.3",
+} as const;
+
+/** Proxy users (they log in to the proxy) and the upstream-only squash account. */
+export const USERS = { alice: "xpt_alice", bob: "xpt_bob", xfer: "xpt_xfer" } as const;
+const GROUP = "xpt_proxy";
+
+/** The namespaces' names. */
+export interface Namespaces {
+  readonly client: string;
+  readonly proxy: string;
+  readonly a: string;
+  readonly b: string;
+}
+
+/** Options for the testbed. */
+export interface TestbedOptions {
+  /** Extra XML inserted into `<rproxy>` of the default config. */
+  readonly rproxyExtra?: string;
+  /** Replaces the default `<rules>` content. */
+  readonly rules?: string;
+}
+
+/** A running testbed. */
+export interface Testbed {
+  readonly dir: string;
+  readonly ns: Namespaces;
+  readonly configPath: string;
+  readonly knownHostsPath: string;
+  readonly logPath: string;
+  readonly dataDir: string;
+  /** Writes a new aspera.conf for the proxy. */
+  writeConfig(xml: string): Promise<void>;
+  /** The default config text for these options. */
+  defaultConfig(options?: TestbedOptions): string;
+  /** argv prefix to run OpenSSH `ssh` in the client namespace as `user` with their key. */
+  sshArgs(user: string): string[];
+  /** argv prefix for `scp` or `sftp` in the client namespace as `user`. */
+  clientArgs(tool: "scp" | "sftp", user: string): string[];
+  /** The `-e` command for rsync: ssh with the same options as `user`. */
+  rsyncShell(user: string): string;
+  /** Runs `ssh user@host command` from the client namespace. */
+  ssh(
+    user: string,
+    host: string,
+    command: string[],
+    options?: { stdin?: string | Uint8Array; extra?: string[]; timeoutMs?: number },
+  ): Promise<Ran>;
+  /** Runs a program in a namespace. */
+  inNs(
+    ns: string,
+    argv: string[],
+    options?: { stdin?: string | Uint8Array; timeoutMs?: number },
+  ): Promise<Ran>;
+  /** The proxy log so far. */
+  log(): Promise<string>;
+  /** Stops or starts server A's or B's sshd. */
+  stopServer(which: "a" | "b"): Promise<void>;
+  startServer(which: "a" | "b"): Promise<void>;
+  /** Host public key line ("type base64") of a server. */
+  hostKey(which: "a" | "b"): Promise<string>;
+  close(): Promise<void>;
+}
+
+const SSH_CLIENT_OPTIONS = [
+  "-F",
+  "/dev/null",
+  "-o",
+  "BatchMode=yes",
+  "-o",
+  "StrictHostKeyChecking=yes",
+  "-o",
+  "ConnectTimeout=10",
+  "-o",
+  "ServerAliveInterval=5",
+  "-o",
+  "LogLevel=ERROR",
+];
+
+/** Builds the testbed. Needs root, iproute2 and OpenSSH. */
+export async function createTestbed(options: TestbedOptions = {}): Promise<Testbed> {
+  const id = crypto.randomUUID().slice(0, 6);
+  const ns: Namespaces = { client: `xp${id}c`, proxy: `xp${id}p`, a: `xp${id}a`, b: `xp${id}b` };
+  const dir = await Deno.makeTempDir({ prefix: "xferproxy-bed-" });
+  const servers = new Map<string, Deno.ChildProcess>();
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const bed: Testbed = {
+    dir,
+    ns,
+    configPath: `${dir}/proxy/aspera.conf`,
+    knownHostsPath: `${dir}/proxy/known_hosts`,
+    logPath: `${dir}/log/xferproxy.log`,
+    dataDir: `${dir}/data`,
+    writeConfig: (xml) => Deno.writeTextFile(`${dir}/proxy/aspera.conf`, xml, { mode: 0o644 }),
+    defaultConfig: (o = options) => defaultConfig(dir, o),
+    sshArgs: (user) => [
+      "ip",
+      "netns",
+      "exec",
+      ns.client,
+      "ssh",
+      ...SSH_CLIENT_OPTIONS,
+      "-i",
+      `${dir}/client/${user}`,
+      "-o",
+      `UserKnownHostsFile=${dir}/client/known_hosts`,
+      "-l",
+      user,
+    ],
+    clientArgs: (tool, user) => [
+      "ip",
+      "netns",
+      "exec",
+      ns.client,
+      tool,
+      ...SSH_CLIENT_OPTIONS,
+      "-i",
+      `${dir}/client/${user}`,
+      "-o",
+      `UserKnownHostsFile=${dir}/client/known_hosts`,
+      "-o",
+      `User=${user}`,
+    ],
+    rsyncShell: (user) =>
+      [
+        "ssh",
+        ...SSH_CLIENT_OPTIONS,
+        "-i",
+        `${dir}/client/${user}`,
+        "-o",
+        `UserKnownHostsFile=${dir}/client/known_hosts`,
+        "-l",
+        user,
+      ].join(" "),
+    ssh: (user, host, command, o = {}) =>
+      run([...bed.sshArgs(user), ...(o.extra ?? []), host, ...command], {
+        ...(o.stdin !== undefined ? { stdin: o.stdin } : {}),
+        timeoutMs: o.timeoutMs ?? 60_000,
+      }),
+    inNs: (name, argv, o = {}) =>
+      run(["ip", "netns", "exec", name, ...argv], {
+        ...(o.stdin !== undefined ? { stdin: o.stdin } : {}),
+        timeoutMs: o.timeoutMs ?? 60_000,
+      }),
+    log: () => Deno.readTextFile(`${dir}/log/xferproxy.log`).catch(() => ""),
+    stopServer: async (which) => {
+      const child = servers.get(which);
+      if (!child) return;
+      servers.delete(which);
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+    },
+    startServer: async (which) => {
+      const name = which === "a" ? ns.a : ns.b;
+      const ip = which === "a" ? IP.a : IP.b;
+      servers.set(which, await startSshd(name, `${dir}/server-${which}/sshd_config`, ip));
+    },
+    hostKey: async (which) => {
+      const pub = await Deno.readTextFile(`${dir}/server-${which}/host_key.pub`);
+      return pub.trim().split(" ").slice(0, 2).join(" ");
+    },
+    close: async () => {
+      for (const which of [...servers.keys()]) {
+        await bed.stopServer(which as "a" | "b").catch(() => {});
+      }
+      const proxySshd = servers.get("proxy");
+      if (proxySshd) await stopChild(proxySshd);
+      for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+  try {
+    await checkReadableByOthers();
+    await buildNetwork(ns, cleanups);
+    await createUsers(dir, cleanups);
+    await writeFiles(bed, options);
+    servers.set("proxy", await startSshd(ns.proxy, `${dir}/proxy/sshd_config`, IP.proxy));
+    await bed.startServer("a");
+    await bed.startServer("b");
+  } catch (error) {
+    await bed.close();
+    throw error;
+  }
+  return bed;
+}
+
+async function stopChild(child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch { /* gone */ }
+  await child.status;
+}
+
+/** sshd runs the binary as the proxy users: the checkout must be readable by them. */
+async function checkReadableByOthers(): Promise<void> {
+  const probe = await run([
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "test",
+    "-r",
+    `${ROOT}main.ts`,
+  ]);
+  if (probe.code !== 0) {
+    throw new Error(
+      `The checkout ${ROOT} is not readable by other users; sshd runs dist/xferproxy as the proxy users (chmod o+rx its parent directories)`,
+    );
+  }
+}
+
+async function buildNetwork(
+  ns: Namespaces,
+  cleanups: Array<() => Promise<unknown>>,
+): Promise<void> {
+  for (const name of Object.values(ns)) {
+    await must(["ip", "netns", "add", name]);
+    cleanups.push(() => run(["ip", "netns", "del", name]));
+    await must(["ip", "-n", name, "link", "set", "lo", "up"]);
+  }
+  const ipn = (name: string, ...args: string[]) => must(["ip", "-n", name, ...args]);
+  await ipn(
+    ns.client,
+    "link",
+    "add",
+    "c0",
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "p0",
+    "netns",
+    ns.proxy,
+  );
+  await ipn(ns.proxy, "link", "add", "br0", "type", "bridge");
+  await ipn(ns.a, "link", "add", "a0", "type", "veth", "peer", "name", "pa", "netns", ns.proxy);
+  await ipn(ns.b, "link", "add", "b0", "type", "veth", "peer", "name", "pb", "netns", ns.proxy);
+  await ipn(ns.proxy, "link", "set", "pa", "master", "br0");
+  await ipn(ns.proxy, "link", "set", "pb", "master", "br0");
+  await ipn(ns.client, "addr", "add", `${IP.client}/24`, "dev", "c0");
+  await ipn(ns.proxy, "addr", "add", `${IP.proxy}/24`, "dev", "p0");
+  await ipn(ns.proxy, "addr", "add", `${IP.proxyAlt}/24`, "dev", "p0");
+  await ipn(ns.proxy, "addr", "add", `${IP.proxyInside}/24`, "dev", "br0");
+  await ipn(ns.a, "addr", "add", `${IP.a}/24`, "dev", "a0");
+  await ipn(ns.b, "addr", "add", `${IP.b}/24`, "dev", "b0");
+  for (
+    const [name, dev] of [
+      [ns.client, "c0"],
+      [ns.proxy, "p0"],
+      [ns.proxy, "br0"],
+      [ns.proxy, "pa"],
+      [ns.proxy, "pb"],
+      [ns.a, "a0"],
+      [ns.b, "b0"],
+    ]
+  ) {
+    await ipn(name as string, "link", "set", dev as string, "up");
+  }
+  await ipn(ns.client, "route", "add", "default", "via", IP.proxy);
+  await ipn(ns.a, "route", "add", "default", "via", IP.proxyInside);
+  await ipn(ns.b, "route", "add", "default", "via", IP.proxyInside);
+  await must(["ip", "netns", "exec", ns.proxy, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+}
+
+async function createUsers(dir: string, cleanups: Array<() => Promise<unknown>>): Promise<void> {
+  // Left over from an interrupted run? Remove first so set-up is repeatable.
+  for (const user of Object.values(USERS)) {
+    await run(["pkill", "-KILL", "-u", user]);
+    await run(["userdel", user]);
+  }
+  await run(["groupdel", GROUP]);
+  await must(["groupadd", GROUP]);
+  cleanups.push(() => run(["groupdel", GROUP]));
+  await Deno.mkdir(`${dir}/home`, { recursive: true });
+  for (const [role, user] of Object.entries(USERS)) {
+    const home = `${dir}/home/${user}`;
+    const groups = role === "xfer" ? [] : ["-G", GROUP];
+    await must(["useradd", "-M", "-d", home, "-s", "/bin/sh", ...groups, user]);
+    cleanups.push(async () => {
+      await run(["pkill", "-KILL", "-u", user]);
+      await run(["userdel", user]);
+    });
+    // A locked password ("!") makes sshd refuse even key logins when PAM is off; "*" means "no password".
+    await must(["usermod", "-p", "*", user]);
+    await Deno.mkdir(`${home}/.ssh`, { recursive: true });
+    await must(["chown", "-R", `${user}:`, home]);
+  }
+}
+
+async function keygen(path: string, comment: string): Promise<void> {
+  await must(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path]);
+}
+
+async function writeFiles(bed: Testbed, options: TestbedOptions): Promise<void> {
+  const dir = bed.dir;
+  await Deno.chmod(dir, 0o755);
+  for (
+    const sub of [
+      "client",
+      "proxy/keys",
+      "proxy/authorized_keys",
+      "server/authorized_keys",
+      "server-a",
+      "server-b",
+      "log",
+      "state",
+      "data",
+    ]
+  ) {
+    await Deno.mkdir(`${dir}/${sub}`, { recursive: true, mode: 0o755 });
+  }
+  // State and log directories: shared by every proxy user through the group (setgid keeps it).
+  for (const sub of ["state", "log"]) {
+    await must(["chown", `root:${GROUP}`, `${dir}/${sub}`]);
+    await Deno.chmod(`${dir}/${sub}`, 0o2770);
+  }
+  await Deno.chmod(`${dir}/data`, 0o1777);
+
+  const serverKeys: string[] = [];
+  for (const user of [USERS.alice, USERS.bob]) {
+    // The client's key for the proxy, and the proxy user's own key for the internal servers.
+    await keygen(`${dir}/client/${user}`, `${user}@client`);
+    await Deno.copyFile(`${dir}/client/${user}.pub`, `${dir}/proxy/authorized_keys/${user}`);
+    const own = `${dir}/home/${user}/.ssh/id_ed25519`;
+    await keygen(own, `${user}@proxy`);
+    await must(["chown", `${user}:`, own, `${own}.pub`]);
+    serverKeys.push(`${user}:${await Deno.readTextFile(`${own}.pub`)}`);
+  }
+  // The squash key: readable by the proxy users' group only.
+  await keygen(`${dir}/proxy/keys/squash`, "squash@proxy");
+  await must(["chown", `root:${GROUP}`, `${dir}/proxy/keys/squash`]);
+  await Deno.chmod(`${dir}/proxy/keys/squash`, 0o640);
+  serverKeys.push(`${USERS.xfer}:${await Deno.readTextFile(`${dir}/proxy/keys/squash.pub`)}`);
+  for (const entry of serverKeys) {
+    const [user, key] = [entry.slice(0, entry.indexOf(":")), entry.slice(entry.indexOf(":") + 1)];
+    await Deno.writeTextFile(`${dir}/server/authorized_keys/${user}`, key, { mode: 0o644 });
+  }
+
+  await keygen(`${dir}/proxy/host_key`, "proxy");
+  const proxyHostKey = (await Deno.readTextFile(`${dir}/proxy/host_key.pub`)).trim().split(" ")
+    .slice(0, 2).join(" ");
+  await Deno.writeTextFile(
+    `${dir}/client/known_hosts`,
+    `${IP.proxy},${IP.proxyAlt} ${proxyHostKey}\n`,
+  );
+  const knownHosts: string[] = [];
+  for (const which of ["a", "b"] as const) {
+    await keygen(`${dir}/server-${which}/host_key`, `server-${which}`);
+    await Deno.writeTextFile(`${dir}/server-${which}/sshd_config`, serverSshdConfig(dir, which));
+    knownHosts.push(`${which === "a" ? IP.a : IP.b} ${await bed.hostKey(which)}`);
+  }
+  await Deno.writeTextFile(bed.knownHostsPath, knownHosts.join("\n") + "\n", { mode: 0o644 });
+  await Deno.writeTextFile(`${dir}/proxy/sshd_config`, proxySshdConfig(dir, bed.configPath));
+  await bed.writeConfig(defaultConfig(dir, options));
+}
+
+function commonSshdConfig(hostKey: string, pidFile: string, authorized: string): string {
+  return [
+    `HostKey ${hostKey}`,
+    `PidFile ${pidFile}`,
+    `AuthorizedKeysFile ${authorized}/%u`,
+    "StrictModes no",
+    "UsePAM no",
+    "PasswordAuthentication no",
+    "KbdInteractiveAuthentication no",
+    "PermitRootLogin no",
+    "LogLevel VERBOSE",
+    "Subsystem sftp /usr/lib/openssh/sftp-server",
+  ].join("\n");
+}
+
+function proxySshdConfig(dir: string, configPath: string): string {
+  return [
+    `ListenAddress ${IP.proxy}`,
+    `ListenAddress ${IP.proxyAlt}`,
+    "Port 22",
+    commonSshdConfig(
+      `${dir}/proxy/host_key`,
+      `${dir}/proxy/sshd.pid`,
+      `${dir}/proxy/authorized_keys`,
+    ),
+    // The block docs/reverse.md gives administrators.
+    `Match Group ${GROUP}`,
+    `  ForceCommand ${BINARY} reverse --config ${configPath}`,
+    "  DisableForwarding yes",
+    "  AcceptEnv XFERPROXY_HOST",
+    "  PermitTTY yes",
+    "",
+  ].join("\n");
+}
+
+function serverSshdConfig(dir: string, which: "a" | "b"): string {
+  return [
+    `ListenAddress ${which === "a" ? IP.a : IP.b}`,
+    "Port 22",
+    commonSshdConfig(
+      `${dir}/server-${which}/host_key`,
+      `${dir}/server-${which}/sshd.pid`,
+      `${dir}/server/authorized_keys`,
+    ),
+    "",
+  ].join("\n");
+}
+
+/** The testbed's default aspera.conf: a squash rule on .1 and a balanced individual rule on .17. */
+function defaultConfig(dir: string, options: TestbedOptions): string {
+  const testCommands = [
+    "ascp",
+    "scp",
+    "rsync --server",
+    "subsystem:sftp",
+    "ls",
+    "cat",
+    "printenv",
+    "sha256sum",
+    "tty",
+    "sleep",
+    "true",
+    "false",
+    "head",
+    "kill",
+  ]
+    .map((c) => `<command>${c}</command>`).join("");
+  const rules = options.rules ?? `
+        <rule host_ip="${IP.proxy}">
+          <host>${IP.a}:22</host>
+          <squash_user>${USERS.xfer}</squash_user>
+          <keyfile>${dir}/proxy/keys/squash</keyfile>
+          <connect_timeout>3</connect_timeout>
+        </rule>
+        <rule host_ip="${IP.proxyAlt}/32">
+          <balancing>round_robin</balancing>
+          <hosts>
+            <host>${IP.a}</host>
+            <host>${IP.b}</host>
+          </hosts>
+          <keyfile>${dir}/home/$(user)/.ssh/id_ed25519</keyfile>
+          <connect_timeout>3</connect_timeout>
+        </rule>`;
+  return `<CONF version="2">
+  <server>
+    <state_directory>${dir}/state</state_directory>
+    <rproxy>
+      <enabled>true</enabled>
+      <log_level>1</log_level>
+      <log_directory>${dir}/log</log_directory>
+      <known_hosts>${dir}/proxy/known_hosts</known_hosts>
+      <allowed_commands>${testCommands}</allowed_commands>
+      ${options.rproxyExtra ?? ""}
+      <rules>${rules}
+      </rules>
+    </rproxy>
+  </server>
+</CONF>
+`;
+}
+
+async function startSshd(ns: string, config: string, ip: string): Promise<Deno.ChildProcess> {
+  await Deno.mkdir("/run/sshd", { recursive: true });
+  await must(["/usr/sbin/sshd", "-t", "-f", config]);
+  const child = new Deno.Command("ip", {
+    args: ["netns", "exec", ns, "/usr/sbin/sshd", "-D", "-E", `${config}.log`, "-f", config],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await waitFor(`sshd on ${ip}:22 in ${ns}`, async () => {
+    const probe = await run(["ip", "netns", "exec", ns, "ss", "-Hltn", `src ${ip}:22`]);
+    return probe.stdout.includes(`${ip}:22`);
+  });
+  return child;
+}
