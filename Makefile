@@ -56,7 +56,7 @@ test-e2e: bin sysdeps
 
 test: check-static test-unit test-e2e
 
-demo: bin
+demo: bin sysdeps
 	@examples/demo.sh
 
 fmt: deps

@@ -11,7 +11,7 @@ const MAIN = `xferproxy - open DMZ proxy for SSH-negotiated high-speed (FASP) tr
 Usage: xferproxy <mode> [options]
 
 Modes:
-  reverse    bridge an sshd session to an internal server (sshd ForceCommand)   [not implemented yet]
+  reverse    bridge an sshd session to an internal server (sshd ForceCommand)
   forward    proxy daemon with an HTTP/HTTPS API for inside users              [not implemented yet]
   check      validate the config, print the option spec, audit the host
   dnat       add, remove, list and reap UDP DNAT rules (via sudo)            [not implemented yet]
@@ -44,8 +44,23 @@ Exit status: 0 clean (warnings allowed), 1 an error was found, 2 usage error.`;
 
 const REVERSE = `Usage: xferproxy reverse [--config PATH]
 
-Run by OpenSSH sshd as ForceCommand, once per session, as the logged-in user.
-Not implemented yet: this build refuses every session with exit status 1.`;
+Run by OpenSSH sshd as ForceCommand, once per session, as the logged-in user
+(see docs/reverse.md for the sshd_config block). It bridges the client's
+session to an internal server chosen by the first matching <rule>:
+
+  SSH_CONNECTION        client and proxy address (set by sshd; required)
+  SSH_ORIGINAL_COMMAND  the client's command; sshd's sftp-server line maps to
+                        the sftp subsystem; none = interactive shell
+  USER                  the proxy user; <squash_user> replaces it upstream
+  XFERPROXY_HOST        optional name[:port] the client dialled, for host_domain
+                        rules (ssh -o SetEnv=XFERPROXY_HOST=…; AcceptEnv needed)
+
+Only allowed commands run (<allowed_commands>; default ascp, ascp4, scp,
+rsync --server, subsystem:sftp). The internal server's host key must be in
+<known_hosts>. Logs go to syslog or <log_directory>, never to the client.
+
+Exit status: the upstream command's, 1 when the command is refused, 255 for
+proxy or connection errors.`;
 
 const FORWARD = `Usage: xferproxy forward [--config PATH]
 

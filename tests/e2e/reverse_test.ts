@@ -297,6 +297,36 @@ Deno.test({
         },
       );
 
+      await t.step("an encrypted or unreadable keyfile is a clear error", async () => {
+        const config = bed.defaultConfig();
+        const encrypted = `${bed.dir}/proxy/keys/encrypted`;
+        await must(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", encrypted]);
+        await Deno.chmod(encrypted, 0o644);
+        const unreadable = `${bed.dir}/proxy/keys/root-only`;
+        await Deno.copyFile(`${bed.dir}/proxy/keys/squash`, unreadable);
+        await Deno.chmod(unreadable, 0o600);
+        try {
+          const cases: Array<[string, RegExp]> = [
+            [
+              encrypted,
+              /ERR Refused: Keyfile "\S+\/encrypted" is encrypted: use a key without a passphrase/,
+            ],
+            [unreadable, /ERR Refused: cannot read keyfile: permission denied/],
+          ];
+          for (const [key, logLine] of cases) {
+            await bed.writeConfig(config.replace(`${bed.dir}/proxy/keys/squash`, key));
+            const result = await bed.ssh(alice, IP.proxy, ["true"]);
+            assertEquals([result.code, result.stderr], [
+              255,
+              "xferproxy: cannot log in to the internal server (proxy key problem)\n",
+            ]);
+            assertMatch(await bed.log(), logLine);
+          }
+        } finally {
+          await bed.writeConfig(config);
+        }
+      });
+
       await t.step("no matching rule: one line to the client, exit 255, logged", async () => {
         const config = bed.defaultConfig();
         try {

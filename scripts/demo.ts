@@ -1,0 +1,127 @@
+/**
+ * make demo: the bundled examples/aspera.conf, run for real. Builds the
+ * namespace testbed (client, proxy, two internal servers), points the
+ * example's paths and squash account at it, pushes a file through the
+ * reverse proxy with real scp, shows the proxy's log lines, tears down.
+ */
+// deno-lint-ignore-file no-console
+import { must, run } from "../tests/e2e/_exec.ts";
+import { createTestbed, IP, USERS } from "../tests/e2e/_testbed.ts";
+import { BINARY, ROOT } from "../tests/e2e/_run.ts";
+
+const MB = 50;
+
+function banner(text: string): void {
+  console.log(`\n== ${text}`);
+}
+
+async function sha256(path: string): Promise<string> {
+  return (await must(["sha256sum", path])).split(" ")[0] as string;
+}
+
+if (Deno.uid() !== 0) {
+  console.error("make demo builds network namespaces and test users: run it as root");
+  Deno.exit(1);
+}
+
+const bed = await createTestbed();
+try {
+  const example = await Deno.readTextFile(`${ROOT}examples/aspera.conf`);
+  const config = example
+    .replaceAll("/etc/xferproxy/keys/id_ed25519", `${bed.dir}/proxy/keys/squash`)
+    .replaceAll("/home/$(user)/", `${bed.dir}/home/$(user)/`)
+    .replaceAll("/etc/xferproxy/known_hosts", bed.knownHostsPath)
+    .replaceAll("/var/lib/xferproxy", `${bed.dir}/state`)
+    .replace("<log_directory></log_directory>", `<log_directory>${bed.dir}/log</log_directory>`)
+    .replace("<squash_user>xfer</squash_user>", `<squash_user>${USERS.xfer}</squash_user>`);
+  await bed.writeConfig(config);
+  banner("examples/aspera.conf, with paths pointed at the testbed");
+  console.log((await run([BINARY, "check", "config", "--config", bed.configPath])).stdout.trim());
+  console.log(
+    `client ${IP.client} → proxy ${IP.proxy} (sshd ForceCommand dist/xferproxy reverse) → servers ${IP.a}, ${IP.b}`,
+  );
+
+  const src = `${bed.dir}/demo.bin`;
+  await must(["dd", "if=/dev/urandom", `of=${src}`, "bs=1M", `count=${MB}`, "status=none"]);
+  await Deno.chmod(src, 0o644);
+
+  banner(
+    `scp ${MB} MB up through the proxy as ${USERS.alice} (squash rule: lands as ${USERS.xfer})`,
+  );
+  const remote = `${bed.dataDir}/demo.bin`;
+  let started = performance.now();
+  await must([...bed.clientArgs("scp", USERS.alice), "-O", src, `${IP.proxy}:${remote}`], {
+    timeoutMs: 120_000,
+  });
+  const upRate = MB / ((performance.now() - started) / 1000);
+  const owner = (await must(["stat", "-c", "%U", remote])).trim();
+  console.log(`uploaded: ${upRate.toFixed(1)} MB/s, owner on the internal server: ${owner}`);
+
+  banner("scp it back down, compare sha256");
+  const back = `${bed.dir}/demo-back.bin`;
+  await must([...bed.clientArgs("scp", USERS.alice), "-O", `${IP.proxy}:${remote}`, back], {
+    timeoutMs: 120_000,
+  });
+  console.log(`sha256 sent ${await sha256(src)}\nsha256 back ${await sha256(back)}`);
+
+  banner("direct scp to the internal server, same file, for comparison");
+  const key = `${bed.dir}/direct_key`;
+  await Deno.copyFile(`${bed.dir}/proxy/keys/squash`, key);
+  await Deno.chmod(key, 0o600);
+  started = performance.now();
+  await must([
+    "ip",
+    "netns",
+    "exec",
+    bed.ns.client,
+    "scp",
+    "-O",
+    "-F",
+    "/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    `UserKnownHostsFile=${bed.knownHostsPath}`,
+    "-i",
+    key,
+    src,
+    `${USERS.xfer}@${IP.a}:${bed.dataDir}/direct.bin`,
+  ], { timeoutMs: 120_000 });
+  const directRate = MB / ((performance.now() - started) / 1000);
+  console.log(
+    `direct: ${directRate.toFixed(1)} MB/s; through the proxy: ${
+      (upRate / directRate).toFixed(2)
+    }x of direct`,
+  );
+
+  banner(`load-balanced rule (${IP.proxyAlt}, individual accounts): two uploads as ${USERS.bob}`);
+  for (let i = 1; i <= 2; i++) {
+    const target = `${bed.dataDir}/bob-${i}.txt`;
+    await Deno.writeTextFile(`${bed.dir}/bob.txt`, `upload ${i}\n`);
+    await must([
+      ...bed.clientArgs("scp", USERS.bob),
+      "-O",
+      `${bed.dir}/bob.txt`,
+      `${IP.proxyAlt}:${target}`,
+    ]);
+    const served = (await bed.log()).split("\n").filter((l) =>
+      l.includes(`user=${USERS.bob}`) && l.includes("Established")
+    )
+      .at(-1)?.match(/server (\S+)/)?.[1];
+    console.log(
+      `upload ${i}: served by ${served}, owner ${
+        (await must(["stat", "-c", "%U", target])).trim()
+      }`,
+    );
+  }
+
+  banner("a refused command");
+  const refused = await bed.ssh(USERS.alice, IP.proxy, [`scp -t /tmp; sh -c id`]);
+  console.log(`exit ${refused.code}: ${refused.stderr.trim()}`);
+
+  banner("proxy log");
+  console.log((await bed.log()).trim());
+} finally {
+  await bed.close();
+  banner("testbed removed");
+}
