@@ -65,28 +65,8 @@ try {
   console.log(`sha256 sent ${await sha256(src)}\nsha256 back ${await sha256(back)}`);
 
   banner("direct scp to the internal server, same file, for comparison");
-  const key = `${bed.dir}/direct_key`;
-  await Deno.copyFile(`${bed.dir}/proxy/keys/squash`, key);
-  await Deno.chmod(key, 0o600);
   started = performance.now();
-  await must([
-    "ip",
-    "netns",
-    "exec",
-    bed.ns.client,
-    "scp",
-    "-O",
-    "-F",
-    "/dev/null",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    `UserKnownHostsFile=${bed.knownHostsPath}`,
-    "-i",
-    key,
-    src,
-    `${USERS.xfer}@${IP.a}:${bed.dataDir}/direct.bin`,
-  ], { timeoutMs: 120_000 });
+  await must(await bed.directScpArgs(src, `${bed.dataDir}/direct.bin`), { timeoutMs: 120_000 });
   const directRate = MB / ((performance.now() - started) / 1000);
   console.log(
     `direct: ${directRate.toFixed(1)} MB/s; through the proxy: ${

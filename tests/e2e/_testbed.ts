@@ -61,6 +61,8 @@ export interface Testbed {
   sshArgs(user: string): string[];
   /** argv prefix for `scp` or `sftp` in the client namespace as `user`. */
   clientArgs(tool: "scp" | "sftp", user: string): string[];
+  /** argv of a legacy-protocol scp from the client straight to server A as the squash account (no proxy). */
+  directScpArgs(src: string, remotePath: string): Promise<string[]>;
   /** The `-e` command for rsync: ssh with the same options as `user`. */
   rsyncShell(user: string): string;
   /** Runs `ssh user@host command` from the client namespace. */
@@ -145,6 +147,27 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
       "-o",
       `User=${user}`,
     ],
+    directScpArgs: async (src, remotePath) => {
+      // ssh refuses the group-readable squash key: use a private copy.
+      const key = `${dir}/direct_key`;
+      await Deno.copyFile(`${dir}/proxy/keys/squash`, key);
+      await Deno.chmod(key, 0o600);
+      return [
+        "ip",
+        "netns",
+        "exec",
+        ns.client,
+        "scp",
+        "-O",
+        ...SSH_CLIENT_OPTIONS,
+        "-o",
+        `UserKnownHostsFile=${dir}/proxy/known_hosts`,
+        "-i",
+        key,
+        src,
+        `${USERS.xfer}@${IP.a}:${remotePath}`,
+      ];
+    },
     rsyncShell: (user) =>
       [
         "ssh",
