@@ -24,6 +24,25 @@ import { connectUpstream } from "./src/ssh/bridge.ts";
 import { readSessionInputs, SessionInputError } from "./src/reverse/inputs.ts";
 import { EXIT_PROXY_ERROR, runSession, type SessionOutcome } from "./src/reverse/session.ts";
 import { noUdpForwarding } from "./src/reverse/udp.ts";
+import { parseDnatArgs } from "./src/dnat/args.ts";
+import { NotAuthorizedError } from "./src/dnat/authorize.ts";
+import { conntrackTool } from "./src/dnat/conntrack.ts";
+import {
+  addSession,
+  ForwardingDisabledError,
+  listSessions,
+  reap,
+  removeSessions,
+} from "./src/dnat/helper.ts";
+import { iptablesBackend, NetfilterError } from "./src/dnat/iptables.ts";
+import {
+  checkRootOwned,
+  forwardingEnabled,
+  liveXferproxyPids,
+  UntrustedConfigError,
+  withLock,
+} from "./src/platform/dnat_host.ts";
+import { CommandNotFoundError, realRunner } from "./src/platform/runner.ts";
 import { realFs } from "./src/platform/fs.ts";
 import { type Output, realOutput } from "./src/platform/output.ts";
 import { revokeExcept } from "./src/platform/permissions.ts";
@@ -70,8 +89,9 @@ export async function main(argv: readonly string[], output: Output): Promise<num
         writeStderrLine("xferproxy: internal error");
         return EXIT_PROXY_ERROR;
       }
-    case "forward":
     case "dnat":
+      return await dnat(command.args, configPath as string, output);
+    case "forward":
       return notImplemented(command.mode, output);
   }
 }
@@ -146,6 +166,118 @@ async function reverse(configPath: string): Promise<number> {
     return EXIT_PROXY_ERROR;
   }
   return outcome.exitCode;
+}
+
+/**
+ * The DNAT helper, normally run through sudo by reverse sessions. Errors are
+ * one line on stderr (read by the session, or by an administrator).
+ */
+async function dnat(args: readonly string[], configPath: string, output: Output): Promise<number> {
+  let command;
+  try {
+    command = parseDnatArgs(args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    output.err(`xferproxy: ${error.message} (${usageHint("dnat")})\n`);
+    return EXIT.usage;
+  }
+  let outputs;
+  try {
+    // Started by sudo for a user: only a root-owned config may authorize destinations.
+    const sudoUid = Deno.env.get("SUDO_UID");
+    if (sudoUid !== undefined && sudoUid !== "0") checkRootOwned(configPath);
+    const { config } = await loadConfig(configPath, realFs);
+    const rproxy = config.server.rproxy;
+    outputs = openLogOutputs(rproxy.logDirectory ? { directory: rproxy.logDirectory } : {});
+    await setupLogging({ logLevel: rproxy.logLevel }, outputs);
+    const termination = terminationSignal();
+    const deps = {
+      backend: iptablesBackend(realRunner),
+      conntrack: conntrackTool(realRunner),
+      config,
+      lock: <T>(fn: () => Promise<T>) => withLock(config.server.stateDirectory, fn),
+      livePids: () => liveXferproxyPids(realRunner),
+      forwardingEnabled: (family: 4 | 6) => forwardingEnabled(realRunner, family),
+      emit: (event: Record<string, unknown>) => output.out(JSON.stringify(event) + "\n"),
+      print: (text: string) => output.out(text),
+      released: () =>
+        Promise.race([
+          drainStdin(),
+          new Promise<void>((r) => termination.signal.addEventListener("abort", () => r())),
+        ]),
+      sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
+      log: logger("dnat"),
+    };
+    try {
+      switch (command.action) {
+        case "add":
+          await addSession(deps, command.request, command.hold);
+          break;
+        case "del": {
+          const removed = await removeSessions(deps, new Set([command.id]));
+          if (removed.length === 0) {
+            output.err(`xferproxy: no DNAT session ${command.id}\n`);
+            return EXIT.failure;
+          }
+          logger("dnat").info("Removed UDP forwarding of session {session}", {
+            session: command.id,
+          });
+          break;
+        }
+        case "list":
+          await listSessions(deps, command.json);
+          break;
+        case "reap": {
+          const removed = await reap(deps, command.all);
+          output.out(`reaped ${removed.length} session${removed.length === 1 ? "" : "s"}\n`);
+          break;
+        }
+      }
+    } finally {
+      termination.dispose();
+    }
+    return EXIT.ok;
+  } catch (error) {
+    const known = [
+      ConfigError,
+      UntrustedConfigError,
+      NotAuthorizedError,
+      ForwardingDisabledError,
+      NetfilterError,
+    ];
+    if (error instanceof CommandNotFoundError) {
+      const line = `ERR Failed to initialize proxy service: ${error.program} is not installed; ` +
+        `install it: apt-get install ${
+          error.program === "conntrack" ? "conntrack" : "iptables"
+        } (Debian) ` +
+        `or yum install ${
+          error.program === "conntrack" ? "conntrack-tools" : "iptables"
+        } (Red Hat)`;
+      output.err(`xferproxy: ${line}\n`);
+      logger("dnat").error(line.replace(/^ERR /, ""));
+      return EXIT.failure;
+    }
+    if (!known.some((k) => error instanceof k)) throw error;
+    const message = (error as Error).message;
+    output.err(
+      `xferproxy: ${error instanceof NotAuthorizedError ? `dnat refused: ${message}` : message}\n`,
+    );
+    logger("dnat").error("dnat {action} failed: {error}", {
+      action: command.action,
+      error: message,
+    });
+    return EXIT.failure;
+  } finally {
+    await teardownLogging();
+    await outputs?.close();
+  }
+}
+
+/** Resolves when stdin reaches EOF (the session process closed its end, or died). */
+async function drainStdin(): Promise<void> {
+  try {
+    for await (const _ of Deno.stdin.readable) { /* discard */ }
+  } catch { /* closed */ }
 }
 
 function notImplemented(what: string, output: Output): number {

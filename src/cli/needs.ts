@@ -20,9 +20,28 @@ export function needsOf(command: Command): Needs {
       // Upstream SSH, config/keys/known_hosts, balancer state and log files,
       // logger(1) for syslog, stty for the client's pty, sudo for the DNAT helper.
       return { read: true, write: true, net: true, env: true, run: ["logger", "stty", "sudo"] };
-    case "forward":
     case "dnat":
-      // Not implemented yet: they only print that, so they keep nothing.
+      // Netfilter and conntrack tools, the config, its lock and log; never the network.
+      return {
+        read: true,
+        write: true,
+        env: true,
+        run: [
+          "iptables",
+          "iptables-save",
+          "iptables-restore",
+          "ip6tables",
+          "ip6tables-save",
+          "ip6tables-restore",
+          "nft",
+          "conntrack",
+          "logger",
+          "sysctl",
+          "ps",
+        ],
+      };
+    case "forward":
+      // Not implemented yet: it only prints that, so it keeps nothing.
       return {};
   }
 }

@@ -75,12 +75,28 @@ export function parseCommand(argv: readonly string[]): Command {
       return withConfig({ mode }, values.config);
     }
     case "forward":
-    case "dnat": {
-      const { values, positionals } = parseStrict(rest, mode, CONFIG_OPTION, true);
-      if (values.help) return { mode: "help", topic: mode };
-      return withConfig({ mode, args: positionals }, values.config);
+    case "dnat":
+      return parsePassThrough(mode, rest);
+  }
+}
+
+/** Modes with their own argument parsers: take --config and --help here, pass the rest on. */
+function parsePassThrough(mode: "forward" | "dnat", rest: string[]): Command {
+  if (rest.includes("--help") || rest.includes("-h")) return { mode: "help", topic: mode };
+  const args: string[] = [];
+  let configPath: string | undefined;
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i] as string;
+    if (arg === "--config") {
+      configPath = rest[++i];
+      if (configPath === undefined) throw new UsageError("option --config needs a value", mode);
+    } else if (arg.startsWith("--config=")) {
+      configPath = arg.slice("--config=".length);
+    } else {
+      args.push(arg);
     }
   }
+  return withConfig({ mode, args }, configPath);
 }
 
 function parseHelp(rest: string[]): Command {

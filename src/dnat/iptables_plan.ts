@@ -1,0 +1,177 @@
+/**
+ * iptables rule planning, pure: sessions → iptables-restore text, and
+ * iptables-save text → our rules. Rules are written exactly as iptables-save
+ * prints them, so what we add can be deleted by the same text. Only our own
+ * chains and the single jump into each are ever written.
+ * @module
+ */
+
+import type { DnatSession, InstalledSession } from "./types.ts";
+import { parseRuleTag, ruleTag } from "./types.ts";
+
+/** Our chains, the table each lives in, and the built-in chain that jumps to it. */
+export const CHAINS = [
+  { table: "nat", chain: "XFERPROXY-PRE", from: "PREROUTING" },
+  { table: "nat", chain: "XFERPROXY-POST", from: "POSTROUTING" },
+  { table: "filter", chain: "XFERPROXY-FWD", from: "FORWARD" },
+] as const;
+
+/** A table of iptables. */
+export type Table = "nat" | "filter";
+
+/** One of our rules: table, chain, and the rule text after `-A CHAIN `. */
+export interface OurRule {
+  readonly table: Table;
+  readonly chain: string;
+  readonly spec: string;
+  readonly id: string;
+  readonly owner: number;
+}
+
+function host(ip: DnatSession["client"]): string {
+  return `${ip.text}/${ip.family === 4 ? 32 : 128}`;
+}
+
+function destination(s: DnatSession): string {
+  return s.server.family === 6
+    ? `[${s.server.text}]:${s.serverPort}`
+    : `${s.server.text}:${s.serverPort}`;
+}
+
+/** The session's three rules, in iptables-save form. */
+export function sessionRules(s: DnatSession): OurRule[] {
+  const tag = `-m comment --comment "${ruleTag(s.id, s.owner)}"`;
+  const sport = s.clientPort === undefined ? "" : ` --sport ${s.clientPort}`;
+  const origSport = s.clientPort === undefined ? "" : ` --ctorigsrcport ${s.clientPort}`;
+  // Both directions of this session's flows, and nothing else: conntrack remembers the original tuple.
+  const flows =
+    `-p udp -m conntrack --ctstate DNAT --ctorigsrc ${s.client.text} --ctorigdst ${s.proxy.text}` +
+    `${origSport} --ctorigdstport ${s.proxyPort} ${tag}`;
+  const base = { id: s.id, owner: s.owner };
+  return [
+    {
+      ...base,
+      table: "nat",
+      chain: "XFERPROXY-PRE",
+      spec:
+        `-s ${host(s.client)} -d ${
+          host(s.proxy)
+        } -p udp -m udp${sport} --dport ${s.proxyPort} ${tag} ` +
+        `-j DNAT --to-destination ${destination(s)}`,
+    },
+    { ...base, table: "nat", chain: "XFERPROXY-POST", spec: `${flows} -j MASQUERADE` },
+    { ...base, table: "filter", chain: "XFERPROXY-FWD", spec: `${flows} -j ACCEPT` },
+  ];
+}
+
+/** iptables-restore input: per table, `-D` lines then `-A` lines, one COMMIT each. */
+export function restoreText(remove: readonly OurRule[], add: readonly OurRule[]): string {
+  const out: string[] = [];
+  for (const table of ["nat", "filter"] as const) {
+    const lines = [
+      ...remove.filter((r) => r.table === table).map((r) => `-D ${r.chain} ${r.spec}`),
+      ...add.filter((r) => r.table === table).map((r) => `-A ${r.chain} ${r.spec}`),
+    ];
+    if (lines.length) out.push(`*${table}`, ...lines, "COMMIT");
+  }
+  return out.length ? out.join("\n") + "\n" : "";
+}
+
+/**
+ * Creates whichever of our chains and jumps are missing, given current
+ * iptables-save output. Jumps go first in their built-in chain so admins'
+ * own rules (a FORWARD DROP, say) cannot shadow session flows. Undefined
+ * when all is in place. Existing chains are never redeclared: with
+ * --noflush a declaration would flush them.
+ */
+export function ensureText(save: string): string | undefined {
+  const tables = splitTables(save);
+  const out: string[] = [];
+  for (const table of ["nat", "filter"] as const) {
+    const lines = tables.get(table) ?? [];
+    const wanted: string[] = [];
+    for (const c of CHAINS.filter((c) => c.table === table)) {
+      if (!lines.some((l) => l.startsWith(`:${c.chain} `))) wanted.push(`:${c.chain} - [0:0]`);
+    }
+    for (const c of CHAINS.filter((c) => c.table === table)) {
+      if (!lines.includes(`-A ${c.from} -j ${c.chain}`)) {
+        wanted.push(`-I ${c.from} 1 -j ${c.chain}`);
+      }
+    }
+    if (wanted.length) out.push(`*${table}`, ...wanted, "COMMIT");
+  }
+  return out.length ? out.join("\n") + "\n" : undefined;
+}
+
+/** Removes our jumps and chains (after their rules are gone); nothing else. */
+export function teardownText(save: string): string | undefined {
+  const tables = splitTables(save);
+  const out: string[] = [];
+  for (const table of ["nat", "filter"] as const) {
+    const lines = tables.get(table) ?? [];
+    const wanted: string[] = [];
+    for (const c of CHAINS.filter((c) => c.table === table)) {
+      if (lines.includes(`-A ${c.from} -j ${c.chain}`)) wanted.push(`-D ${c.from} -j ${c.chain}`);
+    }
+    for (const c of CHAINS.filter((c) => c.table === table)) {
+      if (lines.some((l) => l.startsWith(`:${c.chain} `))) wanted.push(`-X ${c.chain}`);
+    }
+    if (wanted.length) out.push(`*${table}`, ...wanted, "COMMIT");
+  }
+  return out.length ? out.join("\n") + "\n" : undefined;
+}
+
+/** Our rules in iptables-save output: rules in our chains that carry our tag. */
+export function parseOurRules(save: string): OurRule[] {
+  const rules: OurRule[] = [];
+  for (const [table, lines] of splitTables(save)) {
+    for (const line of lines) {
+      const m = /^-A (XFERPROXY-(?:PRE|POST|FWD)) (.*)$/.exec(line);
+      if (!m) continue;
+      const tag = /--comment "?([^" ]+)"?/.exec(m[2] as string)?.[1];
+      const parsed = tag ? parseRuleTag(tag) : undefined;
+      if (!parsed) continue;
+      rules.push({ table: table as Table, chain: m[1] as string, spec: m[2] as string, ...parsed });
+    }
+  }
+  return rules;
+}
+
+/** Sessions, read back from their DNAT rules. */
+export function sessionsOf(rules: readonly OurRule[]): InstalledSession[] {
+  const sessions: InstalledSession[] = [];
+  for (const rule of rules.filter((r) => r.chain === "XFERPROXY-PRE")) {
+    const field = (flag: string) => new RegExp(`${flag} (\\S+)`).exec(rule.spec)?.[1];
+    const to = field("--to-destination") ?? "";
+    const toMatch = /^\[?([^\]]+?)\]?:(\d+)$/.exec(to);
+    const sport = field("--sport");
+    sessions.push({
+      id: rule.id,
+      owner: rule.owner,
+      client: (field("-s") ?? "").replace(/\/\d+$/, ""),
+      ...(sport ? { clientPort: Number(sport) } : {}),
+      proxy: (field("-d") ?? "").replace(/\/\d+$/, ""),
+      proxyPort: Number(field("--dport")),
+      server: toMatch?.[1] ?? "",
+      serverPort: Number(toMatch?.[2]),
+    });
+  }
+  return sessions;
+}
+
+function splitTables(save: string): Map<string, string[]> {
+  const tables = new Map<string, string[]>();
+  let current: string[] | undefined;
+  for (const raw of save.split("\n")) {
+    const line = raw.trim();
+    if (line.startsWith("*")) {
+      current = [];
+      tables.set(line.slice(1), current);
+    } else if (line === "COMMIT") {
+      current = undefined;
+    } else if (current && line && !line.startsWith("#")) {
+      current.push(line);
+    }
+  }
+  return tables;
+}
