@@ -23,7 +23,7 @@ import { createBalancer } from "./src/balancer/balancer.ts";
 import { connectUpstream } from "./src/ssh/bridge.ts";
 import { readSessionInputs, SessionInputError } from "./src/reverse/inputs.ts";
 import { EXIT_PROXY_ERROR, runSession, type SessionOutcome } from "./src/reverse/session.ts";
-import { noUdpForwarding } from "./src/reverse/udp.ts";
+import { selfPath, sudoForwarder } from "./src/platform/dnat_helper_process.ts";
 import { parseDnatArgs } from "./src/dnat/args.ts";
 import { NotAuthorizedError } from "./src/dnat/authorize.ts";
 import { conntrackTool } from "./src/dnat/conntrack.ts";
@@ -146,7 +146,13 @@ async function reverse(configPath: string): Promise<number> {
       newId: () => crypto.randomUUID(),
       balancer: (dir) => createBalancer(openSharedJson(dir, "balancer"), () => Date.now()),
       connect: connectUpstream,
-      udp: noUdpForwarding,
+      udp: sudoForwarder({
+        binary: selfPath(env),
+        configPath,
+        owner: Deno.pid,
+        log: logger("reverse", "udp"),
+        tellClient: writeStderrLine,
+      }),
       tellClient: writeStderrLine,
       log: logger("reverse"),
     });

@@ -34,7 +34,10 @@ cat >"$out" <<LAUNCHER
 # ("permissions.xferproxy"), exactly as the compiled binary would.
 # --quiet keeps Deno's own notices off stderr: in reverse mode that is the
 # SSH client's stream.
-DENO_NO_UPDATE_CHECK=1 exec "$root/.tools/bin/deno" run --quiet --no-prompt --cached-only --frozen \\
+# XFERPROXY_BIN: the path sudoers names when a session runs "sudo xferproxy dnat".
+case "\$0" in /*) self="\$0" ;; *) self="\$PWD/\$0" ;; esac
+export XFERPROXY_BIN="\$self" DENO_NO_UPDATE_CHECK=1
+exec "$root/.tools/bin/deno" run --quiet --no-prompt --cached-only --frozen \\
   --config "$root/deno.json" -P=xferproxy "$root/main.ts" "\$@"
 LAUNCHER
 chmod 755 "$out"

@@ -42,10 +42,10 @@ export function parseSourcePorts(listing: string): number[] {
 export interface Conntrack {
   /** Deletes the session's flows (all source ports unless `clientPort` is set); "none found" is fine. */
   purge(s: Pick<DnatSession, "client" | "proxy" | "proxyPort" | "clientPort">): Promise<void>;
-  /** Deletes the session's flows from source ports other than `keep`. */
+  /** Deletes the session's flows from source ports not in `keep`. */
   purgeOtherPorts(
     s: Pick<DnatSession, "client" | "proxy" | "proxyPort">,
-    keep: number,
+    keep: ReadonlySet<number>,
   ): Promise<void>;
   /** Source ports of the session's current flows. */
   sourcePorts(s: Pick<DnatSession, "client" | "proxy" | "proxyPort">): Promise<number[]>;
@@ -70,7 +70,7 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
     sourcePorts: list,
     async purgeOtherPorts(s, keep) {
       for (const port of new Set(await list(s))) {
-        if (port !== keep) await purge({ ...s, clientPort: port });
+        if (!keep.has(port)) await purge({ ...s, clientPort: port });
       }
     },
   };

@@ -155,12 +155,10 @@ export async function addSession(
       if (released) break;
       sinceRefresh += wait;
       if (filtering && current.clientPort === undefined) {
-        const [port] = await deps.conntrack.sourcePorts(current);
-        if (port !== undefined) {
-          const narrowed = { ...current, clientPort: port };
-          await deps.backend.replace(current, narrowed);
-          await deps.conntrack.purgeOtherPorts(current, port);
+        const narrowed = await deps.lock(() => learnSourcePort(deps, current));
+        if (narrowed) {
           current = narrowed;
+          const port = narrowed.clientPort as number;
           deps.emit({ event: "learned", clientPort: port });
           log.info("Setup UDP forwarding between {client} and {server}", {
             client: formatEndpoint({ ip: current.client, port }),
@@ -184,6 +182,34 @@ export async function addSession(
     });
     deps.emit({ event: "removed" });
   }
+}
+
+/**
+ * Narrows an address-only session to the source port of its first flow.
+ * Several sessions of one client to the same proxy port share a DNAT target
+ * (same rule, same host), so a session takes any flow port that no other
+ * session has claimed yet; under the helper lock, two never claim the same.
+ * Flows from unclaimed ports are purged so that, once every session of the
+ * client has its port, nothing else of that address is forwarded.
+ */
+async function learnSourcePort(
+  deps: HelperDeps,
+  current: DnatSession,
+): Promise<DnatSession | undefined> {
+  const sameTarget = (await deps.backend.list()).filter((s) =>
+    s.id !== current.id && s.client === current.client.text && s.proxy === current.proxy.text &&
+    s.proxyPort === current.proxyPort
+  );
+  const claimed = new Set(sameTarget.map((s) => s.clientPort).filter((p) => p !== undefined));
+  const port = (await deps.conntrack.sourcePorts(current)).find((p) => !claimed.has(p));
+  if (port === undefined) return undefined;
+  const narrowed = { ...current, clientPort: port };
+  await deps.backend.replace(current, narrowed);
+  const stillLearning = sameTarget.some((s) => s.clientPort === undefined);
+  if (!stillLearning) {
+    await deps.conntrack.purgeOtherPorts(current, new Set([...(claimed as Set<number>), port]));
+  }
+  return narrowed;
 }
 
 /** `dnat list`: one line per session, or JSON. */

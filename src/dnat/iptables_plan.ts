@@ -64,13 +64,22 @@ export function sessionRules(s: DnatSession): OurRule[] {
   ];
 }
 
-/** iptables-restore input: per table, `-D` lines then `-A` lines, one COMMIT each. */
+/**
+ * iptables-restore input: per table, `-D` lines then the new rules, one
+ * COMMIT each. A port-specific DNAT rule goes first in its chain and an
+ * address-only one last, so a session that has learned its source port is
+ * never shadowed by another session of the same client still learning.
+ */
 export function restoreText(remove: readonly OurRule[], add: readonly OurRule[]): string {
   const out: string[] = [];
+  const addLine = (r: OurRule) =>
+    r.chain === "XFERPROXY-PRE" && r.spec.includes(" --sport ")
+      ? `-I ${r.chain} 1 ${r.spec}`
+      : `-A ${r.chain} ${r.spec}`;
   for (const table of ["nat", "filter"] as const) {
     const lines = [
       ...remove.filter((r) => r.table === table).map((r) => `-D ${r.chain} ${r.spec}`),
-      ...add.filter((r) => r.table === table).map((r) => `-A ${r.chain} ${r.spec}`),
+      ...add.filter((r) => r.table === table).map(addLine),
     ];
     if (lines.length) out.push(`*${table}`, ...lines, "COMMIT");
   }

@@ -43,6 +43,8 @@ export interface TestbedOptions {
   readonly rproxyExtra?: string;
   /** Replaces the default `<rules>` content. */
   readonly rules?: string;
+  /** Extra XML inserted into `<server>` (e.g. `<dnat_backend>nftables</dnat_backend>`). */
+  readonly serverExtra?: string;
 }
 
 /** A running testbed. */
@@ -223,6 +225,7 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
     await buildNetwork(ns, cleanups);
     await createUsers(dir, cleanups);
     await writeFiles(bed, options);
+    await installSudoers(id, cleanups);
     servers.set("proxy", await startSshd(ns.proxy, `${dir}/proxy/sshd_config`, IP.proxy));
     await bed.startServer("a");
     await bed.startServer("b");
@@ -336,6 +339,18 @@ async function createUsers(dir: string, cleanups: Array<() => Promise<unknown>>)
   }
 }
 
+/** The sudoers line docs/dnat.md gives administrators, for the test group. */
+export function sudoersLine(): string {
+  return `%${GROUP} ALL=(root) NOPASSWD: ${BINARY} dnat *`;
+}
+
+async function installSudoers(id: string, cleanups: Array<() => Promise<unknown>>): Promise<void> {
+  const path = `/etc/sudoers.d/xferproxy-test-${id}`;
+  await Deno.writeTextFile(path, sudoersLine() + "\n", { mode: 0o440 });
+  cleanups.push(() => Deno.remove(path));
+  await must(["visudo", "-cf", path]);
+}
+
 async function keygen(path: string, comment: string): Promise<void> {
   await must(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path]);
 }
@@ -414,6 +429,9 @@ function commonSshdConfig(hostKey: string, pidFile: string, authorized: string):
     "KbdInteractiveAuthentication no",
     "PermitRootLogin no",
     "LogLevel VERBOSE",
+    // Many sessions start at once in the tests (and at busy sites): sshd drops the
+    // 11th concurrent unauthenticated connection by default.
+    "MaxStartups 100:30:200",
     "Subsystem sftp /usr/lib/openssh/sftp-server",
   ].join("\n");
 }
@@ -468,6 +486,7 @@ function defaultConfig(dir: string, options: TestbedOptions): string {
     "false",
     "head",
     "kill",
+    `python3 ${ROOT}tests/udp_echo.py`,
   ]
     .map((c) => `<command>${c}</command>`).join("");
   const rules = options.rules ?? `
@@ -489,6 +508,7 @@ function defaultConfig(dir: string, options: TestbedOptions): string {
   return `<CONF version="2">
   <server>
     <state_directory>${dir}/state</state_directory>
+    ${options.serverExtra ?? ""}
     <rproxy>
       <enabled>true</enabled>
       <log_level>1</log_level>
