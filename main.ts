@@ -35,6 +35,7 @@ import {
   removeSessions,
 } from "./src/dnat/helper.ts";
 import { iptablesBackend, NetfilterError } from "./src/dnat/iptables.ts";
+import { nftablesBackend } from "./src/dnat/nftables.ts";
 import {
   checkRootOwned,
   forwardingEnabled,
@@ -198,7 +199,9 @@ async function dnat(args: readonly string[], configPath: string, output: Output)
     await setupLogging({ logLevel: rproxy.logLevel }, outputs);
     const termination = terminationSignal();
     const deps = {
-      backend: iptablesBackend(realRunner),
+      backend: config.server.dnatBackend === "nftables"
+        ? nftablesBackend(realRunner)
+        : iptablesBackend(realRunner),
       conntrack: conntrackTool(realRunner),
       config,
       lock: <T>(fn: () => Promise<T>) => withLock(config.server.stateDirectory, fn),
@@ -253,12 +256,8 @@ async function dnat(args: readonly string[], configPath: string, output: Output)
     ];
     if (error instanceof CommandNotFoundError) {
       const line = `ERR Failed to initialize proxy service: ${error.program} is not installed; ` +
-        `install it: apt-get install ${
-          error.program === "conntrack" ? "conntrack" : "iptables"
-        } (Debian) ` +
-        `or yum install ${
-          error.program === "conntrack" ? "conntrack-tools" : "iptables"
-        } (Red Hat)`;
+        `install it: apt-get install ${debianPackage(error.program)} (Debian) ` +
+        `or yum install ${redHatPackage(error.program)} (Red Hat)`;
       output.err(`xferproxy: ${line}\n`);
       logger("dnat").error(line.replace(/^ERR /, ""));
       return EXIT.failure;
@@ -277,6 +276,14 @@ async function dnat(args: readonly string[], configPath: string, output: Output)
     await teardownLogging();
     await outputs?.close();
   }
+}
+
+function debianPackage(program: string): string {
+  return program === "conntrack" ? "conntrack" : program === "nft" ? "nftables" : "iptables";
+}
+
+function redHatPackage(program: string): string {
+  return program === "conntrack" ? "conntrack-tools" : program === "nft" ? "nftables" : "iptables";
 }
 
 /** Resolves when stdin reaches EOF (the session process closed its end, or died). */
