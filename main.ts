@@ -36,6 +36,7 @@ import {
 } from "./src/dnat/helper.ts";
 import { iptablesBackend, NetfilterError } from "./src/dnat/iptables.ts";
 import { nftablesBackend } from "./src/dnat/nftables.ts";
+import { describeHelperError } from "./src/dnat/errors.ts";
 import {
   checkRootOwned,
   forwardingEnabled,
@@ -43,7 +44,7 @@ import {
   UntrustedConfigError,
   withLock,
 } from "./src/platform/dnat_host.ts";
-import { CommandNotFoundError, realRunner } from "./src/platform/runner.ts";
+import { realRunner } from "./src/platform/runner.ts";
 import { realFs } from "./src/platform/fs.ts";
 import { type Output, realOutput } from "./src/platform/output.ts";
 import { revokeExcept } from "./src/platform/permissions.ts";
@@ -247,43 +248,22 @@ async function dnat(args: readonly string[], configPath: string, output: Output)
     }
     return EXIT.ok;
   } catch (error) {
-    const known = [
+    const line = describeHelperError(error, [
       ConfigError,
       UntrustedConfigError,
       NotAuthorizedError,
       ForwardingDisabledError,
       NetfilterError,
-    ];
-    if (error instanceof CommandNotFoundError) {
-      const line = `ERR Failed to initialize proxy service: ${error.program} is not installed; ` +
-        `install it: apt-get install ${debianPackage(error.program)} (Debian) ` +
-        `or yum install ${redHatPackage(error.program)} (Red Hat)`;
-      output.err(`xferproxy: ${line}\n`);
-      logger("dnat").error(line.replace(/^ERR /, ""));
-      return EXIT.failure;
-    }
-    if (!known.some((k) => error instanceof k)) throw error;
-    const message = (error as Error).message;
-    output.err(
-      `xferproxy: ${error instanceof NotAuthorizedError ? `dnat refused: ${message}` : message}\n`,
-    );
-    logger("dnat").error("dnat {action} failed: {error}", {
-      action: command.action,
-      error: message,
-    });
+    ]);
+    if (line === undefined) throw error;
+    const shown = error instanceof NotAuthorizedError ? `dnat refused: ${line}` : line;
+    output.err(`xferproxy: ${shown}\n`);
+    logger("dnat").error("dnat {action} failed: {error}", { action: command.action, error: line });
     return EXIT.failure;
   } finally {
     await teardownLogging();
     await outputs?.close();
   }
-}
-
-function debianPackage(program: string): string {
-  return program === "conntrack" ? "conntrack" : program === "nft" ? "nftables" : "iptables";
-}
-
-function redHatPackage(program: string): string {
-  return program === "conntrack" ? "conntrack-tools" : program === "nft" ? "nftables" : "iptables";
 }
 
 /** Resolves when stdin reaches EOF (the session process closed its end, or died). */

@@ -8,6 +8,7 @@
 import { must, run } from "../tests/e2e/_exec.ts";
 import { createTestbed, IP, USERS } from "../tests/e2e/_testbed.ts";
 import { BINARY, ROOT } from "../tests/e2e/_run.ts";
+import { blastUdp, startDirectEcho, startEchoSession } from "../tests/e2e/_udp.ts";
 
 const MB = 50;
 
@@ -33,7 +34,22 @@ try {
     .replaceAll("/etc/xferproxy/known_hosts", bed.knownHostsPath)
     .replaceAll("/var/lib/xferproxy", `${bed.dir}/state`)
     .replace("<log_directory></log_directory>", `<log_directory>${bed.dir}/log</log_directory>`)
-    .replace("<squash_user>xfer</squash_user>", `<squash_user>${USERS.xfer}</squash_user>`);
+    .replace("<squash_user>xfer</squash_user>", `<squash_user>${USERS.xfer}</squash_user>`)
+    // The default command policy plus the demo's UDP echo endpoint (the stand-in for ascp's data side).
+    .replace(
+      "<rules>",
+      `<allowed_commands>${
+        [
+          "ascp",
+          "ascp4",
+          "scp",
+          "rsync --server",
+          "subsystem:sftp",
+          `python3 ${ROOT}tests/udp_echo.py`,
+        ]
+          .map((c) => `<command>${c}</command>`).join("")
+      }</allowed_commands>\n      <rules>`,
+    );
   await bed.writeConfig(config);
   banner("examples/aspera.conf, with paths pointed at the testbed");
   console.log((await run([BINARY, "check", "config", "--config", bed.configPath])).stdout.trim());
@@ -94,6 +110,39 @@ try {
       }`,
     );
   }
+
+  banner("UDP through the kernel: a session whose upstream command is a UDP echo endpoint");
+  const dnatList = () =>
+    must(["ip", "netns", "exec", bed.ns.proxy, BINARY, "dnat", "list", "--config", bed.configPath]);
+  const ourRules = async () =>
+    (await must(["ip", "netns", "exec", bed.ns.proxy, "iptables-save"])).split("\n").filter((l) =>
+      l.includes("xferproxy:")
+    ).join("\n") ||
+    "(none)";
+  const session = await startEchoSession(bed, USERS.alice, IP.proxy, 33001);
+  let proxied;
+  try {
+    proxied = await blastUdp(bed, 40000, IP.proxy, 33001, 2);
+    console.log(`rules during the session:\n${await ourRules()}`);
+    console.log(`dnat list:\n${(await dnatList()).trim()}`);
+  } finally {
+    await session.end();
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  console.log(`rules after the session: ${await ourRules()}`);
+  const direct = await startDirectEcho(bed, "a", 33001);
+  let straight;
+  try {
+    straight = await blastUdp(bed, 40001, IP.a, 33001, 2);
+  } finally {
+    await direct.stop();
+  }
+  console.log(
+    `UDP 1400-byte stream, echoed: through the proxy ${proxied.mbit_per_s} Mbit/s (loss ${proxied.loss}), ` +
+      `direct ${straight.mbit_per_s} Mbit/s (loss ${straight.loss}): ${
+        (proxied.mbit_per_s / straight.mbit_per_s).toFixed(2)
+      }x`,
+  );
 
   banner("a refused command");
   const refused = await bed.ssh(USERS.alice, IP.proxy, [`scp -t /tmp; sh -c id`]);

@@ -14,7 +14,7 @@ Modes:
   reverse    bridge an sshd session to an internal server (sshd ForceCommand)
   forward    proxy daemon with an HTTP/HTTPS API for inside users              [not implemented yet]
   check      validate the config, print the option spec, audit the host
-  dnat       add, remove, list and reap UDP DNAT rules (via sudo)            [not implemented yet]
+  dnat       add, remove, list and reap UDP DNAT rules (run via sudo by sessions)
   version    print the version
   help       print this help, or "help <mode>" for one mode
 
@@ -67,10 +67,23 @@ const FORWARD = `Usage: xferproxy forward [--config PATH]
 The forward-proxy daemon and its client helper.
 Not implemented yet: this build exits with status 1.`;
 
-const DNAT = `Usage: xferproxy dnat add|del|list|reap [--config PATH]
+const DNAT = `Usage: xferproxy dnat <action> [--config PATH]
 
-The only code that changes netfilter, run through sudo by reverse sessions.
-Not implemented yet: this build exits with status 1.`;
+The only code that changes netfilter. Reverse sessions run it through sudo
+(sudoers: %xferproxy ALL=(root) NOPASSWD: /usr/local/bin/xferproxy dnat *).
+
+  add --session UUID --owner PID --client IP --proxy IP --rule N --host I [--hold]
+        install one session's UDP DNAT; the destination and ports come from
+        rule N, host I (0-based) of the root-owned config. --hold: learn the
+        client's source port, then remove everything when stdin closes
+  del --session UUID     remove a session's rules and purge its conntrack flows
+  list [--json]          sessions in the kernel and whether their owner lives
+  reap [--all]           remove sessions whose owner is gone; --all: every
+                         session and our chains or table
+
+Only typed values are accepted (UUIDs, pids, IP literals, numbers), never
+rule text. Backend: <dnat_backend> (iptables or nftables). See docs/dnat.md.
+Exit status: 0 done, 1 refused or failed, 2 bad arguments.`;
 
 const VERSION = `Usage: xferproxy version
 

@@ -19,7 +19,7 @@ import {
   type RegistryEntry,
   tableText,
 } from "./nft_plan.ts";
-import type { DnatBackend, DnatSession, InstalledSession } from "./types.ts";
+import { type DnatBackend, type DnatSession, type InstalledSession, toInstalled } from "./types.ts";
 
 /** Creates the nftables backend over a command runner. */
 export function nftablesBackend(runner: CommandRunner): DnatBackend {
@@ -45,16 +45,6 @@ export function nftablesBackend(runner: CommandRunner): DnatBackend {
     return keys;
   };
   const familyOf = (s: InstalledSession): 4 | 6 => (s.client.includes(":") ? 6 : 4);
-  const installed = (s: DnatSession): InstalledSession => ({
-    id: s.id,
-    owner: s.owner,
-    client: s.client.text,
-    ...(s.clientPort !== undefined ? { clientPort: s.clientPort } : {}),
-    proxy: s.proxy.text,
-    proxyPort: s.proxyPort,
-    server: s.server.text,
-    serverPort: s.serverPort,
-  });
   /** One transaction: drop `removed` sessions, (re)add `added`, keeping NAT elements other sessions still need. */
   const apply = async (
     family: 4 | 6,
@@ -67,7 +57,7 @@ export function nftablesBackend(runner: CommandRunner): DnatBackend {
       !removed.some((r) => r.slot === e.slot) && !added.some((a) => a.slot === e.slot)
     );
     const needed = new Set(
-      [...remaining.map((e) => e.session), ...added.map((a) => installed(a.session))].flatMap(
+      [...remaining.map((e) => e.session), ...added.map((a) => toInstalled(a.session))].flatMap(
         natElements,
       ).map((n) => `${n.set}|${n.key}`),
     );
@@ -93,7 +83,7 @@ export function nftablesBackend(runner: CommandRunner): DnatBackend {
       lines.push(
         addLine(family, { set: "sessions", key: String(slot), comment: registryComment(session) }),
       );
-      for (const n of natElements(installed(session))) {
+      for (const n of natElements(toInstalled(session))) {
         // Re-adding refreshes the timeout: delete first (in the same transaction) when present.
         if (keys.get(n.set)?.has(n.key)) {
           lines.push(deleteLine(family, n.set, n.key));

@@ -32,6 +32,20 @@ export interface InstalledSession {
   readonly serverPort: number;
 }
 
+/** A session as listings report it (addresses as text). */
+export function toInstalled(s: DnatSession): InstalledSession {
+  return {
+    id: s.id,
+    owner: s.owner,
+    client: s.client.text,
+    ...(s.clientPort !== undefined ? { clientPort: s.clientPort } : {}),
+    proxy: s.proxy.text,
+    proxyPort: s.proxyPort,
+    server: s.server.text,
+    serverPort: s.serverPort,
+  };
+}
+
 /** The comment tag on every rule: `xferproxy:<session-uuid>:<owner-pid>`. */
 export function ruleTag(id: string, owner: number): string {
   return `xferproxy:${id}:${owner}`;

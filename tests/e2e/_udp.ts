@@ -31,16 +31,13 @@ export async function startEchoSession(
   }).spawn();
   const stderr = new Response(child.stderr).text();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error("echo session not ready in 20 s")), 20_000)
-  );
-  let text = "";
   try {
-    while (!text.includes("ready\n")) {
-      const chunk = await Promise.race([reader.read(), timeout]);
-      if (chunk.done) throw new Error(`echo session ended early: ${await stderr}`);
-      text += chunk.value;
-    }
+    await readUntil(
+      reader,
+      "ready\n",
+      20_000,
+      async () => `echo session ended early: ${await stderr}`,
+    );
   } catch (error) {
     try {
       child.kill("SIGKILL");
@@ -86,4 +83,84 @@ export async function sendUdp(
   ], { timeoutMs: 30_000 });
   if (result.code !== 0) throw new Error(`udp_client failed: ${result.stderr}`);
   return JSON.parse(result.stdout).echoed;
+}
+
+/** What a UDP stream measured. */
+export interface BlastResult {
+  sent: number;
+  received: number;
+  loss: number;
+  mbit_per_s: number;
+}
+
+/** Streams 1400-byte datagrams for `seconds` from the client namespace and counts the echoes. */
+export async function blastUdp(
+  bed: Testbed,
+  srcPort: number,
+  dstIp: string,
+  dstPort: number,
+  seconds = 2,
+): Promise<BlastResult> {
+  const result = await run([
+    "ip",
+    "netns",
+    "exec",
+    bed.ns.client,
+    "python3",
+    `${ROOT}tests/e2e/probes/udp_blast.py`,
+    String(srcPort),
+    dstIp,
+    String(dstPort),
+    String(seconds),
+  ], { timeoutMs: (seconds + 30) * 1000 });
+  if (result.code !== 0) throw new Error(`udp_blast failed: ${result.stderr}`);
+  return JSON.parse(result.stdout);
+}
+
+/** The echo endpoint run directly in a server namespace (no proxy): the baseline. */
+export async function startDirectEcho(
+  bed: Testbed,
+  which: "a" | "b",
+  port: number,
+): Promise<{ stop(): Promise<void> }> {
+  const child = new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      which === "a" ? bed.ns.a : bed.ns.b,
+      "python3",
+      `${ROOT}tests/udp_echo.py`,
+      String(port),
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  await readUntil(reader, "ready\n", 20_000, () => "direct echo endpoint did not start");
+  const writer = child.stdin.getWriter();
+  return {
+    async stop() {
+      await writer.close().catch(() => {});
+      await child.status;
+      reader.cancel().catch(() => {});
+    },
+  };
+}
+
+/** Reads until the text seen so far contains `marker`; throws `why()` on EOF or after `timeoutMs`. */
+async function readUntil(
+  reader: ReadableStreamDefaultReader<string>,
+  marker: string,
+  timeoutMs: number,
+  why: () => string | Promise<string>,
+): Promise<void> {
+  const deadline = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), timeoutMs));
+  let text = "";
+  while (!text.includes(marker)) {
+    const chunk = await Promise.race([reader.read(), deadline]);
+    if (chunk === "timeout") throw new Error(`no "${marker.trim()}" within ${timeoutMs} ms`);
+    if (chunk.done) throw new Error(await why());
+    text += chunk.value;
+  }
 }

@@ -1,0 +1,83 @@
+import { assertEquals, assertThrows } from "../_assert.ts";
+import { parseDnatArgs } from "../../src/dnat/args.ts";
+import { UsageError } from "../../src/cli/parse.ts";
+
+const ID = "3a9fd819-59c3-42bc-b0a2-d26304a1eb84";
+const ADD = [
+  "add",
+  "--session",
+  ID,
+  "--owner",
+  "4242",
+  "--client",
+  "198.18.1.2",
+  "--proxy",
+  "198.18.1.1",
+  "--rule",
+  "2",
+  "--host",
+  "1",
+];
+
+Deno.test("parseDnatArgs() reads typed values", () => {
+  const command = parseDnatArgs([...ADD, "--hold"]);
+  assertEquals(command.action, "add");
+  if (command.action !== "add") return;
+  assertEquals(command.hold, true);
+  assertEquals([
+    command.request.id,
+    command.request.owner,
+    command.request.rule,
+    command.request.host,
+  ], [ID, 4242, 2, 1]);
+  assertEquals([command.request.client.text, command.request.proxy.text], [
+    "198.18.1.2",
+    "198.18.1.1",
+  ]);
+  assertEquals(parseDnatArgs(["del", "--session", ID]), { action: "del", id: ID });
+  assertEquals(parseDnatArgs(["list", "--json"]), { action: "list", json: true });
+  assertEquals(parseDnatArgs(["reap", "--all"]), { action: "reap", all: true });
+  assertEquals(parseDnatArgs(["reap"]), { action: "reap", all: false });
+});
+
+Deno.test("parseDnatArgs() refuses anything that is not a typed value", async (t) => {
+  const swap = (flag: string, value: string) => {
+    const args = [...ADD];
+    args[args.indexOf(flag) + 1] = value;
+    return args;
+  };
+  const cases: Array<[string[], string]> = [
+    [
+      swap("--client", "198.18.1.2 -j ACCEPT"),
+      `--client must be an IP address, got "198.18.1.2 -j ACCEPT"`,
+    ],
+    [
+      swap("--client", "198.18.1.2\n-A INPUT -j ACCEPT"),
+      `--client must be an IP address, got "198.18.1.2\\n-A INPUT -j ACCEPT"`,
+    ],
+    [swap("--client", "example.com"), `--client must be an IP address, got "example.com"`],
+    [swap("--proxy", "0x7f000001"), `--proxy must be an IP address, got "0x7f000001"`],
+    [swap("--session", "../../etc"), `--session must be a lower-case UUID, got "../../etc"`],
+    [
+      swap("--session", ID.toUpperCase()),
+      `--session must be a lower-case UUID, got "${ID.toUpperCase()}"`,
+    ],
+    [swap("--owner", "0"), `--owner must be an integer 1-4194304, got "0"`],
+    [swap("--owner", "-1"), "bad arguments for dnat add: Option '--owner' argument is ambiguous"],
+    [swap("--owner", "99999999"), `--owner must be an integer 1-4194304, got "99999999"`],
+    [swap("--rule", "1;2"), `--rule must be an integer 1-10000, got "1;2"`],
+    [swap("--host", "0 1"), `--host must be an integer 0-1000, got "0 1"`],
+    [ADD.filter((a, i) => a !== "--client" && ADD[i - 1] !== "--client"), "--client is required"],
+    [
+      [...ADD, "--to-destination", "203.0.113.1"],
+      "bad arguments for dnat add: Unknown option '--to-destination'",
+    ],
+    [[...ADD, "extra"], "bad arguments for dnat add: Unexpected argument 'extra'"],
+    [["del", "--session", ID, "--all"], "dnat del does not take --all"],
+    [["flush"], `unknown dnat action "flush"; expected add, del, list or reap`],
+    [[], "dnat needs an action: add, del, list or reap"],
+  ];
+  for (const [args, message] of cases) {
+    await t.step(message, () => void assertThrows(() => parseDnatArgs(args), UsageError, message));
+  }
+});
