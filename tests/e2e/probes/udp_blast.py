@@ -51,8 +51,8 @@ while True:
         pass
     received += drain()
 elapsed = time.monotonic() - start
-drain = time.monotonic() + 1.0
-while time.monotonic() < drain:
+deadline = time.monotonic() + 1.0
+while time.monotonic() < deadline:
     ready, _, _ = select.select([sock], [], [], 0.1)
     if ready:
         received += drain()
