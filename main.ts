@@ -8,7 +8,7 @@
 import { type Command, parseCommand, resolveConfigPath, UsageError } from "./src/cli/parse.ts";
 import { usage, usageHint } from "./src/cli/usage.ts";
 import { checkConfig, checkDefaults } from "./src/check/config.ts";
-import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "./src/config/mod.ts";
+import { type Config, ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "./src/config/mod.ts";
 import { logger, setupLogging, teardownLogging } from "./src/log/mod.ts";
 import { openLogOutputs } from "./src/platform/log_outputs.ts";
 import { openSharedJson } from "./src/platform/locked_file.ts";
@@ -37,6 +37,26 @@ import {
 import { iptablesBackend, NetfilterError } from "./src/dnat/iptables.ts";
 import { nftablesBackend } from "./src/dnat/nftables.ts";
 import { describeHelperError } from "./src/dnat/errors.ts";
+import { parseForwardArgs } from "./src/forward/args.ts";
+import { DaemonStartError, runDaemon } from "./src/forward/daemon.ts";
+import { manageUsers } from "./src/forward/user_cmd.ts";
+import {
+  emptyUsers,
+  parseUsers,
+  serializeUsers,
+  type UsersFile,
+  UsersFileError,
+} from "./src/forward/users.ts";
+import { forwardConnect } from "./src/platform/forward_client.ts";
+import {
+  localAddressFor,
+  ownNetworks,
+  portFree,
+  readUsersText,
+  resolveName,
+  serveHttp,
+  writeUsersText,
+} from "./src/platform/forward_host.ts";
 import {
   checkRootOwned,
   forwardingEnabled,
@@ -94,7 +114,7 @@ export async function main(argv: readonly string[], output: Output): Promise<num
     case "dnat":
       return await dnat(command.args, configPath as string, output);
     case "forward":
-      return notImplemented(command.mode, output);
+      return await forward(command.args, configPath as string, output);
   }
 }
 
@@ -263,6 +283,111 @@ async function dnat(args: readonly string[], configPath: string, output: Output)
   } finally {
     await teardownLogging();
     await outputs?.close();
+  }
+}
+
+/** Forward mode: the daemon, its users, and the client helper. */
+async function forward(
+  args: readonly string[],
+  configPath: string,
+  output: Output,
+): Promise<number> {
+  let command;
+  try {
+    command = parseForwardArgs(args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    output.err(`xferproxy: ${error.message} (${usageHint("forward")})\n`);
+    return EXIT.usage;
+  }
+  if (command.action === "connect") {
+    const password = command.proxy.password ?? Deno.env.get("XFERPROXY_PROXY_PASS") ??
+      Deno.env.get("ASPERA_PROXY_PASS");
+    return await forwardConnect({
+      ...command,
+      ...(password !== undefined ? { password } : {}),
+      say: (line) => output.err(line + "\n"),
+    });
+  }
+  let config;
+  try {
+    config = (await loadConfig(configPath, realFs)).config;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    output.err(`xferproxy: ${error.message}\n`);
+    return EXIT.failure;
+  }
+  const usersFile = config.server.proxy.usersFile;
+  const loadUsers = async () => {
+    const text = await readUsersText(usersFile);
+    return text === undefined ? emptyUsers() : parseUsers(text, usersFile);
+  };
+  try {
+    if (command.action !== "serve") {
+      return await manageUsers(command, {
+        load: loadUsers,
+        save: (users) => writeUsersText(usersFile, serializeUsers(users)),
+        readStdin: async () => await new Response(Deno.stdin.readable).text(),
+        generatePassword: () => crypto.randomUUID().replaceAll("-", ""),
+        out: (text) => output.out(text),
+      });
+    }
+    return await serve(config, loadUsers, output);
+  } catch (error) {
+    const line = describeHelperError(error, [
+      UsersFileError,
+      DaemonStartError,
+      ForwardingDisabledError,
+      NetfilterError,
+    ]);
+    if (line === undefined) throw error;
+    output.err(`xferproxy: ${line}\n`);
+    return EXIT.failure;
+  }
+}
+
+async function serve(
+  config: Config,
+  loadUsers: () => Promise<UsersFile>,
+  output: Output,
+): Promise<number> {
+  const rproxy = config.server.rproxy;
+  const outputs = openLogOutputs({
+    stderr: true,
+    ...(rproxy.logDirectory ? { directory: rproxy.logDirectory } : {}),
+  });
+  await setupLogging({ logLevel: rproxy.logLevel }, outputs);
+  const termination = terminationSignal();
+  try {
+    await runDaemon(config, {
+      host: {
+        serve: serveHttp,
+        readFile: (path) => Deno.readTextFile(path),
+        localAddressFor: (client) => localAddressFor(realRunner, client),
+        ownNetworks: () => ownNetworks(realRunner),
+        portFree,
+        resolve: resolveName,
+        loadUsers,
+        forwardingEnabled: (family) => forwardingEnabled(realRunner, family),
+        livePids: () => liveXferproxyPids(realRunner),
+        stop: termination.signal,
+        pid: Deno.pid,
+        now: () => Date.now(),
+        newId: () => crypto.randomUUID(),
+      },
+      backend: iptablesBackend(realRunner),
+      conntrack: conntrackTool(realRunner),
+      log: logger("forward"),
+    });
+    return EXIT.ok;
+  } catch (error) {
+    logger("forward").error("{error}", { error: (error as Error).message });
+    throw error;
+  } finally {
+    termination.dispose();
+    await teardownLogging();
+    await outputs.close();
+    void output;
   }
 }
 

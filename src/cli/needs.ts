@@ -41,7 +41,24 @@ export function needsOf(command: Command): Needs {
         ],
       };
     case "forward":
-      // Not implemented yet: it only prints that, so it keeps nothing.
-      return {};
+      if (command.args[0] === "connect") return { read: true, net: true, env: true };
+      if (command.args[0] === "user") return { read: true, write: true, env: true };
+      // The daemon: API sockets, its DNAT rules, users file, logs.
+      return {
+        read: true,
+        write: true,
+        net: true,
+        env: true,
+        run: [
+          "iptables",
+          "iptables-save",
+          "iptables-restore",
+          "conntrack",
+          "logger",
+          "sysctl",
+          "ps",
+          "ip",
+        ],
+      };
   }
 }

@@ -12,7 +12,8 @@ Usage: xferproxy <mode> [options]
 
 Modes:
   reverse    bridge an sshd session to an internal server (sshd ForceCommand)
-  forward    proxy daemon with an HTTP/HTTPS API for inside users              [not implemented yet]
+  forward    proxy daemon with an HTTP/HTTPS API for inside users, its users, and
+             the ProxyCommand client (forward connect)
   check      validate the config, print the option spec, audit the host
   dnat       add, remove, list and reap UDP DNAT rules (run via sudo by sessions)
   version    print the version
@@ -62,10 +63,29 @@ rsync --server, subsystem:sftp). The internal server's host key must be in
 Exit status: the upstream command's, 1 when the command is refused, 255 for
 proxy or connection errors.`;
 
-const FORWARD = `Usage: xferproxy forward [--config PATH]
+const FORWARD = `Usage: xferproxy forward [serve] [--config PATH]
+       xferproxy forward user add NAME [--password-stdin] [--allow DEST,...] [--admin]
+       xferproxy forward user del NAME | user list
+       xferproxy forward connect --proxy dnat[s]://user[:pass]@host[:port] DEST [PORT]
+                                 [--udp-port N] [--print-mapping] [--cacert FILE]
 
-The forward-proxy daemon and its client helper.
-Not implemented yet: this build exits with status 1.`;
+serve (default): the forward-proxy daemon. It listens as <server> says
+(enable_http/http_port 9091, enable_https/https_port 9092), allocates a proxy
+port per session from <port_range_low>-<port_range_high> and installs TCP and
+UDP DNAT to the destination, accepted only from the caller, masqueraded.
+Refuses to start when <proxy><enabled> is false. SIGTERM removes every rule.
+
+user: API users in <users_file> (scrypt hashes, root-only). Without
+--password-stdin a password is generated and printed once. --allow takes
+CIDRs, host names or *; private and the proxy's own ranges need an explicit
+prefix.
+
+connect: the client, usable as OpenSSH ProxyCommand (%h %p). Password from the
+URL, XFERPROXY_PROXY_PASS or ASPERA_PROXY_PASS. --print-mapping prints the
+session as JSON and holds it until stdin closes.
+
+See docs/forward-api.md. Exit status: 0 success, 1 failure, 2 usage error;
+connect exits 255 when the proxy refuses or cannot be reached.`;
 
 const DNAT = `Usage: xferproxy dnat <action> [--config PATH]
 

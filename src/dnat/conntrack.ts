@@ -11,13 +11,14 @@ import type { DnatSession } from "./types.ts";
 /** The conntrack selection of a session's original-direction UDP flows. */
 export function flowFilter(
   s: Pick<DnatSession, "client" | "proxy" | "proxyPort" | "clientPort">,
+  protocol: "udp" | "tcp" = "udp",
 ): string[] {
   const family = s.client.family === 6 ? ["-f", "ipv6"] : [];
   const sport = s.clientPort === undefined ? [] : ["--sport", String(s.clientPort)];
   return [
     ...family,
     "-p",
-    "udp",
+    protocol,
     "--orig-src",
     s.client.text,
     "--orig-dst",
@@ -41,7 +42,10 @@ export function parseSourcePorts(listing: string): number[] {
 /** conntrack operations for sessions. */
 export interface Conntrack {
   /** Deletes the session's flows (all source ports unless `clientPort` is set); "none found" is fine. */
-  purge(s: Pick<DnatSession, "client" | "proxy" | "proxyPort" | "clientPort">): Promise<void>;
+  purge(
+    s: Pick<DnatSession, "client" | "proxy" | "proxyPort" | "clientPort">,
+    protocol?: "udp" | "tcp",
+  ): Promise<void>;
   /** Deletes the session's flows from source ports not in `keep`. */
   purgeOtherPorts(
     s: Pick<DnatSession, "client" | "proxy" | "proxyPort">,
@@ -58,8 +62,11 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
     if (result.code !== 0) throw new Error(`conntrack -L failed: ${result.stderr.trim()}`);
     return parseSourcePorts(result.stdout);
   };
-  const purge = async (s: Pick<DnatSession, "client" | "proxy" | "proxyPort" | "clientPort">) => {
-    const result = await runner.run("conntrack", ["-D", ...flowFilter(s)]);
+  const purge = async (
+    s: Pick<DnatSession, "client" | "proxy" | "proxyPort" | "clientPort">,
+    protocol: "udp" | "tcp" = "udp",
+  ) => {
+    const result = await runner.run("conntrack", ["-D", ...flowFilter(s, protocol)]);
     // conntrack exits 1 when nothing matched: that is success here.
     if (result.code !== 0 && !/0 flow entries/.test(result.stderr)) {
       throw new Error(`conntrack -D failed: ${result.stderr.trim()}`);

@@ -59,9 +59,12 @@ function toDnat(s: InstalledSession): DnatSession | undefined {
   return { ...s, client, proxy, server };
 }
 
+/** What removing and reaping need (the forward daemon has these too). */
+export type ReapDeps = Pick<HelperDeps, "backend" | "conntrack" | "livePids" | "log">;
+
 /** Removes sessions and purges their flows; returns them. */
 export async function removeSessions(
-  deps: HelperDeps,
+  deps: ReapDeps,
   ids: ReadonlySet<string>,
 ): Promise<InstalledSession[]> {
   const removed = await deps.backend.remove(ids);
@@ -80,7 +83,7 @@ export async function removeSessions(
 }
 
 /** Removes the sessions whose owner is gone; with `all`, every session and our chains too. */
-export async function reap(deps: HelperDeps, all: boolean): Promise<InstalledSession[]> {
+export async function reap(deps: ReapDeps, all: boolean): Promise<InstalledSession[]> {
   const sessions = await deps.backend.list();
   const live = all || sessions.length === 0 ? new Set<number>() : await deps.livePids();
   const doomed = sessions.filter((s) => all || !live.has(s.owner));

@@ -32,20 +32,18 @@ function host(ip: DnatSession["client"]): string {
   return `${ip.text}/${ip.family === 4 ? 32 : 128}`;
 }
 
-function destination(s: DnatSession): string {
-  return s.server.family === 6
-    ? `[${s.server.text}]:${s.serverPort}`
-    : `${s.server.text}:${s.serverPort}`;
+function destination(s: DnatSession, port: number): string {
+  return s.server.family === 6 ? `[${s.server.text}]:${port}` : `${s.server.text}:${port}`;
 }
 
-/** The session's three rules, in iptables-save form. */
-export function sessionRules(s: DnatSession): OurRule[] {
+/** The rules of one protocol of a session: DNAT, masquerade, forward accept. */
+function protocolRules(s: DnatSession, proto: "udp" | "tcp", serverPort: number): OurRule[] {
   const tag = `-m comment --comment "${ruleTag(s.id, s.owner)}"`;
   const sport = s.clientPort === undefined ? "" : ` --sport ${s.clientPort}`;
   const origSport = s.clientPort === undefined ? "" : ` --ctorigsrcport ${s.clientPort}`;
   // Both directions of this session's flows, and nothing else: conntrack remembers the original tuple.
   const flows =
-    `-p udp -m conntrack --ctstate DNAT --ctorigsrc ${s.client.text} --ctorigdst ${s.proxy.text}` +
+    `-p ${proto} -m conntrack --ctstate DNAT --ctorigsrc ${s.client.text} --ctorigdst ${s.proxy.text}` +
     `${origSport} --ctorigdstport ${s.proxyPort} ${tag}`;
   const base = { id: s.id, owner: s.owner };
   return [
@@ -56,12 +54,20 @@ export function sessionRules(s: DnatSession): OurRule[] {
       spec:
         `-s ${host(s.client)} -d ${
           host(s.proxy)
-        } -p udp -m udp${sport} --dport ${s.proxyPort} ${tag} ` +
-        `-j DNAT --to-destination ${destination(s)}`,
+        } -p ${proto} -m ${proto}${sport} --dport ${s.proxyPort} ${tag} ` +
+        `-j DNAT --to-destination ${destination(s, serverPort)}`,
     },
     { ...base, table: "nat", chain: "XFERPROXY-POST", spec: `${flows} -j MASQUERADE` },
     { ...base, table: "filter", chain: "XFERPROXY-FWD", spec: `${flows} -j ACCEPT` },
   ];
+}
+
+/** The session's rules in iptables-save form: UDP, and TCP too for forward sessions. */
+export function sessionRules(s: DnatSession): OurRule[] {
+  const udp = protocolRules(s, "udp", s.serverPort);
+  return s.tcpServerPort === undefined
+    ? udp
+    : [...protocolRules(s, "tcp", s.tcpServerPort), ...udp];
 }
 
 /**
@@ -149,7 +155,16 @@ export function parseOurRules(save: string): OurRule[] {
 /** Sessions, read back from their DNAT rules. */
 export function sessionsOf(rules: readonly OurRule[]): InstalledSession[] {
   const sessions: InstalledSession[] = [];
-  for (const rule of rules.filter((r) => r.chain === "XFERPROXY-PRE")) {
+  const tcpPorts = new Map<string, number>();
+  for (
+    const rule of rules.filter((r) => r.chain === "XFERPROXY-PRE" && r.spec.includes(" -p tcp "))
+  ) {
+    const port = /--to-destination \S*:(\d+)$/.exec(rule.spec)?.[1];
+    if (port) tcpPorts.set(rule.id, Number(port));
+  }
+  for (
+    const rule of rules.filter((r) => r.chain === "XFERPROXY-PRE" && r.spec.includes(" -p udp "))
+  ) {
     const field = (flag: string) => new RegExp(`${flag} (\\S+)`).exec(rule.spec)?.[1];
     const to = field("--to-destination") ?? "";
     const toMatch = /^\[?([^\]]+?)\]?:(\d+)$/.exec(to);
@@ -163,6 +178,7 @@ export function sessionsOf(rules: readonly OurRule[]): InstalledSession[] {
       proxyPort: Number(field("--dport")),
       server: toMatch?.[1] ?? "",
       serverPort: Number(toMatch?.[2]),
+      ...(tcpPorts.has(rule.id) ? { tcpServerPort: tcpPorts.get(rule.id) as number } : {}),
     });
   }
   return sessions;

@@ -18,6 +18,8 @@ export interface DnatSession {
   readonly proxyPort: number;
   readonly server: IpAddress;
   readonly serverPort: number;
+  /** Forward sessions also carry TCP (the SSH port): proxyPort → server:tcpServerPort. */
+  readonly tcpServerPort?: number;
 }
 
 /** A session as found in the kernel's rules (what `dnat list` shows). */
@@ -30,6 +32,7 @@ export interface InstalledSession {
   readonly proxyPort: number;
   readonly server: string;
   readonly serverPort: number;
+  readonly tcpServerPort?: number;
 }
 
 /** A session as listings report it (addresses as text). */
@@ -43,6 +46,7 @@ export function toInstalled(s: DnatSession): InstalledSession {
     proxyPort: s.proxyPort,
     server: s.server.text,
     serverPort: s.serverPort,
+    ...(s.tcpServerPort !== undefined ? { tcpServerPort: s.tcpServerPort } : {}),
   };
 }
 

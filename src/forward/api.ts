@@ -1,0 +1,354 @@
+/**
+ * The forward-proxy HTTP API (docs/forward-api.md): a Request → Response
+ * handler over injected dependencies, so it is tested without sockets.
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import { Buffer } from "node:buffer";
+import type { ForwardConfig } from "../config/mod.ts";
+import { formatEndpoint, isHostName, parsePort } from "../net/endpoint.ts";
+import { type Cidr, type IpAddress, parseIp } from "../net/ip.ts";
+import { allocatePort } from "./allocator.ts";
+import { checkDestination } from "./policy.ts";
+import { type ApiUser, type UsersFile, verifyPassword } from "./users.ts";
+
+/** One forward session. */
+export interface ForwardSession {
+  readonly id: string;
+  readonly user: string;
+  readonly client: IpAddress;
+  readonly destination: IpAddress;
+  /** The proxy's address toward the client: where it connects, and the DNAT rules' match. */
+  readonly proxy: IpAddress;
+  readonly requested: string;
+  readonly sshPort: number;
+  readonly udpPort: number;
+  readonly port: number;
+  lastKeepalive: number;
+}
+
+/** What the API needs from the world. */
+export interface ApiDeps {
+  readonly config: ForwardConfig;
+  /** The proxy's address toward a client. */
+  readonly proxyAddress: (client: IpAddress) => Promise<IpAddress | undefined>;
+  readonly own: readonly Cidr[];
+  readonly loadUsers: () => Promise<UsersFile>;
+  readonly resolve: (name: string) => Promise<IpAddress[]>;
+  readonly portFree: (port: number) => Promise<boolean>;
+  readonly install: (session: ForwardSession) => Promise<void>;
+  readonly remove: (session: ForwardSession) => Promise<void>;
+  readonly now: () => number;
+  readonly newId: () => string;
+  readonly log: Logger;
+}
+
+/** Counters for /metrics. */
+export interface Metrics {
+  allocations: number;
+  refusals: number;
+  authFailures: number;
+}
+
+/** The largest request body accepted. */
+export const MAX_BODY = 16 * 1024;
+
+/** The API: sessions, metrics, and the handler. */
+export interface ForwardApi {
+  readonly sessions: Map<string, ForwardSession>;
+  readonly metrics: Metrics;
+  handle(request: Request, remote: IpAddress): Promise<Response>;
+  /** Removes sessions without a keepalive for session_timeout; returns how many. */
+  expire(): Promise<number>;
+  /** Removes every session (shutdown). */
+  removeAll(): Promise<void>;
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body) + "\n", {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+function error(status: number, message: string, headers: Record<string, string> = {}): Response {
+  return json(status, { error: message }, headers);
+}
+
+/** Creates the API over its dependencies. */
+export function createApi(deps: ApiDeps): ForwardApi {
+  const sessions = new Map<string, ForwardSession>();
+  const metrics: Metrics = { allocations: 0, refusals: 0, authFailures: 0 };
+  const failures = new Map<string, { count: number; until: number }>();
+  let allocating: Promise<unknown> = Promise.resolve();
+
+  const view = (s: ForwardSession) => ({
+    id: s.id,
+    user: s.user,
+    client: s.client.text,
+    destination: s.requested,
+    address: s.destination.text,
+    ssh_port: s.sshPort,
+    udp_port: s.udpPort,
+    proxy_host: s.proxy.text,
+    port: s.port,
+    keepalive_interval: deps.config.keepaliveInterval,
+    expires_at: new Date(s.lastKeepalive + deps.config.sessionTimeout * 1000).toISOString(),
+  });
+
+  /** Basic auth; with authentication off the name is only a label. */
+  const authenticate = async (
+    request: Request,
+    remote: IpAddress,
+  ): Promise<{ name: string; user?: ApiUser } | Response> => {
+    const header = request.headers.get("authorization") ?? "";
+    const match = /^Basic ([A-Za-z0-9+/=]+)$/.exec(header);
+    const decoded = match ? Buffer.from(match[1] as string, "base64").toString("utf8") : "";
+    const colon = decoded.indexOf(":");
+    const name = colon >= 0 ? decoded.slice(0, colon) : decoded;
+    const password = colon >= 0 ? decoded.slice(colon + 1) : "";
+    if (!deps.config.authentication) return { name: name || "anonymous" };
+    const key = remote.text;
+    const blocked = failures.get(key);
+    if (blocked && blocked.until > deps.now()) {
+      const retry = Math.ceil((blocked.until - deps.now()) / 1000);
+      return error(429, `too many failed logins from ${key}; retry in ${retry} s`, {
+        "retry-after": String(retry),
+      });
+    }
+    const user = (await deps.loadUsers()).users[name];
+    if (!user || !verifyPassword(user, password)) {
+      metrics.authFailures++;
+      const count = (blocked?.count ?? 0) + 1;
+      // Three tries, then an exponential back-off per address (1 s, 2 s, 4 s … at most 5 min).
+      const until = count >= 3 ? deps.now() + Math.min(2 ** (count - 3), 300) * 1000 : 0;
+      failures.set(key, { count, until });
+      deps.log.warn("Authentication failed for {user} from {client}", {
+        user: name || "-",
+        client: key,
+      });
+      return error(401, "authentication required", {
+        "www-authenticate": 'Basic realm="xferproxy"',
+      });
+    }
+    failures.delete(key);
+    return { name, user };
+  };
+
+  const refuse = (status: number, message: string, fields: Record<string, unknown>) => {
+    metrics.refusals++;
+    deps.log.warn("Refused session: {reason}", { reason: message, ...fields });
+    return error(status, message);
+  };
+
+  const create = async (
+    request: Request,
+    remote: IpAddress,
+    who: { name: string; user?: ApiUser },
+  ) => {
+    const length = Number(request.headers.get("content-length") ?? "0");
+    if (length > MAX_BODY) return error(413, `request body over ${MAX_BODY} bytes`);
+    const text = await readLimited(request, MAX_BODY);
+    if (text === undefined) return error(413, `request body over ${MAX_BODY} bytes`);
+    let body: { destination?: unknown; ssh_port?: unknown; udp_port?: unknown };
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return error(400, "request body must be JSON: {destination, ssh_port, udp_port}");
+    }
+    const destination = typeof body?.destination === "string"
+      ? body.destination.trim().toLowerCase()
+      : "";
+    const sshPort = parsePort(String(body?.ssh_port ?? 22));
+    const udpPort = parsePort(String(body?.udp_port ?? 33001));
+    if (!destination || (!parseIp(destination) && !isHostName(destination))) {
+      return error(400, "destination must be an IP address or a host name");
+    }
+    if (sshPort === undefined || udpPort === undefined) {
+      return error(400, "ssh_port and udp_port must be integers 1-65535");
+    }
+    let address = parseIp(destination);
+    if (!address) {
+      // Resolved once, here; the check and the rules use this address, never a later lookup.
+      const found = await deps.resolve(destination).catch(() => []);
+      address = found.find((a) => a.family === remote.family) ?? found[0];
+      if (!address) return refuse(400, `cannot resolve ${destination}`, { user: who.name });
+    }
+    if (address.family !== remote.family) {
+      return refuse(400, "destination and client must both be IPv4 or both IPv6", {
+        user: who.name,
+      });
+    }
+    const verdict = checkDestination({
+      requested: destination,
+      address,
+      ...(deps.config.authentication ? { allow: who.user?.allow ?? [] } : {}),
+      own: deps.own,
+    });
+    if (!verdict.ok) return refuse(403, verdict.reason, { user: who.name, destination });
+    const proxy = await deps.proxyAddress(remote);
+    if (!proxy) return error(500, "the proxy has no route back to you");
+    // One allocation at a time: a port is never handed out twice.
+    const result = allocating.then(async () => {
+      const held = new Set([...sessions.values()].map((s) => s.port));
+      const port = await allocatePort(
+        deps.config.portRangeLow,
+        deps.config.portRangeHigh,
+        held,
+        deps.portFree,
+      );
+      if (port === undefined) return undefined;
+      const session: ForwardSession = {
+        id: deps.newId(),
+        user: who.name,
+        client: remote,
+        destination: address as IpAddress,
+        proxy,
+        requested: destination,
+        sshPort,
+        udpPort,
+        port,
+        lastKeepalive: deps.now(),
+      };
+      sessions.set(session.id, session);
+      try {
+        await deps.install(session);
+      } catch (e) {
+        sessions.delete(session.id);
+        await deps.remove(session).catch(() => {});
+        throw e;
+      }
+      return session;
+    });
+    allocating = result.catch(() => {});
+    let session;
+    try {
+      session = await result;
+    } catch (e) {
+      deps.log.error("Installing forwarding failed: {error}", { error: String(e) });
+      return error(500, "the proxy could not install forwarding; see its log");
+    }
+    if (!session) {
+      return refuse(
+        503,
+        `no free proxy port in ${deps.config.portRangeLow}-${deps.config.portRangeHigh}`,
+        { user: who.name },
+      );
+    }
+    metrics.allocations++;
+    deps.log.info("Setup forwarding between {client} and {destination} via port {port}", {
+      client: remote.text,
+      destination: formatEndpoint({ ip: session.destination, port: sshPort }),
+      port: session.port,
+      udp_port: udpPort,
+      session: session.id,
+      user: who.name,
+    });
+    return json(201, view(session));
+  };
+
+  const drop = async (session: ForwardSession, why: string) => {
+    sessions.delete(session.id);
+    await deps.remove(session);
+    deps.log.info("Removed forwarding of session {session} ({why})", {
+      session: session.id,
+      why,
+      port: session.port,
+    });
+  };
+
+  return {
+    sessions,
+    metrics,
+    async handle(request, remote) {
+      const url = new URL(request.url);
+      const path = url.pathname;
+      if (path === "/healthz" && request.method === "GET") {
+        return json(200, { status: "ok", sessions: sessions.size });
+      }
+      if (path === "/metrics" && request.method === "GET") {
+        return new Response(prometheus(deps.config, sessions, metrics), {
+          headers: { "content-type": "text/plain; version=0.0.4" },
+        });
+      }
+      if (!path.startsWith("/v1/sessions")) return error(404, `no such endpoint ${path}`);
+      const who = await authenticate(request, remote);
+      if (who instanceof Response) return who;
+      const owns = (s: ForwardSession) => s.user === who.name || who.user?.admin === true;
+      if (path === "/v1/sessions") {
+        if (request.method === "POST") return await create(request, remote, who);
+        if (request.method === "GET") {
+          return json(200, [...sessions.values()].filter(owns).map(view));
+        }
+        return error(405, "use GET or POST");
+      }
+      const m = /^\/v1\/sessions\/([0-9a-f-]{36})(\/keepalive)?$/.exec(path);
+      const session = m ? sessions.get(m[1] as string) : undefined;
+      if (!m || !session || !owns(session)) return error(404, "no such session");
+      if (m[2] && request.method === "POST") {
+        session.lastKeepalive = deps.now();
+        return json(200, view(session));
+      }
+      if (!m[2] && request.method === "DELETE") {
+        await drop(session, "deleted by client");
+        return new Response(null, { status: 204 });
+      }
+      if (!m[2] && request.method === "GET") return json(200, view(session));
+      return error(405, "method not allowed here");
+    },
+    async expire() {
+      const cutoff = deps.now() - deps.config.sessionTimeout * 1000;
+      const stale = [...sessions.values()].filter((s) => s.lastKeepalive < cutoff);
+      for (const s of stale) await drop(s, "no keepalive");
+      return stale.length;
+    },
+    async removeAll() {
+      for (const s of [...sessions.values()]) await drop(s, "shutdown");
+    },
+  };
+}
+
+async function readLimited(request: Request, limit: number): Promise<string | undefined> {
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
+}
+
+function prometheus(
+  config: ForwardConfig,
+  sessions: Map<string, ForwardSession>,
+  m: Metrics,
+): string {
+  const range = config.portRangeHigh - config.portRangeLow + 1;
+  return [
+    "# HELP xferproxy_forward_sessions Forward sessions open now.",
+    "# TYPE xferproxy_forward_sessions gauge",
+    `xferproxy_forward_sessions ${sessions.size}`,
+    "# HELP xferproxy_forward_allocations_total Sessions allocated since start.",
+    "# TYPE xferproxy_forward_allocations_total counter",
+    `xferproxy_forward_allocations_total ${m.allocations}`,
+    "# HELP xferproxy_forward_refusals_total Session requests refused (policy, exhaustion, resolution).",
+    "# TYPE xferproxy_forward_refusals_total counter",
+    `xferproxy_forward_refusals_total ${m.refusals}`,
+    "# HELP xferproxy_forward_auth_failures_total Failed API logins.",
+    "# TYPE xferproxy_forward_auth_failures_total counter",
+    `xferproxy_forward_auth_failures_total ${m.authFailures}`,
+    "# HELP xferproxy_forward_ports_free Proxy ports not held by a session.",
+    "# TYPE xferproxy_forward_ports_free gauge",
+    `xferproxy_forward_ports_free ${range - sessions.size}`,
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,165 @@
+/**
+ * The forward-proxy daemon: API listeners, in-process DNAT (TCP for SSH and
+ * UDP for FASP on one proxy port per session), the cleanup loop, and a clean
+ * stop that removes every rule it installed.
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { Config } from "../config/mod.ts";
+import { type Cidr, type IpAddress, parseCidr } from "../net/ip.ts";
+import type { Conntrack } from "../dnat/conntrack.ts";
+import { ForwardingDisabledError, reap } from "../dnat/helper.ts";
+import type { DnatBackend, DnatSession } from "../dnat/types.ts";
+import { createApi, type ForwardApi, type ForwardSession } from "./api.ts";
+import type { UsersFile } from "./users.ts";
+
+/** A running listener. */
+export interface Listener {
+  shutdown(): Promise<void>;
+}
+
+/** The host side of the daemon. */
+export interface DaemonHost {
+  serve(
+    options: { hostname: string; port: number; cert?: string; key?: string },
+    handler: (request: Request, remote: IpAddress) => Promise<Response>,
+  ): Promise<Listener>;
+  readFile(path: string): Promise<string>;
+  localAddressFor(client: IpAddress): Promise<IpAddress | undefined>;
+  ownNetworks(): Promise<Cidr[]>;
+  portFree(port: number): Promise<boolean>;
+  resolve(name: string): Promise<IpAddress[]>;
+  loadUsers(): Promise<UsersFile>;
+  forwardingEnabled(family: 4 | 6): Promise<boolean>;
+  livePids(): Promise<ReadonlySet<number>>;
+  /** Fires on SIGTERM/SIGINT. */
+  readonly stop: AbortSignal;
+  readonly pid: number;
+  now(): number;
+  newId(): string;
+}
+
+/** The daemon cannot start; the message says what to fix. */
+export class DaemonStartError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DaemonStartError";
+  }
+}
+
+/** Runs until `host.stop` fires; returns the API (for tests) once stopped. */
+export async function runDaemon(
+  config: Config,
+  deps: { host: DaemonHost; backend: DnatBackend; conntrack: Conntrack; log: Logger },
+): Promise<ForwardApi> {
+  const { host, backend, conntrack, log } = deps;
+  const server = config.server;
+  const proxy = server.proxy;
+  if (!proxy.enabled) {
+    throw new DaemonStartError(
+      "The forward proxy is disabled: set <server><proxy><enabled>true</enabled> in the config",
+    );
+  }
+  if (server.dnatBackend !== "iptables") {
+    throw new DaemonStartError(
+      "Forward mode supports <dnat_backend>iptables</dnat_backend> only in this release",
+    );
+  }
+  if (server.enableHttps && (!proxy.certFile || !proxy.keyFile)) {
+    throw new DaemonStartError("<enable_https> is true: set <cert_file> and <key_file> in <proxy>");
+  }
+  if (!(await host.forwardingEnabled(4))) throw new ForwardingDisabledError(4);
+  await backend.ensureReady(4);
+  await reap({ backend, conntrack, livePids: () => host.livePids(), log }, false);
+
+  const own = await host.ownNetworks();
+  if (proxy.bindIpNetmask) {
+    const bits = proxy.bindIpNetmask.bytes.reduce(
+      (n, b) => n + b.toString(2).replaceAll("0", "").length,
+      0,
+    );
+    const net = parseCidr(`${proxy.bindIpAddress.text}/${bits}`);
+    if (net) own.push(net);
+  }
+  const bindHost = proxy.bindIpAddress.text;
+  const proxyAddress = async (client: IpAddress) =>
+    proxy.bindIpAddress.text !== "0.0.0.0"
+      ? proxy.bindIpAddress
+      : await host.localAddressFor(client);
+  const dnatOf = (s: ForwardSession): DnatSession => {
+    return {
+      id: s.id,
+      owner: host.pid,
+      client: s.client,
+      proxy: s.proxy,
+      proxyPort: s.port,
+      server: s.destination,
+      serverPort: s.udpPort,
+      tcpServerPort: s.sshPort,
+    };
+  };
+  const purge = async (d: DnatSession) => {
+    for (const protocol of ["tcp", "udp"] as const) {
+      await conntrack.purge({ client: d.client, proxy: d.proxy, proxyPort: d.proxyPort }, protocol)
+        .catch(() => {});
+    }
+  };
+  const api = createApi({
+    config: proxy,
+    proxyAddress,
+    own,
+    loadUsers: host.loadUsers,
+    resolve: host.resolve,
+    portFree: host.portFree,
+    install: async (s) => {
+      const d = dnatOf(s);
+      await backend.add(d);
+      await purge(d);
+    },
+    remove: async (s) => {
+      const removed = await backend.remove(new Set([s.id]));
+      if (removed.length) await purge(dnatOf(s));
+    },
+    now: () => host.now(),
+    newId: () => host.newId(),
+    log,
+  });
+
+  const listeners: Listener[] = [];
+  const ports: string[] = [];
+  const handler = (request: Request, remote: IpAddress) => api.handle(request, remote);
+  try {
+    if (server.enableHttp) {
+      listeners.push(await host.serve({ hostname: bindHost, port: server.httpPort }, handler));
+      ports.push(String(server.httpPort));
+    }
+    if (server.enableHttps) {
+      const cert = await host.readFile(proxy.certFile as string);
+      const key = await host.readFile(proxy.keyFile as string);
+      listeners.push(
+        await host.serve({ hostname: bindHost, port: server.httpsPort, cert, key }, handler),
+      );
+      ports.push(`${server.httpsPort}s`);
+    }
+  } catch (error) {
+    for (const l of listeners) await l.shutdown();
+    throw new DaemonStartError(`Cannot listen on ${bindHost}: ${(error as Error).message}`);
+  }
+  // The seed product's start-up lines.
+  log.info(`proxy service ready (port range ${proxy.portRangeLow}-${proxy.portRangeHigh})`);
+  log.info(`Started on port(s) ${ports.join(",")}`);
+
+  const cleanup = setInterval(() => {
+    api.expire().catch((error) => log.error("Cleanup failed: {error}", { error: String(error) }));
+  }, proxy.cleanupInterval * 1000);
+  await new Promise<void>((resolve) => {
+    if (host.stop.aborted) return resolve();
+    host.stop.addEventListener("abort", () => resolve(), { once: true });
+  });
+  clearInterval(cleanup);
+  for (const l of listeners) await l.shutdown();
+  await api.removeAll();
+  log.info("Stopped; every forwarding rule removed");
+  return api;
+}

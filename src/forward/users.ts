@@ -1,0 +1,115 @@
+/**
+ * Forward-proxy API users (the seed's asnodeadmin): names, scrypt password
+ * hashes with a per-user salt, allowed destinations, admin flag. Pure: the
+ * file is read and written by the caller.
+ * @module
+ */
+
+import { randomBytes, scryptSync, timingSafeEqual } from "node:crypto";
+import { Buffer } from "node:buffer";
+import { USERNAME } from "../config/values.ts";
+import { parseCidr } from "../net/ip.ts";
+import { isHostName } from "../net/endpoint.ts";
+
+/** One API user as stored. */
+export interface ApiUser {
+  readonly salt: string;
+  readonly hash: string;
+  /** CIDRs, host names, or "*" for any public destination. */
+  readonly allow: readonly string[];
+  readonly admin: boolean;
+}
+
+/** The users file: `{ "version": 1, "users": { name: ApiUser } }`. */
+export interface UsersFile {
+  readonly version: 1;
+  readonly users: Readonly<Record<string, ApiUser>>;
+}
+
+/** A users file that cannot be used. */
+export class UsersFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsersFileError";
+  }
+}
+
+// scrypt cost: N=2^15, r=8, p=1 (OWASP's minimum), 32-byte key.
+const SCRYPT = { N: 32768, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
+
+/** A fresh salt and the scrypt hash of the password, base64. */
+export function hashPassword(
+  password: string,
+  salt = randomBytes(16).toString("base64"),
+): { salt: string; hash: string } {
+  const hash = scryptSync(password, Buffer.from(salt, "base64"), 32, SCRYPT).toString("base64");
+  return { salt, hash };
+}
+
+/** Constant-time check of a password against a stored user. */
+export function verifyPassword(user: ApiUser, password: string): boolean {
+  const expected = Buffer.from(user.hash, "base64");
+  const actual = Buffer.from(hashPassword(password, user.salt).hash, "base64");
+  return expected.length === actual.length && timingSafeEqual(expected, actual);
+}
+
+/** Checks an allowed-destination entry; returns why it is bad, or undefined. */
+export function checkAllowEntry(entry: string): string | undefined {
+  if (entry === "*" || parseCidr(entry) || isHostName(entry)) return undefined;
+  return `allowed destination must be a CIDR, a host name or *, got "${entry}"`;
+}
+
+/** Checks an API user name. */
+export function checkUserName(name: string): string | undefined {
+  return USERNAME.test(name)
+    ? undefined
+    : `user name must match [a-z_][a-z0-9_.-]{0,31}, got "${name}"`;
+}
+
+/** An empty users file. */
+export function emptyUsers(): UsersFile {
+  return { version: 1, users: {} };
+}
+
+/**
+ * Parses and checks the users file text.
+ * @throws {UsersFileError}
+ */
+export function parseUsers(text: string, path: string): UsersFile {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (error) {
+    throw new UsersFileError(`Users file "${path}" is not JSON: ${(error as Error).message}`);
+  }
+  const users = (doc as { users?: unknown })?.users;
+  if (
+    (doc as { version?: unknown })?.version !== 1 || typeof users !== "object" || users === null
+  ) {
+    throw new UsersFileError(`Users file "${path}" must be {"version": 1, "users": {...}}`);
+  }
+  const out: Record<string, ApiUser> = {};
+  for (const [name, raw] of Object.entries(users)) {
+    const u = raw as Partial<ApiUser>;
+    const bad = checkUserName(name) ??
+      (typeof u.salt !== "string" || typeof u.hash !== "string"
+        ? "salt and hash must be strings"
+        : undefined) ??
+      (!Array.isArray(u.allow)
+        ? "allow must be a list"
+        : u.allow.map((a) => checkAllowEntry(String(a))).find(Boolean));
+    if (bad) throw new UsersFileError(`Users file "${path}": user "${name}": ${bad}`);
+    out[name] = {
+      salt: u.salt as string,
+      hash: u.hash as string,
+      allow: (u.allow as string[]).map(String),
+      admin: u.admin === true,
+    };
+  }
+  return { version: 1, users: out };
+}
+
+/** The file text (stable key order, trailing newline). */
+export function serializeUsers(file: UsersFile): string {
+  return JSON.stringify(file, null, 2) + "\n";
+}

@@ -1,0 +1,270 @@
+/**
+ * A forward-proxy testbed: an inside client, the proxy, an outside server.
+ *
+ *   inside (198.18.30.2) ── proxy (198.18.30.1 │ 198.19.40.1) ── outside (198.19.40.2: sshd, iperf3)
+ *
+ * The inside network has no route to the outside: only the proxy's DNAT
+ * carries sessions across. Everything is removed by `close()`.
+ * @module
+ */
+
+import { must, type Ran, run, waitFor } from "./_exec.ts";
+import { BINARY } from "./_run.ts";
+
+/** Addresses of the forward testbed. */
+export const FIP = {
+  inside: "198.18.30.2",
+  proxyIn: "198.18.30.1",
+  proxyOut: "198.19.40.1",
+  outside: "198.19.40.2",
+} as const;
+/** The account on the outside server. */
+export const OUT_USER = "xpt_out";
+
+/** A running forward testbed. */
+export interface ForwardBed {
+  readonly dir: string;
+  readonly ns: { inside: string; proxy: string; outside: string };
+  readonly configPath: string;
+  /** Writes the config and (re)starts the daemon with it. */
+  startDaemon(config: string): Promise<void>;
+  stopDaemon(): Promise<string>;
+  /** The daemon's stderr so far. */
+  daemonLog(): string;
+  inNs(
+    ns: string,
+    argv: string[],
+    options?: { stdin?: string; timeoutMs?: number; env?: Record<string, string> },
+  ): Promise<Ran>;
+  /** ssh options for the outside server, from the inside, through a ProxyCommand. */
+  sshOptions(proxyCommand: string): string[];
+  close(): Promise<void>;
+}
+
+/** The daemon config with overrides inside `<proxy>` and `<server>`. */
+export function forwardConfig(dir: string, proxyExtra = "", serverExtra = ""): string {
+  return `<CONF version="2"><server>
+  <enable_http>true</enable_http>
+  <state_directory>${dir}/state</state_directory>
+  ${serverExtra}
+  <proxy>
+    <enabled>true</enabled>
+    <authentication>true</authentication>
+    <users_file>${dir}/users.json</users_file>
+    <port_range_low>5000</port_range_low>
+    <port_range_high>5199</port_range_high>
+    <cleanup_interval>1</cleanup_interval>
+    <keepalive_interval>1</keepalive_interval>
+    <session_timeout>4</session_timeout>
+    ${proxyExtra}
+  </proxy>
+  <rproxy><log_level>1</log_level></rproxy>
+</server></CONF>
+`;
+}
+
+/** Builds the testbed (root, iproute2, OpenSSH). */
+export async function createForwardBed(): Promise<ForwardBed> {
+  const id = crypto.randomUUID().slice(0, 6);
+  const ns = { inside: `xf${id}i`, proxy: `xf${id}p`, outside: `xf${id}o` };
+  const dir = await Deno.makeTempDir({ prefix: "xferproxy-fwd-" });
+  await Deno.chmod(dir, 0o755);
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const children: Deno.ChildProcess[] = [];
+  let daemon: Deno.ChildProcess | undefined;
+  let daemonText = "";
+  let daemonDone: Promise<void> = Promise.resolve();
+  const bed: ForwardBed = {
+    dir,
+    ns,
+    configPath: `${dir}/aspera.conf`,
+    async startDaemon(config) {
+      await bed.stopDaemon();
+      await Deno.writeTextFile(bed.configPath, config);
+      daemonText = "";
+      daemon = new Deno.Command("ip", {
+        args: ["netns", "exec", ns.proxy, BINARY, "forward", "--config", bed.configPath],
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const reader = daemon.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      daemonDone = (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          daemonText += value;
+        }
+      })();
+      await waitFor(
+        "the forward daemon to start",
+        () => Promise.resolve(/Started on port|ERR|xferproxy: [A-Z]/.test(daemonText)),
+        20_000,
+      );
+      if (!daemonText.includes("Started on port")) {
+        throw new Error(`daemon did not start: ${daemonText}`);
+      }
+    },
+    async stopDaemon() {
+      if (!daemon) return daemonText;
+      try {
+        daemon.kill("SIGTERM");
+      } catch { /* gone */ }
+      await daemon.status;
+      await daemonDone;
+      daemon = undefined;
+      return daemonText;
+    },
+    daemonLog: () => daemonText,
+    inNs: (name, argv, o = {}) =>
+      run(["ip", "netns", "exec", name, ...argv], {
+        ...(o.stdin !== undefined ? { stdin: o.stdin } : {}),
+        ...(o.env ? { env: o.env } : {}),
+        timeoutMs: o.timeoutMs ?? 60_000,
+      }),
+    sshOptions: (proxyCommand) => [
+      "-F",
+      "/dev/null",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      `UserKnownHostsFile=${dir}/known_hosts`,
+      "-i",
+      `${dir}/client_key`,
+      "-o",
+      "ConnectTimeout=15",
+      "-o",
+      `ProxyCommand=${proxyCommand}`,
+      "-o",
+      "LogLevel=ERROR",
+    ],
+    async close() {
+      await bed.stopDaemon().catch(() => {});
+      for (const child of children) {
+        try {
+          child.kill("SIGTERM");
+        } catch { /* gone */ }
+        await child.status;
+      }
+      for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+  try {
+    for (const name of Object.values(ns)) {
+      await must(["ip", "netns", "add", name]);
+      cleanups.push(() => run(["ip", "netns", "del", name]));
+      await must(["ip", "-n", name, "link", "set", "lo", "up"]);
+    }
+    const ipn = (name: string, ...args: string[]) => must(["ip", "-n", name, ...args]);
+    await ipn(
+      ns.inside,
+      "link",
+      "add",
+      "i0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "pi",
+      "netns",
+      ns.proxy,
+    );
+    await ipn(
+      ns.outside,
+      "link",
+      "add",
+      "o0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "po",
+      "netns",
+      ns.proxy,
+    );
+    await ipn(ns.inside, "addr", "add", `${FIP.inside}/24`, "dev", "i0");
+    await ipn(ns.proxy, "addr", "add", `${FIP.proxyIn}/24`, "dev", "pi");
+    await ipn(ns.proxy, "addr", "add", `${FIP.proxyOut}/24`, "dev", "po");
+    await ipn(ns.outside, "addr", "add", `${FIP.outside}/24`, "dev", "o0");
+    for (
+      const [name, dev] of [[ns.inside, "i0"], [ns.proxy, "pi"], [ns.proxy, "po"], [
+        ns.outside,
+        "o0",
+      ]] as const
+    ) {
+      await ipn(name, "link", "set", dev, "up");
+    }
+    // Deliberately no route from inside to outside, nor back: only DNAT + masquerade connect them.
+    await must(["ip", "netns", "exec", ns.proxy, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+
+    await run(["pkill", "-KILL", "-u", OUT_USER]);
+    await run(["userdel", OUT_USER]);
+    await must(["useradd", "-M", "-d", `${dir}/out-home`, "-s", "/bin/sh", OUT_USER]);
+    cleanups.push(async () => {
+      await run(["pkill", "-KILL", "-u", OUT_USER]);
+      await run(["userdel", OUT_USER]);
+    });
+    await must(["usermod", "-p", "*", OUT_USER]);
+    await Deno.mkdir(`${dir}/out-home`, { mode: 0o755 });
+    await must(["chown", `${OUT_USER}:`, `${dir}/out-home`]);
+    await must(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", `${dir}/client_key`]);
+    await must(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", `${dir}/host_key`]);
+    await Deno.copyFile(`${dir}/client_key.pub`, `${dir}/authorized_keys`);
+    const hostKey = (await Deno.readTextFile(`${dir}/host_key.pub`)).split(" ").slice(0, 2).join(
+      " ",
+    );
+    await Deno.writeTextFile(`${dir}/known_hosts`, `${FIP.outside} ${hostKey}\n`);
+    await Deno.writeTextFile(
+      `${dir}/sshd_config`,
+      [
+        `ListenAddress ${FIP.outside}`,
+        "Port 22",
+        `HostKey ${dir}/host_key`,
+        `PidFile ${dir}/sshd.pid`,
+        `AuthorizedKeysFile ${dir}/authorized_keys`,
+        "StrictModes no",
+        "UsePAM no",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "MaxStartups 100:30:200",
+        "Subsystem sftp /usr/lib/openssh/sftp-server",
+        "",
+      ].join("\n"),
+    );
+    await Deno.mkdir("/run/sshd", { recursive: true });
+    children.push(new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        ns.outside,
+        "/usr/sbin/sshd",
+        "-D",
+        "-E",
+        `${dir}/sshd.log`,
+        "-f",
+        `${dir}/sshd_config`,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn());
+    children.push(new Deno.Command("ip", {
+      args: ["netns", "exec", ns.outside, "iperf3", "-s", "-p", "5201", "--bind", FIP.outside],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn());
+    await waitFor("outside sshd and iperf3", async () => {
+      const probe = await run(["ip", "netns", "exec", ns.outside, "ss", "-Hltn"]);
+      return probe.stdout.includes(`${FIP.outside}:22`) &&
+        probe.stdout.includes(`${FIP.outside}:5201`);
+    });
+  } catch (error) {
+    await bed.close();
+    throw error;
+  }
+  return bed;
+}

@@ -1,0 +1,501 @@
+/**
+ * Forward mode end to end: the daemon in a proxy namespace between an inside
+ * client and an outside server that cannot reach each other, real curl,
+ * ssh/scp through `xferproxy forward connect` as ProxyCommand, iperf3 TCP and
+ * UDP through an allocated port.
+ */
+import { assertEquals, assertIncludes, assertMatch, assertOk } from "../_assert.ts";
+import { must, run, waitFor } from "./_exec.ts";
+import { BINARY } from "./_run.ts";
+import { createForwardBed, FIP, type ForwardBed, forwardConfig, OUT_USER } from "./_forward_bed.ts";
+
+const isRoot = Deno.uid() === 0;
+const API = `http://${FIP.proxyIn}:9091`;
+
+async function curl(bed: ForwardBed, args: string[]): Promise<{ status: number; body: string }> {
+  const result = await bed.inNs(bed.ns.inside, [
+    "curl",
+    "-s",
+    "-o",
+    "-",
+    "-w",
+    "\n%{http_code}",
+    ...args,
+  ]);
+  const lines = result.stdout.split("\n");
+  return { status: Number(lines.pop()), body: lines.join("\n") };
+}
+
+async function rulesWith(bed: ForwardBed, id: string): Promise<number> {
+  const save = await must(["ip", "netns", "exec", bed.ns.proxy, "iptables-save"]);
+  return save.split("\n").filter((l) => l.includes(`xferproxy:${id}:`)).length;
+}
+
+async function addUser(
+  bed: ForwardBed,
+  name: string,
+  password: string,
+  ...extra: string[]
+): Promise<void> {
+  await must([
+    BINARY,
+    "forward",
+    "user",
+    "add",
+    name,
+    "--password-stdin",
+    ...extra,
+    "--config",
+    bed.configPath,
+  ], { stdin: password });
+}
+
+Deno.test({
+  name: "forward mode: API, ProxyCommand, iperf3, lifetimes, limits",
+  ignore: !isRoot,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const bed = await createForwardBed();
+    const config = forwardConfig(bed.dir);
+    try {
+      await Deno.writeTextFile(bed.configPath, config);
+      await addUser(bed, "alice", "wonder", "--allow", `${FIP.outside}/32,outside.example`);
+      await addUser(bed, "root_admin", "admin-pw", "--allow", "*", "--admin");
+      await t.step("users are stored hashed in a root-only file", async () => {
+        const info = await Deno.stat(`${bed.dir}/users.json`);
+        assertEquals((info.mode ?? 0) & 0o777, 0o600);
+        const text = await Deno.readTextFile(`${bed.dir}/users.json`);
+        assertEquals(text.includes("wonder"), false);
+        const users = JSON.parse(text).users;
+        assertOk(users.alice.salt !== users.root_admin.salt);
+        const list = await must([BINARY, "forward", "user", "list", "--config", bed.configPath]);
+        assertEquals(
+          list,
+          `alice  allow: ${FIP.outside}/32,outside.example\nroot_admin (admin)  allow: *\n`,
+        );
+      });
+      await bed.startDaemon(config);
+
+      await t.step("the daemon logs the seed's start-up lines", () => {
+        assertMatch(bed.daemonLog(), /LOG proxy service ready \(port range 5000-5199\)/);
+        assertMatch(bed.daemonLog(), /LOG Started on port\(s\) 9091/);
+      });
+
+      await t.step("curl: create, list, keepalive, delete, and the errors", async () => {
+        const created = await curl(bed, [
+          "-u",
+          "alice:wonder",
+          "-d",
+          JSON.stringify({ destination: FIP.outside, ssh_port: 22, udp_port: 33001 }),
+          `${API}/v1/sessions`,
+        ]);
+        assertEquals(created.status, 201, created.body);
+        const session = JSON.parse(created.body);
+        assertEquals([session.proxy_host, session.port, session.keepalive_interval], [
+          FIP.proxyIn,
+          5000,
+          1,
+        ]);
+        assertOk(Date.parse(session.expires_at) > Date.now());
+        assertEquals(await rulesWith(bed, session.id), 6);
+        const listed = await curl(bed, ["-u", "alice:wonder", `${API}/v1/sessions`]);
+        assertEquals(JSON.parse(listed.body).map((s: { id: string }) => s.id), [session.id]);
+        assertEquals(
+          (await curl(bed, [
+            "-u",
+            "alice:wonder",
+            "-X",
+            "POST",
+            `${API}/v1/sessions/${session.id}/keepalive`,
+          ])).status,
+          200,
+        );
+        assertEquals(
+          (await curl(bed, [
+            "-u",
+            "alice:wonder",
+            "-X",
+            "DELETE",
+            `${API}/v1/sessions/${session.id}`,
+          ])).status,
+          204,
+        );
+        assertEquals(await rulesWith(bed, session.id), 0);
+        assertEquals(
+          (await curl(bed, [
+            "-u",
+            "alice:wonder",
+            "-X",
+            "DELETE",
+            `${API}/v1/sessions/${session.id}`,
+          ])).status,
+          404,
+        );
+        assertEquals(
+          (await curl(bed, ["-u", "alice:wonder", "-d", "{not json", `${API}/v1/sessions`])).status,
+          400,
+        );
+        assertEquals(
+          (await curl(bed, [
+            "-u",
+            "alice:wonder",
+            "-d",
+            JSON.stringify({ destination: "x".repeat(20000) }),
+            `${API}/v1/sessions`,
+          ])).status,
+          413,
+        );
+        assertEquals(
+          (await curl(bed, [
+            "-u",
+            "alice:wonder",
+            "-d",
+            JSON.stringify({ destination: "bad name!" }),
+            `${API}/v1/sessions`,
+          ])).status,
+          400,
+        );
+        const health = await curl(bed, [`${API}/healthz`]);
+        assertEquals([health.status, JSON.parse(health.body).status], [200, "ok"]);
+        const metrics = await curl(bed, [`${API}/metrics`]);
+        assertMatch(metrics.body, /^xferproxy_forward_allocations_total 1$/m);
+        assertMatch(metrics.body, /^xferproxy_forward_ports_free 200$/m);
+      });
+
+      await t.step(
+        "a private destination, or one not allowed for the user, is refused",
+        async () => {
+          const cases: Array<[string, RegExp]> = [
+            ["10.0.0.5", /10\.0\.0\.0\/8, which the proxy never reaches/],
+            ["127.0.0.1", /127\.0\.0\.0\/8/],
+            ["169.254.1.1", /169\.254\.0\.0\/16/],
+            [FIP.proxyIn, /198\.18\.30\.0\/24/],
+            ["198.19.40.3", /198\.19\.40\.0\/24, which the proxy never reaches/],
+            ["198.19.50.5", /not in your allowed destinations/],
+          ];
+          for (const [destination, reason] of cases) {
+            const refused = await curl(bed, [
+              "-u",
+              "alice:wonder",
+              "-d",
+              JSON.stringify({ destination }),
+              `${API}/v1/sessions`,
+            ]);
+            assertEquals(refused.status, 403, destination);
+            assertMatch(JSON.parse(refused.body).error, reason);
+          }
+        },
+      );
+
+      await t.step("wrong passwords get 401, then a per-address back-off (429)", async () => {
+        for (let i = 0; i < 3; i++) {
+          const r = await curl(bed, ["-u", "alice:wrong", `${API}/v1/sessions`]);
+          assertEquals(r.status, 401);
+        }
+        const blocked = await curl(bed, ["-u", "alice:wonder", "-D", "-", `${API}/v1/sessions`]);
+        assertEquals(blocked.status, 429);
+        assertMatch(blocked.body, /retry-after: \d+/i);
+        await waitFor(
+          "the back-off to pass",
+          async () =>
+            (await curl(bed, ["-u", "alice:wonder", `${API}/v1/sessions`])).status === 200,
+          10_000,
+          250,
+        );
+      });
+
+      const connect = (extra = "") =>
+        `${BINARY} forward connect --proxy dnat://alice:wonder@${FIP.proxyIn}:9091 ${extra}%h %p`;
+
+      await t.step(
+        "ssh and scp through ProxyCommand; the outside sees the proxy's address",
+        async () => {
+          const ssh = await bed.inNs(bed.ns.inside, [
+            "ssh",
+            ...bed.sshOptions(connect()),
+            `${OUT_USER}@${FIP.outside}`,
+            "printenv SSH_CONNECTION",
+          ]);
+          assertEquals(ssh.code, 0, ssh.stderr);
+          assertEquals(ssh.stdout.split(" ")[0], FIP.proxyOut);
+          const src = `${bed.dir}/payload.bin`;
+          await must(["dd", "if=/dev/urandom", `of=${src}`, "bs=1M", "count=8", "status=none"]);
+          await Deno.chmod(src, 0o644);
+          const scp = await bed.inNs(bed.ns.inside, [
+            "scp",
+            ...bed.sshOptions(connect()),
+            src,
+            `${OUT_USER}@${FIP.outside}:${bed.dir}/out-home/payload.bin`,
+          ]);
+          assertEquals(scp.code, 0, scp.stderr);
+          assertEquals(
+            (await must(["sha256sum", `${bed.dir}/out-home/payload.bin`])).split(" ")[0],
+            (await must(["sha256sum", src])).split(" ")[0],
+          );
+          // The client deletes its session when ssh ends.
+          await waitFor(
+            "sessions to be deleted",
+            async () =>
+              JSON.parse((await curl(bed, ["-u", "alice:wonder", `${API}/v1/sessions`])).body)
+                .length === 0,
+          );
+        },
+      );
+
+      await t.step("iperf3 TCP and UDP through one allocated port", async () => {
+        // --print-mapping holds the session (with keepalives) until its stdin closes.
+        const holder = new Deno.Command("ip", {
+          args: [
+            "netns",
+            "exec",
+            bed.ns.inside,
+            BINARY,
+            "forward",
+            "connect",
+            "--proxy",
+            `dnat://alice:wonder@${FIP.proxyIn}`,
+            "--udp-port",
+            "5201",
+            "--print-mapping",
+            FIP.outside,
+            "5201",
+          ],
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+        const mapping = JSON.parse((await reader.read()).value ?? "{}");
+        try {
+          assertEquals([mapping.proxy_host, mapping.udp_port, mapping.ssh_port], [
+            FIP.proxyIn,
+            5201,
+            5201,
+          ]);
+          const tcp = await bed.inNs(bed.ns.inside, [
+            "iperf3",
+            "-c",
+            FIP.proxyIn,
+            "-p",
+            String(mapping.port),
+            "-t",
+            "2",
+            "-J",
+          ]);
+          assertEquals(tcp.code, 0, tcp.stdout.slice(0, 500));
+          assertOk(JSON.parse(tcp.stdout).end.sum_received.bytes > 1_000_000);
+          const udp = await bed.inNs(bed.ns.inside, [
+            "iperf3",
+            "-c",
+            FIP.proxyIn,
+            "-p",
+            String(mapping.port),
+            "-u",
+            "-b",
+            "100M",
+            "-l",
+            "1400",
+            "-t",
+            "2",
+            "-J",
+          ]);
+          assertEquals(udp.code, 0, udp.stdout.slice(0, 500));
+          const sum = JSON.parse(udp.stdout).end.sum;
+          assertOk(sum.packets > 1000 && sum.lost_percent < 10, JSON.stringify(sum));
+        } finally {
+          await holder.stdin.close().catch(() => {});
+          await holder.status;
+          reader.cancel().catch(() => {});
+        }
+        await waitFor(
+          "the mapping's session to be deleted",
+          async () =>
+            JSON.parse((await curl(bed, ["-u", "alice:wonder", `${API}/v1/sessions`])).body)
+              .length === 0,
+        );
+      });
+
+      await t.step("a session without keepalives expires and its rules go", async () => {
+        const created = JSON.parse(
+          (await curl(bed, [
+            "-u",
+            "alice:wonder",
+            "-d",
+            JSON.stringify({ destination: FIP.outside }),
+            `${API}/v1/sessions`,
+          ])).body,
+        );
+        assertEquals(await rulesWith(bed, created.id), 6);
+        await waitFor("expiry", async () => (await rulesWith(bed, created.id)) === 0, 15_000, 250);
+        assertEquals(
+          (await curl(bed, ["-u", "alice:wonder", `${API}/v1/sessions/${created.id}`])).status,
+          404,
+        );
+        assertMatch(
+          bed.daemonLog(),
+          new RegExp(`Removed forwarding of session ${created.id} \\(no keepalive\\)`),
+        );
+      });
+
+      await t.step("100 concurrent allocations get 100 distinct ports", async () => {
+        // Long enough that none of the 100 expires (and frees its port) while the others are made.
+        await bed.startDaemon(config.replace("<session_timeout>4", "<session_timeout>120"));
+        const body = JSON.stringify({ destination: FIP.outside });
+        const script =
+          `seq 100 | xargs -P 100 -I{} curl -s -u alice:wonder -d '${body}' ${API}/v1/sessions`;
+        const out = await bed.inNs(bed.ns.inside, ["bash", "-c", script], { timeoutMs: 120_000 });
+        const sessions = out.stdout.trim().split("\n").map((l) => JSON.parse(l));
+        assertEquals(sessions.length, 100);
+        assertEquals(new Set(sessions.map((s) => s.port)).size, 100);
+        assertOk(sessions.every((s) => s.port >= 5000 && s.port <= 5199));
+        const admin = JSON.parse(
+          (await curl(bed, ["-u", "root_admin:admin-pw", `${API}/v1/sessions`])).body,
+        );
+        assertEquals(admin.length, 100);
+        await Promise.all(
+          sessions.map((s) =>
+            curl(bed, ["-u", "alice:wonder", "-X", "DELETE", `${API}/v1/sessions/${s.id}`])
+          ),
+        );
+      });
+
+      await t.step("an exhausted port range answers 503 and installs nothing", async () => {
+        await bed.startDaemon(config.replace("<port_range_high>5199", "<port_range_high>5001"));
+        const body = JSON.stringify({ destination: FIP.outside });
+        for (const port of [5000, 5001]) {
+          const ok = await curl(bed, ["-u", "alice:wonder", "-d", body, `${API}/v1/sessions`]);
+          assertEquals([ok.status, JSON.parse(ok.body).port], [201, port]);
+        }
+        const full = await curl(bed, ["-u", "alice:wonder", "-d", body, `${API}/v1/sessions`]);
+        assertEquals(full.status, 503);
+        assertEquals(JSON.parse(full.body).error, "no free proxy port in 5000-5001");
+      });
+
+      await t.step("SIGTERM removes every rule", async () => {
+        const log = await bed.stopDaemon();
+        assertMatch(log, /Stopped; every forwarding rule removed/);
+        const save = await must(["ip", "netns", "exec", bed.ns.proxy, "iptables-save"]);
+        assertEquals(save.includes("xferproxy:"), false);
+      });
+
+      await t.step(
+        "HTTPS with a test certificate, from curl and from forward connect",
+        async () => {
+          // A test CA and a server certificate it signs (TLS clients refuse a CA certificate as the server's own).
+          const openssl = (...args: string[]) => must(["openssl", ...args]);
+          const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+          const d = bed.dir;
+          await openssl(
+            "req",
+            "-x509",
+            ...ec,
+            "-keyout",
+            `${d}/ca-key.pem`,
+            "-out",
+            `${d}/ca.pem`,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test CA",
+          );
+          await openssl(
+            "req",
+            "-new",
+            ...ec,
+            "-keyout",
+            `${d}/key.pem`,
+            "-out",
+            `${d}/server.csr`,
+            "-subj",
+            "/CN=xferproxy-test",
+          );
+          await Deno.writeTextFile(
+            `${d}/san.ext`,
+            `subjectAltName=IP:${FIP.proxyIn}\nbasicConstraints=CA:FALSE\n`,
+          );
+          await openssl(
+            "x509",
+            "-req",
+            "-in",
+            `${d}/server.csr`,
+            "-CA",
+            `${d}/ca.pem`,
+            "-CAkey",
+            `${d}/ca-key.pem`,
+            "-CAcreateserial",
+            "-out",
+            `${d}/cert.pem`,
+            "-days",
+            "1",
+            "-extfile",
+            `${d}/san.ext`,
+          );
+          await bed.startDaemon(forwardConfig(
+            bed.dir,
+            `<cert_file>${bed.dir}/cert.pem</cert_file><key_file>${bed.dir}/key.pem</key_file>`,
+            "<enable_https>true</enable_https>",
+          ));
+          assertMatch(bed.daemonLog(), /Started on port\(s\) 9091,9092s/);
+          const health = await curl(bed, [
+            "--cacert",
+            `${bed.dir}/ca.pem`,
+            `https://${FIP.proxyIn}:9092/healthz`,
+          ]);
+          assertEquals(health.status, 200);
+          const ssh = await bed.inNs(bed.ns.inside, [
+            "ssh",
+            ...bed.sshOptions(
+              `${BINARY} forward connect --cacert ${bed.dir}/ca.pem --proxy dnats://alice@${FIP.proxyIn} %h %p`,
+            ),
+            `${OUT_USER}@${FIP.outside}`,
+            "true",
+          ], { env: { XFERPROXY_PROXY_PASS: "wonder", PATH: "/usr/bin:/bin" } });
+          assertEquals(ssh.code, 0, ssh.stderr);
+          const insecure = await curl(bed, [`https://${FIP.proxyIn}:9092/healthz`]);
+          assertEquals(insecure.status, 0); // curl refuses the unknown certificate
+        },
+      );
+
+      await t.step("forward connect explains a refused session in one line", async () => {
+        const result = await bed.inNs(bed.ns.inside, [
+          BINARY,
+          "forward",
+          "connect",
+          "--cacert",
+          `${bed.dir}/ca.pem`,
+          "--proxy",
+          `dnats://alice:wonder@${FIP.proxyIn}`,
+          "10.0.0.9",
+          "22",
+        ]);
+        assertEquals(result.code, 255);
+        assertIncludes(
+          result.stderr,
+          "xferproxy: the proxy refused the session (403): destination 10.0.0.9 is in 10.0.0.0/8",
+        );
+      });
+    } finally {
+      await bed.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "forward daemon refuses to start when <proxy><enabled> is false",
+  ignore: !isRoot,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/a.conf`, "<server><enable_http>true</enable_http></server>");
+      const result = await run([BINARY, "forward", "--config", `${dir}/a.conf`]);
+      assertEquals(result.code, 1);
+      assertIncludes(
+        result.stderr,
+        "xferproxy: The forward proxy is disabled: set <server><proxy><enabled>true</enabled> in the config\n",
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,219 @@
+import { assertEquals, assertMatch, assertOk } from "../_assert.ts";
+import { getLogger } from "@logtape/logtape";
+import { Buffer } from "node:buffer";
+import { createApi, type ForwardSession } from "../../src/forward/api.ts";
+import { hashPassword, type UsersFile } from "../../src/forward/users.ts";
+import { parseCidr, parseIp } from "../../src/net/ip.ts";
+import { parseInline } from "../config/_load.ts";
+
+const CLIENT = parseIp("198.18.30.2")!;
+
+function setup(
+  overrides: Record<string, string> = {},
+  opts: { portFree?: (p: number) => boolean; failInstall?: boolean } = {},
+) {
+  const options = {
+    enabled: "true",
+    authentication: "true",
+    port_range_low: "5000",
+    port_range_high: "5002",
+    session_timeout: "30",
+    ...overrides,
+  };
+  const proxyXml = Object.entries(options).map(([k, v]) => `<${k}>${v}</${k}>`).join("");
+  const config = parseInline(
+    `<server><enable_http>true</enable_http><proxy>${proxyXml}</proxy></server>`,
+  ).config!;
+  let now = 1_000_000;
+  let ids = 0;
+  const installed: string[] = [];
+  const removed: string[] = [];
+  const users: UsersFile = {
+    version: 1,
+    users: {
+      alice: {
+        ...hashPassword("pw", Buffer.from("salt-alice-16byt").toString("base64")),
+        allow: ["198.19.0.0/16", "files.example"],
+        admin: false,
+      },
+      boss: {
+        ...hashPassword("pw2", Buffer.from("salt-boss-16byte").toString("base64")),
+        allow: ["*"],
+        admin: true,
+      },
+    },
+  };
+  const api = createApi({
+    config: config.server.proxy,
+    proxyAddress: () => Promise.resolve(parseIp("198.18.30.1")),
+    own: [parseCidr("198.18.30.0/24")!],
+    loadUsers: () => Promise.resolve(users),
+    resolve: (name) =>
+      Promise.resolve(
+        name === "files.example"
+          ? [parseIp("198.19.7.7")!]
+          : name === "inside.example"
+          ? [parseIp("10.1.1.1")!]
+          : [],
+      ),
+    portFree: (p) => Promise.resolve(opts.portFree?.(p) ?? true),
+    install: (s: ForwardSession) => {
+      if (opts.failInstall) return Promise.reject(new Error("iptables-restore failed"));
+      installed.push(`${s.id}:${s.port}`);
+      return Promise.resolve();
+    },
+    remove: (s: ForwardSession) => {
+      removed.push(`${s.id}:${s.port}`);
+      return Promise.resolve();
+    },
+    now: () => now,
+    newId: () => `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`,
+    log: getLogger(["xferproxy", "test"]),
+  });
+  const call = async (method: string, path: string, body?: unknown, auth = "alice:pw") => {
+    const headers: Record<string, string> = { authorization: "Basic " + btoa(auth) };
+    const response = await api.handle(
+      new Request(`http://proxy${path}`, {
+        method,
+        headers,
+        ...(body !== undefined
+          ? { body: typeof body === "string" ? body : JSON.stringify(body) }
+          : {}),
+      }),
+      CLIENT,
+    );
+    const text = await response.text();
+    return {
+      status: response.status,
+      body: text
+        ? JSON.parse(text.startsWith("{") || text.startsWith("[") ? text : JSON.stringify(text))
+        : undefined,
+      headers: response.headers,
+    };
+  };
+  return { api, call, installed, removed, advance: (ms: number) => void (now += ms) };
+}
+
+Deno.test("allocation: lowest free port, reuse after release, 503 when exhausted", async () => {
+  const { call, installed, removed } = setup();
+  const ports: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    ports.push((await call("POST", "/v1/sessions", { destination: "198.19.1.1" })).body.port);
+  }
+  assertEquals(ports, [5000, 5001, 5002]);
+  const full = await call("POST", "/v1/sessions", { destination: "198.19.1.1" });
+  assertEquals([full.status, full.body.error], [503, "no free proxy port in 5000-5002"]);
+  assertEquals(installed.length, 3);
+  const second = "00000000-0000-4000-8000-000000000002";
+  assertEquals((await call("DELETE", `/v1/sessions/${second}`)).status, 204);
+  assertEquals(removed, [`${second}:5001`]);
+  assertEquals((await call("POST", "/v1/sessions", { destination: "198.19.1.1" })).body.port, 5001);
+});
+
+Deno.test("allocation: a port something else listens on is skipped", async () => {
+  const { call } = setup({}, { portFree: (p) => p !== 5000 });
+  assertEquals((await call("POST", "/v1/sessions", { destination: "198.19.1.1" })).body.port, 5001);
+});
+
+Deno.test("allocation: concurrent requests never share a port", async () => {
+  const { call } = setup({ port_range_high: "5099" });
+  const results = await Promise.all(
+    Array.from({ length: 60 }, () => call("POST", "/v1/sessions", { destination: "198.19.1.1" })),
+  );
+  const ports = results.map((r) => r.body.port);
+  assertEquals(new Set(ports).size, 60);
+});
+
+Deno.test("a failed install leaves nothing behind and says so", async () => {
+  const { api, call, removed } = setup({}, { failInstall: true });
+  const result = await call("POST", "/v1/sessions", { destination: "198.19.1.1" });
+  assertEquals(result.status, 500);
+  assertEquals(api.sessions.size, 0);
+  assertEquals(removed.length, 1);
+});
+
+Deno.test("policy: allowed prefixes and names, refused private and own ranges", async (t) => {
+  const { call } = setup();
+  const cases: Array<[string, number, RegExp | undefined]> = [
+    ["198.19.5.5", 201, undefined],
+    ["files.example", 201, undefined],
+    ["198.20.1.1", 403, /not in your allowed destinations/],
+    ["10.0.0.1", 403, /10\.0\.0\.0\/8/],
+    ["192.168.1.1", 403, /192\.168\.0\.0\/16/],
+    ["198.18.30.9", 403, /198\.18\.30\.0\/24/],
+    ["inside.example", 403, /10\.1\.1\.1 is in 10\.0\.0\.0\/8/],
+    ["nowhere.example", 400, /cannot resolve nowhere\.example/],
+  ];
+  for (const [destination, status, reason] of cases) {
+    await t.step(destination, async () => {
+      const r = await call("POST", "/v1/sessions", { destination });
+      assertEquals(r.status, status, JSON.stringify(r.body));
+      if (reason) assertMatch(r.body.error, reason);
+    });
+  }
+});
+
+Deno.test("auth: 401 with a challenge, then a per-address back-off that lifts", async () => {
+  const { call, advance } = setup();
+  for (let i = 0; i < 3; i++) {
+    const r = await call("GET", "/v1/sessions", undefined, "alice:nope");
+    assertEquals(r.status, 401);
+    assertEquals(r.headers.get("www-authenticate"), 'Basic realm="xferproxy"');
+  }
+  const blocked = await call("GET", "/v1/sessions");
+  assertEquals([blocked.status, blocked.headers.get("retry-after")], [429, "1"]);
+  advance(1001);
+  assertEquals((await call("GET", "/v1/sessions")).status, 200);
+  assertEquals((await call("GET", "/v1/sessions", undefined, "mallory:pw")).status, 401);
+});
+
+Deno.test("authentication off: the user name is only a label, public destinations only", async () => {
+  const { call } = setup({ authentication: "false" });
+  const r = await call("POST", "/v1/sessions", { destination: "203.0.113.9" }, "whoever:anything");
+  assertEquals([r.status, r.body.user], [201, "whoever"]);
+  assertEquals(
+    (await call("POST", "/v1/sessions", { destination: "10.0.0.1" }, "whoever:x")).status,
+    403,
+  );
+});
+
+Deno.test("lifetimes: keepalives extend a session, silence expires it (fake clock)", async () => {
+  const { api, call, advance, removed } = setup();
+  const a = (await call("POST", "/v1/sessions", { destination: "198.19.1.1" })).body;
+  const b = (await call("POST", "/v1/sessions", { destination: "198.19.1.2" })).body;
+  assertEquals(a.expires_at, new Date(1_000_000 + 30_000).toISOString());
+  advance(20_000);
+  assertEquals((await call("POST", `/v1/sessions/${a.id}/keepalive`)).status, 200);
+  advance(15_000);
+  assertEquals(await api.expire(), 1);
+  assertEquals(removed, [`${b.id}:5001`]);
+  assertEquals((await call("GET", `/v1/sessions/${b.id}`)).status, 404);
+  assertEquals((await call("GET", `/v1/sessions/${a.id}`)).status, 200);
+});
+
+Deno.test("sessions are private to their user; admins see all", async () => {
+  const { call } = setup();
+  const mine = (await call("POST", "/v1/sessions", { destination: "198.19.1.1" })).body;
+  assertEquals((await call("GET", "/v1/sessions", undefined, "boss:pw2")).body.length, 1);
+  const other =
+    (await call("POST", "/v1/sessions", { destination: "198.20.1.1" }, "boss:pw2")).body;
+  assertEquals((await call("GET", "/v1/sessions")).body.map((s: { id: string }) => s.id), [
+    mine.id,
+  ]);
+  assertEquals((await call("DELETE", `/v1/sessions/${other.id}`)).status, 404);
+});
+
+Deno.test("bad input: malformed JSON, bad ports, oversized bodies, unknown paths", async () => {
+  const { call } = setup();
+  assertEquals((await call("POST", "/v1/sessions", "{nope")).status, 400);
+  assertEquals(
+    (await call("POST", "/v1/sessions", { destination: "198.19.1.1", ssh_port: 70000 })).status,
+    400,
+  );
+  assertEquals((await call("POST", "/v1/sessions", { destination: "a b" })).status, 400);
+  assertEquals((await call("POST", "/v1/sessions", "x".repeat(20_000))).status, 413);
+  assertEquals((await call("GET", "/v2/anything")).status, 404);
+  assertEquals((await call("PUT", "/v1/sessions")).status, 405);
+  const metrics = await call("GET", "/metrics");
+  assertOk(String(metrics.body).includes("xferproxy_forward_ports_free 3"));
+});
