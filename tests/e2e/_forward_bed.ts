@@ -9,6 +9,7 @@
  */
 
 import { must, type Ran, run, waitFor } from "./_exec.ts";
+import { addNamespaces } from "./_netns.ts";
 import { BINARY } from "./_run.ts";
 
 /** Addresses of the forward testbed. */
@@ -153,12 +154,7 @@ export async function createForwardBed(): Promise<ForwardBed> {
     },
   };
   try {
-    for (const name of Object.values(ns)) {
-      await must(["ip", "netns", "add", name]);
-      cleanups.push(() => run(["ip", "netns", "del", name]));
-      await must(["ip", "-n", name, "link", "set", "lo", "up"]);
-    }
-    const ipn = (name: string, ...args: string[]) => must(["ip", "-n", name, ...args]);
+    const ipn = await addNamespaces(Object.values(ns), cleanups);
     await ipn(
       ns.inside,
       "link",

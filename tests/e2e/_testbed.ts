@@ -12,6 +12,7 @@
  */
 
 import { must, type Ran, run, waitFor } from "./_exec.ts";
+import { addNamespaces } from "./_netns.ts";
 import { BINARY, ROOT } from "./_run.ts";
 
 /** Addresses of the testbed hosts. */
@@ -265,12 +266,7 @@ async function buildNetwork(
   ns: Namespaces,
   cleanups: Array<() => Promise<unknown>>,
 ): Promise<void> {
-  for (const name of Object.values(ns)) {
-    await must(["ip", "netns", "add", name]);
-    cleanups.push(() => run(["ip", "netns", "del", name]));
-    await must(["ip", "-n", name, "link", "set", "lo", "up"]);
-  }
-  const ipn = (name: string, ...args: string[]) => must(["ip", "-n", name, ...args]);
+  const ipn = await addNamespaces(Object.values(ns), cleanups);
   await ipn(
     ns.client,
     "link",
