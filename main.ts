@@ -8,6 +8,8 @@
 import { type Command, parseCommand, resolveConfigPath, UsageError } from "./src/cli/parse.ts";
 import { usage, usageHint } from "./src/cli/usage.ts";
 import { checkConfig, checkDefaults } from "./src/check/config.ts";
+import { runCheck } from "./src/check/run.ts";
+import { checkHost } from "./src/platform/check_host.ts";
 import { type Config, ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "./src/config/mod.ts";
 import { logger, setupLogging, teardownLogging } from "./src/log/mod.ts";
 import { openLogOutputs } from "./src/platform/log_outputs.ts";
@@ -98,11 +100,16 @@ export async function main(argv: readonly string[], output: Output): Promise<num
       output.out(`xferproxy ${VERSION} (deno ${Deno.version.deno}, v8 ${Deno.version.v8})\n`);
       return EXIT.ok;
     case "check":
-      if (command.topic === "config") {
+      if (command.topic === "config" && !command.json && command.root === undefined) {
         return await checkConfig(configPath as string, realFs, output);
       }
       if (command.topic === "defaults") return checkDefaults(VERSION, output);
-      return notImplemented(`check ${command.topic === "all" ? "(all)" : command.topic}`, output);
+      return await runCheck(checkHost(command.root ?? "/", realRunner), {
+        topic: command.topic,
+        configPath: command.configPath ?? Deno.env.get("XFERPROXY_CONFIG") ?? DEFAULT_CONFIG_PATH,
+        sshdConfigPath: command.sshdConfig ?? "/etc/ssh/sshd_config",
+        json: command.json,
+      }, output);
     case "reverse":
       try {
         return await reverse(configPath as string);
@@ -396,11 +403,6 @@ async function drainStdin(): Promise<void> {
   try {
     for await (const _ of Deno.stdin.readable) { /* discard */ }
   } catch { /* closed */ }
-}
-
-function notImplemented(what: string, output: Output): number {
-  output.err(`xferproxy: ${what} is not implemented yet in this build\n`);
-  return EXIT.failure;
 }
 
 if (import.meta.main) {

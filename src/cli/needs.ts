@@ -14,8 +14,16 @@ export function needsOf(command: Command): Needs {
     case "version":
       return {};
     case "check":
-      // Reads the config (path from the environment); no network, no writes, no programs.
-      return { read: true, env: true };
+      // Reads files; no network, no writes. The live-system audit runs only programs that
+      // report versions or state: netfilter tools, conntrack, sysctl, ps.
+      if (command.topic === "config" || command.topic === "defaults") {
+        return { read: true, env: true };
+      }
+      return {
+        read: true,
+        env: true,
+        run: ["iptables", "iptables-save", "nft", "conntrack", "sysctl", "ps"],
+      };
     case "reverse":
       // Upstream SSH, config/keys/known_hosts, balancer state and log files,
       // logger(1) for syslog, stty for the client's pty, sudo for the DNAT helper.

@@ -25,6 +25,7 @@ export type Command =
     readonly configPath?: string;
     readonly json: boolean;
     readonly root?: string;
+    readonly sshdConfig?: string;
   }
   | { readonly mode: "reverse"; readonly configPath?: string }
   | {
@@ -114,6 +115,7 @@ function parseCheck(rest: string[]): Command {
     ...CONFIG_OPTION,
     json: { type: "boolean" },
     root: { type: "string" },
+    "sshd-config": { type: "string" },
   } as const;
   const { values, positionals } = parseStrict(rest, "check", options, true);
   if (values.help) return { mode: "help", topic: "check" };
@@ -131,11 +133,15 @@ function parseCheck(rest: string[]): Command {
     throw new UsageError(`--root must be an absolute path, got "${values.root}"`, "check");
   }
   const topic = (topicText ?? "all") as CheckTopic;
-  const command = { mode: "check" as const, topic, json: values.json ?? false };
-  return withConfig(
-    values.root === undefined ? command : { ...command, root: values.root },
-    values.config,
-  );
+  const sshdConfig = values["sshd-config"];
+  const command = {
+    mode: "check" as const,
+    topic,
+    json: values.json ?? false,
+    ...(values.root !== undefined ? { root: values.root } : {}),
+    ...(sshdConfig !== undefined ? { sshdConfig } : {}),
+  };
+  return withConfig(command, values.config);
 }
 
 function withConfig<T extends object>(

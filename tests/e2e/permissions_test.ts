@@ -44,6 +44,12 @@ Deno.test("check config cannot open a socket, run a program or write a file", as
   assertEquals(await probe(["check", "config"]), { ...NOTHING, read: "allowed", env: "allowed" });
 });
 
+Deno.test("check system may run only the programs that report versions and state", async () => {
+  const seen = await probe(["check", "system"]);
+  // iptables --version is allowed; sudo is not; nothing may connect, listen or write.
+  assertEquals(seen, { ...NOTHING, read: "allowed", env: "allowed", run: "allowed" });
+});
+
 Deno.test("version and help keep no permission at all", async () => {
   for (const args of [["version"], ["help"]]) assertEquals(await probe(args), NOTHING);
 });
