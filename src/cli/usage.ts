@@ -14,7 +14,7 @@ Modes:
   reverse    bridge an sshd session to an internal server (sshd ForceCommand)
   forward    proxy daemon with an HTTP/HTTPS API for inside users, its users, and
              the ProxyCommand client (forward connect)
-  check      validate the config, print the option spec, audit the host
+  check      validate the config, print the option spec, audit the host and users
   dnat       add, remove, list and reap UDP DNAT rules (run via sudo by sessions)
   version    print the version
   help       print this help, or "help <mode>" for one mode
@@ -27,20 +27,25 @@ Exit status: 0 success, 1 failure or problems found, 2 usage error.
 Docs: README.md and docs/ (docs/configuration.md for every option).`;
 
 const CHECK =
-  `Usage: xferproxy check [config|defaults|system|users] [--config PATH] [--json] [--root DIR]
+  `Usage: xferproxy check [config|defaults|system|users] [--config PATH] [--sshd-config PATH]
+                       [--root DIR] [--json]
 
   config     validate the config file; prints OK or every problem (like asuserdata -v)
   defaults   print every option with its default and a one-line description (like asuserdata -s)
-  system     audit the host (ip_forward, netfilter tools, sudoers, sshd_config)  [not implemented yet]
-  users      audit the proxy users (like asp-check)                               [not implemented yet]
-  (none)     all of the above with a summary                                      [not implemented yet]
+  system     audit the host: ip_forward, netfilter tools, sudoers, SELinux, /etc/hosts,
+             sshd_config, known_hosts, keyfiles, state/log directories, orphaned DNAT rules
+  users      audit the accounts (like asp-check): full-access, proxy and insecure users
+  (none)     all of the above with a summary
 
 Options:
-  --config PATH   config file (default: $XFERPROXY_CONFIG, else /etc/xferproxy/aspera.conf)
-  --json          machine-readable findings                                     [system/users only, not implemented yet]
-  --root DIR      audit a mounted image or fixture tree instead of /            [system/users only, not implemented yet]
+  --config PATH        config file (default: $XFERPROXY_CONFIG, else /etc/xferproxy/aspera.conf)
+  --sshd-config PATH   sshd_config to audit (default /etc/ssh/sshd_config)
+  --root DIR           audit a mounted image or fixture tree: every path is read inside DIR
+                       and no program runs
+  --json               {"ok", "findings": [{id, severity, message, fix}]}
 
-Check mode only reads: it holds no network, write or run permission.
+Check mode only reads: no network or write permission; on the live system it may run
+iptables, iptables-save, nft, conntrack, sysctl and ps. Every finding: docs/check.md.
 Exit status: 0 clean (warnings allowed), 1 an error was found, 2 usage error.`;
 
 const REVERSE = `Usage: xferproxy reverse [--config PATH]

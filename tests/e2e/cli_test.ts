@@ -54,16 +54,6 @@ Deno.test("usage errors are one line naming the culprit, with a hint, exit 2", a
   }
 });
 
-Deno.test("modes not built yet say so in one line and exit 1", async (t) => {
-  for (const args of [["check", "system"], ["check", "users"]]) {
-    await t.step(args.join(" "), async () => {
-      const result = await runXferproxy(args, { env: { XFERPROXY_CONFIG: TWO_RULES } });
-      assertEquals(result.code, 1);
-      assertMatch(result.stderr, /^xferproxy: .* is not implemented yet in this build\n$/);
-    });
-  }
-});
-
 Deno.test("reverse outside sshd says what is missing, on stderr only, exit 255", async () => {
   const result = await runXferproxy(["reverse", "--config", TWO_RULES], {
     clearEnv: true,
