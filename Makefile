@@ -11,13 +11,14 @@ FROZEN := --frozen
 UNIT_TESTS := tests/cli tests/config tests/net tests/log tests/ssh tests/reverse tests/balancer tests/dnat tests/forward tests/check
 E2E_TESTS := tests/e2e
 
-.PHONY: help deps sysdeps bin build test check-static test-unit test-e2e demo fmt lint typecheck lock clean
+.PHONY: help deps sysdeps bin build test check-static test-unit test-e2e demo bench fmt lint typecheck lock clean
 
 help:
 	@echo "make demo   build dist/xferproxy and run it on examples/aspera.conf"
 	@echo "make test   static checks, unit and end-to-end tests (end-to-end needs root)"
 	@echo "make bin    dist/xferproxy: compiled binary, else the launcher script"
 	@echo "make build  dist/xferproxy as a compiled binary, or fail"
+	@echo "make bench  benchmarks as ratios against same-run baselines (root)"
 	@echo "make fmt    format the sources"
 
 $(DENO): scripts/install-deno.sh
@@ -46,7 +47,7 @@ build: deps
 check-static: deps
 	@$(DENO) fmt --check --quiet
 	@$(DENO) lint --quiet
-	@$(DENO) check --quiet main.ts tests/
+	@$(DENO) check --quiet main.ts tests/ bench/ scripts/
 
 test-unit: deps
 	@$(DENO) test --quiet $(FROZEN) --allow-read=. --allow-env=TMPDIR,TMP,TEMP $(UNIT_TESTS)
@@ -58,6 +59,10 @@ test: check-static test-unit test-e2e
 
 demo: bin sysdeps
 	@examples/demo.sh
+
+# Ratios against baselines measured in the same run; writes bench/results.{md,json}. Root only.
+bench: bin sysdeps
+	@$(DENO) run --quiet --cached-only -A bench/bench.ts
 
 fmt: deps
 	@$(DENO) fmt

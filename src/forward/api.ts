@@ -6,6 +6,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import type { ForwardConfig } from "../config/mod.ts";
 import { formatEndpoint, isHostName, parsePort } from "../net/endpoint.ts";
 import { type Cidr, type IpAddress, parseIp } from "../net/ip.ts";
@@ -51,6 +52,9 @@ export interface Metrics {
   authFailures: number;
 }
 
+/** How long a verified credential is trusted without running scrypt again. */
+const VERIFIED_TTL_MS = 60_000;
+
 /** The largest request body accepted. */
 export const MAX_BODY = 16 * 1024;
 
@@ -81,6 +85,7 @@ export function createApi(deps: ApiDeps): ForwardApi {
   const sessions = new Map<string, ForwardSession>();
   const metrics: Metrics = { allocations: 0, refusals: 0, authFailures: 0 };
   const failures = new Map<string, { count: number; until: number }>();
+  const verified = new Map<string, { hash: string; until: number }>();
   let allocating: Promise<unknown> = Promise.resolve();
 
   const view = (s: ForwardSession) => ({
@@ -118,7 +123,13 @@ export function createApi(deps: ApiDeps): ForwardApi {
       });
     }
     const user = (await deps.loadUsers()).users[name];
-    if (!user || !verifyPassword(user, password)) {
+    // scrypt is deliberately slow; a credential that verified recently (and whose stored hash has
+    // not changed since) is accepted again without it. The key is a digest, never the password.
+    const cacheKey = createHash("sha256").update(header).digest("base64");
+    const cached = verified.get(cacheKey);
+    const fresh = cached !== undefined && user !== undefined && cached.hash === user.hash &&
+      cached.until > deps.now();
+    if (!user || (!fresh && !verifyPassword(user, password))) {
       metrics.authFailures++;
       const count = (blocked?.count ?? 0) + 1;
       // Three tries, then an exponential back-off per address (1 s, 2 s, 4 s … at most 5 min).
@@ -133,6 +144,10 @@ export function createApi(deps: ApiDeps): ForwardApi {
       });
     }
     failures.delete(key);
+    if (!fresh) {
+      if (verified.size > 10_000) verified.clear();
+      verified.set(cacheKey, { hash: user.hash, until: deps.now() + VERIFIED_TTL_MS });
+    }
     return { name, user };
   };
 

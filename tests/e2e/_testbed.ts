@@ -483,6 +483,7 @@ function defaultConfig(dir: string, options: TestbedOptions): string {
     "head",
     "kill",
     `python3 ${ROOT}tests/udp_echo.py`,
+    `python3 ${ROOT}tests/udp_sink.py`,
   ]
     .map((c) => `<command>${c}</command>`).join("");
   const rules = options.rules ?? `

@@ -91,7 +91,7 @@ function setup(
       headers: response.headers,
     };
   };
-  return { api, call, installed, removed, advance: (ms: number) => void (now += ms) };
+  return { api, call, installed, removed, users, advance: (ms: number) => void (now += ms) };
 }
 
 Deno.test("allocation: lowest free port, reuse after release, 503 when exhausted", async () => {
@@ -216,4 +216,20 @@ Deno.test("bad input: malformed JSON, bad ports, oversized bodies, unknown paths
   assertEquals((await call("PUT", "/v1/sessions")).status, 405);
   const metrics = await call("GET", "/metrics");
   assertOk(String(metrics.body).includes("xferproxy_forward_ports_free 3"));
+});
+
+Deno.test("auth: a verified credential is reused, but not after the password changes or the TTL", async () => {
+  const { call, users, advance } = setup();
+  assertEquals((await call("GET", "/v1/sessions")).status, 200);
+  assertEquals((await call("GET", "/v1/sessions")).status, 200);
+  assertEquals((await call("GET", "/v1/sessions", undefined, "alice:other")).status, 401);
+  // The administrator changes alice's password: the remembered credential no longer counts.
+  (users.users as Record<string, (typeof users.users)[string]>).alice = {
+    ...users.users.alice!,
+    ...hashPassword("new"),
+  };
+  assertEquals((await call("GET", "/v1/sessions")).status, 401);
+  assertEquals((await call("GET", "/v1/sessions", undefined, "alice:new")).status, 200);
+  advance(61_000);
+  assertEquals((await call("GET", "/v1/sessions", undefined, "alice:new")).status, 200);
 });
