@@ -22,7 +22,6 @@ export interface HelperOptions {
 }
 
 const START_TIMEOUT_MS = 15_000;
-const STOP_TIMEOUT_MS = 10_000;
 
 /** The path sudoers names: the compiled binary itself, or the launcher script that ran us. */
 export function selfPath(env: (name: string) => string | undefined): string {
@@ -82,16 +81,24 @@ function holder(
 ): UdpForwarding {
   return {
     async close() {
+      // Closing stdin is the signal: the helper removes the rules and purges conntrack on its
+      // own. The session does not wait for that (the client's exit status would), unless the
+      // helper is already gone — then nobody would, and a one-shot helper removes the rules.
       await stdin.close().catch(() => {});
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGTERM");
-        } catch { /* gone */ }
-      }, STOP_TIMEOUT_MS);
-      const status = await child.status;
-      clearTimeout(timer);
-      if (status.success) return;
-      // The holder died or failed: remove the rules with a one-shot helper.
+      const early = await Promise.race([
+        child.status,
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), 0)),
+      ]);
+      if (early === undefined || early.success) {
+        child.status.then((status) => {
+          if (!status.success) {
+            options.log.warn("DNAT helper exited with {code} while removing rules", {
+              code: status.code,
+            });
+          }
+        }, () => {});
+        return;
+      }
       options.log.warn("DNAT helper ended badly ({stderr}); removing session rules directly", {
         stderr: (await stderrText).trim().split("\n")[0] ?? "",
       });

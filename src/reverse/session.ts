@@ -183,6 +183,8 @@ export async function runSession(
   const sessionLog = ruleLog.with({ upstream: server, upstream_user: upstreamUser });
   sessionLog.info("Established SSH connection with server {server}", { server });
 
+  // Rules go in before the relay starts: the client may send UDP as soon as it has
+  // negotiated over SSH, and must find them in place.
   let forwarding: UdpForwarding | undefined;
   try {
     forwarding = await deps.udp.open({
