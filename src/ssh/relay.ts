@@ -29,6 +29,10 @@ export interface RelayResult {
   readonly ended: "eof" | "client-gone" | "aborted";
 }
 
+/** Bytes queued for the client at which the upstream channel is paused, and resumed. */
+const QUEUE_HIGH = 1024 * 1024;
+const QUEUE_LOW = QUEUE_HIGH / 4;
+
 /** Relays until the upstream channel closes, the client goes away, or `abort` fires. */
 export function relay(
   upstream: UpstreamChannel,
@@ -82,12 +86,25 @@ export function relay(
         source.once("end", resolve);
         source.once("error", resolve);
       });
+      // Backpressure with a window: pause the channel when a MiB is queued for the client and
+      // resume below a quarter of that, so memory stays bounded without stopping the channel
+      // after every chunk (the stream's own high-water mark is a single chunk).
+      let queued = 0;
+      let paused = false;
       source.on("data", (chunk: Uint8Array) => {
-        bytesDown += chunk.length;
-        lastWrite[name] = writer.write(new Uint8Array(chunk)).catch(() => stop("client-gone"));
-        if ((writer.desiredSize ?? 1) <= 0) {
+        const size = chunk.length;
+        bytesDown += size;
+        queued += size;
+        lastWrite[name] = writer.write(new Uint8Array(chunk)).then(() => {
+          queued -= size;
+          if (paused && queued <= QUEUE_LOW) {
+            paused = false;
+            source.resume();
+          }
+        }, () => stop("client-gone"));
+        if (!paused && queued >= QUEUE_HIGH) {
+          paused = true;
           source.pause();
-          writer.ready.then(() => source.resume(), () => stop("client-gone"));
         }
       });
       return drained;
