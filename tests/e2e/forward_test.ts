@@ -332,10 +332,14 @@ Deno.test({
           (await curl(bed, ["-u", "alice:wonder", `${API}/v1/sessions/${created.id}`])).status,
           404,
         );
-        assertMatch(
-          bed.daemonLog(),
-          new RegExp(`Removed forwarding of session ${created.id} \\(no keepalive\\)`),
+        // The rules go first, then the line is logged: wait for it to reach the daemon's stderr.
+        const line = new RegExp(`Removed forwarding of session ${created.id} \\(no keepalive\\)`);
+        await waitFor(
+          "the expiry log line",
+          () => Promise.resolve(line.test(bed.daemonLog())),
+          5_000,
         );
+        assertMatch(bed.daemonLog(), line);
       });
 
       await t.step("100 concurrent allocations get 100 distinct ports", async () => {
