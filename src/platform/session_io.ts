@@ -8,9 +8,9 @@
 import type { ClientStdio } from "../ssh/relay.ts";
 import type { ClientTerminal } from "../reverse/session.ts";
 
-/** stdin as a stream; stdout and stderr written synchronously (see relay.ts). */
+/** stdin, stdout and stderr as streams. */
 export function processStdio(): ClientStdio {
-  return { stdin: Deno.stdin.readable, stdout: Deno.stdout, stderr: Deno.stderr };
+  return { stdin: Deno.stdin.readable, stdout: Deno.stdout.writable, stderr: Deno.stderr.writable };
 }
 
 /** The client's pty, when sshd allocated one (the client asked for it and PermitTTY allows it). */

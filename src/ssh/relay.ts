@@ -11,13 +11,8 @@ import type { UpstreamChannel } from "./bridge.ts";
 /** The client side of the session. */
 export interface ClientStdio {
   readonly stdin: ReadableStream<Uint8Array>;
-  readonly stdout: SyncSink;
-  readonly stderr: SyncSink;
-}
-
-/** A blocking writer (Deno.stdout, Deno.stderr): returns how many bytes it took. */
-export interface SyncSink {
-  writeSync(bytes: Uint8Array): number;
+  readonly stdout: WritableStream<Uint8Array>;
+  readonly stderr: WritableStream<Uint8Array>;
 }
 
 /** How the relay ended. */
@@ -34,6 +29,10 @@ export interface RelayResult {
   readonly ended: "eof" | "client-gone" | "aborted";
 }
 
+/** Bytes queued for the client at which the upstream channel is paused, and resumed. */
+const QUEUE_HIGH = 1024 * 1024;
+const QUEUE_LOW = QUEUE_HIGH / 4;
+
 /** Relays until the upstream channel closes, the client goes away, or `abort` fires. */
 export function relay(
   upstream: UpstreamChannel,
@@ -47,12 +46,18 @@ export function relay(
     let ended: RelayResult["ended"] = "eof";
     let finished = false;
     const stdinReader = client.stdin.getReader();
+    // Writes to one stream complete in order, so the last one stands for all of them.
+    const lastWrite = {
+      stdout: Promise.resolve() as Promise<unknown>,
+      stderr: Promise.resolve() as Promise<unknown>,
+    };
 
-    const finish = () => {
+    const finish = async () => {
       if (finished) return;
       finished = true;
       abort.removeEventListener("abort", onAbort);
       stdinReader.cancel().catch(() => {});
+      await Promise.allSettled([lastWrite.stdout, lastWrite.stderr]);
       const { code, signal } = upstream.exit;
       resolve({
         ...(code !== undefined ? { exitCode: code } : {}),
@@ -65,35 +70,48 @@ export function relay(
     const stop = (why: RelayResult["ended"]) => {
       if (ended === "eof") ended = why;
       channel.close();
-      finish();
+      void finish();
     };
     const onAbort = () => stop("aborted");
     abort.addEventListener("abort", onAbort);
 
-    // Upstream → client with blocking writes. Deno's asynchronous stdout writes cost about
-    // half a millisecond each, which capped downloads near 60 MB/s; writeSync on sshd's pipe
-    // runs at several hundred. A full pipe blocks the process: that is the backpressure (ssh2
-    // stops reading, its window closes upstream), and memory stays at one packet.
-    const forward = (source: NodeJS.ReadableStream, sink: SyncSink) => {
-      const sourceEnded = new Promise<void>((resolve) => {
+    // Upstream → client, one writer per stream; pause the channel while the client is slow.
+    const forward = (
+      source: NodeJS.ReadableStream,
+      sink: WritableStream<Uint8Array>,
+      name: "stdout" | "stderr",
+    ) => {
+      const writer = sink.getWriter();
+      const drained = new Promise<void>((resolve) => {
         source.once("end", resolve);
         source.once("error", resolve);
       });
+      // Backpressure with a window: pause the channel when a MiB is queued for the client and
+      // resume below a quarter of that, so memory stays bounded without stopping the channel
+      // after every chunk (the stream's own high-water mark is a single chunk).
+      let queued = 0;
+      let paused = false;
       source.on("data", (chunk: Uint8Array) => {
-        if (finished) return;
-        bytesDown += chunk.length;
-        try {
-          let rest = chunk;
-          while (rest.length > 0) rest = rest.subarray(sink.writeSync(rest));
-        } catch {
-          stop("client-gone");
+        const size = chunk.length;
+        bytesDown += size;
+        queued += size;
+        lastWrite[name] = writer.write(new Uint8Array(chunk)).then(() => {
+          queued -= size;
+          if (paused && queued <= QUEUE_LOW) {
+            paused = false;
+            source.resume();
+          }
+        }, () => stop("client-gone"));
+        if (!paused && queued >= QUEUE_HIGH) {
+          paused = true;
+          source.pause();
         }
       });
-      return sourceEnded;
+      return drained;
     };
     const outputsDrained = Promise.all([
-      forward(channel, client.stdout),
-      forward(channel.stderr, client.stderr),
+      forward(channel, client.stdout, "stdout"),
+      forward(channel.stderr, client.stderr, "stderr"),
     ]);
     // ssh2 reports "close" as soon as the server closes the channel, possibly while
     // output is still buffered in a paused stream: deliver all of it first.
