@@ -15,7 +15,6 @@ import { logger, setupLogging, teardownLogging } from "./src/log/mod.ts";
 import { openLogOutputs } from "./src/platform/log_outputs.ts";
 import { openSharedJson } from "./src/platform/locked_file.ts";
 import {
-  dieBySignal,
   processStdio,
   processTerminal,
   terminationSignal,
@@ -195,10 +194,6 @@ async function reverse(configPath: string): Promise<number> {
     termination.dispose();
     await teardownLogging();
     await outputs.close();
-  }
-  if ("signal" in outcome) {
-    dieBySignal(outcome.signal);
-    return EXIT_PROXY_ERROR;
   }
   return outcome.exitCode;
 }

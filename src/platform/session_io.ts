@@ -73,30 +73,6 @@ export function terminationSignal(): { signal: AbortSignal; dispose(): void } {
   };
 }
 
-const RELAYABLE = new Set([
-  "HUP",
-  "INT",
-  "QUIT",
-  "KILL",
-  "TERM",
-  "USR1",
-  "USR2",
-  "PIPE",
-  "ALRM",
-  "ABRT",
-]);
-
-/**
- * Ends this process with the signal the upstream command died of, so sshd
- * reports the same exit-signal to the client. Returns only when it cannot.
- */
-export function dieBySignal(name: string): void {
-  if (!RELAYABLE.has(name)) return;
-  try {
-    Deno.kill(Deno.pid, `SIG${name}` as Deno.Signal);
-  } catch { /* fall back to the exit status */ }
-}
-
 /** Writes one line to stderr, synchronously (also after the relay released its writers). */
 export function writeStderrLine(line: string): void {
   const bytes = new TextEncoder().encode(line + "\n");

@@ -47,7 +47,9 @@ export interface ReverseDeps {
 }
 
 /** How the session ended, for the process exit. */
-export type SessionOutcome = { readonly exitCode: number } | { readonly signal: string };
+export interface SessionOutcome {
+  readonly exitCode: number;
+}
 
 /** Exit status for proxy and connection errors, as ssh uses. */
 export const EXIT_PROXY_ERROR = 255;
@@ -235,11 +237,9 @@ async function bridge(
     unsubscribe?.();
     terminal?.setRaw(false);
   }
-  const outcome: SessionOutcome = result.exitCode !== undefined
-    ? { exitCode: result.exitCode }
-    : result.exitSignal
-    ? { signal: result.exitSignal }
-    : { exitCode: EXIT_PROXY_ERROR };
+  // A command killed by a signal ends the session with 255, as OpenSSH's ssh does: the
+  // signal itself cannot be passed on, sshd runs this process through the user's shell.
+  const outcome: SessionOutcome = { exitCode: result.exitCode ?? EXIT_PROXY_ERROR };
   const reason = result.ended === "eof"
     ? "EOF"
     : result.ended === "client-gone"
@@ -249,7 +249,8 @@ async function bridge(
     bytes_up: result.bytesUp,
     bytes_down: result.bytesDown,
     duration_ms: deps.now() - started,
-    ...("exitCode" in outcome ? { exit: outcome.exitCode } : { signal: outcome.signal }),
+    exit: outcome.exitCode,
+    ...(result.exitSignal ? { signal: result.exitSignal } : {}),
   });
   return outcome;
 }

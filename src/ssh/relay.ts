@@ -116,6 +116,13 @@ export function relay(
     // ssh2 reports "close" as soon as the server closes the channel, possibly while
     // output is still buffered in a paused stream: deliver all of it first.
     channel.on("close", () => void outputsDrained.then(finish));
+    // Killed by a signal: end now, as ssh does, rather than wait for whatever the command left
+    // running to close the channel (sshd keeps it open while a child holds its output).
+    const onKilled = () => {
+      if (upstream.exit.signal && !finished) channel.close();
+    };
+    channel.on("exit", () => queueMicrotask(onKilled));
+    onKilled();
 
     // Client → upstream; a false write() means the channel window is full: wait for drain.
     (async () => {

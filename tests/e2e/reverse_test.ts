@@ -192,6 +192,27 @@ Deno.test({
       });
 
       await t.step(
+        "a command killed by a signal ends the session at once with 255, as ssh does",
+        async () => {
+          const started = performance.now();
+          const session = bed.ssh(alice, IP.proxy, ["sleep", "41"]);
+          await waitFor(
+            "the upstream shell",
+            async () => (await run(["pgrep", "-u", xfer, "-f", "^sh -c sleep 41"])).code === 0,
+            20_000,
+          );
+          // Kill the shell, not sleep: sshd reports exit-signal and keeps the channel open while
+          // the orphaned sleep holds its output.
+          await must(["pkill", "-KILL", "-u", xfer, "-f", "^sh -c sleep 41"]);
+          const result = await session;
+          assertEquals(result.code, 255);
+          assertOk(performance.now() - started < 30_000, "the session waited for the orphan");
+          await run(["pkill", "-u", xfer, "-x", "sleep"]);
+          assertMatch(await bed.log(), /LOG Connection closed \(EOF\) .* exit=255 signal=KILL/);
+        },
+      );
+
+      await t.step(
         "refused commands never reach the internal server: one line, exit 1",
         async () => {
           const cases: Array<[string, string]> = [
