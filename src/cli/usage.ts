@@ -65,8 +65,8 @@ Only allowed commands run (<allowed_commands>; default ascp, ascp4, scp,
 rsync --server, subsystem:sftp). The internal server's host key must be in
 <known_hosts>. Logs go to syslog or <log_directory>, never to the client.
 
-Exit status: the upstream command's, 1 when the command is refused, 255 for
-proxy or connection errors.`;
+Exit status: the upstream command's, 1 when the command is refused, 255 for proxy or
+connection errors and for a command killed by a signal (as ssh).`;
 
 const FORWARD = `Usage: xferproxy forward [serve] [--config PATH]
        xferproxy forward user add NAME [--password-stdin] [--allow DEST,...] [--admin]
