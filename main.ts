@@ -105,7 +105,7 @@ export async function main(argv: readonly string[], output: Output): Promise<num
       if (command.topic === "defaults") return checkDefaults(VERSION, output);
       return await runCheck(checkHost(command.root ?? "/", realRunner), {
         topic: command.topic,
-        configPath: command.configPath ?? Deno.env.get("XFERPROXY_CONFIG") ?? DEFAULT_CONFIG_PATH,
+        configPath: configPath as string,
         sshdConfigPath: command.sshdConfig ?? "/etc/ssh/sshd_config",
         json: command.json,
       }, output);

@@ -100,37 +100,39 @@ export function restoreText(remove: readonly OurRule[], add: readonly OurRule[])
  * --noflush a declaration would flush them.
  */
 export function ensureText(save: string): string | undefined {
-  const tables = splitTables(save);
-  const out: string[] = [];
-  for (const table of ["nat", "filter"] as const) {
-    const lines = tables.get(table) ?? [];
-    const wanted: string[] = [];
-    for (const c of CHAINS.filter((c) => c.table === table)) {
-      if (!lines.some((l) => l.startsWith(`:${c.chain} `))) wanted.push(`:${c.chain} - [0:0]`);
-    }
-    for (const c of CHAINS.filter((c) => c.table === table)) {
-      if (!lines.includes(`-A ${c.from} -j ${c.chain}`)) {
-        wanted.push(`-I ${c.from} 1 -j ${c.chain}`);
-      }
-    }
-    if (wanted.length) out.push(`*${table}`, ...wanted, "COMMIT");
-  }
-  return out.length ? out.join("\n") + "\n" : undefined;
+  return perTable(save, (lines, chains) => [
+    ...chains.filter((c) => !hasChain(lines, c.chain)).map((c) => `:${c.chain} - [0:0]`),
+    ...chains.filter((c) => !hasJump(lines, c)).map((c) => `-I ${c.from} 1 -j ${c.chain}`),
+  ]);
 }
 
 /** Removes our jumps and chains (after their rules are gone); nothing else. */
 export function teardownText(save: string): string | undefined {
+  return perTable(save, (lines, chains) => [
+    ...chains.filter((c) => hasJump(lines, c)).map((c) => `-D ${c.from} -j ${c.chain}`),
+    ...chains.filter((c) => hasChain(lines, c.chain)).map((c) => `-X ${c.chain}`),
+  ]);
+}
+
+type Chain = (typeof CHAINS)[number];
+
+function hasChain(lines: readonly string[], chain: string): boolean {
+  return lines.some((l) => l.startsWith(`:${chain} `));
+}
+
+function hasJump(lines: readonly string[], c: Chain): boolean {
+  return lines.includes(`-A ${c.from} -j ${c.chain}`);
+}
+
+/** Restore text from per-table lines; undefined when no table needs any. */
+function perTable(
+  save: string,
+  build: (lines: readonly string[], chains: readonly Chain[]) => string[],
+): string | undefined {
   const tables = splitTables(save);
   const out: string[] = [];
   for (const table of ["nat", "filter"] as const) {
-    const lines = tables.get(table) ?? [];
-    const wanted: string[] = [];
-    for (const c of CHAINS.filter((c) => c.table === table)) {
-      if (lines.includes(`-A ${c.from} -j ${c.chain}`)) wanted.push(`-D ${c.from} -j ${c.chain}`);
-    }
-    for (const c of CHAINS.filter((c) => c.table === table)) {
-      if (lines.some((l) => l.startsWith(`:${c.chain} `))) wanted.push(`-X ${c.chain}`);
-    }
+    const wanted = build(tables.get(table) ?? [], CHAINS.filter((c) => c.table === table));
     if (wanted.length) out.push(`*${table}`, ...wanted, "COMMIT");
   }
   return out.length ? out.join("\n") + "\n" : undefined;

@@ -61,6 +61,26 @@ export async function startEchoSession(
   };
 }
 
+/** Runs a probe script from tests/e2e/probes in the client namespace; returns its JSON line. */
+async function clientProbe(
+  bed: Testbed,
+  script: string,
+  args: (string | number)[],
+  timeoutMs: number,
+) {
+  const result = await run([
+    "ip",
+    "netns",
+    "exec",
+    bed.ns.client,
+    "python3",
+    `${ROOT}tests/e2e/probes/${script}`,
+    ...args.map(String),
+  ], { timeoutMs });
+  if (result.code !== 0) throw new Error(`${script} failed: ${result.stderr}`);
+  return JSON.parse(result.stdout);
+}
+
 /** Sends `count` datagrams from `srcPort` in the client namespace; returns how many echoes came back intact. */
 export async function sendUdp(
   bed: Testbed,
@@ -69,20 +89,7 @@ export async function sendUdp(
   dstPort: number,
   count = 20,
 ): Promise<number> {
-  const result = await run([
-    "ip",
-    "netns",
-    "exec",
-    bed.ns.client,
-    "python3",
-    `${ROOT}tests/e2e/probes/udp_client.py`,
-    String(srcPort),
-    dstIp,
-    String(dstPort),
-    String(count),
-  ], { timeoutMs: 30_000 });
-  if (result.code !== 0) throw new Error(`udp_client failed: ${result.stderr}`);
-  return JSON.parse(result.stdout).echoed;
+  return (await clientProbe(bed, "udp_client.py", [srcPort, dstIp, dstPort, count], 30_000)).echoed;
 }
 
 /** What a UDP stream measured. */
@@ -94,27 +101,19 @@ export interface BlastResult {
 }
 
 /** Streams 1400-byte datagrams for `seconds` from the client namespace and counts the echoes. */
-export async function blastUdp(
+export function blastUdp(
   bed: Testbed,
   srcPort: number,
   dstIp: string,
   dstPort: number,
   seconds = 2,
 ): Promise<BlastResult> {
-  const result = await run([
-    "ip",
-    "netns",
-    "exec",
-    bed.ns.client,
-    "python3",
-    `${ROOT}tests/e2e/probes/udp_blast.py`,
-    String(srcPort),
-    dstIp,
-    String(dstPort),
-    String(seconds),
-  ], { timeoutMs: (seconds + 30) * 1000 });
-  if (result.code !== 0) throw new Error(`udp_blast failed: ${result.stderr}`);
-  return JSON.parse(result.stdout);
+  return clientProbe(
+    bed,
+    "udp_blast.py",
+    [srcPort, dstIp, dstPort, seconds],
+    (seconds + 30) * 1000,
+  );
 }
 
 /** The echo endpoint run directly in a server namespace (no proxy): the baseline. */

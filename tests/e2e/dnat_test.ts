@@ -63,6 +63,14 @@ async function conntrackFlows(bed: Testbed): Promise<string> {
   return result.stdout.trim();
 }
 
+/** The config with one more option in its first rule (the one on the proxy's first address). */
+function withRuleOption(config: string, option: string): string {
+  return config.replace(
+    "<connect_timeout>3</connect_timeout>",
+    `<connect_timeout>3</connect_timeout>${option}`,
+  );
+}
+
 async function noSessionsLeft(bed: Testbed): Promise<void> {
   await waitFor(
     "every session's rules to go",
@@ -140,10 +148,7 @@ function dnatSuite(backend: "iptables" | "nftables") {
           "source-port filtering off: any source port of the client passes",
           async () => {
             await bed.writeConfig(
-              config.replace(
-                "<connect_timeout>3</connect_timeout>",
-                "<connect_timeout>3</connect_timeout><src_port_filtering>false</src_port_filtering>",
-              ),
+              withRuleOption(config, "<src_port_filtering>false</src_port_filtering>"),
             );
             const session = await startEchoSession(bed, alice, IP.proxy, 33001);
             try {
@@ -179,12 +184,7 @@ function dnatSuite(backend: "iptables" | "nftables") {
         await t.step(
           "udp_port_reuse false: concurrent sessions take the next port on both sides",
           async () => {
-            await bed.writeConfig(
-              config.replace(
-                "<connect_timeout>3</connect_timeout>",
-                "<connect_timeout>3</connect_timeout><udp_port_reuse>false</udp_port_reuse>",
-              ),
-            );
+            await bed.writeConfig(withRuleOption(config, "<udp_port_reuse>false</udp_port_reuse>"));
             const first = await startEchoSession(bed, alice, IP.proxy, 33001);
             try {
               // The second session's upstream endpoint must listen on the port its slot maps to.
