@@ -7,15 +7,20 @@
 
 import { parseArgs } from "node:util";
 import { parseIp } from "../net/ip.ts";
+import { parseIpEndpoint } from "../net/endpoint.ts";
 import { UsageError } from "../cli/parse.ts";
-import type { AddRequest } from "./authorize.ts";
+import { ADD_OPTIONS, type AddRequest } from "./call.ts";
 
 /** A parsed helper command. */
 export type DnatCommand =
-  | { readonly action: "add"; readonly request: AddRequest; readonly hold: boolean }
+  | { readonly action: "add"; readonly request: AddRequest }
   | { readonly action: "del"; readonly id: string }
   | { readonly action: "list"; readonly json: boolean }
-  | { readonly action: "reap"; readonly all: boolean };
+  | { readonly action: "reap"; readonly all: boolean }
+  | { readonly action: "serve" };
+
+/** The actions, as `dnat --help` lists them. */
+export const DNAT_ACTIONS = ["add", "del", "list", "reap", "serve"] as const;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -46,6 +51,15 @@ function ip(name: string, value: string | undefined) {
   return parsed;
 }
 
+function endpoint(name: string, value: string | undefined) {
+  if (value === undefined) refuse(`--${name} is required`);
+  const parsed = parseIpEndpoint(value, 22);
+  if (typeof parsed === "string" || !/:\d+$/.test(value)) {
+    refuse(`--${name} must be ip:port, got ${JSON.stringify(value)}`);
+  }
+  return parsed;
+}
+
 /**
  * Parses the words after `xferproxy dnat`.
  * @throws {UsageError}
@@ -53,16 +67,10 @@ function ip(name: string, value: string | undefined) {
 export function parseDnatArgs(args: readonly string[]): DnatCommand {
   const [action, ...rest] = args;
   const options = {
-    session: { type: "string" },
-    owner: { type: "string" },
-    client: { type: "string" },
-    proxy: { type: "string" },
-    rule: { type: "string" },
-    host: { type: "string" },
-    hold: { type: "boolean" },
+    ...Object.fromEntries(ADD_OPTIONS.map((o) => [o, { type: "string" }])),
     json: { type: "boolean" },
     all: { type: "boolean" },
-  } as const;
+  } as Record<string, { type: "string" | "boolean" }>;
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: rest, options, strict: true, allowPositionals: false }));
@@ -70,16 +78,15 @@ export function parseDnatArgs(args: readonly string[]): DnatCommand {
     refuse(`bad arguments for dnat ${action ?? ""}: ${(error as Error).message.split(".")[0]}`);
   }
   const str = (k: string) => values[k] as string | undefined;
-  const allowed = (keys: string[]) => {
+  const allowed = (keys: readonly string[]) => {
     const extra = Object.keys(values).filter((k) => !keys.includes(k));
     if (extra.length) refuse(`dnat ${action} does not take --${extra[0]}`);
   };
   switch (action) {
     case "add":
-      allowed(["session", "owner", "client", "proxy", "rule", "host", "hold"]);
+      allowed(ADD_OPTIONS);
       return {
         action,
-        hold: values.hold === true,
         request: {
           id: uuid("session", str("session")),
           owner: integer("owner", str("owner"), 1, 4194304),
@@ -87,6 +94,7 @@ export function parseDnatArgs(args: readonly string[]): DnatCommand {
           proxy: ip("proxy", str("proxy")),
           rule: integer("rule", str("rule"), 1, 10000),
           host: integer("host", str("host"), 0, 1000),
+          server: endpoint("server", str("server")),
         },
       };
     case "del":
@@ -98,11 +106,14 @@ export function parseDnatArgs(args: readonly string[]): DnatCommand {
     case "reap":
       allowed(["all"]);
       return { action, all: values.all === true };
+    case "serve":
+      allowed([]);
+      return { action };
     default:
       refuse(
         action === undefined
-          ? "dnat needs an action: add, del, list or reap"
-          : `unknown dnat action ${JSON.stringify(action)}; expected add, del, list or reap`,
+          ? `dnat needs an action: ${DNAT_ACTIONS.join(", ")}`
+          : `unknown dnat action ${JSON.stringify(action)}; expected ${DNAT_ACTIONS.join(", ")}`,
       );
   }
 }

@@ -1,16 +1,24 @@
 /**
- * The helper's authorization, pure: a session may only forward to a host of
- * a configured rule, on the ports that rule implies. The caller names the
- * rule and host by index; addresses and ports come from the root-owned
- * config, never from the caller.
+ * The privileged call's authorization and port planning, pure. A session
+ * may only forward to a host of a configured rule, on the ports that rule
+ * implies; the caller names the rule and host by index, and addresses and
+ * ports come from the root-owned config, never from the caller.
+ *
+ * Ports: a real ascp sends UDP to the port the internal server announces
+ * through the SSH channel, which passes unchanged, so the proxy receives on
+ * the server's own port (`proxy_port` 0), across the server's span when
+ * `udp_port_reuse` is false. Load-balanced hosts share that port: each
+ * session's flow is told apart by its learned source port.
  * @module
  */
 
 import type { Config, ReverseRule } from "../config/mod.ts";
-import { cidrContains, type IpAddress } from "../net/ip.ts";
-import type { DnatSession, InstalledSession } from "./types.ts";
+import { cidrContains } from "../net/ip.ts";
+import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
+import type { AddRequest } from "./call.ts";
+import type { DnatSession, Owner } from "./types.ts";
 
-/** A request the config does not allow. */
+/** A request the config or the caller's identity does not allow. */
 export class NotAuthorizedError extends Error {
   constructor(message: string) {
     super(message);
@@ -18,22 +26,10 @@ export class NotAuthorizedError extends Error {
   }
 }
 
-/** What the caller asks for. */
-export interface AddRequest {
-  readonly id: string;
-  readonly owner: number;
-  readonly client: IpAddress;
-  readonly proxy: IpAddress;
-  /** 1-based, as in logs. */
-  readonly rule: number;
-  /** 0-based position in the rule's host list. */
-  readonly host: number;
-}
-
-/** The rule and the session it allows, ports not yet chosen. */
+/** The rule and server a request is allowed. */
 export interface Authorized {
   readonly rule: ReverseRule;
-  readonly server: IpAddress;
+  readonly server: IpEndpoint;
 }
 
 /**
@@ -52,54 +48,114 @@ export function authorize(config: Config, request: AddRequest): Authorized {
   }
   const upstream = rule.upstreams[request.host];
   if (!upstream) throw new NotAuthorizedError(`rule ${request.rule} has no host ${request.host}`);
+  if (formatEndpoint(upstream) !== formatEndpoint(request.server)) {
+    throw new NotAuthorizedError(
+      `host ${request.host} of rule ${request.rule} is ${formatEndpoint(upstream)}, not ${
+        formatEndpoint(request.server)
+      } (does the session use another config than ${config.source}?)`,
+    );
+  }
   const families = new Set([request.client.family, request.proxy.family, upstream.ip.family]);
   if (families.size !== 1) {
     throw new NotAuthorizedError("client, proxy and internal server must all be IPv4 or all IPv6");
   }
-  return { rule, server: upstream.ip };
+  return { rule, server: upstream };
 }
 
-/** The most sessions one rule can take when `udp_port_reuse` is false. */
+/** The most slots a rule with a fixed proxy port and no port reuse can hand out. */
 export const MAX_SLOTS = 1000;
 
+function overlaps(a: DnatSession, b: DnatSession): boolean {
+  return a.proxyPort < b.proxyPort + b.portCount && b.proxyPort < a.proxyPort + a.portCount;
+}
+
+/** Two sessions' UDP from one client to one proxy port would be ambiguous without source ports. */
+function sameEntry(a: DnatSession, b: DnatSession): boolean {
+  return a.client.text === b.client.text && a.proxy.text === b.proxy.text && overlaps(a, b);
+}
+
+function sameTarget(a: DnatSession, b: DnatSession): boolean {
+  return a.server.text === b.server.text &&
+    a.serverPort - a.proxyPort === b.serverPort - b.proxyPort;
+}
+
 /**
- * Picks the session's ports. Host i of `<hosts>` listens on `proxy_port + i`
- * (proxy_port 0 = the server's own port); with `udp_port_reuse` false the
- * lowest slot k free on both sides is taken: proxy port + k → udp_port + k.
- * Call it under the helper lock, with the sessions installed now.
- * @throws {NotAuthorizedError} when no slot is free
+ * Picks the session's ports, given the sessions installed now (call it under
+ * the DNAT lock).
+ * @throws {NotAuthorizedError} when every slot is taken
  */
 export function choosePorts(
   authorized: Authorized,
   request: AddRequest,
-  existing: readonly InstalledSession[],
+  owner: Owner,
+  existing: readonly DnatSession[],
 ): DnatSession {
   const { rule, server } = authorized;
-  const baseProxy = rule.proxyPort === 0 ? rule.udpPort : rule.proxyPort + request.host;
+  const base = {
+    id: request.id,
+    owner,
+    client: request.client,
+    proxy: request.proxy,
+    server: server.ip,
+  };
+  if (rule.udpPortReuse) {
+    return {
+      ...base,
+      proxyPort: rule.proxyPort === 0 ? rule.udpPort : rule.proxyPort,
+      portCount: 1,
+      serverPort: rule.udpPort,
+    };
+  }
+  if (rule.proxyPort === 0) {
+    // The server picks a port of its span and announces it: forward the whole span unchanged.
+    return {
+      ...base,
+      proxyPort: rule.udpPort,
+      portCount: rule.udpPortCount,
+      serverPort: rule.udpPort,
+    };
+  }
+  // A fixed proxy port: slot k maps proxy_port + k to udp_port + k (clients must be told).
   const others = existing.filter((s) => s.id !== request.id);
-  const slots = rule.udpPortReuse ? 1 : MAX_SLOTS;
-  for (let k = 0; k < slots; k++) {
-    const proxyPort = baseProxy + k;
+  for (let k = 0; k < Math.min(MAX_SLOTS, rule.udpPortCount); k++) {
+    const proxyPort = rule.proxyPort + k;
     const serverPort = rule.udpPort + k;
     if (proxyPort > 65535 || serverPort > 65535) break;
-    const taken = !rule.udpPortReuse &&
-      others.some((s) =>
-        (s.proxy === request.proxy.text && s.proxyPort === proxyPort) ||
-        (s.server === server.text && s.serverPort === serverPort)
-      );
-    if (!taken) {
-      return {
-        id: request.id,
-        owner: request.owner,
-        client: request.client,
-        proxy: request.proxy,
-        proxyPort,
-        server,
-        serverPort,
-      };
-    }
+    const taken = others.some((s) =>
+      (s.proxy.text === request.proxy.text && proxyPort >= s.proxyPort &&
+        proxyPort < s.proxyPort + s.portCount) ||
+      (s.server.text === server.ip.text && serverPort >= s.serverPort &&
+        serverPort < s.serverPort + s.portCount)
+    );
+    if (!taken) return { ...base, proxyPort, portCount: 1, serverPort };
   }
   throw new NotAuthorizedError(
-    `no free UDP port for rule ${rule.index}: every slot from ${baseProxy} is in use`,
+    `no free UDP port for rule ${rule.index}: every slot from ${rule.proxyPort} is in use`,
   );
+}
+
+/** A session that must learn its source port before `candidate` can be installed. */
+export interface Conflict {
+  readonly session: DnatSession;
+  /** It will never learn one (source-port filtering is off for it). */
+  readonly permanent: boolean;
+}
+
+/**
+ * Sessions of the same client, to the same proxy port, going to another
+ * server, that have not learned their source port yet: while one of those
+ * holds an address-only rule, a new one would make the client's flows
+ * ambiguous. Sessions to the same server share their target and never
+ * conflict.
+ */
+export function conflicts(
+  candidate: DnatSession,
+  existing: readonly { session: DnatSession; filtering: boolean }[],
+): Conflict[] {
+  return existing
+    .filter(({ session }) =>
+      session.id !== candidate.id && session.clientPort === undefined &&
+      sameEntry(session, candidate) && !sameTarget(session, candidate)
+    )
+    .map(({ session, filtering }) => ({ session, permanent: !filtering }));
 }

@@ -1,16 +1,42 @@
 /**
  * conntrack: purge a session's flows (a stale, un-NATed entry would
  * blackhole the session; a leftover NATed one would keep forwarding after it
- * ends), and learn the client's source port from the first flow.
+ * ends), count what they carried, and list a client's flows so its source
+ * port can be learned.
  * @module
  */
 
 import type { CommandRunner } from "../platform/runner.ts";
 import type { DnatSession } from "./types.ts";
 
-/** The conntrack selection of a session's original-direction UDP flows. */
+/** Which flows: a session's client, proxy address and port span, and its source port if learned. */
+export type FlowSelector = Pick<
+  DnatSession,
+  "client" | "proxy" | "proxyPort" | "portCount" | "clientPort"
+>;
+
+/** A session's flows from every source port, learned or not. */
+export function anyPort(s: FlowSelector): FlowSelector {
+  return { client: s.client, proxy: s.proxy, proxyPort: s.proxyPort, portCount: s.portCount };
+}
+
+/** What flows carried, both directions together (needs net.netfilter.nf_conntrack_acct=1). */
+export interface FlowCounters {
+  readonly bytes: number;
+  readonly packets: number;
+}
+
+/** One flow's original direction: the client's address and port, and the proxy port. */
+export interface Flow {
+  readonly src: string;
+  readonly sport: number;
+  readonly dport: number;
+}
+
+/** conntrack arguments selecting original-direction flows to one proxy port. */
 export function flowFilter(
-  s: Pick<DnatSession, "client" | "proxy" | "proxyPort" | "clientPort">,
+  s: Pick<DnatSession, "client" | "proxy" | "clientPort">,
+  proxyPort: number,
   protocol: "udp" | "tcp" = "udp",
 ): string[] {
   const family = s.client.family === 6 ? ["-f", "ipv6"] : [];
@@ -25,60 +51,85 @@ export function flowFilter(
     s.proxy.text,
     ...sport,
     "--dport",
-    String(s.proxyPort),
+    String(proxyPort),
   ];
 }
 
-/** Source ports of the flows `conntrack -L` printed, oldest first as listed. */
-export function parseSourcePorts(listing: string): number[] {
-  const ports: number[] = [];
+/** The original direction of the flows `conntrack -L` printed. */
+export function parseFlows(listing: string): Flow[] {
+  const flows: Flow[] = [];
   for (const line of listing.split("\n")) {
-    const m = /\bsport=(\d+)\b/.exec(line);
-    if (m) ports.push(Number(m[1]));
+    // The first src/sport/dport of a line are the original direction's.
+    const src = /\bsrc=(\S+)/.exec(line)?.[1];
+    const sport = /\bsport=(\d+)\b/.exec(line)?.[1];
+    const dport = /\bdport=(\d+)\b/.exec(line)?.[1];
+    if (src && sport && dport) flows.push({ src, sport: Number(sport), dport: Number(dport) });
   }
-  return ports;
+  return flows;
+}
+
+/** Sums the counters of every flow `conntrack -D` or `-L` printed (both directions). */
+export function parseCounters(listing: string): FlowCounters {
+  let bytes = 0;
+  let packets = 0;
+  for (const m of listing.matchAll(/\bpackets=(\d+) bytes=(\d+)\b/g)) {
+    packets += Number(m[1]);
+    bytes += Number(m[2]);
+  }
+  return { bytes, packets };
 }
 
 /** conntrack operations for sessions. */
 export interface Conntrack {
-  /** Deletes the session's flows (all source ports unless `clientPort` is set); "none found" is fine. */
-  purge(
-    s: Pick<DnatSession, "client" | "proxy" | "proxyPort" | "clientPort">,
-    protocol?: "udp" | "tcp",
-  ): Promise<void>;
-  /** Deletes the session's flows from source ports not in `keep`. */
-  purgeOtherPorts(
-    s: Pick<DnatSession, "client" | "proxy" | "proxyPort">,
-    keep: ReadonlySet<number>,
-  ): Promise<void>;
-  /** Source ports of the session's current flows. */
-  sourcePorts(s: Pick<DnatSession, "client" | "proxy" | "proxyPort">): Promise<number[]>;
+  /** Deletes the session's flows (every source port unless `clientPort` is set); returns what they carried. */
+  purge(s: FlowSelector, protocol?: "udp" | "tcp"): Promise<FlowCounters>;
+  /** Deletes the span's flows from source ports not in `keep`. */
+  purgeOtherPorts(s: FlowSelector, keep: ReadonlySet<number>): Promise<void>;
+  /** Every client's UDP flows to a proxy address (one listing serves all its sessions). */
+  flows(proxy: DnatSession["proxy"]): Promise<Flow[]>;
+}
+
+function spanPorts(s: FlowSelector): number[] {
+  return Array.from({ length: s.portCount }, (_, j) => s.proxyPort + j);
 }
 
 /** conntrack(8) through a runner. */
 export function conntrackTool(runner: CommandRunner): Conntrack {
-  const list = async (s: Pick<DnatSession, "client" | "proxy" | "proxyPort">) => {
-    const result = await runner.run("conntrack", ["-L", ...flowFilter(s)]);
-    if (result.code !== 0) throw new Error(`conntrack -L failed: ${result.stderr.trim()}`);
-    return parseSourcePorts(result.stdout);
-  };
-  const purge = async (
-    s: Pick<DnatSession, "client" | "proxy" | "proxyPort" | "clientPort">,
-    protocol: "udp" | "tcp" = "udp",
-  ) => {
-    const result = await runner.run("conntrack", ["-D", ...flowFilter(s, protocol)]);
+  const remove = async (args: string[]): Promise<string> => {
+    const result = await runner.run("conntrack", ["-D", ...args]);
     // conntrack exits 1 when nothing matched: that is success here.
     if (result.code !== 0 && !/0 flow entries/.test(result.stderr)) {
       throw new Error(`conntrack -D failed: ${result.stderr.trim()}`);
     }
+    return result.stdout;
+  };
+  const flows = async (proxy: DnatSession["proxy"]) => {
+    const family = proxy.family === 6 ? ["-f", "ipv6"] : [];
+    const result = await runner.run("conntrack", [
+      "-L",
+      ...family,
+      "-p",
+      "udp",
+      "--orig-dst",
+      proxy.text,
+    ]);
+    if (result.code !== 0) throw new Error(`conntrack -L failed: ${result.stderr.trim()}`);
+    return parseFlows(result.stdout);
   };
   return {
-    purge,
-    sourcePorts: list,
-    async purgeOtherPorts(s, keep) {
-      for (const port of new Set(await list(s))) {
-        if (!keep.has(port)) await purge({ ...s, clientPort: port });
-      }
+    async purge(s, protocol = "udp") {
+      const ports = protocol === "udp" ? spanPorts(s) : [s.proxyPort];
+      let listing = "";
+      for (const port of ports) listing += await remove(flowFilter(s, port, protocol));
+      return parseCounters(listing);
     },
+    async purgeOtherPorts(s, keep) {
+      const inSpan = new Set(spanPorts(s));
+      const doomed = (await flows(s.proxy)).filter((f) =>
+        f.src === s.client.text && inSpan.has(f.dport) && !keep.has(f.sport)
+      );
+      for (const f of doomed) await remove(flowFilter({ ...s, clientPort: f.sport }, f.dport));
+    },
+    flows,
   };
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { DnatSession, InstalledSession } from "./types.ts";
+import type { DnatSession, InstalledSession, Owner } from "./types.ts";
 import { parseRuleTag, ruleTag } from "./types.ts";
 
 /** Our chains, the table each lives in, and the built-in chain that jumps to it. */
@@ -25,26 +25,36 @@ export interface OurRule {
   readonly chain: string;
   readonly spec: string;
   readonly id: string;
-  readonly owner: number;
+  readonly owner: Owner;
 }
 
 function host(ip: DnatSession["client"]): string {
   return `${ip.text}/${ip.family === 4 ? 32 : 128}`;
 }
 
-function destination(s: DnatSession, port: number): string {
-  return s.server.family === 6 ? `[${s.server.text}]:${port}` : `${s.server.text}:${port}`;
+/** The DNAT target: `server:port`, or the server alone when a span keeps its ports. */
+function destination(s: DnatSession, port: number, span: boolean): string {
+  const host = s.server.family === 6 ? `[${s.server.text}]` : s.server.text;
+  if (span) return s.server.text;
+  return `${host}:${port}`;
+}
+
+/** `port` or `low:high`, as iptables-save prints a port match. */
+function portMatch(port: number, count: number): string {
+  return count > 1 ? `${port}:${port + count - 1}` : String(port);
 }
 
 /** The rules of one protocol of a session: DNAT, masquerade, forward accept. */
 function protocolRules(s: DnatSession, proto: "udp" | "tcp", serverPort: number): OurRule[] {
   const tag = `-m comment --comment "${ruleTag(s.id, s.owner)}"`;
+  const count = proto === "udp" ? s.portCount : 1;
+  const dport = portMatch(s.proxyPort, count);
   const sport = s.clientPort === undefined ? "" : ` --sport ${s.clientPort}`;
   const origSport = s.clientPort === undefined ? "" : ` --ctorigsrcport ${s.clientPort}`;
   // Both directions of this session's flows, and nothing else: conntrack remembers the original tuple.
   const flows =
     `-p ${proto} -m conntrack --ctstate DNAT --ctorigsrc ${s.client.text} --ctorigdst ${s.proxy.text}` +
-    `${origSport} --ctorigdstport ${s.proxyPort} ${tag}`;
+    `${origSport} --ctorigdstport ${dport} ${tag}`;
   const base = { id: s.id, owner: s.owner };
   return [
     {
@@ -54,8 +64,8 @@ function protocolRules(s: DnatSession, proto: "udp" | "tcp", serverPort: number)
       spec:
         `-s ${host(s.client)} -d ${
           host(s.proxy)
-        } -p ${proto} -m ${proto}${sport} --dport ${s.proxyPort} ${tag} ` +
-        `-j DNAT --to-destination ${destination(s, serverPort)}`,
+        } -p ${proto} -m ${proto}${sport} --dport ${dport} ` +
+        `${tag} -j DNAT --to-destination ${destination(s, serverPort, count > 1)}`,
     },
     { ...base, table: "nat", chain: "XFERPROXY-POST", spec: `${flows} -j MASQUERADE` },
     { ...base, table: "filter", chain: "XFERPROXY-FWD", spec: `${flows} -j ACCEPT` },
@@ -158,18 +168,19 @@ export function parseOurRules(save: string): OurRule[] {
 export function sessionsOf(rules: readonly OurRule[]): InstalledSession[] {
   const sessions: InstalledSession[] = [];
   const tcpPorts = new Map<string, number>();
-  for (
-    const rule of rules.filter((r) => r.chain === "XFERPROXY-PRE" && r.spec.includes(" -p tcp "))
-  ) {
+  const pre = (proto: string) =>
+    rules.filter((r) => r.chain === "XFERPROXY-PRE" && r.spec.includes(` -p ${proto} `));
+  for (const rule of pre("tcp")) {
     const port = /--to-destination \S*:(\d+)$/.exec(rule.spec)?.[1];
     if (port) tcpPorts.set(rule.id, Number(port));
   }
-  for (
-    const rule of rules.filter((r) => r.chain === "XFERPROXY-PRE" && r.spec.includes(" -p udp "))
-  ) {
+  for (const rule of pre("udp")) {
     const field = (flag: string) => new RegExp(`${flag} (\\S+)`).exec(rule.spec)?.[1];
+    const [low = "", high] = (field("--dport") ?? "").split(":");
+    const proxyPort = Number(low);
+    const portCount = high === undefined ? 1 : Number(high) - proxyPort + 1;
     const to = field("--to-destination") ?? "";
-    const toMatch = /^\[?([^\]]+?)\]?:(\d+)$/.exec(to);
+    const withPort = /^\[?([^\]]+?)\]?:(\d+)$/.exec(to);
     const sport = field("--sport");
     sessions.push({
       id: rule.id,
@@ -177,9 +188,11 @@ export function sessionsOf(rules: readonly OurRule[]): InstalledSession[] {
       client: (field("-s") ?? "").replace(/\/\d+$/, ""),
       ...(sport ? { clientPort: Number(sport) } : {}),
       proxy: (field("-d") ?? "").replace(/\/\d+$/, ""),
-      proxyPort: Number(field("--dport")),
-      server: toMatch?.[1] ?? "",
-      serverPort: Number(toMatch?.[2]),
+      proxyPort,
+      portCount,
+      // Without a port the DNAT keeps the one the client used: the span maps one to one.
+      server: withPort ? withPort[1] as string : to,
+      serverPort: withPort ? Number(withPort[2]) : proxyPort,
       ...(tcpPorts.has(rule.id) ? { tcpServerPort: tcpPorts.get(rule.id) as number } : {}),
     });
   }

@@ -1,19 +1,18 @@
 /**
  * nftables planning, pure. Our own table per family (`ip xferproxy`,
- * `ip6 xferproxy`): NAT maps and a flow set whose elements time out unless
- * the session's helper refreshes them, so even a crashed owner's forwarding
- * ends in the kernel. A registry set holds one element per session (a slot
- * number) whose comment records the session; the NAT elements derive from
- * the registry and are shared by sessions that need the same key.
+ * `ip6 xferproxy`): NAT maps and a flow set whose elements derive from the
+ * sessions; elements several sessions need (one client's sessions to one
+ * server) are shared. Elements time out unless refreshed, so even if the
+ * DNAT service and its sessions all die, forwarding ends in the kernel.
  * @module
  */
 
-import { parseIp } from "../net/ip.ts";
-import type { DnatSession, InstalledSession } from "./types.ts";
-import { parseRuleTag, ruleTag } from "./types.ts";
+import type { DnatSession } from "./types.ts";
 
-/** Seconds an element lives without a refresh. */
-export const ELEMENT_TIMEOUT_S = 60;
+/** Seconds an element lives without a refresh; the DNAT service refreshes every REFRESH_SECONDS. */
+export const ELEMENT_TIMEOUT_S = 120;
+/** How often the DNAT service refreshes the elements of live sessions. */
+export const REFRESH_SECONDS = 30;
 /** Marks session flows' conntrack entries, so other firewall tables can accept them. */
 export const CT_MARK = "0x78700000";
 
@@ -28,10 +27,6 @@ export function tableText(family: 4 | 6): string {
   const addr = family === 4 ? "ipv4_addr" : "ipv6_addr";
   const ip = family === 4 ? "ip" : "ip6";
   return `table ${f} xferproxy {
-  set sessions {
-    type inet_service
-    flags timeout
-  }
   map dnat_port {
     type ${addr} . inet_service . ${addr} . inet_service : ${addr} . inet_service
     flags timeout
@@ -62,103 +57,70 @@ export function tableText(family: 4 | 6): string {
 `;
 }
 
-/** The comment that records a session in the registry (nft limits comments to 127 characters). */
-export function registryComment(s: DnatSession): string {
-  const cport = s.clientPort === undefined ? "*" : String(s.clientPort);
-  return `${
-    ruleTag(s.id, s.owner)
-  } ${s.client.text} ${cport} ${s.proxy.text} ${s.proxyPort} ${s.server.text} ${s.serverPort}`;
-}
-
-/** Reads a registry comment back; undefined when it is not ours. */
-export function parseRegistryComment(comment: string): InstalledSession | undefined {
-  const [tag = "", client, cport, proxy, pport, server, sport, extra] = comment.split(" ");
-  const owner = parseRuleTag(tag);
-  if (!owner || extra !== undefined || !client || !proxy || !server) return undefined;
-  if (!parseIp(client) || !parseIp(proxy) || !parseIp(server)) return undefined;
-  const port = (
-    text: string | undefined,
-  ) => (text && /^\d{1,5}$/.test(text) ? Number(text) : undefined);
-  const proxyPort = port(pport);
-  const serverPort = port(sport);
-  if (proxyPort === undefined || serverPort === undefined) return undefined;
-  const clientPort = port(cport);
-  return {
-    ...owner,
-    client,
-    ...(clientPort !== undefined ? { clientPort } : {}),
-    proxy,
-    proxyPort,
-    server,
-    serverPort,
-  };
-}
-
-/** A session's NAT elements: which map or set, its key, and its data. */
+/** One element of our maps or set. */
 export interface NatElement {
   readonly set: "dnat_port" | "dnat_addr" | "flows";
+  /** The key as `nft` prints it: values joined by " . ". */
   readonly key: string;
   readonly data?: string;
 }
 
-/** The NAT elements a session needs. */
-export function natElements(s: InstalledSession): NatElement[] {
-  const target = `${s.server} . ${s.serverPort}`;
+/** The elements a session needs: one DNAT entry and one flow entry per port of its span. */
+export function natElements(s: DnatSession): NatElement[] {
+  const elements: NatElement[] = [];
+  for (let j = 0; j < s.portCount; j++) {
+    const proxyPort = s.proxyPort + j;
+    const serverPort = s.serverPort + j;
+    const data = `${s.server.text} . ${serverPort}`;
+    elements.push(
+      s.clientPort === undefined
+        ? { set: "dnat_addr", key: `${s.client.text} . ${s.proxy.text} . ${proxyPort}`, data }
+        : {
+          set: "dnat_port",
+          key: `${s.client.text} . ${s.clientPort} . ${s.proxy.text} . ${proxyPort}`,
+          data,
+        },
+      { set: "flows", key: `${s.client.text} . ${s.server.text} . ${serverPort}` },
+    );
+  }
+  return elements;
+}
+
+/** `set|key`: one element's identity. */
+export function elementId(e: Pick<NatElement, "set" | "key">): string {
+  return `${e.set}|${e.key}`;
+}
+
+/** Every element the sessions need, each once. */
+export function neededElements(sessions: readonly DnatSession[]): Map<string, NatElement> {
+  const needed = new Map<string, NatElement>();
+  for (const s of sessions) for (const e of natElements(s)) needed.set(elementId(e), e);
+  return needed;
+}
+
+/** `add element …` with a fresh timeout (a no-op when the element exists). */
+export function addLine(family: 4 | 6, e: NatElement): string {
+  const data = e.data ? ` : ${e.data}` : "";
+  return `add element ${
+    nftFamily(family)
+  } xferproxy ${e.set} { ${e.key} timeout ${ELEMENT_TIMEOUT_S}s${data} }`;
+}
+
+/**
+ * Lines that delete an element whether or not the kernel still holds it (a
+ * firewall reload may have dropped it): add it, then delete it, in the same
+ * transaction.
+ */
+export function deleteLines(family: 4 | 6, e: NatElement): string[] {
   return [
-    s.clientPort === undefined
-      ? { set: "dnat_addr", key: `${s.client} . ${s.proxy} . ${s.proxyPort}`, data: target }
-      : {
-        set: "dnat_port",
-        key: `${s.client} . ${s.clientPort} . ${s.proxy} . ${s.proxyPort}`,
-        data: target,
-      },
-    { set: "flows", key: `${s.client} . ${s.server} . ${s.serverPort}` },
+    addLine(family, e),
+    `delete element ${nftFamily(family)} xferproxy ${e.set} { ${e.key} }`,
   ];
 }
 
-/** `add element …` for a registry slot or NAT element, with a fresh timeout. */
-export function addLine(
-  family: 4 | 6,
-  element: NatElement | { set: "sessions"; key: string; comment: string },
-): string {
-  const comment = "comment" in element ? ` comment "${element.comment}"` : "";
-  const data = "data" in element && element.data ? ` : ${element.data}` : "";
-  return `add element ${
-    nftFamily(family)
-  } xferproxy ${element.set} { ${element.key} timeout ${ELEMENT_TIMEOUT_S}s${comment}${data} }`;
-}
-
-/** `delete element …`. */
-export function deleteLine(family: 4 | 6, set: string, key: string): string {
-  return `delete element ${nftFamily(family)} xferproxy ${set} { ${key} }`;
-}
-
-/** The registry slot of a session: from its UUID, probing past slots in use. */
-export function chooseSlot(id: string, used: ReadonlySet<number>): number {
-  let slot = (parseInt(id.slice(0, 8), 16) % 65535) + 1;
-  for (let i = 0; i < 65535 && used.has(slot); i++) slot = (slot % 65535) + 1;
-  if (used.has(slot)) throw new Error("the nftables session registry is full");
-  return slot;
-}
-
-/** One registry element as `nft -j list set` shows it. */
-export interface RegistryEntry {
-  readonly slot: number;
-  readonly session: InstalledSession;
-}
-
-/** Parses `nft -j list set <family> xferproxy sessions`. */
-export function parseRegistry(json: string): RegistryEntry[] {
-  const entries: RegistryEntry[] = [];
-  const doc = JSON.parse(json) as { nftables?: Array<{ set?: { elem?: unknown[] } }> };
-  for (const item of doc.nftables ?? []) {
-    for (const elem of item.set?.elem ?? []) {
-      const e = (elem as { elem?: { val?: unknown; comment?: string } }).elem;
-      const session = e?.comment ? parseRegistryComment(e.comment) : undefined;
-      if (session && typeof e?.val === "number") entries.push({ slot: e.val, session });
-    }
-  }
-  return entries;
+/** Lines that reset an element's timeout: delete (safely) and add again. */
+export function refreshLines(family: 4 | 6, e: NatElement): string[] {
+  return [...deleteLines(family, e), addLine(family, e)];
 }
 
 /** Keys present in a map or set, from `nft -j list map|set …` (concatenations joined with " . "). */

@@ -1,7 +1,8 @@
 /**
  * The nftables backend: our own `ip`/`ip6` table, sessions as timed map
- * elements that the holding helper refreshes, every change one `nft -f`
- * transaction. Call mutating methods under the helper lock.
+ * elements, every change one transaction. The kernel is never read to make
+ * a change (the caller knows the sessions that remain), so a change costs
+ * the same with one session or a thousand; `reconcile` reads it.
  * @module
  */
 
@@ -9,138 +10,145 @@ import type { CommandRunner } from "../platform/runner.ts";
 import { NetfilterError } from "./iptables.ts";
 import {
   addLine,
-  chooseSlot,
-  deleteLine,
+  deleteLines,
+  elementId,
+  type NatElement,
   natElements,
+  neededElements,
   nftFamily,
   parseKeys,
-  parseRegistry,
-  registryComment,
-  type RegistryEntry,
+  refreshLines,
   tableText,
 } from "./nft_plan.ts";
-import { type DnatBackend, type DnatSession, type InstalledSession, toInstalled } from "./types.ts";
+import type { DnatBackend, DnatSession } from "./types.ts";
 
-/** Creates the nftables backend over a command runner. */
-export function nftablesBackend(runner: CommandRunner): DnatBackend {
-  const nft = async (args: string[], stdin?: string): Promise<string> => {
-    const result = await runner.run("nft", args, stdin === undefined ? {} : { stdin });
-    if (result.code !== 0) {
-      throw new NetfilterError(`nft ${args.join(" ")} failed: ${result.stderr.trim()}`);
+/** Runs nft commands (the `nft -f` language) as one transaction; returns what they print. */
+export interface NftRunner {
+  /** "libnftables PATH" or "the nft command". */
+  readonly via: string;
+  /** @throws {NetfilterError} when nftables refuses them */
+  run(commands: string, options?: { json?: boolean }): Promise<string>;
+}
+
+/** Runs each transaction as `nft [-j] -f -`: where libnftables is not at a known path. */
+export function nftCommandRunner(runner: CommandRunner): NftRunner {
+  return {
+    via: "the nft command",
+    async run(commands, options = {}) {
+      // With -j, nft reads -f input as JSON: a JSON listing is one command given as argv.
+      const result = options.json
+        ? await runner.run("nft", ["-j", ...commands.split(" ")])
+        : await runner.run("nft", ["-f", "-"], { stdin: commands + "\n" });
+      if (result.code !== 0) {
+        // nft names "/dev/stdin:LINE:COLUMNS" first: meaningless to whoever reads the error.
+        const message = result.stderr.trim().replace(/^\/dev\/stdin:[0-9:-]+ /, "");
+        throw new NetfilterError(`nftables refused the change: ${message}`);
+      }
+      return result.stdout;
+    },
+  };
+}
+
+const SETS = ["dnat_port", "dnat_addr", "flows"] as const;
+
+/** Creates the nftables backend over libnftables or the nft command. */
+export function nftablesBackend(nft: NftRunner): DnatBackend {
+  const apply = async (lines: readonly string[]) => {
+    if (lines.length) await nft.run(lines.join("\n"));
+  };
+  // `list tables` rather than `list table`: a failed command costs nftables an abort (~20 ms).
+  const hasTable = async (family: 4 | 6) =>
+    (await nft.run("list tables")).split("\n").includes(`table ${nftFamily(family)} xferproxy`);
+  const ensureReady = async (family: 4 | 6) => {
+    if (!(await hasTable(family))) await nft.run(tableText(family));
+  };
+  /** Element ids the kernel holds in our table. */
+  const present = async (family: 4 | 6): Promise<Set<string>> => {
+    const ids = new Set<string>();
+    for (const set of SETS) {
+      const kind = set === "flows" ? "set" : "map";
+      const json = await nft.run(`list ${kind} ${nftFamily(family)} xferproxy ${set}`, {
+        json: true,
+      });
+      for (const key of parseKeys(json)) ids.add(elementId({ set, key }));
     }
-    return result.stdout;
+    return ids;
   };
-  const hasTable = (family: 4 | 6) =>
-    runner.run("nft", ["list", "table", nftFamily(family), "xferproxy"]).then((r) => r.code === 0);
-  const registry = async (family: 4 | 6): Promise<RegistryEntry[]> =>
-    (await hasTable(family))
-      ? parseRegistry(await nft(["-j", "list", "set", nftFamily(family), "xferproxy", "sessions"]))
-      : [];
-  const present = async (family: 4 | 6) => {
-    const f = nftFamily(family);
-    const keys = new Map<string, Set<string>>();
-    keys.set("dnat_port", parseKeys(await nft(["-j", "list", "map", f, "xferproxy", "dnat_port"])));
-    keys.set("dnat_addr", parseKeys(await nft(["-j", "list", "map", f, "xferproxy", "dnat_addr"])));
-    keys.set("flows", parseKeys(await nft(["-j", "list", "set", f, "xferproxy", "flows"])));
-    return keys;
-  };
-  const familyOf = (s: InstalledSession): 4 | 6 => (s.client.includes(":") ? 6 : 4);
-  /** One transaction: drop `removed` sessions, (re)add `added`, keeping NAT elements other sessions still need. */
-  const apply = async (
+  const families = [4, 6] as const;
+  const of = (sessions: readonly DnatSession[], family: 4 | 6) =>
+    sessions.filter((s) => s.client.family === family);
+  /** Lines deleting the elements of `gone` that none of `staying` needs. */
+  const releaseLines = (
     family: 4 | 6,
-    removed: readonly RegistryEntry[],
-    added: readonly { slot: number; session: DnatSession }[],
+    gone: readonly DnatSession[],
+    staying: readonly DnatSession[],
   ) => {
-    const entries = await registry(family);
-    const keys = await present(family);
-    const remaining = entries.filter((e) =>
-      !removed.some((r) => r.slot === e.slot) && !added.some((a) => a.slot === e.slot)
-    );
-    const needed = new Set(
-      [...remaining.map((e) => e.session), ...added.map((a) => toInstalled(a.session))].flatMap(
-        natElements,
-      ).map((n) => `${n.set}|${n.key}`),
-    );
-    const lines: string[] = [];
-    for (
-      const entry of [
-        ...removed,
-        ...entries.filter((e) => added.some((a) => a.slot === e.slot)),
-      ]
-    ) {
-      if (entries.some((e) => e.slot === entry.slot)) {
-        lines.push(deleteLine(family, "sessions", String(entry.slot)));
-      }
-      for (const n of natElements(entry.session)) {
-        const id = `${n.set}|${n.key}`;
-        if (keys.get(n.set)?.has(n.key) && !needed.has(id)) {
-          lines.push(deleteLine(family, n.set, n.key));
-          keys.get(n.set)?.delete(n.key);
-        }
-      }
-    }
-    for (const { slot, session } of added) {
-      lines.push(
-        addLine(family, { set: "sessions", key: String(slot), comment: registryComment(session) }),
-      );
-      for (const n of natElements(toInstalled(session))) {
-        // Re-adding refreshes the timeout: delete first (in the same transaction) when present.
-        if (keys.get(n.set)?.has(n.key)) {
-          lines.push(deleteLine(family, n.set, n.key));
-          keys.get(n.set)?.delete(n.key);
-        }
-        lines.push(addLine(family, n));
-      }
-    }
-    if (lines.length) await nft(["-f", "-"], lines.join("\n") + "\n");
+    // Every element's key starts with the client address: only its other sessions can share one.
+    const clients = new Set(gone.map((s) => s.client.text));
+    const kept = neededElements(staying.filter((s) => clients.has(s.client.text)));
+    return [...neededElements(gone).values()]
+      .filter((e) => !kept.has(elementId(e)))
+      .flatMap((e) => deleteLines(family, e));
   };
-  const slotOf = async (session: DnatSession): Promise<RegistryEntry | undefined> =>
-    (await registry(session.client.family)).find((e) => e.session.id === session.id);
-
   return {
     name: "nftables",
-    async ensureReady(family) {
-      if (!(await hasTable(family))) await nft(["-f", "-"], tableText(family));
-    },
-    async add(session) {
-      const entries = await registry(session.client.family);
-      const slot = chooseSlot(session.id, new Set(entries.map((e) => e.slot)));
-      await apply(session.client.family, [], [{ slot, session }]);
-    },
-    async replace(before, after) {
-      const entry = await slotOf(before);
-      if (!entry) {
-        throw new NetfilterError(`session ${before.id} is not in the nftables registry (expired?)`);
+    via: nft.via,
+    ensureReady,
+    async add(sessions) {
+      for (const family of families) {
+        await apply(of(sessions, family).flatMap(natElements).map((e) => addLine(family, e)));
       }
-      await apply(before.client.family, [], [{ slot: entry.slot, session: after }]);
     },
-    async refresh(session) {
-      const entry = await slotOf(session);
-      // Expired meanwhile (the helper was stopped): put it back.
-      const slot = entry?.slot ??
-        chooseSlot(session.id, new Set((await registry(session.client.family)).map((e) => e.slot)));
-      await apply(session.client.family, [], [{ slot, session }]);
-    },
-    async remove(ids) {
-      const removed: InstalledSession[] = [];
-      for (const family of [4, 6] as const) {
-        const doomed = (await registry(family)).filter((e) => ids.has(e.session.id));
-        if (doomed.length === 0) continue;
-        await apply(family, doomed, []);
-        removed.push(...doomed.map((e) => e.session));
+    async remove(sessions, remaining) {
+      for (const family of families) {
+        await apply(releaseLines(family, of(sessions, family), of(remaining, family)));
       }
-      return removed;
     },
-    async list() {
-      const all: InstalledSession[] = [];
-      for (const family of [4, 6] as const) {
-        all.push(...(await registry(family)).map((e) => e.session));
+    async replace(before, after, remaining) {
+      const family = before.client.family;
+      await apply([
+        ...releaseLines(family, [before], [after, ...of(remaining, family)]),
+        ...natElements(after).map((e) => addLine(family, e)),
+      ]);
+    },
+    async reconcile(wanted) {
+      const repaired = new Set<string>();
+      for (const family of families) {
+        const mine = of(wanted, family);
+        if (mine.length === 0 && !(await hasTable(family))) continue;
+        await ensureReady(family);
+        const have = await present(family);
+        const needed = neededElements(mine);
+        const lines: string[] = [];
+        for (const session of mine) {
+          const absent = natElements(session).filter((e) => !have.has(elementId(e)));
+          if (absent.length) repaired.add(session.id);
+        }
+        for (const [id, e] of needed) if (!have.has(id)) lines.push(addLine(family, e));
+        // Elements no wanted session needs: left by a crash between a change and its record.
+        for (const id of have) {
+          if (needed.has(id)) continue;
+          const [set, key] = id.split("|") as [NatElement["set"], string];
+          lines.push(`delete element ${nftFamily(family)} xferproxy ${set} { ${key} }`);
+        }
+        await apply(lines);
       }
-      return all.filter((s) => familyOf(s) === 4 || familyOf(s) === 6);
+      return [...repaired];
+    },
+    list: () => Promise.resolve([]),
+    removeTagged: () => Promise.resolve([]),
+    async refresh(sessions) {
+      for (const family of families) {
+        await apply(
+          [...neededElements(of(sessions, family)).values()].flatMap((e) =>
+            refreshLines(family, e)
+          ),
+        );
+      }
     },
     async teardown() {
-      for (const family of [4, 6] as const) {
-        if (await hasTable(family)) await nft(["delete", "table", nftFamily(family), "xferproxy"]);
+      for (const family of families) {
+        if (await hasTable(family)) await nft.run(`delete table ${nftFamily(family)} xferproxy`);
       }
     },
   };

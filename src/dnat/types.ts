@@ -1,35 +1,50 @@
 /**
- * What the DNAT manager installs: one session's UDP forwarding.
+ * What the DNAT manager installs: one session's UDP (and, in forward mode,
+ * TCP) forwarding, and the process it belongs to.
  * @module
  */
 
-import type { IpAddress } from "../net/ip.ts";
+import { type IpAddress, parseIp } from "../net/ip.ts";
 
-/** One session's forwarding: client → proxy:proxyPort becomes → server:serverPort. */
+/**
+ * The process a session's rules belong to: pid and start time (seconds since
+ * the epoch), so a pid reused by another process never keeps them.
+ */
+export interface Owner {
+  readonly pid: number;
+  readonly start: number;
+}
+
+/**
+ * One session's forwarding: client → proxy:proxyPort+j becomes
+ * server:serverPort+j for j < portCount.
+ */
 export interface DnatSession {
   /** Session UUID; every rule carries it in its comment. */
   readonly id: string;
-  /** pid of the process whose life the rules follow (the reaper's test). */
-  readonly owner: number;
+  readonly owner: Owner;
   readonly client: IpAddress;
-  /** Set when source-port filtering has learned the client's port. */
+  /** Set once source-port filtering has learned the client's port. */
   readonly clientPort?: number;
   readonly proxy: IpAddress;
   readonly proxyPort: number;
+  /** Consecutive ports covered, mapped one to one; more than 1 only when proxy and server ports are equal. */
+  readonly portCount: number;
   readonly server: IpAddress;
   readonly serverPort: number;
   /** Forward sessions also carry TCP (the SSH port): proxyPort → server:tcpServerPort. */
   readonly tcpServerPort?: number;
 }
 
-/** A session as found in the kernel's rules (what `dnat list` shows). */
+/** A session as found in the kernel's rules (addresses as text). */
 export interface InstalledSession {
   readonly id: string;
-  readonly owner: number;
+  readonly owner: Owner;
   readonly client: string;
   readonly clientPort?: number;
   readonly proxy: string;
   readonly proxyPort: number;
+  readonly portCount: number;
   readonly server: string;
   readonly serverPort: number;
   readonly tcpServerPort?: number;
@@ -44,39 +59,74 @@ export function toInstalled(s: DnatSession): InstalledSession {
     ...(s.clientPort !== undefined ? { clientPort: s.clientPort } : {}),
     proxy: s.proxy.text,
     proxyPort: s.proxyPort,
+    portCount: s.portCount,
     server: s.server.text,
     serverPort: s.serverPort,
     ...(s.tcpServerPort !== undefined ? { tcpServerPort: s.tcpServerPort } : {}),
   };
 }
 
-/** The comment tag on every rule: `xferproxy:<session-uuid>:<owner-pid>`. */
-export function ruleTag(id: string, owner: number): string {
-  return `xferproxy:${id}:${owner}`;
+/** A listed session with its addresses parsed; undefined when one does not parse. */
+export function fromInstalled(s: InstalledSession): DnatSession | undefined {
+  const client = parseIp(s.client);
+  const proxy = parseIp(s.proxy);
+  const server = parseIp(s.server);
+  return client && proxy && server ? { ...s, client, proxy, server } : undefined;
 }
+
+/** `ip:port` or `ip:low-high` of one side of a session. */
+export function formatPorts(ip: IpAddress | string, port: number, count: number): string {
+  const text = typeof ip === "string" ? ip : ip.text;
+  const host = text.includes(":") ? `[${text}]` : text;
+  return count > 1 ? `${host}:${port}-${port + count - 1}` : `${host}:${port}`;
+}
+
+/** The comment tag on every rule: `xferproxy:<session-uuid>:<owner-pid>:<owner-start>`. */
+export function ruleTag(id: string, owner: Owner): string {
+  return `xferproxy:${id}:${owner.pid}:${owner.start}`;
+}
+
+const TAG =
+  /^xferproxy:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}):(\d{1,10}):(\d{1,12})$/;
 
 /** Parses a rule tag; undefined when it is not ours. */
-export function parseRuleTag(text: string): { id: string; owner: number } | undefined {
-  const m = /^xferproxy:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}):(\d{1,10})$/
-    .exec(text);
-  return m ? { id: m[1] as string, owner: Number(m[2]) } : undefined;
+export function parseRuleTag(text: string): { id: string; owner: Owner } | undefined {
+  const m = TAG.exec(text);
+  return m ? { id: m[1] as string, owner: { pid: Number(m[2]), start: Number(m[3]) } } : undefined;
 }
 
-/** A netfilter front end. */
+/** A netfilter front end. Mutating methods are called under the DNAT lock. */
 export interface DnatBackend {
   readonly name: "iptables" | "nftables";
+  /** How changes reach the kernel, for the service's start-up line. */
+  readonly via: string;
   /** Creates our chains/table if missing; never touches anything else. */
   ensureReady(family: 4 | 6): Promise<void>;
-  /** Installs a session's rules in one transaction. */
-  add(session: DnatSession): Promise<void>;
+  /** Installs sessions' rules, one transaction per family. */
+  add(sessions: readonly DnatSession[]): Promise<void>;
+  /**
+   * Removes sessions' rules. `remaining` are the sessions that stay: kernel
+   * state they share with the removed ones (nftables elements) is kept.
+   */
+  remove(sessions: readonly DnatSession[], remaining: readonly DnatSession[]): Promise<void>;
   /** Atomically replaces a session's rules by the narrowed ones (source port learned). */
-  replace(before: DnatSession, after: DnatSession): Promise<void>;
-  /** Removes every rule of the sessions whose ids are given; returns the removed sessions. */
-  remove(ids: ReadonlySet<string>): Promise<InstalledSession[]>;
-  /** Every session our rules hold now. */
+  replace(
+    before: DnatSession,
+    after: DnatSession,
+    remaining: readonly DnatSession[],
+  ): Promise<void>;
+  /**
+   * Makes the kernel hold exactly what `wanted` needs of what is ours: puts
+   * back what a firewall reload dropped and returns the ids it put back.
+   * Tagged rules of sessions not in `wanted` are left for `list` to report.
+   */
+  reconcile(wanted: readonly DnatSession[]): Promise<string[]>;
+  /** Sessions the kernel's rules name (iptables); nftables elements carry no owner, so none. */
   list(): Promise<InstalledSession[]>;
-  /** Keeps a session's kernel state alive (nftables timeouts); a no-op for iptables. */
-  refresh(session: DnatSession): Promise<void>;
-  /** Removes our chains or table once no session is left (reap --all). */
+  /** Removes tagged rules by session id, whatever they hold (orphans); returns what went. */
+  removeTagged(ids: ReadonlySet<string>): Promise<InstalledSession[]>;
+  /** Keeps sessions' kernel state alive (nftables element timeouts); a no-op for iptables. */
+  refresh(sessions: readonly DnatSession[]): Promise<void>;
+  /** Removes our chains or table (reap --all). */
   teardown(): Promise<void>;
 }

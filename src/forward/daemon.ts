@@ -9,8 +9,10 @@ import type { Logger } from "@logtape/logtape";
 import type { Config } from "../config/mod.ts";
 import { type Cidr, type IpAddress, parseCidr } from "../net/ip.ts";
 import type { Conntrack } from "../dnat/conntrack.ts";
-import { ForwardingDisabledError, reap } from "../dnat/helper.ts";
-import type { DnatBackend, DnatSession } from "../dnat/types.ts";
+import { reapOrphans } from "../dnat/helper.ts";
+import { ForwardingDisabledError } from "../dnat/manager.ts";
+import type { ProcessTable } from "../dnat/owner.ts";
+import type { DnatBackend, DnatSession, Owner } from "../dnat/types.ts";
 import { createApi, type ForwardApi, type ForwardSession } from "./api.ts";
 import type { UsersFile } from "./users.ts";
 
@@ -32,10 +34,12 @@ export interface DaemonHost {
   resolve(name: string): Promise<IpAddress[]>;
   loadUsers(): Promise<UsersFile>;
   forwardingEnabled(family: 4 | 6): Promise<boolean>;
-  livePids(): Promise<ReadonlySet<number>>;
+  /** Owners of rules found at start: those that ended are reaped. */
+  readonly processes: ProcessTable;
   /** Fires on SIGTERM/SIGINT. */
   readonly stop: AbortSignal;
-  readonly pid: number;
+  /** This daemon: it owns every rule it installs. */
+  readonly owner: Owner;
   now(): number;
   newId(): string;
 }
@@ -71,7 +75,7 @@ export async function runDaemon(
   }
   if (!(await host.forwardingEnabled(4))) throw new ForwardingDisabledError(4);
   await backend.ensureReady(4);
-  await reap({ backend, conntrack, livePids: () => host.livePids(), log }, false);
+  await reapOrphans({ backend, conntrack, processes: host.processes, log });
 
   const own = await host.ownNetworks();
   if (proxy.bindIpNetmask) {
@@ -90,10 +94,11 @@ export async function runDaemon(
   const dnatOf = (s: ForwardSession): DnatSession => {
     return {
       id: s.id,
-      owner: host.pid,
+      owner: host.owner,
       client: s.client,
       proxy: s.proxy,
       proxyPort: s.port,
+      portCount: 1,
       server: s.destination,
       serverPort: s.udpPort,
       tcpServerPort: s.sshPort,
@@ -101,8 +106,7 @@ export async function runDaemon(
   };
   const purge = async (d: DnatSession) => {
     for (const protocol of ["tcp", "udp"] as const) {
-      await conntrack.purge({ client: d.client, proxy: d.proxy, proxyPort: d.proxyPort }, protocol)
-        .catch(() => {});
+      await conntrack.purge(d, protocol).catch(() => {});
     }
   };
   const api = createApi({
@@ -114,12 +118,12 @@ export async function runDaemon(
     portFree: host.portFree,
     install: async (s) => {
       const d = dnatOf(s);
-      await backend.add(d);
+      await backend.add([d]);
       await purge(d);
     },
     remove: async (s) => {
-      const removed = await backend.remove(new Set([s.id]));
-      if (removed.length) await purge(dnatOf(s));
+      await backend.remove([dnatOf(s)], []);
+      await purge(dnatOf(s));
     },
     now: () => host.now(),
     newId: () => host.newId(),

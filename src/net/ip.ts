@@ -21,15 +21,16 @@ export interface Cidr {
   readonly text: string;
 }
 
-const IPV4_PART = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const OCTET = "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
+/** A dotted quad without leading zeros: one expression, because registries parse thousands. */
+const IPV4 = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
 const IPV6_GROUP = /^[0-9a-fA-F]{1,4}$/;
 
 /** Parses a dotted-quad IPv4 literal; returns undefined for anything else. */
 export function parseIpv4(text: string): IpAddress | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4 || !parts.every((p) => IPV4_PART.test(p))) return undefined;
-  const bytes = parts.map(Number);
-  return { family: 4, bytes, text: bytes.join(".") };
+  const m = IPV4.exec(text);
+  if (!m) return undefined;
+  return { family: 4, bytes: [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])], text };
 }
 
 /** Parses an IPv6 literal (with `::` and an optional embedded IPv4 tail); no zone ids. */

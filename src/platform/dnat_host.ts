@@ -1,26 +1,36 @@
 /**
- * Host facts and primitives the DNAT helper needs: owner liveness, the
- * forwarding sysctl, an exclusive lock, and whether a config file can be
- * trusted by a helper started through sudo.
+ * Host facts and primitives of the DNAT code: processes (ps(1), and a
+ * process's environment through cat(1), since Deno lets only a fully
+ * privileged process read /proc), the forwarding sysctl, conntrack
+ * accounting, the root-only registry directory with its lock, and the
+ * config a privileged call may trust.
  * @module
  */
 
+import type { Fs } from "./fs.ts";
 import type { CommandRunner } from "./runner.ts";
+import { environValue, parsePs, type ProcessTable } from "../dnat/owner.ts";
+import type { RegistryStore } from "../dnat/manager.ts";
+import { emptyRegistry, parseRegistry, serializeRegistry } from "../dnat/registry.ts";
 
-/**
- * The pids of running xferproxy processes (a reused pid of another program
- * does not keep rules alive). Read with ps(1): Deno only lets a fully
- * privileged process read /proc.
- */
-export async function liveXferproxyPids(runner: CommandRunner): Promise<ReadonlySet<number>> {
-  const result = await runner.run("ps", ["-e", "-o", "pid=,args="]);
-  if (result.code !== 0) throw new Error(`ps failed: ${result.stderr.trim()}`);
-  const pids = new Set<number>();
-  for (const line of result.stdout.split("\n")) {
-    const m = /^\s*(\d+)\s+(.*)$/.exec(line);
-    if (m && (m[2] as string).includes("xferproxy")) pids.add(Number(m[1]));
-  }
-  return pids;
+/** Processes through ps(1) and /proc/PID/environ through cat(1). */
+export function psProcessTable(runner: CommandRunner): ProcessTable {
+  return {
+    async lookup(pids) {
+      const unique = [...new Set(pids)].filter((p) => Number.isSafeInteger(p) && p > 0);
+      if (unique.length === 0) return new Map();
+      const result = await runner.run("ps", ["-o", "pid=,uid=,lstart=", "-p", unique.join(",")]);
+      // ps exits 1 when none of the pids runs.
+      if (result.code !== 0 && result.stdout.trim() !== "") {
+        throw new Error(`ps failed: ${result.stderr.trim()}`);
+      }
+      return parsePs(result.stdout);
+    },
+    async sshConnection(pid) {
+      const result = await runner.run("cat", [`/proc/${Math.trunc(pid)}/environ`]);
+      return result.code === 0 ? environValue(result.stdout, "SSH_CONNECTION") : undefined;
+    },
+  };
 }
 
 /** net.ipv4.ip_forward / net.ipv6.conf.all.forwarding of this network namespace, via sysctl(8). */
@@ -30,53 +40,178 @@ export async function forwardingEnabled(runner: CommandRunner, family: 4 | 6): P
   return result.code === 0 && result.stdout.trim() === "1";
 }
 
-/** Runs `fn` holding an exclusive flock on `<dir>/dnat.lock` (the directory is created if missing). */
-export async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-  await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
-  using file = await Deno.open(`${dir}/dnat.lock`, {
-    read: true,
-    write: true,
-    create: true,
-    mode: 0o600,
-  });
-  await file.lock(true);
-  return await fn();
+/** Turns on conntrack byte counters; true when they were off. */
+export async function enableAccounting(runner: CommandRunner): Promise<boolean> {
+  const key = "net.netfilter.nf_conntrack_acct";
+  const now = await runner.run("sysctl", ["-n", key]);
+  if (now.code === 0 && now.stdout.trim() === "1") return false;
+  const set = await runner.run("sysctl", ["-qw", `${key}=1`]);
+  if (set.code !== 0) throw new Error(`sysctl -w ${key}=1 failed: ${set.stderr.trim()}`);
+  return true;
 }
 
-/** A config a sudo-started helper must not trust. */
-export class UntrustedConfigError extends Error {
+/** A path a root process must not trust: someone else could change what it holds. */
+export class UntrustedPathError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = "UntrustedConfigError";
+    this.name = "UntrustedPathError";
+  }
+}
+
+function modeText(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, "0");
+}
+
+/**
+ * Every directory from `/` down to `dir` is root's and writable by root
+ * only (a sticky directory such as /tmp is fine: its root-owned entries
+ * cannot be replaced).
+ * @throws {UntrustedPathError}
+ */
+function checkRootDirectories(dir: string): void {
+  const parts = dir.split("/").filter((p) => p !== "");
+  for (let i = 0; i <= parts.length; i++) {
+    const path = "/" + parts.slice(0, i).join("/");
+    const info = Deno.statSync(path);
+    const mode = info.mode ?? 0;
+    const sticky = (mode & 0o1000) !== 0;
+    if (!info.isDirectory || info.uid !== 0 || ((mode & 0o022) !== 0 && !sticky)) {
+      throw new UntrustedPathError(
+        `directory "${path}" must be owned by root and writable only by root (uid ${info.uid}, mode ${
+          modeText(mode)
+        })`,
+      );
+    }
   }
 }
 
 /**
- * The helper runs as root on behalf of a user: the config that authorizes
- * destinations must be root's. The file and every directory above it must be
- * owned by root and not writable by group or others (a sticky directory such
- * as /tmp is fine: its root-owned entries cannot be replaced).
- * @throws {UntrustedConfigError}
+ * Reads a config a privileged call may trust: an absolute path to a regular
+ * file (not a symbolic link), owned by root and writable only by root, in
+ * root-only directories, checked on the file actually opened. Messages
+ * follow `Cannot load config "PATH": `, so they do not repeat the path.
+ * @throws {UntrustedPathError}
  */
-export function checkRootOwned(path: string): void {
-  const file = Deno.lstatSync(path);
-  if (!file.isFile) throw new UntrustedConfigError(`Config "${path}" is not a regular file`);
-  if (file.uid !== 0 || ((file.mode ?? 0) & 0o022) !== 0) {
-    throw new UntrustedConfigError(
-      `Config "${path}" must be owned by root and writable only by root`,
+export async function readTrustedFile(path: string): Promise<string> {
+  if (!path.startsWith("/")) {
+    throw new UntrustedPathError("the path must be absolute");
+  }
+  checkRootDirectories(path.replace(/\/[^/]*$/, "") || "/");
+  const link = Deno.lstatSync(path);
+  if (link.isSymlink || !link.isFile) {
+    throw new UntrustedPathError(
+      "is a symbolic link or not a regular file; a privileged call reads only a regular file",
     );
   }
-  let dir = path.replace(/\/[^/]*$/, "") || "/";
-  for (;;) {
-    const info = Deno.statSync(dir);
-    const mode = info.mode ?? 0;
-    const sticky = (mode & 0o1000) !== 0;
-    if (info.uid !== 0 || ((mode & 0o022) !== 0 && !sticky)) {
-      throw new UntrustedConfigError(
-        `Directory "${dir}" above the config must be owned by root and writable only by root`,
-      );
-    }
-    if (dir === "/") break;
-    dir = dir.replace(/\/[^/]*$/, "") || "/";
+  using file = await Deno.open(path, { read: true });
+  const opened = await file.stat();
+  if (opened.ino !== link.ino || opened.dev !== link.dev) {
+    throw new UntrustedPathError("was replaced while it was being opened");
   }
+  if (opened.uid !== 0 || ((opened.mode ?? 0) & 0o022) !== 0) {
+    throw new UntrustedPathError(
+      `must be owned by root and writable only by root (uid ${opened.uid}, mode ${
+        modeText(opened.mode ?? 0)
+      })`,
+    );
+  }
+  return await new Response(file.readable).text();
+}
+
+/** An `Fs` whose reads are `readTrustedFile`, for the config of a privileged call. */
+export const trustedFs: Fs = {
+  readTextFile: readTrustedFile,
+  stat: async (path) => {
+    const info = await Deno.stat(path);
+    return { uid: info.uid ?? -1, mode: info.mode ?? 0 };
+  },
+};
+
+/** The root-only directory inside `<state_directory>` for the DNAT registry and lock. */
+export function dnatDirectory(stateDirectory: string): string {
+  return `${stateDirectory.replace(/\/+$/, "")}/dnat`;
+}
+
+/**
+ * Creates, if missing, and checks the root-only DNAT directory: the state
+ * directory (root's, not group-writable) and `dnat/` in it (mode 700).
+ * @throws {UntrustedPathError}
+ */
+export async function prepareDnatDirectory(stateDirectory: string): Promise<string> {
+  if (!stateDirectory.startsWith("/")) {
+    throw new UntrustedPathError(`State directory "${stateDirectory}" must be absolute`);
+  }
+  await Deno.mkdir(stateDirectory, { recursive: true, mode: 0o755 });
+  try {
+    checkRootDirectories(stateDirectory);
+  } catch (error) {
+    if (!(error instanceof UntrustedPathError)) throw error;
+    throw new UntrustedPathError(
+      `State directory "${stateDirectory}" is not safe for DNAT state (only root may write where it lives): ${error.message}; chmod 755 ${stateDirectory} (sessions share ${stateDirectory}/balancer instead)`,
+    );
+  }
+  const dir = dnatDirectory(stateDirectory);
+  await Deno.mkdir(dir, { mode: 0o700 }).catch((error) => {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+  });
+  const info = Deno.lstatSync(dir);
+  if (!info.isDirectory || info.uid !== 0 || ((info.mode ?? 0) & 0o077) !== 0) {
+    throw new UntrustedPathError(
+      `"${dir}" must be a directory owned by root with mode 700 (uid ${info.uid}, mode ${
+        modeText(info.mode ?? 0)
+      })`,
+    );
+  }
+  return dir;
+}
+
+/** The registry file and lock in a prepared DNAT directory. */
+export function registryStore(
+  dir: string,
+  warn: (message: string) => void,
+): RegistryStore {
+  const path = `${dir}/sessions.json`;
+  return {
+    async lock(fn) {
+      using file = await Deno.open(`${dir}/lock`, {
+        read: true,
+        write: true,
+        create: true,
+        mode: 0o600,
+      });
+      await file.lock(true);
+      return await fn();
+    },
+    async read() {
+      let text: string;
+      try {
+        text = await Deno.readTextFile(path);
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) return emptyRegistry();
+        throw error;
+      }
+      const { registry, dropped } = parseRegistry(text);
+      if (dropped) warn(`Ignored ${dropped} unreadable entries of the DNAT registry ${path}`);
+      return registry;
+    },
+    async write(registry) {
+      const temp = `${path}.${Deno.pid}.tmp`;
+      await Deno.writeTextFile(temp, serializeRegistry(registry), { mode: 0o600 });
+      await Deno.rename(temp, path);
+    },
+    async stamp() {
+      // Every write renames a new file into place: its inode changes even within one mtime tick.
+      const info = await Deno.stat(path).catch(() => undefined);
+      return info ? `${info.ino}:${info.mtime?.getTime()}:${info.size}` : "none";
+    },
+  };
+}
+
+/** Records that the DNAT service is alive: `<dir>/service.json` with its pid and the time. */
+export async function writeHeartbeat(dir: string, now: number): Promise<void> {
+  const temp = `${dir}/service.json.tmp`;
+  await Deno.writeTextFile(temp, JSON.stringify({ pid: Deno.pid, updated: now }) + "\n", {
+    mode: 0o644,
+  });
+  await Deno.rename(temp, `${dir}/service.json`);
 }

@@ -1,68 +1,190 @@
 /**
- * In-memory DNAT backend and conntrack for helper tests.
+ * In-memory stand-ins for the DNAT manager's dependencies: a backend whose
+ * "kernel" can be flushed like a firewall reload, conntrack with flows the
+ * test sets, a registry store, a process table, and a clock.
  * @module
  */
 
-import { type DnatBackend, type InstalledSession, toInstalled } from "../../src/dnat/types.ts";
-import type { Conntrack } from "../../src/dnat/conntrack.ts";
+import { getLogger } from "@logtape/logtape";
+import {
+  type DnatBackend,
+  type DnatSession,
+  type InstalledSession,
+  toInstalled,
+} from "../../src/dnat/types.ts";
+import type { Conntrack, Flow, FlowCounters } from "../../src/dnat/conntrack.ts";
+import type { DnatDeps, RegistryStore } from "../../src/dnat/manager.ts";
+import type { ProcessInfo, ProcessTable } from "../../src/dnat/owner.ts";
+import { emptyRegistry, type Registry } from "../../src/dnat/registry.ts";
+import type { Config } from "../../src/config/mod.ts";
 
-/** A backend that keeps sessions in a map and logs operations. */
-export function fakeBackend(
-  initial: InstalledSession[] = [],
-): DnatBackend & { sessions: Map<string, InstalledSession>; ops: string[] } {
-  const sessions = new Map(initial.map((s) => [s.id, s]));
+/** A backend over a map of what "the kernel" holds, logging every operation. */
+export interface FakeBackend extends DnatBackend {
+  /** Session id → what the kernel holds for it. */
+  readonly kernel: Map<string, InstalledSession>;
+  readonly ops: string[];
+  /** Drops everything, as a firewall reload would. */
+  flush(): void;
+}
+
+const label = (s: DnatSession) => `${s.id.slice(0, 4)}:${s.clientPort ?? "*"}`;
+
+/** Creates the fake backend; `tagged` are kernel sessions that no registry knows. */
+export function fakeBackend(tagged: InstalledSession[] = []): FakeBackend {
+  const kernel = new Map(tagged.map((s) => [s.id, s]));
   const ops: string[] = [];
   return {
     name: "iptables",
-    sessions,
+    via: "memory",
+    kernel,
     ops,
-    ensureReady: (family) => {
+    flush: () => kernel.clear(),
+    ensureReady(family) {
       ops.push(`ensure ${family}`);
       return Promise.resolve();
     },
-    add(s) {
-      ops.push(`add ${s.id} ${s.clientPort ?? "*"}`);
-      sessions.set(s.id, toInstalled(s));
+    add(sessions) {
+      for (const s of sessions) kernel.set(s.id, toInstalled(s));
+      ops.push(`add ${sessions.map(label).join(",")}`);
+      return Promise.resolve();
+    },
+    remove(sessions) {
+      for (const s of sessions) kernel.delete(s.id);
+      ops.push(`remove ${sessions.map(label).join(",")}`);
       return Promise.resolve();
     },
     replace(before, after) {
-      ops.push(`replace ${before.id} ${after.clientPort ?? "*"}`);
-      sessions.set(after.id, toInstalled(after));
+      kernel.set(after.id, toInstalled(after));
+      ops.push(`replace ${label(before)} -> ${label(after)}`);
       return Promise.resolve();
     },
-    remove(ids) {
-      const removed = [...sessions.values()].filter((s) => ids.has(s.id));
-      for (const s of removed) sessions.delete(s.id);
-      ops.push(`remove ${removed.map((s) => s.id).join(",")}`);
+    reconcile(wanted) {
+      const repaired = wanted.filter((s) =>
+        JSON.stringify(kernel.get(s.id)) !== JSON.stringify(toInstalled(s))
+      );
+      for (const s of repaired) kernel.set(s.id, toInstalled(s));
+      if (repaired.length) ops.push(`reconcile ${repaired.map(label).join(",")}`);
+      return Promise.resolve(repaired.map((s) => s.id));
+    },
+    list: () => Promise.resolve([...kernel.values()]),
+    removeTagged(ids) {
+      const removed = [...kernel.values()].filter((s) => ids.has(s.id));
+      for (const s of removed) kernel.delete(s.id);
+      ops.push(`removeTagged ${removed.map((s) => s.id.slice(0, 4)).join(",")}`);
       return Promise.resolve(removed);
     },
-    list: () => Promise.resolve([...sessions.values()]),
-    refresh: (s) => {
-      ops.push(`refresh ${s.id}`);
+    refresh(sessions) {
+      ops.push(`refresh ${sessions.length}`);
       return Promise.resolve();
     },
-    teardown: () => {
+    teardown() {
       ops.push("teardown");
       return Promise.resolve();
     },
   };
 }
 
-/** conntrack whose flows the test sets; purges are recorded. */
-export function fakeConntrack(): Conntrack & { ports: number[]; purged: string[] } {
-  const ports: number[] = [];
+/** conntrack whose flows the test sets; purges are recorded and report fixed counters. */
+export function fakeConntrack(
+  counters: FlowCounters = { bytes: 2800, packets: 40 },
+): Conntrack & { flowList: Flow[]; purged: string[] } {
+  const flowList: Flow[] = [];
   const purged: string[] = [];
   return {
-    ports,
+    flowList,
     purged,
-    purge(s) {
-      purged.push(`${s.client.text}:${s.clientPort ?? "*"}`);
-      return Promise.resolve();
+    purge(s, protocol = "udp") {
+      purged.push(`${protocol} ${s.client.text}:${s.clientPort ?? "*"}>${s.proxyPort}`);
+      return Promise.resolve(counters);
     },
     purgeOtherPorts(s, keep) {
-      for (const p of ports.filter((p) => !keep.has(p))) purged.push(`${s.client.text}:${p}`);
+      for (const f of flowList.filter((f) => f.src === s.client.text && !keep.has(f.sport))) {
+        purged.push(`other ${s.client.text}:${f.sport}`);
+      }
       return Promise.resolve();
     },
-    sourcePorts: () => Promise.resolve([...ports]),
+    // Like `conntrack -L --orig-dst PROXY`: every client's flows to the proxy.
+    flows: () => Promise.resolve([...flowList]),
   };
+}
+
+/** An in-memory registry behind a real (promise-chained) lock. */
+export function fakeStore(initial: Registry = emptyRegistry()): RegistryStore & {
+  registry: Registry;
+  writes: number;
+} {
+  let chain: Promise<unknown> = Promise.resolve();
+  const store = {
+    registry: initial,
+    writes: 0,
+    lock<T>(fn: () => Promise<T>): Promise<T> {
+      const run = chain.then(fn, fn);
+      chain = run.catch(() => {});
+      return run;
+    },
+    read: () => Promise.resolve(store.registry),
+    write(registry: Registry) {
+      store.registry = registry;
+      store.writes++;
+      return Promise.resolve();
+    },
+    stamp: () => Promise.resolve(String(store.writes)),
+  };
+  return store;
+}
+
+/** Processes the test starts and ends. */
+export function fakeProcesses(): ProcessTable & {
+  running: Map<number, ProcessInfo>;
+  connections: Map<number, string>;
+} {
+  const running = new Map<number, ProcessInfo>();
+  const connections = new Map<number, string>();
+  return {
+    running,
+    connections,
+    lookup: (pids) =>
+      Promise.resolve(
+        new Map([...running].filter(([pid]) => pids.includes(pid))),
+      ),
+    sshConnection: (pid) => Promise.resolve(connections.get(pid)),
+  };
+}
+
+/** A clock the test moves; `sleep` advances it. */
+export function fakeClock(start = 1_800_000_000_000): {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+  advance(ms: number): void;
+} {
+  let now = start;
+  return {
+    now: () => now,
+    sleep: (ms) => {
+      now += ms;
+      return Promise.resolve();
+    },
+    advance: (ms) => void (now += ms),
+  };
+}
+
+/** The manager's dependencies, all fake. */
+export function fakeDnatDeps(config: Config) {
+  const backend = fakeBackend();
+  const conntrack = fakeConntrack();
+  const store = fakeStore();
+  const processes = fakeProcesses();
+  const clock = fakeClock();
+  const deps: DnatDeps = {
+    backend,
+    conntrack,
+    store,
+    processes,
+    config,
+    forwardingEnabled: () => Promise.resolve(true),
+    now: clock.now,
+    sleep: clock.sleep,
+    log: getLogger(["xferproxy", "test"]),
+  };
+  return { deps, backend, conntrack, store, processes, clock };
 }

@@ -1,6 +1,8 @@
 import { assertEquals, assertThrows } from "../_assert.ts";
 import { parseDnatArgs } from "../../src/dnat/args.ts";
 import { UsageError } from "../../src/cli/parse.ts";
+import { addCommand, type AddRequest, parseAddReply, sudoCallerUid } from "../../src/dnat/call.ts";
+import { formatEndpoint } from "../../src/net/endpoint.ts";
 
 const ID = "3a9fd819-59c3-42bc-b0a2-d26304a1eb84";
 const ADD = [
@@ -17,27 +19,50 @@ const ADD = [
   "2",
   "--host",
   "1",
+  "--server",
+  "198.18.2.3:22",
 ];
 
 Deno.test("parseDnatArgs() reads typed values", () => {
-  const command = parseDnatArgs([...ADD, "--hold"]);
+  const command = parseDnatArgs(ADD);
   assertEquals(command.action, "add");
   if (command.action !== "add") return;
-  assertEquals(command.hold, true);
   assertEquals([
     command.request.id,
     command.request.owner,
     command.request.rule,
     command.request.host,
   ], [ID, 4242, 2, 1]);
-  assertEquals([command.request.client.text, command.request.proxy.text], [
-    "198.18.1.2",
-    "198.18.1.1",
-  ]);
+  assertEquals([
+    command.request.client.text,
+    command.request.proxy.text,
+    formatEndpoint(command.request.server),
+  ], ["198.18.1.2", "198.18.1.1", "198.18.2.3:22"]);
   assertEquals(parseDnatArgs(["del", "--session", ID]), { action: "del", id: ID });
   assertEquals(parseDnatArgs(["list", "--json"]), { action: "list", json: true });
   assertEquals(parseDnatArgs(["reap", "--all"]), { action: "reap", all: true });
   assertEquals(parseDnatArgs(["reap"]), { action: "reap", all: false });
+  assertEquals(parseDnatArgs(["serve"]), { action: "serve" });
+});
+
+Deno.test("the session builds exactly the argv the helper parses back", () => {
+  const request = (parseDnatArgs(ADD) as { request: AddRequest }).request;
+  const argv = addCommand("/usr/bin/xferproxy", request);
+  assertEquals(argv.slice(0, 4), ["-n", "/usr/bin/xferproxy", "dnat", "add"]);
+  assertEquals(argv.slice(4), ADD.slice(1));
+  assertEquals(parseDnatArgs(argv.slice(3)), { action: "add", request });
+});
+
+Deno.test("parseAddReply() reads the helper's answer and nothing else", () => {
+  const reply = {
+    event: "installed",
+    proxy: "198.18.1.1:33001",
+    server: "198.18.2.2:33001",
+    filtering: true,
+  };
+  assertEquals(parseAddReply(`${JSON.stringify(reply)}\n`), reply);
+  assertEquals(parseAddReply("Password:\n"), undefined);
+  assertEquals(parseAddReply(JSON.stringify({ ...reply, filtering: "yes" })), undefined);
 });
 
 Deno.test("parseDnatArgs() refuses anything that is not a typed value", async (t) => {
@@ -74,10 +99,24 @@ Deno.test("parseDnatArgs() refuses anything that is not a typed value", async (t
     ],
     [[...ADD, "extra"], "bad arguments for dnat add: Unexpected argument 'extra'"],
     [["del", "--session", ID, "--all"], "dnat del does not take --all"],
-    [["flush"], `unknown dnat action "flush"; expected add, del, list or reap`],
-    [[], "dnat needs an action: add, del, list or reap"],
+    [swap("--server", "198.18.2.3"), `--server must be ip:port, got "198.18.2.3"`],
+    [swap("--server", "host:22"), `--server must be ip:port, got "host:22"`],
+    [["serve", "--all"], "dnat serve does not take --all"],
+    [["flush"], `unknown dnat action "flush"; expected add, del, list, reap, serve`],
+    [[], "dnat needs an action: add, del, list, reap, serve"],
   ];
   for (const [args, message] of cases) {
     await t.step(message, () => void assertThrows(() => parseDnatArgs(args), UsageError, message));
   }
+});
+
+Deno.test("sudoCallerUid(): a sudo caller only when sudo ran this very command", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  const command = "/usr/local/bin/xferproxy dnat add --session x";
+  assertEquals(sudoCallerUid(env({ SUDO_UID: "1001", SUDO_COMMAND: command })), 1001);
+  // A root shell opened with sudo -i keeps SUDO_UID: that is root, not the user.
+  assertEquals(sudoCallerUid(env({ SUDO_UID: "1001", SUDO_COMMAND: "/bin/bash" })), undefined);
+  assertEquals(sudoCallerUid(env({ SUDO_UID: "0", SUDO_COMMAND: command })), undefined);
+  assertEquals(sudoCallerUid(env({})), undefined);
+  assertEquals(sudoCallerUid(env({ SUDO_UID: "x", SUDO_COMMAND: command })), undefined);
 });

@@ -1,153 +1,107 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
 import { getLogger } from "@logtape/logtape";
 import {
-  addSession,
-  ForwardingDisabledError,
+  deleteSession,
   type HelperDeps,
   listSessions,
-  reap,
+  reapSessions,
 } from "../../src/dnat/helper.ts";
-import type { AddRequest } from "../../src/dnat/authorize.ts";
-import type { InstalledSession } from "../../src/dnat/types.ts";
-import { parseIp } from "../../src/net/ip.ts";
+import { install } from "../../src/dnat/manager.ts";
+import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
 import { parseInline } from "../config/_load.ts";
-import { fakeBackend, fakeConntrack } from "../_fakes/dnat.ts";
+import { fakeDnatDeps } from "../_fakes/dnat.ts";
+import { addRequest, kernelSession } from "./_build.ts";
 
 const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
 <rule host_ip="198.18.1.1"><host>198.18.2.2</host><keyfile>/k</keyfile></rule>
-<rule host_ip="198.18.1.17"><host>198.18.2.3</host><keyfile>/k</keyfile><src_port_filtering>false</src_port_filtering></rule>
 </rules></rproxy></server>`).config!;
 
-const ID = "3a9fd819-59c3-42bc-b0a2-d26304a1eb84";
-const REQUEST: AddRequest = {
-  id: ID,
-  owner: 77,
-  client: parseIp("198.18.1.2")!,
-  proxy: parseIp("198.18.1.1")!,
-  rule: 1,
-  host: 0,
-};
+const ALICE = 1001;
+const BOB = 1002;
 
-function setup(initial: InstalledSession[] = [], live: number[] = [77]) {
-  const backend = fakeBackend(initial);
-  const conntrack = fakeConntrack();
-  const events: Record<string, unknown>[] = [];
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  let sleeps = 0;
-  const onSleep: Array<(n: number) => void> = [];
+function setup() {
+  const fakes = fakeDnatDeps(config);
   const printed: string[] = [];
   const deps: HelperDeps = {
-    backend,
-    conntrack,
-    config,
-    lock: (fn) => fn(),
-    livePids: () => Promise.resolve(new Set(live)),
-    forwardingEnabled: () => Promise.resolve(true),
-    emit: (e) => void events.push(e),
-    print: (t) => void printed.push(t),
-    released: () => released,
-    sleep: () => {
-      sleeps++;
-      onSleep.forEach((f) => f(sleeps));
-      return Promise.resolve();
-    },
+    ...fakes.deps,
     log: getLogger(["xferproxy", "test"]),
+    print: (text) => void printed.push(text),
   };
-  return { deps, backend, conntrack, events, release, onSleep, printed };
+  const add = async (pid: number, uid: number) => {
+    fakes.processes.running.set(pid, { uid, start: 5 });
+    fakes.processes.connections.set(pid, "198.18.1.2 50000 198.18.1.1 22");
+    const request = addRequest({ owner: pid });
+    return (await install(deps, request, { uid })).session;
+  };
+  return { ...fakes, deps, printed, add };
 }
 
-function other(id: string, owner: number, clientPort?: number): InstalledSession {
-  return {
-    id,
-    owner,
-    client: "198.18.1.2",
-    ...(clientPort ? { clientPort } : {}),
-    proxy: "198.18.1.1",
-    proxyPort: 33001,
-    server: "198.18.2.2",
-    serverPort: 33001,
-  };
-}
-
-Deno.test("addSession() installs address-only rules, purges stale flows and reports", async () => {
-  const { deps, backend, conntrack, events } = setup();
-  await addSession(deps, REQUEST, false);
-  assertEquals(backend.ops, ["ensure 4", `add ${ID} *`]);
-  assertEquals(conntrack.purged, ["198.18.1.2:*"]);
-  assertEquals(events, [{
-    event: "installed",
-    proxy: "198.18.1.1:33001",
-    server: "198.18.2.2:33001",
-    filtering: true,
-  }]);
-});
-
-Deno.test("addSession() refuses when ip_forward is off, changing nothing", async () => {
-  const { deps, backend } = setup();
+Deno.test("dnat del: a user removes their own session, never another's", async () => {
+  const { deps, store, add } = setup();
+  const alices = await add(70, ALICE);
   await assertRejects(
-    () => addSession({ ...deps, forwardingEnabled: () => Promise.resolve(false) }, REQUEST, false),
-    ForwardingDisabledError,
-    "net.ipv4.ip_forward is 0",
+    () => deleteSession(deps, alices.id, { uid: BOB }),
+    NotAuthorizedError,
+    `session ${alices.id} is not the caller's`,
   );
-  assertEquals(backend.ops, []);
+  await deleteSession(deps, alices.id, { uid: ALICE });
+  assertEquals(store.registry.entries, []);
+  await assertRejects(
+    () => deleteSession(deps, alices.id, {}),
+    NotAuthorizedError,
+    "no DNAT session",
+  );
 });
 
-Deno.test("addSession() --hold learns the first flow's port, narrows, and removes everything on release", async () => {
-  const { deps, backend, conntrack, events, release, onSleep } = setup();
-  onSleep.push((n) => {
-    if (n === 3) conntrack.ports.push(60953, 60999); // the first flow, and a stray one
-    if (n === 6) release();
-  });
-  await addSession(deps, REQUEST, true);
-  assertEquals(backend.ops.filter((o) => !o.startsWith("refresh")), [
-    "ensure 4",
-    `add ${ID} *`,
-    `replace ${ID} 60953`,
-    `remove ${ID}`,
-  ]);
-  // While held, the session's kernel state is refreshed (nftables timeouts).
-  assertEquals(backend.ops.includes(`refresh ${ID}`), true);
-  assertEquals(events.map((e) => e.event), ["installed", "learned", "removed"]);
-  assertEquals(events[1], { event: "learned", clientPort: 60953 });
-  // Install purge, the stray port after narrowing, and every port at removal.
-  assertEquals(conntrack.purged, ["198.18.1.2:*", "198.18.1.2:60999", "198.18.1.2:*"]);
-  assertEquals(backend.sessions.size, 0);
+Deno.test("dnat del as root also removes rules only the kernel holds", async () => {
+  const { deps, backend } = setup();
+  const { id } = kernelSession();
+  backend.kernel.set(id, kernelSession());
+  await assertRejects(() => deleteSession(deps, id, { uid: ALICE }), NotAuthorizedError);
+  await deleteSession(deps, id, {});
+  assertEquals(backend.kernel.size, 0);
 });
 
-Deno.test("learning skips ports other sessions of the client have claimed", async () => {
-  const { deps, backend, conntrack, events, release, onSleep } = setup([
-    other("11111111-1111-4111-8111-111111111111", 77, 50000),
-  ]);
-  conntrack.ports.push(50000, 50001);
-  onSleep.push((n) => n === 2 && release());
-  await addSession(deps, REQUEST, true);
-  assertEquals(events[1], { event: "learned", clientPort: 50001 });
-  assertEquals(backend.ops.includes(`replace ${ID} 50001`), true);
+Deno.test("dnat list: each user sees their own sessions; root sees all, with liveness", async () => {
+  const { deps, printed, processes, add } = setup();
+  const alices = await add(70, ALICE);
+  await add(71, BOB);
+  processes.running.delete(71);
+  await listSessions(deps, { uid: ALICE }, true);
+  const mine = JSON.parse(printed.pop()!);
+  assertEquals(mine.map((s: { id: string; alive: boolean }) => [s.id, s.alive]), [[
+    alices.id,
+    true,
+  ]]);
+  await listSessions(deps, {}, false);
+  const lines = printed.join("").trim().split("\n");
+  assertEquals(lines.length, 2);
+  assertEquals(
+    lines[0],
+    `${alices.id} owner 70  198.18.1.2:* -> 198.18.1.1:33001 -> 198.18.2.2:33001`,
+  );
+  assertEquals(lines[1]?.includes("owner 71 (gone)"), true);
 });
 
-Deno.test("filtering off: no learning, the session stays address-only until released", async () => {
-  const { deps, backend, events, release, onSleep } = setup();
-  onSleep.push((n) => n === 1 && release());
-  await addSession(deps, { ...REQUEST, rule: 2, proxy: parseIp("198.18.1.17")! }, true);
-  assertEquals(events.map((e) => e.event), ["installed", "removed"]);
-  assertEquals(backend.ops.filter((o) => o.startsWith("replace")), []);
-});
-
-Deno.test("reap() removes sessions whose owner is gone; --all removes all and the chains", async () => {
-  const a = other("11111111-1111-4111-8111-111111111111", 10);
-  const b = other("22222222-2222-4222-8222-222222222222", 20);
-  const { deps, backend } = setup([a, b], [20]);
-  assertEquals((await reap(deps, false)).map((s) => s.id), [a.id]);
-  assertEquals([...backend.sessions.keys()], [b.id]);
-  assertEquals((await reap(deps, true)).map((s) => s.id), [b.id]);
-  assertEquals(backend.ops.at(-1), "teardown");
-});
-
-Deno.test("listSessions() prints each session and whether its owner lives", async () => {
-  const { deps, printed } = setup([other(ID, 10, 60953)], []);
-  await listSessions(deps, false);
-  assertEquals(printed, [
-    `${ID} owner 10 (gone)  198.18.1.2:60953 -> 198.18.1.1:33001 -> 198.18.2.2:33001\n`,
+Deno.test("dnat reap: a user reaps only their own ended sessions; --all is root's", async () => {
+  const { deps, store, backend, processes, add } = setup();
+  await add(70, ALICE);
+  await add(71, BOB);
+  processes.running.delete(70);
+  processes.running.delete(71);
+  assertEquals(await reapSessions(deps, { uid: ALICE }, false), 1);
+  assertEquals(store.registry.entries.map((e) => e.uid), [BOB]);
+  await assertRejects(
+    () => reapSessions(deps, { uid: ALICE }, true),
+    NotAuthorizedError,
+    "as root",
+  );
+  processes.running.set(71, { uid: BOB, start: 5 }); // else the next install reaps it
+  await add(72, ALICE);
+  assertEquals(await reapSessions(deps, {}, true), 2);
+  assertEquals([store.registry.entries, backend.kernel.size, backend.ops.at(-1)], [
+    [],
+    0,
+    "teardown",
   ]);
 });

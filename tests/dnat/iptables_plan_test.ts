@@ -11,21 +11,14 @@ import type { DnatSession } from "../../src/dnat/types.ts";
 import { parseIp } from "../../src/net/ip.ts";
 import { iptablesBackend } from "../../src/dnat/iptables.ts";
 import { recordingRunner } from "../_fakes/runner.ts";
+import { dnatSession } from "./_build.ts";
 
 const ID = "3a9fd819-59c3-42bc-b0a2-d26304a1eb84";
-const TAG = `-m comment --comment "xferproxy:${ID}:4242"`;
+const OWNER = { pid: 4242, start: 1_800_000_000 };
+const TAG = `-m comment --comment "xferproxy:${ID}:4242:1800000000"`;
 
 function session(extra: Partial<DnatSession> = {}): DnatSession {
-  return {
-    id: ID,
-    owner: 4242,
-    client: parseIp("198.18.1.2")!,
-    proxy: parseIp("198.18.1.1")!,
-    proxyPort: 33001,
-    server: parseIp("198.18.2.2")!,
-    serverPort: 33001,
-    ...extra,
-  };
+  return dnatSession({ id: ID, owner: OWNER, ...extra });
 }
 
 Deno.test("sessionRules() writes the exact iptables-save text for each case", async (t) => {
@@ -43,7 +36,14 @@ Deno.test("sessionRules() writes the exact iptables-save text for each case", as
       `-p udp -m conntrack --ctstate DNAT --ctorigsrc 198.18.1.2 --ctorigdst 198.18.1.1 --ctorigsrcport 60953 --ctorigdstport 33001 ${TAG} -j ACCEPT`,
     ]);
   });
-  await t.step("host 1 of <hosts>, slot 1 of udp_port_reuse false", () => {
+  await t.step("a server's port span, passed through unchanged", () => {
+    assertEquals(sessionRules(session({ portCount: 10, clientPort: 60953 })).map((r) => r.spec), [
+      `-s 198.18.1.2/32 -d 198.18.1.1/32 -p udp -m udp --sport 60953 --dport 33001:33010 ${TAG} -j DNAT --to-destination 198.18.2.2`,
+      `-p udp -m conntrack --ctstate DNAT --ctorigsrc 198.18.1.2 --ctorigdst 198.18.1.1 --ctorigsrcport 60953 --ctorigdstport 33001:33010 ${TAG} -j MASQUERADE`,
+      `-p udp -m conntrack --ctstate DNAT --ctorigsrc 198.18.1.2 --ctorigdst 198.18.1.1 --ctorigsrcport 60953 --ctorigdstport 33001:33010 ${TAG} -j ACCEPT`,
+    ]);
+  });
+  await t.step("a fixed proxy port's slot 2", () => {
     const [pre] = sessionRules(
       session({ proxyPort: 33003, server: parseIp("198.18.2.3")!, serverPort: 33002 }),
     );
@@ -145,7 +145,8 @@ Deno.test("parseOurRules() finds only tagged rules in our chains and reads sessi
     "*nat",
     ...rules.filter((r) => r.table === "nat").map((r) => `-A ${r.chain} ${r.spec}`),
     `-A XFERPROXY-PRE -s 1.2.3.4/32 -j DNAT --to-destination 5.6.7.8:1`,
-    `-A PREROUTING -m comment --comment "xferproxy:${ID}:1" -j ACCEPT`,
+    `-A PREROUTING -m comment --comment "xferproxy:${ID}:1:1" -j ACCEPT`,
+    `-A XFERPROXY-PRE -m comment --comment "xferproxy:${ID}:1" -j ACCEPT`,
     "COMMIT",
     "*filter",
     `-A XFERPROXY-FWD ${rules[2]!.spec}`,
@@ -153,20 +154,28 @@ Deno.test("parseOurRules() finds only tagged rules in our chains and reads sessi
   ].join("\n");
   const parsed = parseOurRules(save);
   assertEquals(parsed.map((r) => [r.table, r.chain, r.id, r.owner]), [
-    ["nat", "XFERPROXY-PRE", ID, 4242],
-    ["nat", "XFERPROXY-POST", ID, 4242],
-    ["filter", "XFERPROXY-FWD", ID, 4242],
+    ["nat", "XFERPROXY-PRE", ID, OWNER],
+    ["nat", "XFERPROXY-POST", ID, OWNER],
+    ["filter", "XFERPROXY-FWD", ID, OWNER],
   ]);
   assertEquals(sessionsOf(parsed), [{
     id: ID,
-    owner: 4242,
+    owner: OWNER,
     client: "198.18.1.2",
     clientPort: 60953,
     proxy: "198.18.1.1",
     proxyPort: 33001,
+    portCount: 1,
     server: "198.18.2.2",
     serverPort: 33001,
   }]);
+  // A span's DNAT without a port reads back as the same ports on the server.
+  const span = sessionRules(session({ portCount: 10 }));
+  const spanSave = `*nat\n-A XFERPROXY-PRE ${span[0]!.spec}\nCOMMIT\n`;
+  assertEquals(
+    sessionsOf(parseOurRules(spanSave)).map((s) => [s.proxyPort, s.portCount, s.serverPort]),
+    [[33001, 10, 33001]],
+  );
 });
 
 Deno.test("iptablesBackend sends one iptables-restore --noflush --wait transaction per change", async () => {
@@ -175,9 +184,42 @@ Deno.test("iptablesBackend sends one iptables-restore --noflush --wait transacti
   ) => (call.program === "iptables-save" ? { stdout: EMPTY_SAVE } : {}));
   const backend = iptablesBackend(runner);
   await backend.ensureReady(4);
-  await backend.add(session());
+  await backend.add([session()]);
   const restores = runner.calls.filter((c) => c.program === "iptables-restore");
   assertEquals(restores.map((c) => c.args), [["--noflush", "--wait"], ["--noflush", "--wait"]]);
   assertEquals(restores[1]!.stdin, restoreText([], sessionRules(session())));
   assertEquals(runner.calls.some((c) => c.program.startsWith("ip6tables-restore")), false);
+});
+
+Deno.test("iptablesBackend.reconcile() restores chains, jumps and missing rules, drops stale ones", async () => {
+  const narrowed = session({ clientPort: 60953 });
+  const stale = sessionRules(session()); // the address-only rules a crash left behind
+  // After a reload: our chains exist again but hold only stale rules, and the jumps are gone.
+  let save = [
+    "*nat",
+    ":XFERPROXY-PRE - [0:0]",
+    ":XFERPROXY-POST - [0:0]",
+    ...stale.filter((r) => r.table === "nat").map((r) => `-A ${r.chain} ${r.spec}`),
+    "COMMIT",
+    "*filter",
+    ":XFERPROXY-FWD - [0:0]",
+    "COMMIT",
+  ].join("\n");
+  const runner = recordingRunner((call) => {
+    if (call.program === "iptables-save") return { stdout: save };
+    if (call.program === "iptables-restore" && call.stdin?.includes("-I PREROUTING")) {
+      save = save.replace(
+        ":XFERPROXY-PRE - [0:0]",
+        ":XFERPROXY-PRE - [0:0]\n-A PREROUTING -j XFERPROXY-PRE",
+      );
+    }
+    return call.program.startsWith("ip6tables") ? { code: 1 } : {};
+  });
+  assertEquals(await iptablesBackend(runner).reconcile([narrowed]), [ID]);
+  const restores = runner.calls.filter((c) => c.program === "iptables-restore").map((c) => c.stdin);
+  assertEquals(restores[0]?.includes("-I PREROUTING 1 -j XFERPROXY-PRE"), true);
+  assertEquals(
+    restores[1],
+    restoreText(stale.filter((r) => r.table === "nat"), sessionRules(narrowed)),
+  );
 });

@@ -1,0 +1,351 @@
+/**
+ * Reverse sessions' UDP forwarding: the registry (desired state) and the
+ * kernel (actual state) changed together, under one lock shared by the
+ * privileged calls and the DNAT service. Everything outside the process
+ * comes in through `DnatDeps`.
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { Config } from "../config/mod.ts";
+import type { AddRequest } from "./call.ts";
+import { authorize, choosePorts, conflicts, NotAuthorizedError } from "./authorize.ts";
+import { anyPort, type Conntrack, type Flow } from "./conntrack.ts";
+import { isAlive, type ProcessTable, verifyOwner } from "./owner.ts";
+import { type Registry, type RegistryEntry, withEntry, withoutSessions } from "./registry.ts";
+import {
+  type DnatBackend,
+  type DnatSession,
+  formatPorts,
+  fromInstalled,
+  type InstalledSession,
+} from "./types.ts";
+
+/** Where the registry lives, and the lock around it. */
+export interface RegistryStore {
+  /** Runs `fn` holding the exclusive DNAT lock. */
+  lock<T>(fn: () => Promise<T>): Promise<T>;
+  /** The registry; empty when missing. */
+  read(): Promise<Registry>;
+  write(registry: Registry): Promise<void>;
+  /** Changes whenever the registry is written (cheap: no parsing). */
+  stamp(): Promise<string>;
+}
+
+/** Everything the manager touches. */
+export interface DnatDeps {
+  readonly backend: DnatBackend;
+  readonly conntrack: Conntrack;
+  readonly store: RegistryStore;
+  readonly processes: ProcessTable;
+  readonly config: Config;
+  /** The kernel forwards packets for this family (net.ipv4.ip_forward). */
+  forwardingEnabled(family: 4 | 6): Promise<boolean>;
+  now(): number;
+  sleep(ms: number): Promise<void>;
+  readonly log: Logger;
+}
+
+/** ip_forward is off: forwarding cannot work. */
+export class ForwardingDisabledError extends Error {
+  constructor(family: 4 | 6) {
+    const sysctl = family === 4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding";
+    super(
+      `${sysctl} is 0: enable it with "sysctl -w ${sysctl}=1" and set ${sysctl}=1 in /etc/sysctl.conf`,
+    );
+    this.name = "ForwardingDisabledError";
+  }
+}
+
+/** How long an install waits for another session of the same client to learn its port. */
+export const SERIALISE_WAIT_MS = 10_000;
+const RETRY_MS = 100;
+
+/** Who asks: a sudo caller's uid, or root (undefined). */
+export interface Caller {
+  readonly uid?: number;
+}
+
+function clientSide(s: DnatSession | InstalledSession): string {
+  const client = typeof s.client === "string" ? s.client : s.client.text;
+  const host = client.includes(":") ? `[${client}]` : client;
+  return `${host}:${s.clientPort ?? "*"}`;
+}
+
+function serverSide(s: DnatSession): string {
+  return formatPorts(s.server, s.serverPort, s.portCount);
+}
+
+/**
+ * Installs one session's forwarding and records it; the rules then live as
+ * long as the owner process.
+ * @throws {NotAuthorizedError} when the config, the caller or a conflict forbids it
+ * @throws {ForwardingDisabledError}
+ */
+export async function install(
+  deps: DnatDeps,
+  request: AddRequest,
+  caller: Caller,
+): Promise<{ session: DnatSession; filtering: boolean }> {
+  const authorized = authorize(deps.config, request);
+  const owner = await verifyOwner(deps.processes, request, caller.uid);
+  const family = request.client.family;
+  if (!(await deps.forwardingEnabled(family))) throw new ForwardingDisabledError(family);
+  const filtering = authorized.rule.srcPortFiltering;
+  const log = deps.log.with({ session: request.id, rule: request.rule });
+  const deadline = deps.now() + SERIALISE_WAIT_MS;
+  for (;;) {
+    const installed = await deps.store.lock(async () => {
+      let registry = await reapDead(deps, await deps.store.read());
+      await deps.backend.ensureReady(family);
+      const session = choosePorts(
+        authorized,
+        request,
+        owner,
+        registry.entries.map((e) => e.session),
+      );
+      let blocking = conflicts(session, registry.entries);
+      const stuck = blocking.find((c) => c.permanent);
+      if (stuck) {
+        throw new NotAuthorizedError(
+          `session ${stuck.session.id} of ${request.client.text} is forwarded to ${
+            serverSide(stuck.session)
+          } without source-port filtering, so UDP to ${serverSide(session)} cannot be told apart`,
+        );
+      }
+      if (blocking.length) {
+        // Learn here too: sessions still get through while the DNAT service is down.
+        registry = await learnPorts(deps, registry);
+        blocking = conflicts(session, registry.entries);
+      }
+      if (blocking.length) {
+        await deps.store.write(registry);
+        return undefined;
+      }
+      await deps.backend.add([session]);
+      // A flow that reached the proxy before the rule (un-NATed) would blackhole the session.
+      await deps.conntrack.purge(session);
+      await deps.store.write(withEntry(registry, {
+        session,
+        uid: caller.uid ?? 0,
+        rule: request.rule,
+        filtering,
+        created: deps.now(),
+      }));
+      return session;
+    });
+    if (installed) {
+      if (filtering) {
+        log.debug("Waiting for the first UDP flow from {client} to {proxy}", {
+          client: installed.client.text,
+          proxy: formatPorts(installed.proxy, installed.proxyPort, installed.portCount),
+        });
+      } else {
+        log.info("Setup UDP forwarding between {client} and {server}", {
+          client: clientSide(installed),
+          server: serverSide(installed),
+          owner: installed.owner.pid,
+        });
+      }
+      return { session: installed, filtering };
+    }
+    if (deps.now() >= deadline) {
+      throw new NotAuthorizedError(
+        `another session of ${request.client.text} to this proxy port has not sent UDP within ${
+          SERIALISE_WAIT_MS / 1000
+        } s; its flows and this one's could not be told apart`,
+      );
+    }
+    await deps.sleep(RETRY_MS);
+  }
+}
+
+/**
+ * Removes sessions' rules and flows, logs what each carried, and returns the
+ * registry without them. Call under the lock; the caller writes the result.
+ */
+export async function removeEntries(
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "now" | "log">,
+  registry: Registry,
+  doomed: readonly RegistryEntry[],
+  reason: string,
+): Promise<Registry> {
+  if (doomed.length === 0) return registry;
+  const ids = new Set(doomed.map((e) => e.session.id));
+  const after = withoutSessions(registry, ids);
+  await deps.backend.remove(doomed.map((e) => e.session), after.entries.map((e) => e.session));
+  for (const entry of doomed) {
+    const s = entry.session;
+    // Every source port: learned or not, the session's flows stop the moment it ends.
+    const counters = await deps.conntrack.purge(anyPort(s)).catch((error) => {
+      deps.log.warn("Purging the flows of session {session} failed: {error}", {
+        session: s.id,
+        error: String(error),
+      });
+      return { bytes: 0, packets: 0 };
+    });
+    deps.log.info(`Removed UDP forwarding between {client} and {server} (${reason})`, {
+      client: clientSide(s),
+      server: serverSide(s),
+      session: s.id,
+      rule: entry.rule,
+      owner: s.owner.pid,
+      bytes: counters.bytes,
+      packets: counters.packets,
+      duration_ms: Math.max(0, deps.now() - entry.created),
+    });
+  }
+  return after;
+}
+
+/** Removes the sessions whose owner has ended. Call under the lock; writes the registry. */
+export async function reapDead(
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "processes" | "store" | "now" | "log">,
+  registry: Registry,
+): Promise<Registry> {
+  if (registry.entries.length === 0) return registry;
+  const running = await deps.processes.lookup(registry.entries.map((e) => e.session.owner.pid));
+  const dead = registry.entries.filter((e) => !isAlive(e.session.owner, running));
+  if (dead.length === 0) return registry;
+  const after = await removeEntries(deps, registry, dead, "session ended");
+  await deps.store.write(after);
+  return after;
+}
+
+/**
+ * Narrows address-only sessions to the source port of their client's first
+ * flow. Sessions of one client to one proxy port each take a flow port no
+ * other session has claimed; once none of them is still learning, flows
+ * from unclaimed ports are purged, so nothing else of that address is
+ * forwarded. Call under the lock; the caller writes the result.
+ */
+export async function learnPorts(
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "log">,
+  registry: Registry,
+): Promise<Registry> {
+  const learning = registry.entries.filter((e) =>
+    e.filtering && e.session.clientPort === undefined
+  );
+  if (learning.length === 0) return registry;
+  let current = registry;
+  const byPair = new Map<string, RegistryEntry[]>();
+  for (const entry of learning) {
+    const key = `${entry.session.client.text}|${entry.session.proxy.text}`;
+    byPair.set(key, [...(byPair.get(key) ?? []), entry]);
+  }
+  // One conntrack listing per proxy address, whatever the number of clients.
+  const listings = new Map<string, Promise<Flow[]>>();
+  for (const group of byPair.values()) {
+    const first = group[0] as RegistryEntry;
+    const proxy = first.session.proxy;
+    if (!listings.has(proxy.text)) listings.set(proxy.text, deps.conntrack.flows(proxy));
+    const flows = (await listings.get(proxy.text) as Flow[]).filter((f) =>
+      f.src === first.session.client.text
+    );
+    const sameSpan = (a: DnatSession, b: DnatSession) =>
+      a.client.text === b.client.text && a.proxy.text === b.proxy.text &&
+      a.proxyPort < b.proxyPort + b.portCount && b.proxyPort < a.proxyPort + a.portCount;
+    for (const entry of [...group].sort((a, b) => a.created - b.created)) {
+      const s = entry.session;
+      const claimed = new Set(
+        current.entries.filter((e) => sameSpan(e.session, s)).map((e) => e.session.clientPort),
+      );
+      const flow = flows.find((f) =>
+        f.dport >= s.proxyPort && f.dport < s.proxyPort + s.portCount && !claimed.has(f.sport)
+      );
+      if (!flow) continue;
+      const narrowed: DnatSession = { ...s, clientPort: flow.sport };
+      const others = current.entries.filter((e) => e.session.id !== s.id).map((e) => e.session);
+      await deps.backend.replace(s, narrowed, others);
+      current = withEntry(current, { ...entry, session: narrowed });
+      deps.log.info("Setup UDP forwarding between {client} and {server}", {
+        client: clientSide(narrowed),
+        server: serverSide(narrowed),
+        session: s.id,
+        rule: entry.rule,
+        owner: s.owner.pid,
+      });
+    }
+    for (const entry of group) {
+      const s = current.entries.find((e) => e.session.id === entry.session.id)?.session;
+      if (!s) continue;
+      const peers = current.entries.filter((e) => sameSpan(e.session, s));
+      if (peers.some((e) => e.filtering && e.session.clientPort === undefined)) continue;
+      if (!peers.every((e) => e.filtering)) continue;
+      const keep = new Set(peers.map((e) => e.session.clientPort as number));
+      await deps.conntrack.purgeOtherPorts(s, keep).catch(() => {});
+    }
+  }
+  return current;
+}
+
+/**
+ * Puts back the rules of registered sessions that a firewall reload dropped
+ * (kube-proxy's reconcile). Call under the lock; returns how many sessions
+ * needed it.
+ */
+export async function repairKernel(
+  deps: Pick<DnatDeps, "backend" | "log">,
+  registry: Registry,
+): Promise<number> {
+  if (registry.entries.length === 0) return 0;
+  const repaired = await deps.backend.reconcile(registry.entries.map((e) => e.session));
+  for (const id of repaired) {
+    deps.log.warn("Re-asserted UDP forwarding of session {session}: its rules were missing", {
+      session: id,
+    });
+  }
+  return repaired.length;
+}
+
+/**
+ * Removes tagged kernel rules of sessions not in `known` whose owner has
+ * ended: left by a crash between a change and its record, or by a forward
+ * daemon that died. Returns how many sessions went.
+ */
+export async function reapOrphanRules(
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "processes" | "log">,
+  known: ReadonlySet<string>,
+): Promise<number> {
+  const strangers = (await deps.backend.list()).filter((s) => !known.has(s.id));
+  if (strangers.length === 0) return 0;
+  const running = await deps.processes.lookup(strangers.map((s) => s.owner.pid));
+  const orphans = strangers.filter((s) => !isAlive(s.owner, running));
+  if (orphans.length === 0) return 0;
+  const removed = await deps.backend.removeTagged(new Set(orphans.map((s) => s.id)));
+  await purgeInstalledFlows(deps.conntrack, removed);
+  for (const s of removed) {
+    deps.log.info("Reaped forwarding of session {session} (owner {owner} is gone)", {
+      session: s.id,
+      owner: s.owner.pid,
+      client: clientSide(s),
+    });
+  }
+  return removed.length;
+}
+
+/**
+ * Purges the UDP and TCP flows of rules found only in the kernel (the
+ * forward daemon's carry both), ignoring failures: the rules are gone.
+ */
+export async function purgeInstalledFlows(
+  conntrack: Conntrack,
+  sessions: readonly InstalledSession[],
+): Promise<void> {
+  for (const s of sessions.map(fromInstalled)) {
+    if (!s) continue;
+    for (const protocol of ["udp", "tcp"] as const) {
+      await conntrack.purge(anyPort(s), protocol).catch(() => {});
+    }
+  }
+}
+
+/** Both: the kernel made to match the registry. Call under the lock. */
+export async function reconcileKernel(
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "processes" | "log">,
+  registry: Registry,
+): Promise<{ repaired: number; reaped: number }> {
+  const repaired = await repairKernel(deps, registry);
+  const known = new Set(registry.entries.map((e) => e.session.id));
+  return { repaired, reaped: await reapOrphanRules(deps, known) };
+}

@@ -1,0 +1,158 @@
+import { assertEquals } from "../_assert.ts";
+import { install } from "../../src/dnat/manager.ts";
+import {
+  learnIntervalMs,
+  runService,
+  SERVICE_TIMING,
+  type ServiceDeps,
+} from "../../src/dnat/service.ts";
+import type { AddRequest } from "../../src/dnat/call.ts";
+import { parseInline } from "../config/_load.ts";
+import { fakeDnatDeps } from "../_fakes/dnat.ts";
+import { addRequest, dnatSession } from "./_build.ts";
+import { type DnatSession, toInstalled } from "../../src/dnat/types.ts";
+
+const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
+<rule host_ip="198.18.1.1"><host>198.18.2.2</host><keyfile>/k</keyfile></rule>
+</rules></rproxy></server>`).config!;
+
+function request(owner: number): AddRequest {
+  return addRequest({ owner });
+}
+
+/**
+ * Runs the service on a fake clock; `script` runs before each of its sleeps with the
+ * simulated ms elapsed, and the service stops at `untilMs`.
+ */
+function serviceRun(untilMs: number, script: (elapsed: number) => void | Promise<void>) {
+  const fakes = fakeDnatDeps(config);
+  const stop = new AbortController();
+  const started = fakes.clock.now();
+  const beats: number[] = [];
+  let accounting = 0;
+  const deps: ServiceDeps = {
+    ...fakes.deps,
+    stop: stop.signal,
+    heartbeat: () => Promise.resolve(void beats.push(fakes.clock.now() - started)),
+    enableAccounting: () => Promise.resolve(++accounting === 1),
+    sleep: async (ms) => {
+      await script(fakes.clock.now() - started);
+      await fakes.clock.sleep(ms);
+      if (fakes.clock.now() - started >= untilMs) stop.abort();
+    },
+  };
+  return { ...fakes, deps, beats, run: () => runService(deps), accounting: () => accounting };
+}
+
+Deno.test("the service removes a session's rules within the liveness interval after its owner ends", async () => {
+  let ended = 0;
+  let gone = 0;
+  const bed = serviceRun(10_000, (elapsed) => {
+    if (elapsed >= 3000 && !ended) {
+      bed.processes.running.delete(77);
+      ended = elapsed;
+    }
+    if (ended && !gone && bed.store.registry.entries.length === 0) gone = elapsed;
+  });
+  bed.processes.running.set(77, { uid: 0, start: 1 });
+  const { session } = await install(bed.deps, request(77), {});
+  await bed.run();
+  assertEquals(gone > 0 && gone - ended <= SERVICE_TIMING.livenessEveryMs + 200, true);
+  assertEquals(bed.backend.kernel.has(session.id), false);
+  assertEquals(bed.conntrack.purged.at(-1), "udp 198.18.1.2:*>33001");
+  assertEquals(bed.accounting(), 1);
+  assertEquals(bed.beats[0], 0);
+  assertEquals(bed.beats.length >= 2, true);
+});
+
+Deno.test("the service learns a source port as soon as the first flow shows", async () => {
+  const bed = serviceRun(3000, (elapsed) => {
+    if (elapsed >= 1000 && bed.conntrack.flowList.length === 0) {
+      bed.conntrack.flowList.push({ src: "198.18.1.2", sport: 40000, dport: 33001 });
+    }
+  });
+  bed.processes.running.set(77, { uid: 0, start: 1 });
+  await install(bed.deps, request(77), {});
+  await bed.run();
+  assertEquals(bed.store.registry.entries[0]?.session.clientPort, 40000);
+});
+
+Deno.test("the service puts back rules a firewall reload dropped", async () => {
+  const bed = serviceRun(6000, (elapsed) => {
+    if (elapsed >= 2500 && elapsed < 2700) bed.backend.flush();
+  });
+  bed.processes.running.set(77, { uid: 0, start: 1 });
+  const { session } = await install(bed.deps, request(77), {});
+  await bed.run();
+  assertEquals(bed.backend.kernel.has(session.id), true);
+  assertEquals(bed.backend.ops.some((o) => o.startsWith("reconcile")), true);
+});
+
+Deno.test("a failing round is logged and the next one runs", async () => {
+  let calls = 0;
+  const bed = serviceRun(5000, () => {});
+  const lookup = bed.processes.lookup;
+  bed.processes.running.set(77, { uid: 0, start: 1 });
+  await install(bed.deps, request(77), {});
+  const deps = {
+    ...bed.deps,
+    processes: {
+      ...bed.processes,
+      lookup: (pids: readonly number[]) => {
+        if (++calls === 1) return Promise.reject(new Error("ps failed"));
+        bed.processes.running.delete(77);
+        return lookup(pids);
+      },
+    },
+  };
+  await runService(deps);
+  assertEquals(bed.store.registry.entries, []);
+});
+
+Deno.test("a session registered while the service runs has its port learned within a few rounds", async () => {
+  let registeredAt = 0;
+  let learnedAt = 0;
+  const bed = serviceRun(4000, async (elapsed) => {
+    if (elapsed >= 1300 && !registeredAt) {
+      registeredAt = elapsed;
+      bed.processes.running.set(77, { uid: 0, start: 1 });
+      await install(bed.deps, request(77), {});
+      bed.conntrack.flowList.push({ src: "198.18.1.2", sport: 40000, dport: 33001 });
+    }
+    if (!learnedAt && bed.store.registry.entries[0]?.session.clientPort === 40000) {
+      learnedAt = elapsed;
+    }
+  });
+  await bed.run();
+  // Not at the next liveness round (up to a second later): a round or two of the idle loop.
+  assertEquals(
+    learnedAt > 0 && learnedAt - registeredAt <= 3 * SERVICE_TIMING.roundMs,
+    true,
+  );
+});
+
+Deno.test("a silent session is looked for less and less often: each look runs conntrack", () => {
+  assertEquals(
+    [0, 4_999, 5_000, 59_999, 60_000, 3_600_000].map(learnIntervalMs),
+    [100, 100, 1000, 1000, 5000, 5000],
+  );
+});
+
+Deno.test("an idle service looks at the kernel only for orphans, every orphan interval", async () => {
+  const bed = serviceRun(25_000, () => {});
+  const orphan = toInstalled(dnatSession({ id: "dead0000", owner: { pid: 99, start: 1 } }));
+  bed.backend.kernel.set(orphan.id, orphan);
+  let listed = 0;
+  let reconciled = 0;
+  const { list, reconcile } = bed.backend;
+  const backend = {
+    ...bed.backend,
+    list: () => (listed++, list()),
+    reconcile: (wanted: readonly DnatSession[]) => (reconciled++, reconcile(wanted)),
+  };
+  await runService({ ...bed.deps, backend });
+  assertEquals(bed.backend.kernel.has(orphan.id), false);
+  // At 0, 10 and 20 s: each listing costs a netfilter dump that competes with forwarding.
+  assertEquals(listed, 3);
+  assertEquals(reconciled, 0);
+});
