@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type ConfigReport, formatProblem, parseConfigText } from "../config/mod.ts";
+import { type Config, type ConfigReport, formatProblem, parseConfigText } from "../config/mod.ts";
 import type { Output } from "../platform/output.ts";
 import { type Finding, finding, formatFindings, summary } from "./findings.ts";
 import type { CheckHost } from "./host.ts";
@@ -13,11 +13,15 @@ import { auditUsers, formatUserReport, userFindings } from "./users.ts";
 
 /** What to audit and how to print it. */
 export interface CheckOptions {
-  readonly topic: "all" | "config" | "system" | "users";
+  readonly topic: "all" | "config" | "system" | "users" | "upstreams";
   /** Paths as seen inside the audited system. */
   readonly configPath: string;
   readonly sshdConfigPath: string;
   readonly json: boolean;
+  /** The audit's clock; the real one when not given. */
+  readonly now?: number;
+  /** `check upstreams`: logs in to the internal servers (only that topic has network access). */
+  readonly upstreams?: (config: Config) => Promise<Finding[]>;
 }
 
 /** The config as findings. */
@@ -64,8 +68,15 @@ export async function runCheck(
       ...await checkSystem(host, {
         ...(report.config ? { config: report.config } : {}),
         sshdConfigPath: options.sshdConfigPath,
+        now: options.now ?? Date.now(),
       }),
     );
+  }
+  if (options.topic === "upstreams") {
+    findings.push(...configFindings(report).filter((f) => f.severity === "error"));
+    if (report.config && options.upstreams) {
+      findings.push(...await options.upstreams(report.config));
+    }
   }
   if (options.topic === "all" || options.topic === "users") {
     const users = await auditUsers(host, options.sshdConfigPath, report.config);

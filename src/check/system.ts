@@ -20,12 +20,16 @@ import {
   type SshdDirective,
 } from "./sshd_config.ts";
 import { analyzeSudoers } from "./sudoers.ts";
+import { checkDnatState } from "./dnat_state.ts";
+import { LIBNFTABLES_PATHS } from "../platform/libnftables.ts";
 
 /** What the system audit needs besides the host. */
 export interface SystemInputs {
   /** The validated config, when it loaded. */
   readonly config?: Config;
   readonly sshdConfigPath: string;
+  /** The audit's clock (the DNAT service's heartbeat age). */
+  readonly now: number;
 }
 
 /** sshd_config with every Include spliced in. */
@@ -126,6 +130,23 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
       );}
   }
 
+  // The DNAT service makes nftables changes through libnftables where it finds it.
+  if (backend === "nftables") {
+    const present = await Promise.all(LIBNFTABLES_PATHS.map((p) => host.stat(p)));
+    const library = LIBNFTABLES_PATHS.find((_, i) => present[i] !== undefined);
+    out.push(
+      library
+        ? finding.info("system.libnftables", `libnftables: ${library} (changes made in-process)`)
+        : finding.warning(
+          "system.libnftables",
+          `libnftables is not at ${
+            LIBNFTABLES_PATHS.join(", ")
+          }: every DNAT change runs nft (about 20 ms to delete instead of under 1 ms)`,
+          "install libnftables1 (Debian) or nftables (Red Hat)",
+        ),
+    );
+  }
+
   // sudoers: the helper entry, and no raw netfilter entries.
   const sudoTexts = [await host.readText("/etc/sudoers")];
   for (const name of (await host.list("/etc/sudoers.d")).sort()) {
@@ -185,7 +206,7 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
   if (inputs.config) {
     out.push(...await checkConfiguredFiles(host, inputs.config, inputs.sshdConfigPath));
   }
-  if (live) out.push(...await checkLeftoverRules(host, backend));
+  if (inputs.config) out.push(...await checkDnatState(host, inputs.config, inputs.now));
   return out;
 }
 
@@ -286,7 +307,7 @@ async function checkConfiguredFiles(
       const entries = parseKnownHosts(knownHosts).entries;
       for (const rule of rproxy.rules) {
         for (const up of rule.upstreams) {
-          if (hostKeyAlgorithms(entries, up.ip.text, up.port).length === 0) {
+          if ((await hostKeyAlgorithms(entries, up.ip.text, up.port)).length === 0) {
             out.push(
               finding.error(
                 "known_hosts.missing",
@@ -328,7 +349,7 @@ async function checkConfiguredFiles(
       }
     }
   }
-  const dirs = [{ path: config.server.stateDirectory, what: "state directory" }];
+  const dirs: Array<{ path: string; what: string }> = [];
   if (rproxy.logDirectory) dirs.push({ path: rproxy.logDirectory, what: "log directory" });
   for (const { path, what } of dirs) {
     const info = await host.stat(path);
@@ -353,41 +374,4 @@ async function checkConfiguredFiles(
     }
   }
   return out;
-}
-
-async function checkLeftoverRules(
-  host: CheckHost,
-  backend: "iptables" | "nftables",
-): Promise<Finding[]> {
-  const listing = backend === "iptables"
-    ? await host.run("iptables-save", [])
-    : await host.run("nft", ["-j", "list", "set", "ip", "xferproxy", "sessions"]);
-  if (!listing || (listing.code !== 0 && backend === "iptables")) {
-    return [
-      finding.info("dnat.rules", "DNAT rules not listed (run check as root to include them)"),
-    ];
-  }
-  const owners = [...listing.stdout.matchAll(/xferproxy:[0-9a-f-]{36}:(\d+)/g)].map((m) =>
-    Number(m[1])
-  );
-  if (owners.length === 0) return [finding.info("dnat.rules", "no xferproxy DNAT rules installed")];
-  const ps = await host.run("ps", ["-e", "-o", "pid=,args="]);
-  const live = new Set(
-    (ps?.stdout ?? "").split("\n").filter((l) => l.includes("xferproxy")).map((l) =>
-      Number(l.trim().split(/\s+/)[0])
-    ),
-  );
-  const orphaned = new Set(owners.filter((o) => !live.has(o)));
-  if (orphaned.size === 0) {
-    return [finding.info("dnat.rules", `${new Set(owners).size} live session(s) hold DNAT rules`)];
-  }
-  return [
-    finding.warning(
-      "dnat.orphaned",
-      `DNAT rules of ${orphaned.size} session(s) whose owner is gone (pids ${
-        [...orphaned].join(", ")
-      })`,
-      "xferproxy dnat reap",
-    ),
-  ];
 }

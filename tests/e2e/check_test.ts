@@ -23,7 +23,9 @@ async function tree(name: "clean" | "dirty"): Promise<string> {
       "etc/xferproxy/keys/id_ed25519": 0o640,
       "home/bear/.ssh/id_ed25519": 0o600,
       "home/bear/.ssh/authorized_keys": 0o600,
-      "var/lib/xferproxy": 0o2770,
+      "usr/bin/ssh": 0o755,
+      "var/lib/xferproxy": 0o755,
+      "var/lib/xferproxy/balancer": 0o2770,
       "var/log/xferproxy": 0o2770,
     }
     : {
@@ -90,7 +92,8 @@ Deno.test({
       assertEquals([code, report.ok], [1, false]);
       assertEquals(ids(report, "error"), [
         "dirs.missing",
-        "dirs.owner",
+        "dirs.state",
+        "handoff.ssh",
         "keyfile.missing",
         "keyfile.mode",
         "known_hosts.missing",
@@ -108,6 +111,7 @@ Deno.test({
         "users.writable_authorized_keys",
       ]);
       assertEquals(ids(report, "warning"), [
+        "dirs.balancer",
         "sshd.password_auth",
         "sshd.port",
         "sshd.root_login",
@@ -162,6 +166,38 @@ Deno.test({
       assertEquals(ids(broken.report, "error"), ["config.http_port"]);
       await Deno.remove(`${dir}/etc/ssh/sshd_config`);
       assertEquals(ids((await check(dir, "system")).report, "error").includes("sshd.config"), true);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "check with the nftables backend looks for nft and for libnftables",
+  ignore: !isRoot,
+  async fn() {
+    const dir = await tree("clean");
+    try {
+      const conf = `${dir}/etc/xferproxy/aspera.conf`;
+      await Deno.writeTextFile(
+        conf,
+        (await Deno.readTextFile(conf)).replace(
+          "<server>",
+          "<server><dnat_backend>nftables</dnat_backend>",
+        ),
+      );
+      const without = (await check(dir, "system")).report;
+      assertEquals(ids(without, "error"), ["system.tool.nft"]);
+      assertEquals(ids(without, "warning"), ["system.libnftables"]);
+      await Deno.writeTextFile(`${dir}/usr/sbin/nft`, "");
+      await Deno.mkdir(`${dir}/usr/lib64`);
+      await Deno.writeTextFile(`${dir}/usr/lib64/libnftables.so.1`, "");
+      const found = (await check(dir, "system")).report;
+      assertEquals([ids(found, "error"), ids(found, "warning")], [[], []]);
+      assertEquals(
+        found.findings.find((f) => f.id === "system.libnftables")?.message,
+        "libnftables: /usr/lib64/libnftables.so.1 (changes made in-process)",
+      );
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

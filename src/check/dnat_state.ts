@@ -1,0 +1,124 @@
+/**
+ * What `check system` says about reverse sessions' hand-off and UDP
+ * forwarding: OpenSSH's client for the hand-off, the state directory's
+ * layout (root's, with a group-shared balancer directory), whether the DNAT
+ * service runs, and sessions whose owner has ended but whose rules remain.
+ * @module
+ */
+
+import type { Config } from "../config/mod.ts";
+import { isAlive, parsePs } from "../dnat/owner.ts";
+import { parseRegistry } from "../dnat/registry.ts";
+import { parseRuleTag } from "../dnat/types.ts";
+import { SSH_PATH } from "../ssh/handoff.ts";
+import { type Finding, finding } from "./findings.ts";
+import type { CheckHost } from "./host.ts";
+
+/** The DNAT service writes its heartbeat every 5 s; older than this, it is not running. */
+export const HEARTBEAT_STALE_MS = 15_000;
+
+function modeText(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, "0");
+}
+
+/** Findings about the hand-off and the DNAT state; `now` is the audit's clock. */
+export async function checkDnatState(
+  host: CheckHost,
+  config: Config,
+  now: number,
+): Promise<Finding[]> {
+  const out: Finding[] = [];
+  if (!config.server.rproxy.enabled) return out;
+  if (!(await host.stat(SSH_PATH))) {
+    out.push(finding.error(
+      "handoff.ssh",
+      `${SSH_PATH} is missing: reverse sessions are handed to OpenSSH's client`,
+      "apt-get install openssh-client (Debian) or yum install openssh-clients (Red Hat)",
+    ));
+  }
+  const state = config.server.stateDirectory;
+  const info = await host.stat(state);
+  if (!info || !info.isDirectory) {
+    out.push(finding.error(
+      "dirs.state",
+      `state directory ${state} does not exist`,
+      `install -d -m 755 ${state} && install -d -m 2770 -g xferproxy ${state}/balancer`,
+    ));
+    return out;
+  }
+  if (info.uid !== 0 || (info.mode & 0o022) !== 0) {
+    out.push(finding.error(
+      "dirs.state",
+      `state directory ${state} must be root's and writable by root only (uid ${info.uid}, mode ${
+        modeText(info.mode)
+      }): the DNAT registry and lock live in it`,
+      `chown root ${state} && chmod 755 ${state}; sessions share ${state}/balancer instead`,
+    ));
+  }
+  const balancer = await host.stat(`${state}/balancer`);
+  if (!balancer || !balancer.isDirectory || (balancer.mode & 0o020) === 0) {
+    out.push(finding.warning(
+      "dirs.balancer",
+      `${state}/balancer is missing or not group-writable: sessions cannot share round-robin turns and faulty marks`,
+      `install -d -m 2770 -g xferproxy ${state}/balancer`,
+    ));
+  }
+  if (host.root === "/") out.push(...await checkService(host, `${state}/dnat`, now));
+  return out;
+}
+
+async function checkService(host: CheckHost, dir: string, now: number): Promise<Finding[]> {
+  const out: Finding[] = [];
+  const heartbeat = await host.readText(`${dir}/service.json`);
+  const beat = heartbeat === undefined ? undefined : (() => {
+    try {
+      return JSON.parse(heartbeat) as { pid?: number; updated?: number };
+    } catch {
+      return undefined;
+    }
+  })();
+  const dirInfo = await host.stat(dir);
+  if (beat?.updated !== undefined && now - beat.updated < HEARTBEAT_STALE_MS) {
+    out.push(finding.info("dnat.service", `the DNAT service runs (pid ${beat.pid})`));
+  } else if (dirInfo && heartbeat === undefined && (await host.list(dir)).length === 0) {
+    out.push(finding.info("dnat.service", `cannot read ${dir} (run check as root)`));
+  } else {
+    out.push(finding.warning(
+      "dnat.service",
+      "the DNAT service is not running: ended sessions keep their UDP forwarding until the next session starts, source ports are not learned, and rules a firewall reload drops are not put back",
+      "systemctl enable --now xferproxy-dnat (docs/dnat.md)",
+    ));
+  }
+  const owners = new Map<string, { pid: number; start: number }>();
+  const registry = await host.readText(`${dir}/sessions.json`);
+  if (registry !== undefined) {
+    for (const e of parseRegistry(registry).registry.entries) {
+      owners.set(e.session.id, e.session.owner);
+    }
+  }
+  const save = await host.run("iptables-save", []);
+  for (const m of (save?.stdout ?? "").matchAll(/--comment "?(xferproxy:[^" ]+)"?/g)) {
+    const tag = parseRuleTag(m[1] as string);
+    if (tag) owners.set(tag.id, tag.owner);
+  }
+  if (owners.size === 0) {
+    out.push(finding.info("dnat.rules", "no session holds UDP forwarding"));
+    return out;
+  }
+  const pids = [...new Set([...owners.values()].map((o) => o.pid))];
+  const ps = await host.run("ps", ["-o", "pid=,uid=,lstart=", "-p", pids.join(",")]);
+  const running = parsePs(ps?.stdout ?? "");
+  const ended = [...owners].filter(([, owner]) => !isAlive(owner, running));
+  if (ended.length === 0) {
+    out.push(finding.info("dnat.rules", `${owners.size} live session(s) hold UDP forwarding`));
+  } else {
+    out.push(finding.warning(
+      "dnat.orphaned",
+      `${ended.length} session(s) whose owner has ended still hold UDP forwarding (${
+        ended.map(([id, o]) => `${id.slice(0, 8)} pid ${o.pid}`).join(", ")
+      })`,
+      "start the DNAT service, or run xferproxy dnat reap",
+    ));
+  }
+  return out;
+}
