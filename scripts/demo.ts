@@ -1,8 +1,10 @@
 /**
  * make demo: the bundled examples/aspera.conf, run for real. Builds the
- * namespace testbed (client, proxy, two internal servers), points the
- * example's paths and squash account at it, pushes a file through the
- * reverse proxy with real scp, shows the proxy's log lines, tears down.
+ * namespace testbed (client, proxy with its DNAT service, two internal
+ * servers), points the example's paths and squash account at it, pushes a
+ * file through the reverse proxy with real scp (each session decided by
+ * xferproxy, then handed to OpenSSH's ssh), streams UDP through a session's
+ * kernel DNAT, shows the proxy's log lines, tears down.
  */
 // deno-lint-ignore-file no-console
 import { must, run } from "../tests/e2e/_exec.ts";
@@ -35,7 +37,8 @@ try {
     .replaceAll("/var/lib/xferproxy", `${bed.dir}/state`)
     .replace("<log_directory></log_directory>", `<log_directory>${bed.dir}/log</log_directory>`)
     .replace("<squash_user>xfer</squash_user>", `<squash_user>${USERS.xfer}</squash_user>`)
-    // The default command policy plus the demo's UDP echo endpoint (the stand-in for ascp's data side).
+    // The default command policy plus the demo's UDP echo endpoint, the stand-in for ascp's data
+    // side, which therefore also gets UDP forwarding.
     .replace(
       "<rules>",
       `<allowed_commands>${
@@ -48,13 +51,16 @@ try {
           `python3 ${ROOT}tests/udp_echo.py`,
         ]
           .map((c) => `<command>${c}</command>`).join("")
-      }</allowed_commands>\n      <rules>`,
+      }</allowed_commands>\n      <udp_commands>${
+        ["ascp", "ascp4", "async", `python3 ${ROOT}tests/udp_echo.py`]
+          .map((c) => `<command>${c}</command>`).join("")
+      }</udp_commands>\n      <rules>`,
     );
   await bed.writeConfig(config);
   banner("examples/aspera.conf, with paths pointed at the testbed");
   console.log((await run([BINARY, "check", "config", "--config", bed.configPath])).stdout.trim());
   console.log(
-    `client ${IP.client} → proxy ${IP.proxy} (sshd ForceCommand dist/xferproxy reverse) → servers ${IP.a}, ${IP.b}`,
+    `client ${IP.client} → proxy ${IP.proxy} (sshd ForceCommand dist/xferproxy reverse, handing over to ssh) → servers ${IP.a}, ${IP.b}`,
   );
 
   const src = `${bed.dir}/demo.bin`;
@@ -101,7 +107,7 @@ try {
       `${IP.proxyAlt}:${target}`,
     ]);
     const served = (await bed.log()).split("\n").filter((l) =>
-      l.includes(`user=${USERS.bob}`) && l.includes("Established")
+      l.includes(`user=${USERS.bob}`) && l.includes("Handing over")
     )
       .at(-1)?.match(/server (\S+)/)?.[1];
     console.log(
@@ -128,7 +134,10 @@ try {
   } finally {
     await session.end();
   }
-  await new Promise((r) => setTimeout(r, 500));
+  // The DNAT service removes them once the session's process has ended.
+  for (let i = 0; i < 50 && (await ourRules()) !== "(none)"; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   console.log(`rules after the session: ${await ourRules()}`);
   const direct = await startDirectEcho(bed, "a", 33001);
   let straight;

@@ -10,3 +10,6 @@ export const VERSION: string = denoJson.version;
 
 /** Programs the permission set lets xferproxy run, from deno.json. */
 export const RUNNABLE: readonly string[] = denoJson.permissions.xferproxy.run;
+
+/** Libraries the permission set lets xferproxy load through FFI, from deno.json. */
+export const LOADABLE: readonly string[] = denoJson.permissions.xferproxy.ffi;

@@ -5,6 +5,8 @@
  */
 
 import type { Needs } from "../platform/permissions.ts";
+import { LIBC_PATHS } from "../platform/exec.ts";
+import { LIBNFTABLES_PATHS } from "../platform/libnftables.ts";
 import type { Command } from "./parse.ts";
 
 /** The permissions a command needs. Pure. */
@@ -19,21 +21,36 @@ export function needsOf(command: Command): Needs {
       if (command.topic === "config" || command.topic === "defaults") {
         return { read: true, env: true };
       }
+      // Logs in to the internal servers: connections, and nothing else.
+      if (command.topic === "upstreams") return { read: true, env: true, net: true };
       return {
         read: true,
         env: true,
         run: ["iptables", "iptables-save", "nft", "conntrack", "sysctl", "ps"],
       };
     case "reverse":
-      // Upstream SSH, config/keys/known_hosts, balancer state and log files,
-      // logger(1) for syslog, stty for the client's pty, sudo for the DNAT helper.
-      return { read: true, write: true, net: true, env: true, run: ["logger", "stty", "sudo"] };
+      // Config, keys and known_hosts; balancer state and log files; the host key probe;
+      // logger(1) for syslog, sudo for the DNAT call; FFI on libc for the exec into ssh;
+      // the uid, to tell whether ssh will accept a key's mode.
+      return {
+        read: true,
+        write: true,
+        net: true,
+        env: true,
+        sys: true,
+        ffi: LIBC_PATHS,
+        run: ["logger", "sudo"],
+      };
     case "dnat":
-      // Netfilter and conntrack tools, the config, its lock and log; never the network.
+      // Netfilter and conntrack tools, the config, its lock and log; never the network. The
+      // service alone (root, started by the init system, no caller's input) may load
+      // libnftables: one netlink socket instead of an nft run per change. The calls sessions
+      // and users make through sudo run nft instead.
       return {
         read: true,
         write: true,
         env: true,
+        ...(command.args[0] === "serve" ? { ffi: LIBNFTABLES_PATHS } : {}),
         run: [
           "iptables",
           "iptables-save",
@@ -46,6 +63,7 @@ export function needsOf(command: Command): Needs {
           "logger",
           "sysctl",
           "ps",
+          "cat",
         ],
       };
     case "forward":

@@ -11,7 +11,7 @@ export const MODES = ["reverse", "forward", "check", "dnat", "version", "help"] 
 export type Mode = (typeof MODES)[number];
 
 /** What `xferproxy check` can look at. */
-export const CHECK_TOPICS = ["config", "defaults", "system", "users"] as const;
+export const CHECK_TOPICS = ["config", "defaults", "system", "users", "upstreams"] as const;
 /** One of `CHECK_TOPICS`, or everything. */
 export type CheckTopic = (typeof CHECK_TOPICS)[number] | "all";
 
@@ -26,6 +26,8 @@ export type Command =
     readonly json: boolean;
     readonly root?: string;
     readonly sshdConfig?: string;
+    /** `check upstreams`: the account to log in as where a rule uses each user's own. */
+    readonly user?: string;
   }
   | { readonly mode: "reverse"; readonly configPath?: string }
   | {
@@ -116,6 +118,7 @@ function parseCheck(rest: string[]): Command {
     json: { type: "boolean" },
     root: { type: "string" },
     "sshd-config": { type: "string" },
+    user: { type: "string" },
   } as const;
   const { values, positionals } = parseStrict(rest, "check", options, true);
   if (values.help) return { mode: "help", topic: "check" };
@@ -133,12 +136,22 @@ function parseCheck(rest: string[]): Command {
     throw new UsageError(`--root must be an absolute path, got "${values.root}"`, "check");
   }
   const topic = (topicText ?? "all") as CheckTopic;
+  if (topic === "upstreams" && values.root !== undefined) {
+    throw new UsageError(
+      "check upstreams logs in to live servers: it does not take --root",
+      "check",
+    );
+  }
+  if (values.user !== undefined && topic !== "upstreams") {
+    throw new UsageError("--user goes with check upstreams", "check");
+  }
   const sshdConfig = values["sshd-config"];
   const command = {
     mode: "check" as const,
     topic,
     json: values.json ?? false,
     ...(values.root !== undefined ? { root: values.root } : {}),
+    ...(values.user !== undefined ? { user: values.user } : {}),
     ...(sshdConfig !== undefined ? { sshdConfig } : {}),
   };
   return withConfig(command, values.config);
@@ -192,4 +205,23 @@ export function resolveConfigPath(
 ): string {
   const fromEnv = env("XFERPROXY_CONFIG");
   return command.configPath ?? (fromEnv ? fromEnv : fallback);
+}
+
+/**
+ * Runs a mode's argument parser; a usage error becomes its one line on
+ * `say` (with the hint where to read more) and undefined.
+ */
+export function parseOrSay<T>(
+  parse: () => T,
+  mode: Mode,
+  say: (line: string) => void,
+  hint: (mode: Mode) => string,
+): T | undefined {
+  try {
+    return parse();
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    say(`xferproxy: ${error.message} (${hint(error.helpFor ?? mode)})\n`);
+    return undefined;
+  }
 }

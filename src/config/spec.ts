@@ -18,6 +18,7 @@ import {
   parseOptionalPath,
   parseOptionalUpstream,
   parseOptionalUsername,
+  parsePortCount,
   parsePortOrZero,
   parsePortValue,
   parseSeconds,
@@ -269,7 +270,7 @@ export const RULE = {
     tag: "udp_port_reuse",
     default: "true",
     type: "true|false",
-    description: "false = each concurrent session gets the next UDP port (Windows servers)",
+    description: "false = the internal server gives each concurrent session its own UDP port",
     parse: parseBoolean,
   }),
   udp_port: option({
@@ -280,11 +281,28 @@ export const RULE = {
     parse: parsePortValue,
     extension: true,
   }),
+  udp_port_count: option({
+    tag: "udp_port_count",
+    default: "10",
+    type: "ports 1-1000",
+    description: "With udp_port_reuse false: how many ports from udp_port the server hands out",
+    parse: parsePortCount,
+    extension: true,
+  }),
   allowed_commands: option({
     tag: "allowed_commands",
     default: "ascp,ascp4,scp,rsync --server,subsystem:sftp",
     type: "<command> entries",
     description: "Commands clients may run upstream: program [args], subsystem:NAME or *",
+    parse: parseCommandPattern,
+    extension: true,
+    item: "command",
+  }),
+  udp_commands: option({
+    tag: "udp_commands",
+    default: "ascp,ascp4,async",
+    type: "<command> entries",
+    description: "Commands whose sessions get UDP forwarding (FASP); others start no DNAT",
     parse: parseCommandPattern,
     extension: true,
     item: "command",
@@ -300,7 +318,11 @@ export const RULE = {
 } as const;
 
 /** Rule options that `<rproxy>` may also set, as the default for every rule. */
-export const RULE_DEFAULTS_IN_RPROXY = ["allowed_commands", "connect_timeout"] as const;
+export const RULE_DEFAULTS_IN_RPROXY = [
+  "allowed_commands",
+  "udp_commands",
+  "connect_timeout",
+] as const;
 
 /** Container tags, and the attributes of `<rule>`. */
 export const STRUCTURE = {

@@ -24,7 +24,7 @@ export interface ReverseRule {
   readonly line: number;
   readonly hostIp?: Cidr;
   readonly hostDomain?: DomainEndpoint;
-  /** UDP port the proxy receives FASP on; 0 = the internal server's port. */
+  /** UDP port the proxy receives FASP on; 0 = the internal server's own port(s). */
   readonly proxyPort: number;
   /** `<host>`, or every `<hosts><host>` in order. Empty only when reverse proxy is disabled. */
   readonly upstreams: readonly IpEndpoint[];
@@ -37,7 +37,11 @@ export interface ReverseRule {
   readonly udpPortReuse: boolean;
   /** The internal server's FASP UDP port. */
   readonly udpPort: number;
+  /** With `udpPortReuse` false: how many ports from `udpPort` the server hands out. */
+  readonly udpPortCount: number;
   readonly allowedCommands: readonly CommandPattern[];
+  /** Commands whose sessions get UDP forwarding. */
+  readonly udpCommands: readonly CommandPattern[];
   /** Seconds to wait for an upstream before marking it faulty. */
   readonly connectTimeout: number;
 }

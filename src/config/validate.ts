@@ -149,6 +149,7 @@ function readReverse(element: RawElement | undefined, problems: Problems): Rever
   const logDirectory = reader.value(RPROXY.log_directory);
   const inherited = {
     allowedCommands: reader.list(RULE.allowed_commands),
+    udpCommands: reader.list(RULE.udp_commands),
     connectTimeout: reader.value(RULE.connect_timeout),
   };
   const rulesReader = new SectionReader(
@@ -181,7 +182,11 @@ function readRule(
   element: RawElement,
   index: number,
   enabled: boolean,
-  inherited: { allowedCommands: CommandPattern[]; connectTimeout: number },
+  inherited: {
+    allowedCommands: CommandPattern[];
+    udpCommands: CommandPattern[];
+    connectTimeout: number;
+  },
   problems: Problems,
 ): ReverseRule {
   const reader = new SectionReader(problems, element, [...Object.keys(RULE), ...STRUCTURE.rule]);
@@ -223,12 +228,27 @@ function readRule(
       `<balancing> in ${name} only applies to <hosts> (ignored)`,
     );
   }
-  if (proxyPort !== 0 && proxyPort + upstreams.length - 1 > 65535) {
+  const udpPort = reader.value(RULE.udp_port);
+  const udpPortReuse = reader.value(RULE.udp_port_reuse);
+  const udpPortCount = reader.value(RULE.udp_port_count);
+  const srcPortFiltering = reader.value(RULE.src_port_filtering);
+  const span = udpPortReuse ? 1 : udpPortCount;
+  if ((proxyPort === 0 ? udpPort : proxyPort) + span - 1 > 65535) {
     problems.error(
-      reader.child("proxy_port") ?? element,
-      "proxy_port",
-      `<proxy_port> ${proxyPort} leaves no room for ${upstreams.length} hosts (one port each)`,
+      reader.child("udp_port_count") ?? reader.child("udp_port") ?? element,
+      "udp_port_count",
+      `${name}: ${span} UDP ports from ${proxyPort || udpPort} run past 65535`,
     );
+  }
+  if (enabled) {
+    warnRealAscp(reader, element, name, { proxyPort, udpPort, span }, problems);
+    if (!srcPortFiltering && upstreams.length > 1) {
+      problems.warn(
+        reader.child("src_port_filtering") ?? element,
+        "src_port_filtering",
+        `${name}: with <src_port_filtering> false, UDP of one client cannot be told apart between its <hosts>: while a session of a client is forwarded to one host, its sessions to another host get no UDP forwarding`,
+      );
+    }
   }
   return {
     index,
@@ -240,14 +260,39 @@ function readRule(
     ...(reader.has("hosts") ? { balancing: reader.value(RULE.balancing) } : {}),
     ...(squashUser ? { squashUser } : {}),
     ...(keyfile ? { keyfile } : {}),
-    srcPortFiltering: reader.value(RULE.src_port_filtering),
-    udpPortReuse: reader.value(RULE.udp_port_reuse),
-    udpPort: reader.value(RULE.udp_port),
+    srcPortFiltering,
+    udpPortReuse,
+    udpPort,
+    udpPortCount,
     allowedCommands: reader.list(RULE.allowed_commands, inherited.allowedCommands),
+    udpCommands: reader.list(RULE.udp_commands, inherited.udpCommands),
     connectTimeout: reader.has("connect_timeout")
       ? reader.value(RULE.connect_timeout)
       : inherited.connectTimeout,
   };
+}
+
+/**
+ * A real ascp sends UDP to the port the internal server announces through
+ * the SSH channel, which xferproxy passes on unchanged: a proxy port other
+ * than the server's own is never used by such a client.
+ */
+function warnRealAscp(
+  reader: SectionReader,
+  element: RawElement,
+  name: string,
+  ports: { proxyPort: number; udpPort: number; span: number },
+  problems: Problems,
+): void {
+  const { proxyPort, udpPort, span } = ports;
+  if (proxyPort === 0 || proxyPort === udpPort) return;
+  problems.warn(
+    reader.child("proxy_port") ?? element,
+    "proxy_port",
+    `${name}: <proxy_port> ${proxyPort} differs from the internal server's <udp_port> ${udpPort}; a real ascp sends UDP to the port the server announces (${udpPort}${
+      span > 1 ? `-${udpPort + span - 1}` : ""
+    }), so set <proxy_port>0</proxy_port> unless clients are told the proxy port some other way`,
+  );
 }
 
 function readUpstreams(

@@ -45,6 +45,12 @@ export const parsePortOrZero: ValueParser<number> = (text) => {
   return port === undefined ? fail(`must be an integer 0-65535, got "${text}"`) : ok(port);
 };
 
+/** A count of consecutive ports, 1-1000. */
+export const parsePortCount: ValueParser<number> = (text) =>
+  /^\d{1,4}$/.test(text) && Number(text) >= 1 && Number(text) <= 1000
+    ? ok(Number(text))
+    : fail(`must be a whole number 1-1000, got "${text}"`);
+
 /** A whole number of seconds, 0-86400. */
 export const parseSeconds: ValueParser<number> = (text) =>
   /^\d{1,5}$/.test(text) && Number(text) <= 86400

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { RUNNABLE } from "../version.ts";
+import { LOADABLE, RUNNABLE } from "../version.ts";
 
 /** What a mode keeps. Anything not listed is revoked. */
 export interface Needs {
@@ -14,6 +14,8 @@ export interface Needs {
   readonly net?: true;
   readonly env?: true;
   readonly sys?: true;
+  /** Libraries the mode may load through FFI; every other one in the set is revoked. */
+  readonly ffi?: readonly string[];
   /** Programs the mode may run; everything else in the set is revoked. */
   readonly run?: readonly string[];
 }
@@ -24,12 +26,18 @@ export function revokeExcept(needs: Needs): void {
   for (const name of simple) {
     if (!needs[name]) Deno.permissions.revokeSync({ name });
   }
-  const keep = needs.run ?? [];
+  revokeListed("run", RUNNABLE, needs.run ?? []);
+  revokeListed("ffi", LOADABLE, needs.ffi ?? []);
+}
+
+/** Revokes a listed permission entirely, or each granted item the mode does not keep. */
+function revokeListed(name: "run" | "ffi", granted: readonly string[], keep: readonly string[]) {
   if (keep.length === 0) {
-    Deno.permissions.revokeSync({ name: "run" });
+    Deno.permissions.revokeSync({ name });
     return;
   }
-  for (const command of RUNNABLE) {
-    if (!keep.includes(command)) Deno.permissions.revokeSync({ name: "run", command });
+  for (const item of granted) {
+    if (keep.includes(item)) continue;
+    Deno.permissions.revokeSync(name === "run" ? { name, command: item } : { name, path: item });
   }
 }

@@ -1,6 +1,8 @@
 /**
- * One reverse session, start to end: inputs → config → rule → policy →
- * upstream (with failover) → UDP forwarding → relay → log → exit status.
+ * One reverse session's decisions: inputs → rule → command policy → account
+ * and key → internal server (probed, with failover) → UDP forwarding for
+ * FASP commands → the hand-off to OpenSSH's `ssh`. Nothing here moves the
+ * session's bytes: `main.ts` replaces the process with what this returns.
  * Everything outside the process comes in through `ReverseDeps`.
  * @module
  */
@@ -9,60 +11,51 @@ import type { Logger } from "@logtape/logtape";
 import { type Config, expandKeyfile, InvalidUserError, type ReverseRule } from "../config/mod.ts";
 import { formatEndpoint } from "../net/endpoint.ts";
 import type { Balancer } from "../balancer/balancer.ts";
-import type { PtyRequest, UpstreamConnection, UpstreamSpec } from "../ssh/bridge.ts";
-import { UpstreamError } from "../ssh/bridge.ts";
 import { parseKnownHosts } from "../ssh/known_hosts.ts";
 import { checkCommand } from "../ssh/policy.ts";
-import { type ClientStdio, relay } from "../ssh/relay.ts";
+import { buildHandoff, type Handoff, HandoffError } from "../ssh/handoff.ts";
+import { classifyPrivateKey, keyModeProblem } from "../ssh/private_key.ts";
 import type { Fs } from "../platform/fs.ts";
-import { type SessionInputs } from "./inputs.ts";
+import type { SessionInputs } from "./inputs.ts";
 import { matchRule } from "./rules.ts";
-import { chooseUpstream, NoUpstreamError } from "./upstream.ts";
-import type { UdpForwarder, UdpForwarding } from "./udp.ts";
-
-/** The client's terminal, when it asked for a pty. */
-export interface ClientTerminal {
-  readonly term: string;
-  size(): { rows: number; cols: number };
-  setRaw(raw: boolean): void;
-  /** Calls back on window changes; returns the unsubscribe function. */
-  onResize(callback: () => void): () => void;
-}
+import { chooseUpstream, HostKeyError, NoUpstreamError, type Prober } from "./upstream.ts";
+import { type UdpForwarder, usesUdp } from "./udp.ts";
 
 /** Everything a session touches. */
 export interface ReverseDeps {
   readonly fs: Fs;
-  readonly stdio: ClientStdio;
-  readonly terminal?: ClientTerminal;
-  /** Fires on SIGHUP/SIGTERM/SIGINT from sshd. */
-  readonly abort: AbortSignal;
-  readonly now: () => number;
+  /** This process: its pid owns the session's UDP rules, its uid matters for key modes. */
+  readonly pid: number;
+  readonly uid: number;
   readonly newId: () => string;
   readonly balancer: (stateDirectory: string) => Balancer;
-  readonly connect: (spec: UpstreamSpec) => Promise<UpstreamConnection>;
+  readonly probe: Prober;
   readonly udp: UdpForwarder;
+  /** sshd gave the session a pty (the client asked for one). */
+  readonly pty: boolean;
+  /** The session's environment (USER, HOME, TERM for the hand-off). */
+  readonly env: (name: string) => string | undefined;
   /** One line to the client's stderr. */
   readonly tellClient: (line: string) => void;
   readonly log: Logger;
 }
 
-/** How the session ended, for the process exit. */
-export interface SessionOutcome {
-  readonly exitCode: number;
-}
+/** Replace the process with `handoff`, or exit with `exitCode`. */
+export type SessionOutcome =
+  | { readonly kind: "handoff"; readonly handoff: Handoff }
+  | { readonly kind: "exit"; readonly exitCode: number };
 
 /** Exit status for proxy and connection errors, as ssh uses. */
 export const EXIT_PROXY_ERROR = 255;
 /** Exit status for a command the policy refused. */
 export const EXIT_REFUSED = 1;
 
-/** Runs one session for a loaded config. */
-export async function runSession(
+/** Decides one session for a loaded config. */
+export async function decideSession(
   inputs: SessionInputs,
   config: Config,
   deps: ReverseDeps,
 ): Promise<SessionOutcome> {
-  const started = deps.now();
   const session = deps.newId();
   const log = deps.log.with({ session, user: inputs.user });
   const refuse = (
@@ -70,10 +63,10 @@ export async function runSession(
     logLine: string,
     fields: Record<string, unknown> = {},
     exitCode = EXIT_PROXY_ERROR,
-  ) => {
+  ): SessionOutcome => {
     deps.tellClient(`xferproxy: ${clientLine}`);
     log.error(logLine, { ...fields, exit: exitCode });
-    return { exitCode };
+    return { kind: "exit", exitCode };
   };
 
   log.info("Received connection request from {client}", {
@@ -91,7 +84,6 @@ export async function runSession(
       "Refused: <rproxy><enabled> is false",
     );
   }
-
   const rule = matchRule(rproxy.rules, inputs);
   if (!rule) {
     return refuse(
@@ -109,155 +101,125 @@ export async function runSession(
       reason: verdict.reason,
       exit: EXIT_REFUSED,
     });
-    return { exitCode: EXIT_REFUSED };
+    return { kind: "exit", exitCode: EXIT_REFUSED };
   }
 
   const upstreamUser = rule.squashUser ?? inputs.user;
-  let keyPath: string;
-  let privateKey: string;
-  let knownHostsText: string;
-  try {
-    keyPath = keyfileFor(rule, inputs.user);
-    privateKey = await deps.fs.readTextFile(keyPath);
-  } catch (error) {
-    const detail = error instanceof InvalidUserError
-      ? error.message
-      : `cannot read keyfile: ${describeError(error)}`;
+  const keyPath = await usableKey(rule, inputs.user, deps);
+  if (typeof keyPath !== "string") {
     return refuse("cannot log in to the internal server (proxy key problem)", "Refused: {detail}", {
-      detail,
+      detail: keyPath.problem,
     });
   }
+  let knownHostsText: string;
   try {
     knownHostsText = await deps.fs.readTextFile(rproxy.knownHosts);
   } catch (error) {
     return refuse(
       "cannot verify the internal server (no known_hosts)",
       "Refused: cannot read known_hosts {path}: {detail}",
-      {
-        path: rproxy.knownHosts,
-        detail: describeError(error),
-      },
+      { path: rproxy.knownHosts, detail: describeError(error) },
     );
   }
 
   let chosen;
   try {
     chosen = await chooseUpstream(rule, {
-      username: upstreamUser,
-      privateKey,
-      keyPath,
       knownHosts: parseKnownHosts(knownHostsText).entries,
       balancer: deps.balancer(config.server.stateDirectory),
-      connect: deps.connect,
+      probe: deps.probe,
       log: ruleLog,
     });
   } catch (error) {
-    if (error instanceof UpstreamError && error.kind === "hostkey") {
-      const v = error.verdict;
+    if (error instanceof HostKeyError) {
       return refuse(
         "host key verification of the internal server failed",
         "Refused: {detail}; presented {presented}, known_hosts has {expected}",
         {
           detail: error.message,
-          presented: v && !v.ok ? v.presented : "?",
-          expected: v && !v.ok && v.expected.length ? v.expected.join(",") : "none",
+          presented: error.presented,
+          expected: error.expected.length ? error.expected.join(",") : "none",
         },
       );
     }
-    if (error instanceof UpstreamError && error.kind === "key") {
-      return refuse(
-        "cannot log in to the internal server (proxy key problem)",
-        "Refused: {detail}",
-        { detail: error.message },
-      );
-    }
-    if (error instanceof UpstreamError && error.kind === "auth") {
-      return refuse("the internal server refused the login", "Refused: {detail}", {
-        detail: error.message,
-      });
-    }
-    if (error instanceof NoUpstreamError || error instanceof UpstreamError) {
+    if (error instanceof NoUpstreamError) {
       return refuse("internal server unavailable", "Refused: {detail}", { detail: error.message });
     }
     throw error;
   }
   const server = formatEndpoint(chosen.endpoint);
   const sessionLog = ruleLog.with({ upstream: server, upstream_user: upstreamUser });
-  sessionLog.info("Established SSH connection with server {server}", { server });
 
-  // Rules go in before the relay starts: the client may send UDP as soon as it has
-  // negotiated over SSH, and must find them in place.
-  let forwarding: UdpForwarding | undefined;
+  let handoff: Handoff;
   try {
-    forwarding = await deps.udp.open({
+    handoff = buildHandoff({
+      upstream: chosen.endpoint,
+      user: upstreamUser,
+      keyPath,
+      knownHostsPath: rproxy.knownHosts,
+      hostKeyAlgorithms: chosen.hostKeyAlgorithms,
+      connectTimeout: rule.connectTimeout,
+      request: inputs.request,
+      pty: deps.pty,
+      logLevel: rproxy.logLevel,
+      env: deps.env,
+    });
+  } catch (error) {
+    if (!(error instanceof HandoffError)) throw error;
+    return refuse("the proxy configuration is invalid; see the proxy log", "Refused: {detail}", {
+      detail: error.message,
+    });
+  }
+
+  // FASP sends UDP as soon as ssh has negotiated it upstream: the rules must be in place first.
+  const udp = usesUdp(rule, inputs.request) &&
+    await deps.udp.register({
       id: session,
+      owner: deps.pid,
       clientIp: inputs.clientIp,
       proxyIp: inputs.proxyIp,
       rule,
       upstream: chosen.endpoint,
       upstreamIndex: chosen.index,
     });
-    return await bridge(chosen.connection, inputs, deps, sessionLog, started);
-  } finally {
-    await forwarding?.close().catch((error) =>
-      sessionLog.error("Removing UDP forwarding failed: {error}", { error: String(error) })
-    );
-    chosen.connection.end();
-  }
+  sessionLog.info("Handing over to ssh for server {server}", {
+    server,
+    pid: deps.pid,
+    udp: udp ? "forwarded" : "none",
+    ...(chosen.fingerprint ? { host_key: chosen.fingerprint } : {}),
+  });
+  return { kind: "handoff", handoff };
 }
 
-async function bridge(
-  connection: UpstreamConnection,
-  inputs: SessionInputs,
+/**
+ * The keyfile path, once it is known that ssh can use it (after the hand-off
+ * ssh could only fail without telling the client why), or the problem.
+ */
+async function usableKey(
+  rule: ReverseRule,
+  user: string,
   deps: ReverseDeps,
-  log: Logger,
-  started: number,
-): Promise<SessionOutcome> {
-  const terminal = deps.terminal;
-  let pty: PtyRequest | undefined;
-  if (terminal) pty = { term: terminal.term, ...terminal.size() };
-  let channel;
+): Promise<string | { problem: string }> {
+  if (!rule.keyfile) return { problem: `rule ${rule.index} has no <keyfile>` };
+  let path: string;
   try {
-    channel = await connection.open(inputs.request, pty);
+    path = expandKeyfile(rule.keyfile, user);
   } catch (error) {
-    deps.tellClient("xferproxy: the internal server refused the session");
-    log.error("Refused: {detail}", { detail: describeError(error), exit: EXIT_PROXY_ERROR });
-    return { exitCode: EXIT_PROXY_ERROR };
+    if (error instanceof InvalidUserError) return { problem: error.message };
+    throw error;
   }
-  terminal?.setRaw(true);
-  const unsubscribe = terminal?.onResize(() => {
-    const { rows, cols } = terminal.size();
-    channel.stream.setWindow(rows, cols, 0, 0);
-    log.trace("Window changed to {cols}x{rows}", { rows, cols });
-  });
-  let result;
+  let text: string;
+  let info;
   try {
-    result = await relay(channel, deps.stdio, deps.abort);
-  } finally {
-    unsubscribe?.();
-    terminal?.setRaw(false);
+    text = await deps.fs.readTextFile(path);
+    info = await deps.fs.stat(path);
+  } catch (error) {
+    return { problem: `cannot read keyfile: ${describeError(error)}` };
   }
-  // A command killed by a signal ends the session with 255, as OpenSSH's ssh does: the
-  // signal itself cannot be passed on, sshd runs this process through the user's shell.
-  const outcome: SessionOutcome = { exitCode: result.exitCode ?? EXIT_PROXY_ERROR };
-  const reason = result.ended === "eof"
-    ? "EOF"
-    : result.ended === "client-gone"
-    ? "client gone"
-    : "signal";
-  log.info(`Connection closed (${reason})`, {
-    bytes_up: result.bytesUp,
-    bytes_down: result.bytesDown,
-    duration_ms: deps.now() - started,
-    exit: outcome.exitCode,
-    ...(result.exitSignal ? { signal: result.exitSignal } : {}),
-  });
-  return outcome;
-}
-
-function keyfileFor(rule: ReverseRule, user: string): string {
-  if (!rule.keyfile) throw new Error(`rule ${rule.index} has no <keyfile>`);
-  return expandKeyfile(rule.keyfile, user);
+  const key = classifyPrivateKey(text, path);
+  if (!key.ok) return { problem: key.message };
+  const mode = keyModeProblem(info, deps.uid, path);
+  return mode ? { problem: mode } : path;
 }
 
 function describeRequest(inputs: SessionInputs): string {

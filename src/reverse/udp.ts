@@ -1,17 +1,20 @@
 /**
- * The hook through which a reverse session opens kernel UDP forwarding for
- * its transfer. The DNAT manager implements it; until then sessions run with
- * the no-op forwarder.
+ * UDP forwarding for a reverse session: which sessions need it (FASP
+ * commands, per the rule's `<udp_commands>`), and the hook through which a
+ * session registers it before handing over to ssh.
  * @module
  */
 
 import type { IpAddress } from "../net/ip.ts";
 import type { IpEndpoint } from "../net/endpoint.ts";
 import type { ReverseRule } from "../config/mod.ts";
+import { type ChannelRequest, matchesCommand } from "../ssh/policy.ts";
 
-/** What the forwarder needs to know about a session. */
+/** What registering a session's forwarding needs to know. */
 export interface UdpSession {
   readonly id: string;
+  /** The session process: it owns the rules, and keeps its pid through the exec. */
+  readonly owner: number;
   readonly clientIp: IpAddress;
   readonly proxyIp: IpAddress;
   readonly rule: ReverseRule;
@@ -19,18 +22,13 @@ export interface UdpSession {
   readonly upstreamIndex: number;
 }
 
-/** Open forwarding for a session; `close` removes it. */
-export interface UdpForwarding {
-  close(): Promise<void>;
-}
-
-/** Opens and closes a session's UDP forwarding. */
+/** Registers a session's forwarding; never throws (the SSH session goes on without UDP). */
 export interface UdpForwarder {
-  /** Returns undefined when forwarding is unavailable (the SSH session goes on). */
-  open(session: UdpSession): Promise<UdpForwarding | undefined>;
+  /** True when the rules are in place. */
+  register(session: UdpSession): Promise<boolean>;
 }
 
-/** Forwards nothing. */
-export const noUdpForwarding: UdpForwarder = {
-  open: () => Promise.resolve(undefined),
-};
+/** True when the request runs one of the rule's `<udp_commands>`. */
+export function usesUdp(rule: ReverseRule, request: ChannelRequest): boolean {
+  return request.kind === "exec" && matchesCommand(rule.udpCommands, request.command);
+}

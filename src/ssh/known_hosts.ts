@@ -2,11 +2,10 @@
  * OpenSSH known_hosts: parsing and host key verification. Supports plain and
  * hashed (`|1|salt|hash`) host names, `[host]:port`, wildcards, negation and
  * `@revoked`. There is no trust on first use: an unknown key is refused.
+ * Hashing uses WebCrypto: loading node:crypto would cost every session start
+ * about 15 ms.
  * @module
  */
-
-import { createHash, createHmac } from "node:crypto";
-import { Buffer } from "node:buffer";
 
 /** One usable known_hosts line. */
 export interface KnownHostEntry {
@@ -37,7 +36,7 @@ export function parseKnownHosts(text: string): { entries: KnownHostEntry[]; skip
     if (!hosts || !keyType || !keyText || !/^[A-Za-z0-9+/]+=*$/.test(keyText)) {
       return void skipped.push(i + 1);
     }
-    const key = new Uint8Array(Buffer.from(keyText, "base64"));
+    const key = decodeBase64(keyText);
     if (blobKeyType(key) !== keyType) return void skipped.push(i + 1);
     entries.push({
       line: i + 1,
@@ -50,6 +49,18 @@ export function parseKnownHosts(text: string): { entries: KnownHostEntry[]; skip
   return { entries, skipped };
 }
 
+function decodeBase64(text: string): Uint8Array {
+  try {
+    return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  } catch {
+    return new Uint8Array(0);
+  }
+}
+
+function encodeBase64(bytes: ArrayBuffer): string {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes)));
+}
+
 /** The key type recorded inside a public key blob (its first SSH string). */
 export function blobKeyType(blob: Uint8Array): string | undefined {
   if (blob.length < 4) return undefined;
@@ -59,8 +70,9 @@ export function blobKeyType(blob: Uint8Array): string | undefined {
 }
 
 /** `SHA256:…` as `ssh-keygen -l` prints it. */
-export function fingerprint(blob: Uint8Array): string {
-  return "SHA256:" + createHash("sha256").update(blob).digest("base64").replace(/=+$/, "");
+export async function fingerprint(blob: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", blob as Uint8Array<ArrayBuffer>);
+  return "SHA256:" + encodeBase64(digest).replace(/=+$/, "");
 }
 
 /** The name known_hosts stores for a host and port: `host`, or `[host]:port` when not 22. */
@@ -76,19 +88,26 @@ function globMatch(pattern: string, text: string): boolean {
   return new RegExp(`^${regex}$`, "i").test(text);
 }
 
-function hashedMatch(pattern: string, name: string): boolean {
+async function hashedMatch(pattern: string, name: string): Promise<boolean> {
   const [, magic, salt, hash] = pattern.split("|");
   if (magic !== "1" || !salt || !hash) return false;
-  const digest = createHmac("sha1", Buffer.from(salt, "base64")).update(name).digest("base64");
-  return digest === hash;
+  const key = await crypto.subtle.importKey(
+    "raw",
+    decodeBase64(salt) as Uint8Array<ArrayBuffer>,
+    { name: "HMAC", hash: "SHA-1" },
+    false,
+    ["sign"],
+  );
+  const digest = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(name));
+  return encodeBase64(digest) === hash;
 }
 
 /** True when the entry's host patterns cover `name` (negations win). */
-export function entryMatchesHost(entry: KnownHostEntry, name: string): boolean {
+export async function entryMatchesHost(entry: KnownHostEntry, name: string): Promise<boolean> {
   let matched = false;
   for (const pattern of entry.patterns) {
     if (pattern.startsWith("|")) {
-      if (hashedMatch(pattern, name)) matched = true;
+      if (await hashedMatch(pattern, name)) matched = true;
     } else if (pattern.startsWith("!")) {
       if (globMatch(pattern.slice(1), name)) return false;
     } else if (globMatch(pattern, name)) {
@@ -109,40 +128,50 @@ export type HostKeyVerdict =
     readonly expected: readonly string[];
   };
 
+/** The plain (unmarked) entries whose patterns cover `host:port`. */
+async function entriesForHost(
+  entries: readonly KnownHostEntry[],
+  host: string,
+  port: number,
+): Promise<KnownHostEntry[]> {
+  const name = knownHostsName(host, port);
+  const out: KnownHostEntry[] = [];
+  for (const e of entries) {
+    if (e.marker === undefined && await entryMatchesHost(e, name)) out.push(e);
+  }
+  return out;
+}
+
 /** Checks the key a host presented against known_hosts entries. */
-export function verifyHostKey(
+export async function verifyHostKey(
   entries: readonly KnownHostEntry[],
   host: string,
   port: number,
   presented: Uint8Array,
-): HostKeyVerdict {
-  const name = knownHostsName(host, port);
+): Promise<HostKeyVerdict> {
   const same = (e: KnownHostEntry) =>
     e.key.length === presented.length && e.key.every((b, i) => b === presented[i]);
-  const presentedPrint = fingerprint(presented);
+  const presentedPrint = await fingerprint(presented);
   if (entries.some((e) => e.marker === "revoked" && same(e))) {
     return { ok: false, reason: "revoked", presented: presentedPrint, expected: [] };
   }
-  const forHost = entries.filter((e) => e.marker === undefined && entryMatchesHost(e, name));
+  const forHost = await entriesForHost(entries, host, port);
   if (forHost.some(same)) return { ok: true };
   return {
     ok: false,
     reason: forHost.length === 0 ? "unknown" : "changed",
     presented: presentedPrint,
-    expected: forHost.map((e) => fingerprint(e.key)),
+    expected: await Promise.all(forHost.map((e) => fingerprint(e.key))),
   };
 }
 
 /** Host key algorithms to offer so the server presents a key type known_hosts holds for it. */
-export function hostKeyAlgorithms(
+export async function hostKeyAlgorithms(
   entries: readonly KnownHostEntry[],
   host: string,
   port: number,
-): string[] {
-  const name = knownHostsName(host, port);
-  const types = new Set(
-    entries.filter((e) => !e.marker && entryMatchesHost(e, name)).map((e) => e.keyType),
-  );
+): Promise<string[]> {
+  const types = new Set((await entriesForHost(entries, host, port)).map((e) => e.keyType));
   return [...types].flatMap((
     t,
   ) => (t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [t]));

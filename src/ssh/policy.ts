@@ -39,12 +39,21 @@ export function checkCommand(
       if (program === undefined) {
         return { allowed: false, reason: "interactive shells are not allowed" };
       }
-      const match = patterns.some((p) =>
-        p.kind === "exec" && p.argv.length <= words.length && p.argv.every((w, i) => words[i] === w)
-      );
-      return match
+      return matchesWords(patterns, words)
         ? { allowed: true }
         : { allowed: false, reason: `command "${program}" is not allowed` };
     }
   }
+}
+
+function matchesWords(patterns: readonly CommandPattern[], words: readonly string[]): boolean {
+  return patterns.some((p) =>
+    p.kind === "exec" && p.argv.length <= words.length && p.argv.every((w, i) => words[i] === w)
+  );
+}
+
+/** True when a command string's leading words match one of the `exec` patterns. */
+export function matchesCommand(patterns: readonly CommandPattern[], command: string): boolean {
+  const split = splitShellWords(command);
+  return split.ok && matchesWords(patterns, split.words);
 }

@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../_assert.ts";
-import { parseCommand, resolveConfigPath, UsageError } from "../../src/cli/parse.ts";
+import { parseCommand, parseOrSay, resolveConfigPath, UsageError } from "../../src/cli/parse.ts";
 
 Deno.test("parseCommand() reads each mode", async (t) => {
   const cases: Array<[string[], unknown]> = [
@@ -28,6 +28,12 @@ Deno.test("parseCommand() reads each mode", async (t) => {
       topic: "system",
       json: true,
       root: "/mnt/img",
+    }],
+    [["check", "upstreams", "--user", "bear"], {
+      mode: "check",
+      topic: "upstreams",
+      json: false,
+      user: "bear",
     }],
     [["check", "--help"], { mode: "help", topic: "check" }],
     [["reverse"], { mode: "reverse" }],
@@ -60,9 +66,15 @@ Deno.test("parseCommand() names what is wrong in one line", async (t) => {
     [["check", "--fly"], `unknown option "--fly" for check`, "check"],
     [
       ["check", "cpu"],
-      `unknown check "cpu"; expected one of: config, defaults, system, users`,
+      `unknown check "cpu"; expected one of: config, defaults, system, users, upstreams`,
       "check",
     ],
+    [
+      ["check", "upstreams", "--root", "/mnt"],
+      "check upstreams logs in to live servers: it does not take --root",
+      "check",
+    ],
+    [["check", "system", "--user", "bear"], "--user goes with check upstreams", "check"],
     [["check", "config", "extra"], `unexpected argument "extra" for check`, "check"],
     [["check", "--config"], `option --config needs a value`, "check"],
     [["check", "--root", "relative"], `--root must be an absolute path, got "relative"`, "check"],
@@ -93,4 +105,37 @@ Deno.test("resolveConfigPath() prefers --config, then XFERPROXY_CONFIG, then the
   assertEquals(resolveConfigPath({}, env({ XFERPROXY_CONFIG: "/b" }), "/c"), "/b");
   assertEquals(resolveConfigPath({}, env({ XFERPROXY_CONFIG: "" }), "/c"), "/c");
   assertEquals(resolveConfigPath({}, env({}), "/c"), "/c");
+});
+
+Deno.test("parseOrSay() turns a usage error into its line with a hint, and passes bugs on", () => {
+  const said: string[] = [];
+  const say = (line: string) => void said.push(line);
+  const hint = (mode: string) => `Try "xferproxy ${mode} --help".`;
+  assertEquals(parseOrSay(() => 42, "dnat", say, hint), 42);
+  assertEquals(
+    parseOrSay(
+      () => {
+        throw new UsageError("dnat needs an action", "dnat");
+      },
+      "dnat",
+      say,
+      hint,
+    ),
+    undefined,
+  );
+  assertEquals(said, ['xferproxy: dnat needs an action (Try "xferproxy dnat --help".)\n']);
+  let bug: unknown;
+  try {
+    parseOrSay(
+      () => {
+        throw new TypeError("bug");
+      },
+      "dnat",
+      say,
+      hint,
+    );
+  } catch (error) {
+    bug = error;
+  }
+  assertEquals(bug instanceof TypeError, true);
 });

@@ -201,9 +201,14 @@ Deno.test("validateConfig() checks every rule of an enabled reverse proxy", asyn
       `8: <proxy_port> must be an integer 0-65535, got "abc"`,
     ],
     [
-      "proxy port room",
-      `<rule>\n<proxy_port>65535</proxy_port>\n<hosts>\n<host>198.18.2.2</host>\n<host>198.18.2.3</host>\n</hosts>\n<keyfile>/k</keyfile>\n</rule>`,
-      `6: <proxy_port> 65535 leaves no room for 2 hosts (one port each)`,
+      "udp port span room",
+      `<rule>\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n<proxy_port>0</proxy_port>\n<udp_port>65530</udp_port>\n<udp_port_reuse>false</udp_port_reuse>\n</rule>`,
+      `9: <rule> 1: 10 UDP ports from 65530 run past 65535`,
+    ],
+    [
+      "udp port count",
+      `<rule>\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n<udp_port_count>0</udp_port_count>\n</rule>`,
+      `8: <udp_port_count> must be a whole number 1-1000, got "0"`,
     ],
     [
       "command metachar",
@@ -239,6 +244,21 @@ Deno.test("validateConfig() checks every rule of an enabled reverse proxy", asyn
       "4: <rproxy> is enabled but has no <rule>: every session would be refused",
     ]);
   });
+});
+
+Deno.test("validateConfig() warns where a setting cannot work with a real ascp", () => {
+  const rule = (options: string) =>
+    `<rule>\n<hosts>\n<host>198.18.2.2</host>\n<host>198.18.2.3</host>\n</hosts>\n<keyfile>/k</keyfile>\n${options}\n</rule>`;
+  assertEquals(warningsOf(parseInline(withRule(rule("<proxy_port>0</proxy_port>")))), []);
+  assertEquals(warningsOf(parseInline(withRule(rule("<proxy_port>34000</proxy_port>")))), [
+    "11: <rule> 1: <proxy_port> 34000 differs from the internal server's <udp_port> 33001; a real ascp sends UDP to the port the server announces (33001), so set <proxy_port>0</proxy_port> unless clients are told the proxy port some other way",
+  ]);
+  assertEquals(
+    warningsOf(parseInline(withRule(rule("<src_port_filtering>false</src_port_filtering>")))),
+    [
+      "11: <rule> 1: with <src_port_filtering> false, UDP of one client cannot be told apart between its <hosts>: while a session of a client is forwarded to one host, its sessions to another host get no UDP forwarding",
+    ],
+  );
 });
 
 Deno.test("validateConfig() collects every problem, not just the first", () => {

@@ -5,7 +5,11 @@
  *                             OpenSSH sshd, ForceCommand dist/xferproxy  └── server B (198.18.2.3)
  *
  * Users xpt_alice and xpt_bob log in to the proxy with their own keys; the
- * squash account xpt_xfer exists only upstream. Everything lives in one
+ * squash account xpt_xfer exists only upstream. The proxy's sshd runs in a
+ * private mount namespace whose /etc is overlaid with the bed's
+ * etc/xferproxy, so sessions and their sudo DNAT calls find the bed's config
+ * at /etc/xferproxy/aspera.conf, as on a real proxy, and the host's /etc is
+ * untouched. Each bed runs its own DNAT service. Everything lives in one
  * temporary directory and is removed by `close()`, also after failures.
  * Addresses come only from 198.18.0.0/15 and exist only in these namespaces.
  * @module
@@ -75,6 +79,21 @@ export interface Testbed {
     command: string[],
     options?: { stdin?: string | Uint8Array; extra?: string[]; timeoutMs?: number },
   ): Promise<Ran>;
+  /**
+   * Runs a program where the proxy's sessions run: the proxy namespace and its sshd's mount
+   * namespace (so /etc/xferproxy is the bed's), as root or as `user` with its groups.
+   */
+  inProxy(
+    argv: string[],
+    options?: { user?: string; env?: Record<string, string>; timeoutMs?: number },
+  ): Promise<Ran>;
+  /** Starts a program as in `inProxy` and leaves it running. */
+  spawnInProxy(
+    argv: string[],
+    options?: { user?: string; env?: Record<string, string> },
+  ): Deno.ChildProcess;
+  /** Runs `xferproxy dnat ARGS --config <the bed's config>` as root in the proxy namespace. */
+  dnat(args: string[]): Promise<Ran>;
   /** Runs a program in a namespace. */
   inNs(
     ns: string,
@@ -86,6 +105,12 @@ export interface Testbed {
   /** Stops or starts server A's or B's sshd. */
   stopServer(which: "a" | "b"): Promise<void>;
   startServer(which: "a" | "b"): Promise<void>;
+  /**
+   * Stops (SIGTERM, or the signal given) or starts the bed's DNAT service (`xferproxy dnat serve`,
+   * root, in the proxy namespace).
+   */
+  stopDnatService(signal?: Deno.Signal): Promise<void>;
+  startDnatService(): Promise<void>;
   /** Host public key line ("type base64") of a server. */
   hostKey(which: "a" | "b"): Promise<string>;
   close(): Promise<void>;
@@ -116,11 +141,12 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
   const bed: Testbed = {
     dir,
     ns,
-    configPath: `${dir}/proxy/aspera.conf`,
+    configPath: `${dir}/etc/xferproxy/aspera.conf`,
     knownHostsPath: `${dir}/proxy/known_hosts`,
     logPath: `${dir}/log/xferproxy.log`,
     dataDir: `${dir}/data`,
-    writeConfig: (xml) => Deno.writeTextFile(`${dir}/proxy/aspera.conf`, xml, { mode: 0o644 }),
+    writeConfig: (xml) =>
+      Deno.writeTextFile(`${dir}/etc/xferproxy/aspera.conf`, xml, { mode: 0o644 }),
     defaultConfig: (o = options) => defaultConfig(dir, o),
     sshArgs: (user) => [
       "ip",
@@ -187,6 +213,19 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
         ...(o.stdin !== undefined ? { stdin: o.stdin } : {}),
         timeoutMs: o.timeoutMs ?? 60_000,
       }),
+    inProxy: (argv, o = {}) =>
+      run(proxyArgv(servers.get("proxy"), argv, o), { timeoutMs: o.timeoutMs ?? 60_000 }),
+    spawnInProxy: (argv, o = {}) => {
+      const [program, ...args] = proxyArgv(servers.get("proxy"), argv, o);
+      return new Deno.Command(program as string, {
+        args,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    },
+    dnat: (args) =>
+      run(["ip", "netns", "exec", ns.proxy, BINARY, "dnat", ...args, "--config", bed.configPath]),
     inNs: (name, argv, o = {}) =>
       run(["ip", "netns", "exec", name, ...argv], {
         ...(o.stdin !== undefined ? { stdin: o.stdin } : {}),
@@ -207,14 +246,26 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
       const ip = which === "a" ? IP.a : IP.b;
       servers.set(which, await startSshd(name, `${dir}/server-${which}/sshd_config`, ip));
     },
+    stopDnatService: async (signal = "SIGTERM") => {
+      const child = servers.get("dnat");
+      if (!child) return;
+      servers.delete("dnat");
+      await stopChild(child, signal);
+    },
+    startDnatService: async () => {
+      if (servers.has("dnat")) return;
+      servers.set(
+        "dnat",
+        await startDnatService(ns.proxy, `${dir}/etc/xferproxy/aspera.conf`, dir),
+      );
+    },
     hostKey: async (which) => {
       const pub = await Deno.readTextFile(`${dir}/server-${which}/host_key.pub`);
       return pub.trim().split(" ").slice(0, 2).join(" ");
     },
     close: async () => {
-      for (const which of [...servers.keys()]) {
-        await bed.stopServer(which as "a" | "b").catch(() => {});
-      }
+      await bed.stopDnatService().catch(() => {});
+      for (const which of ["a", "b"] as const) await bed.stopServer(which).catch(() => {});
       const proxySshd = servers.get("proxy");
       if (proxySshd) await stopChild(proxySshd);
       for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
@@ -227,7 +278,11 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
     await createUsers(dir, cleanups);
     await writeFiles(bed, options);
     await installSudoers(id, cleanups);
-    servers.set("proxy", await startSshd(ns.proxy, `${dir}/proxy/sshd_config`, IP.proxy));
+    servers.set(
+      "proxy",
+      await startSshd(ns.proxy, `${dir}/proxy/sshd_config`, IP.proxy, `${dir}/etc`),
+    );
+    await bed.startDnatService();
     await bed.startServer("a");
     await bed.startServer("b");
   } catch (error) {
@@ -237,9 +292,36 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
   return bed;
 }
 
-async function stopChild(child: Deno.ChildProcess): Promise<void> {
+/** argv entering the proxy sshd's mount and network namespaces, as `user` with a clean environment. */
+function proxyArgv(
+  sshd: Deno.ChildProcess | undefined,
+  argv: string[],
+  options: { user?: string; env?: Record<string, string> },
+): string[] {
+  if (!sshd) throw new Error("The proxy's sshd is not running");
+  const env = Object.entries({ PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...options.env }).map((
+    [k, v],
+  ) => `${k}=${v}`);
+  const as = options.user
+    ? ["setpriv", `--reuid=${options.user}`, `--regid=${options.user}`, "--init-groups"]
+    : [];
+  return [
+    "nsenter",
+    `--target=${sshd.pid}`,
+    "--mount",
+    "--net",
+    "--",
+    ...as,
+    "env",
+    "-i",
+    ...env,
+    ...argv,
+  ];
+}
+
+async function stopChild(child: Deno.ChildProcess, signal: Deno.Signal = "SIGTERM"): Promise<void> {
   try {
-    child.kill("SIGTERM");
+    child.kill(signal);
   } catch { /* gone */ }
   await child.status;
 }
@@ -335,6 +417,27 @@ async function createUsers(dir: string, cleanups: Array<() => Promise<unknown>>)
   }
 }
 
+/** `dnat add` arguments for a session of the first rule (client → proxy's first address → server A). */
+export function dnatAddArgs(owner: number): string[] {
+  return [
+    "add",
+    "--session",
+    crypto.randomUUID(),
+    "--owner",
+    String(owner),
+    "--client",
+    IP.client,
+    "--proxy",
+    IP.proxy,
+    "--rule",
+    "1",
+    "--host",
+    "0",
+    "--server",
+    `${IP.a}:22`,
+  ];
+}
+
 /** The sudoers line docs/dnat.md gives administrators, for the test group. */
 export function sudoersLine(): string {
   return `%${GROUP} ALL=(root) NOPASSWD: ${BINARY} dnat *`;
@@ -357,6 +460,7 @@ async function writeFiles(bed: Testbed, options: TestbedOptions): Promise<void> 
   for (
     const sub of [
       "client",
+      "etc/xferproxy",
       "proxy/keys",
       "proxy/authorized_keys",
       "server/authorized_keys",
@@ -369,8 +473,10 @@ async function writeFiles(bed: Testbed, options: TestbedOptions): Promise<void> 
   ) {
     await Deno.mkdir(`${dir}/${sub}`, { recursive: true, mode: 0o755 });
   }
-  // State and log directories: shared by every proxy user through the group (setgid keeps it).
-  for (const sub of ["state", "log"]) {
+  // Shared by every proxy user through the group (setgid keeps it): the log directory and the
+  // balancer state. The state directory itself is root's: the DNAT registry lives in it.
+  await Deno.mkdir(`${dir}/state/balancer`, { mode: 0o755 });
+  for (const sub of ["state/balancer", "log"]) {
     await must(["chown", `root:${GROUP}`, `${dir}/${sub}`]);
     await Deno.chmod(`${dir}/${sub}`, 0o2770);
   }
@@ -410,7 +516,7 @@ async function writeFiles(bed: Testbed, options: TestbedOptions): Promise<void> 
     knownHosts.push(`${which === "a" ? IP.a : IP.b} ${await bed.hostKey(which)}`);
   }
   await Deno.writeTextFile(bed.knownHostsPath, knownHosts.join("\n") + "\n", { mode: 0o644 });
-  await Deno.writeTextFile(`${dir}/proxy/sshd_config`, proxySshdConfig(dir, bed.configPath));
+  await Deno.writeTextFile(`${dir}/proxy/sshd_config`, proxySshdConfig(dir));
   await bed.writeConfig(defaultConfig(dir, options));
 }
 
@@ -432,7 +538,7 @@ function commonSshdConfig(hostKey: string, pidFile: string, authorized: string):
   ].join("\n");
 }
 
-function proxySshdConfig(dir: string, configPath: string): string {
+function proxySshdConfig(dir: string): string {
   return [
     `ListenAddress ${IP.proxy}`,
     `ListenAddress ${IP.proxyAlt}`,
@@ -444,7 +550,7 @@ function proxySshdConfig(dir: string, configPath: string): string {
     ),
     // The block docs/reverse.md gives administrators.
     `Match Group ${GROUP}`,
-    `  ForceCommand ${BINARY} reverse --config ${configPath}`,
+    `  ForceCommand ${BINARY} reverse`,
     "  DisableForwarding yes",
     "  AcceptEnv XFERPROXY_HOST",
     "  PermitTTY yes",
@@ -486,6 +592,14 @@ function defaultConfig(dir: string, options: TestbedOptions): string {
     `python3 ${ROOT}tests/udp_sink.py`,
   ]
     .map((c) => `<command>${c}</command>`).join("");
+  // The UDP endpoints stand in for ascp: their sessions get UDP forwarding.
+  const udpCommands = [
+    "ascp",
+    "ascp4",
+    "async",
+    `python3 ${ROOT}tests/udp_echo.py`,
+    `python3 ${ROOT}tests/udp_sink.py`,
+  ].map((c) => `<command>${c}</command>`).join("");
   const rules = options.rules ?? `
         <rule host_ip="${IP.proxy}">
           <host>${IP.a}:22</host>
@@ -512,6 +626,7 @@ function defaultConfig(dir: string, options: TestbedOptions): string {
       <log_directory>${dir}/log</log_directory>
       <known_hosts>${dir}/proxy/known_hosts</known_hosts>
       <allowed_commands>${testCommands}</allowed_commands>
+      <udp_commands>${udpCommands}</udp_commands>
       ${options.rproxyExtra ?? ""}
       <rules>${rules}
       </rules>
@@ -521,11 +636,38 @@ function defaultConfig(dir: string, options: TestbedOptions): string {
 `;
 }
 
-async function startSshd(ns: string, config: string, ip: string): Promise<Deno.ChildProcess> {
+/**
+ * Starts sshd in a namespace. With `etcOverlay`, in a private mount namespace
+ * whose /etc shows the overlay's files over the host's (read-only), and
+ * whose /etc/xferproxy is the overlay's own directory.
+ */
+async function startSshd(
+  ns: string,
+  config: string,
+  ip: string,
+  etcOverlay?: string,
+): Promise<Deno.ChildProcess> {
   await Deno.mkdir("/run/sshd", { recursive: true });
   await must(["/usr/sbin/sshd", "-t", "-f", config]);
+  const sshd = ["/usr/sbin/sshd", "-D", "-E", `${config}.log`, "-f", config];
+  const argv = etcOverlay
+    ? [
+      "unshare",
+      "--mount",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      // Overlayfs may not see later changes to its lower layer (a renamed or replaced
+      // aspera.conf): /etc/xferproxy is bound on top, so tests see exactly what they wrote.
+      `mount -t overlay xferproxy-bed -o lowerdir=${etcOverlay}:/etc /etc && ` +
+      `mount --bind ${etcOverlay}/xferproxy /etc/xferproxy && exec "$@"`,
+      "sh",
+      ...sshd,
+    ]
+    : sshd;
   const child = new Deno.Command("ip", {
-    args: ["netns", "exec", ns, "/usr/sbin/sshd", "-D", "-E", `${config}.log`, "-f", config],
+    args: ["netns", "exec", ns, ...argv],
     stdin: "null",
     stdout: "null",
     stderr: "null",
@@ -534,5 +676,35 @@ async function startSshd(ns: string, config: string, ip: string): Promise<Deno.C
     const probe = await run(["ip", "netns", "exec", ns, "ss", "-Hltn", `src ${ip}:22`]);
     return probe.stdout.includes(`${ip}:22`);
   });
+  return child;
+}
+
+/** Starts `xferproxy dnat serve` as root in the proxy namespace; waits for its heartbeat. */
+async function startDnatService(
+  ns: string,
+  configPath: string,
+  dir: string,
+): Promise<Deno.ChildProcess> {
+  const heartbeat = `${dir}/state/dnat/service.json`;
+  await Deno.remove(heartbeat).catch(() => {});
+  const out = await Deno.open(`${dir}/log/dnat-service.out`, {
+    append: true,
+    create: true,
+  });
+  const child = new Deno.Command("ip", {
+    args: ["netns", "exec", ns, BINARY, "dnat", "serve", "--config", configPath],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  child.stdout.pipeTo(out.writable, { preventClose: true }).catch(() => {});
+  child.stderr.pipeTo(out.writable).catch(() => {});
+  await waitFor("the DNAT service's heartbeat", async () => {
+    const status = await Promise.race([child.status, Promise.resolve(undefined)]);
+    if (status) {
+      throw new Error(`dnat serve exited ${status.code}: see ${dir}/log/dnat-service.out`);
+    }
+    return await Deno.stat(heartbeat).then(() => true, () => false);
+  }, 20_000);
   return child;
 }

@@ -1,50 +1,45 @@
 /**
  * The kernel data path end to end: real reverse sessions (real sshd, real
- * OpenSSH client) whose upstream command is the UDP echo endpoint; datagrams
- * from the client namespace cross the proxy through the session's DNAT rules
- * and come back. Run once per backend.
+ * OpenSSH client, the session handed over to real ssh) whose upstream
+ * command is the UDP echo endpoint; datagrams from the client namespace
+ * cross the proxy through the session's DNAT rules and come back. The bed's
+ * DNAT service learns source ports and removes ended sessions. Run once per
+ * backend.
  */
 import { assertEquals, assertIncludes, assertMatch, assertOk } from "../_assert.ts";
 import { must, run, waitFor } from "./_exec.ts";
 import { BINARY } from "./_run.ts";
-import { createTestbed, IP, type Testbed, USERS } from "./_testbed.ts";
-import { sendUdp, startEchoSession } from "./_udp.ts";
+import { createTestbed, dnatAddArgs, IP, type Testbed, USERS } from "./_testbed.ts";
+import { type EchoSession, sendUdp, startEchoSession } from "./_udp.ts";
 
 const isRoot = Deno.uid() === 0;
 
 interface Listed {
   id: string;
-  owner: number;
+  owner: { pid: number; start: number };
   client: string;
   clientPort?: number;
   proxy: string;
   proxyPort: number;
+  portCount: number;
   server: string;
   serverPort: number;
   alive: boolean;
+  registered: boolean;
 }
 
 async function listed(bed: Testbed): Promise<Listed[]> {
-  const out = await must([
-    "ip",
-    "netns",
-    "exec",
-    bed.ns.proxy,
-    BINARY,
-    "dnat",
-    "list",
-    "--json",
-    "--config",
-    bed.configPath,
-  ]);
-  return JSON.parse(out);
+  const result = await bed.dnat(["list", "--json"]);
+  if (result.code !== 0) throw new Error(`dnat list failed: ${result.stderr}`);
+  return JSON.parse(result.stdout);
 }
 
 /** Everything netfilter and conntrack hold in the proxy namespace, for before/after comparisons. */
 async function kernelState(bed: Testbed): Promise<string> {
   const iptables = await run(["ip", "netns", "exec", bed.ns.proxy, "iptables-save"]);
   const nft = await run(["ip", "netns", "exec", bed.ns.proxy, "nft", "list", "ruleset"]);
-  return (iptables.stdout + nft.stdout).split("\n").filter((l) => !l.startsWith("#")).join("\n");
+  return (iptables.stdout + nft.stdout).split("\n").filter((l) => !l.startsWith("#"))
+    .map((l) => l.replace(/ expires \S+/g, "")).join("\n");
 }
 
 async function conntrackFlows(bed: Testbed): Promise<string> {
@@ -63,7 +58,7 @@ async function conntrackFlows(bed: Testbed): Promise<string> {
   return result.stdout.trim();
 }
 
-/** The config with one more option in its first rule (the one on the proxy's first address). */
+/** The config with more options in its first rule (the one on the proxy's first address). */
 function withRuleOption(config: string, option: string): string {
   return config.replace(
     "<connect_timeout>3</connect_timeout>",
@@ -79,6 +74,35 @@ async function noSessionsLeft(bed: Testbed): Promise<void> {
   );
 }
 
+async function learned(bed: Testbed, port: number): Promise<void> {
+  await waitFor(
+    `the source port ${port} to be learned`,
+    async () => (await listed(bed)).some((s) => s.clientPort === port),
+  );
+}
+
+/** `dnat …` through sudo, as a proxy user would run it, in the proxy's namespaces. */
+function sudoDnat(bed: Testbed, user: string, args: string[], env: Record<string, string> = {}) {
+  return bed.inProxy(["sudo", "-n", BINARY, "dnat", ...args], { user, env });
+}
+
+/** Makes the next process on the machine get `pid` (writes ns_last_pid; retried, bounded). */
+async function spawnWithPid(pid: number, argv: string[]): Promise<Deno.ChildProcess | undefined> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    await Deno.writeTextFile("/proc/sys/kernel/ns_last_pid", String(pid - 1));
+    const child = new Deno.Command(argv[0] as string, {
+      args: argv.slice(1),
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    if (child.pid === pid) return child;
+    child.kill("SIGKILL");
+    await child.status;
+  }
+  return undefined;
+}
+
 function dnatSuite(backend: "iptables" | "nftables") {
   Deno.test({
     name: `UDP DNAT through reverse sessions (${backend} backend)`,
@@ -86,27 +110,40 @@ function dnatSuite(backend: "iptables" | "nftables") {
     sanitizeResources: false,
     sanitizeOps: false,
     async fn(t) {
-      const bed = await createTestbed({ serverExtra: `<dnat_backend>${backend}</dnat_backend>` });
+      const serverExtra = `<dnat_backend>${backend}</dnat_backend>`;
+      const bed = await createTestbed({ serverExtra });
       const { alice, bob } = USERS;
-      const config = bed.defaultConfig({ serverExtra: `<dnat_backend>${backend}</dnat_backend>` });
+      const config = bed.defaultConfig({ serverExtra });
       try {
         await t.step("datagrams cross the proxy and the echoes come back intact", async () => {
           const session = await startEchoSession(bed, alice, IP.proxy, 33001);
           try {
             const during = await listed(bed);
             assertEquals(during.length, 1);
-            assertEquals([during[0]!.client, during[0]!.proxy, during[0]!.proxyPort], [
+            const [s] = during;
+            assertEquals([s!.client, s!.proxy, s!.proxyPort, s!.portCount], [
               IP.client,
               IP.proxy,
               33001,
+              1,
             ]);
-            assertEquals([during[0]!.server, during[0]!.serverPort, during[0]!.alive], [
+            assertEquals([s!.server, s!.serverPort, s!.alive, s!.registered], [
               IP.a,
               33001,
               true,
+              true,
             ]);
             assertEquals(await sendUdp(bed, 40000, IP.proxy, 33001), 20);
-            assertMatch(await kernelState(bed), new RegExp(`xferproxy:${during[0]!.id}:\\d+`));
+            if (backend === "iptables") {
+              assertMatch(await kernelState(bed), new RegExp(`xferproxy:${s!.id}:\\d+:\\d+`));
+            } else {
+              assertIncludes(await kernelState(bed), `${IP.client} . ${IP.a} . 33001`);
+            }
+            // The session is ssh now: its pid owns the rules.
+            assertEquals(
+              await Deno.readLink(`/proc/${s!.owner.pid}/exe`),
+              "/usr/bin/ssh",
+            );
           } finally {
             const end = await session.end();
             assertEquals(end.code, 0);
@@ -119,10 +156,20 @@ function dnatSuite(backend: "iptables" | "nftables") {
             log,
             /LOG Setup UDP forwarding between 198\.18\.1\.2:40000 and 198\.18\.2\.2:33001/,
           );
+          // Both directions, as conntrack counted them before the flow was purged.
           assertMatch(
             log,
-            /LOG Removed UDP forwarding between 198\.18\.1\.2:40000 and 198\.18\.2\.2:33001/,
+            /LOG Removed UDP forwarding between 198\.18\.1\.2:40000 and 198\.18\.2\.2:33001 \(session ended\) .*bytes=\d{4,} packets=40 duration_ms=\d+/,
           );
+        });
+
+        await t.step("scp, sftp and rsync sessions start no DNAT at all", async () => {
+          const before = await bed.log();
+          const result = await bed.ssh(alice, IP.proxy, ["printenv", "SSH_CONNECTION"]);
+          assertEquals(result.code, 0);
+          const lines = (await bed.log()).slice(before.length);
+          assertMatch(lines, /Handing over to ssh .* udp=none/);
+          assertEquals(/UDP forwarding/.test(lines), false);
         });
 
         await t.step(
@@ -131,10 +178,7 @@ function dnatSuite(backend: "iptables" | "nftables") {
             const session = await startEchoSession(bed, alice, IP.proxy, 33001);
             try {
               assertEquals(await sendUdp(bed, 41000, IP.proxy, 33001), 20);
-              await waitFor(
-                "the rule to narrow",
-                async () => (await listed(bed))[0]?.clientPort === 41000,
-              );
+              await learned(bed, 41000);
               assertEquals(await sendUdp(bed, 41001, IP.proxy, 33001, 5), 0);
               assertEquals(await sendUdp(bed, 41000, IP.proxy, 33001, 5), 5);
             } finally {
@@ -163,42 +207,54 @@ function dnatSuite(backend: "iptables" | "nftables") {
           },
         );
 
-        await t.step("load balancing exposes host i on proxy_port + i", async () => {
-          const seen = new Map<string, number>();
-          for (let i = 0; i < 2; i++) {
-            const session = await startEchoSession(bed, bob, IP.proxyAlt, 33001);
+        await t.step(
+          "load-balanced hosts share the server's port: two sessions of one client each reach their own server",
+          async () => {
+            // The second session starts while the first has sent nothing yet: its registration
+            // waits until the first one's source port is learned, so no flow goes astray.
+            const first = await startEchoSession(bed, bob, IP.proxyAlt, 33001);
+            let second: EchoSession | undefined;
             try {
-              const [s] = await listed(bed);
-              assertOk(s);
-              seen.set(s.server, s.proxyPort);
-              assertEquals(await sendUdp(bed, 43000 + i, IP.proxyAlt, s.proxyPort, 10), 10);
+              const starting = startEchoSession(bed, bob, IP.proxyAlt, 33001);
+              assertEquals(await sendUdp(bed, 43000, IP.proxyAlt, 33001, 10), 10);
+              second = await starting;
+              const sessions = await listed(bed);
+              assertEquals(new Set(sessions.map((s) => s.server)), new Set([IP.a, IP.b]));
+              assertEquals(sessions.map((s) => s.proxyPort), [33001, 33001]);
+              assertEquals(await sendUdp(bed, 43001, IP.proxyAlt, 33001, 10), 10);
             } finally {
-              await session.end();
+              const ends = [await first.end(), await second?.end()];
+              // Each server's endpoint echoed its own client's datagrams, and only those.
+              assertIncludes(ends[0]!.stderr, "echoed 10");
+              assertIncludes(ends[1]?.stderr ?? "", "echoed 10");
             }
             await noSessionsLeft(bed);
-          }
-          assertEquals(seen.get(IP.a), 33001);
-          assertEquals(seen.get(IP.b), 33002);
-        });
+          },
+        );
 
         await t.step(
-          "udp_port_reuse false: concurrent sessions take the next port on both sides",
+          "udp_port_reuse false, proxy_port 0: the server's port span passes through unchanged",
           async () => {
-            await bed.writeConfig(withRuleOption(config, "<udp_port_reuse>false</udp_port_reuse>"));
+            await bed.writeConfig(withRuleOption(
+              config,
+              "<proxy_port>0</proxy_port><udp_port_reuse>false</udp_port_reuse><udp_port_count>4</udp_port_count>",
+            ));
             const first = await startEchoSession(bed, alice, IP.proxy, 33001);
             try {
-              // The second session's upstream endpoint must listen on the port its slot maps to.
+              // The server gives the second transfer the next port; the proxy forwards it as is.
               const second = await startEchoSession(bed, alice, IP.proxy, 33002);
               try {
-                const ports = (await listed(bed)).map((s) => [s.proxyPort, s.serverPort]).sort();
-                assertEquals(ports, [[33001, 33001], [33002, 33002]]);
+                const spans = (await listed(bed)).map((
+                  s,
+                ) => [s.proxyPort, s.portCount, s.serverPort]);
+                assertEquals(spans, [[33001, 4, 33001], [33001, 4, 33001]]);
                 assertEquals(await sendUdp(bed, 44000, IP.proxy, 33001, 10), 10);
                 assertEquals(await sendUdp(bed, 44001, IP.proxy, 33002, 10), 10);
               } finally {
-                await second.end();
+                assertIncludes((await second.end()).stderr, "echoed 10");
               }
             } finally {
-              await first.end();
+              assertIncludes((await first.end()).stderr, "echoed 10");
               await bed.writeConfig(config);
             }
             await noSessionsLeft(bed);
@@ -264,56 +320,201 @@ function dnatSuite(backend: "iptables" | "nftables") {
         });
 
         await t.step(
-          "kill -9 of a session and its helper: the next session reaps the orphan",
+          "a firewall flush during a session is healed by the DNAT service",
           async () => {
-            const victim = await startEchoSession(bed, bob, IP.proxy, 33001);
-            const [orphan] = await listed(bed);
-            assertOk(orphan);
-            // The helper would clean up when its stdin closes; kill it first so the rules are orphaned.
-            await must(["pkill", "-KILL", "-f", `dnat add .*--session ${orphan.id}`]);
-            await must(["kill", "-KILL", String(orphan.owner)]);
-            victim.kill();
-            await waitFor(
-              "the owner to be gone",
-              async () => (await listed(bed)).every((s) => !s.alive),
-            );
-            assertEquals(
-              (await listed(bed)).map((s) => s.id),
-              [orphan.id],
-            );
-            const next = await startEchoSession(bed, alice, IP.proxy, 33001);
+            const session = await startEchoSession(bed, alice, IP.proxy, 33001);
             try {
-              const now = await listed(bed);
-              assertEquals(now.length, 1);
-              assertOk(now[0]!.id !== orphan.id);
               assertEquals(await sendUdp(bed, 47000, IP.proxy, 33001, 5), 5);
+              await learned(bed, 47000);
+              const [s] = await listed(bed);
+              const flush = backend === "iptables"
+                ? [
+                  "sh",
+                  "-c",
+                  "iptables -t nat -F && iptables -F && iptables -t nat -X XFERPROXY-PRE",
+                ]
+                : ["nft", "flush ruleset"];
+              await must(["ip", "netns", "exec", bed.ns.proxy, ...flush]);
+              await run(["ip", "netns", "exec", bed.ns.proxy, "conntrack", "-F"]);
+              await waitFor(
+                "the rules to come back",
+                async () => (await sendUdp(bed, 47000, IP.proxy, 33001, 2)) === 2,
+                15_000,
+              );
+              assertMatch(
+                await bed.log(),
+                new RegExp(
+                  `WARN Re-asserted UDP forwarding of session ${s!.id}: its rules were missing`,
+                ),
+              );
+              // Still narrowed to the learned port.
+              assertEquals(await sendUdp(bed, 47001, IP.proxy, 33001, 3), 0);
+              // The service made those changes in-process where libnftables is installed.
+              const via = backend === "iptables" ? "iptables-restore" : "libnftables /";
+              assertIncludes(
+                await bed.log(),
+                `DNAT service started (${backend} backend, changes through ${via}`,
+              );
             } finally {
-              await next.end();
+              await session.end();
             }
             await noSessionsLeft(bed);
-            assertMatch(
-              await bed.log(),
-              new RegExp(
-                `Reaped UDP forwarding of session ${orphan.id} \\(owner ${orphan.owner} is gone\\)`,
-              ),
-            );
           },
         );
 
+        await t.step(
+          "kill -9 of everything (client, session, DNAT service): sessions still get UDP, the next start reaps",
+          async () => {
+            await bed.stopDnatService("SIGKILL");
+            try {
+              const victim = await startEchoSession(bed, bob, IP.proxy, 33001);
+              const [orphan] = await listed(bed);
+              assertOk(orphan);
+              assertEquals(await sendUdp(bed, 48000, IP.proxy, 33001, 5), 5);
+              // kill -9 of everything: the client and the session process (ssh).
+              victim.kill();
+              await must(["kill", "-KILL", String(orphan.owner.pid)]);
+              await waitFor(
+                "the owner to be gone",
+                async () => (await listed(bed))[0]?.alive === false,
+              );
+              const next = await startEchoSession(bed, alice, IP.proxy, 33001);
+              try {
+                const now = await listed(bed);
+                assertEquals(now.map((s) => s.id).includes(orphan.id), false);
+                assertEquals(await sendUdp(bed, 48001, IP.proxy, 33001, 5), 5);
+              } finally {
+                await next.end();
+              }
+              assertMatch(
+                await bed.log(),
+                new RegExp(
+                  `Removed UDP forwarding between 198\\.18\\.1\\.2:\\* and 198\\.18\\.2\\.2:33001 \\(session ended\\) session=${orphan.id}`,
+                ),
+              );
+            } finally {
+              await bed.startDnatService();
+            }
+            await noSessionsLeft(bed);
+          },
+        );
+
+        await t.step("a reused pid does not keep an ended session's rules", async () => {
+          await bed.stopDnatService();
+          let impostor: Deno.ChildProcess | undefined;
+          try {
+            const victim = await startEchoSession(bed, bob, IP.proxy, 33001);
+            const [s] = await listed(bed);
+            assertOk(s);
+            victim.kill();
+            await must(["kill", "-KILL", String(s.owner.pid)]);
+            await waitFor(
+              "the owner to be gone",
+              async () => !(await Deno.stat(`/proc/${s.owner.pid}`).then(() => true, () => false)),
+            );
+            await new Promise((r) => setTimeout(r, 1100)); // a start time in another second
+            // The same pid, named like a session: only its start time tells it apart.
+            impostor = await spawnWithPid(s.owner.pid, [
+              "sh",
+              "-c",
+              "exec -a xferproxy-ssh sleep 60",
+            ]);
+            assertOk(impostor, `could not get pid ${s.owner.pid} again`);
+            assertEquals((await listed(bed))[0]?.alive, false);
+            await bed.startDnatService();
+            await noSessionsLeft(bed);
+          } finally {
+            try {
+              impostor?.kill("SIGKILL");
+            } catch { /* already gone */ }
+            await impostor?.status;
+            await bed.startDnatService();
+          }
+        });
+
+        await t.step("through sudo the call trusts nothing the caller chose", async () => {
+          const before = await kernelState(bed);
+          const owner = bed.spawnInProxy(["sleep", "60"], {
+            user: alice,
+            env: { SSH_CONNECTION: `${IP.client} 50000 ${IP.proxy} 22` },
+          });
+          const stranger = bed.spawnInProxy(["sleep", "60"], { user: alice });
+          try {
+            const add = (pid: number, extra: string[] = []) =>
+              sudoDnat(bed, alice, [...dnatAddArgs(pid), ...extra]);
+            const refused = async (pid: number, why: RegExp, extra: string[] = []) => {
+              const result = await add(pid, extra);
+              assertEquals(result.code, 1, result.stdout + result.stderr);
+              assertMatch(result.stderr, why);
+            };
+            // Another user's process (root's sshd), and the caller's own without an SSH session.
+            await refused(1, /^xferproxy: dnat refused: process 1 is not the caller's\n$/);
+            await refused(
+              stranger.pid,
+              /is not an SSH session from 198\.18\.1\.2 to 198\.18\.1\.1/,
+            );
+            // The destination comes from the system config: rule 1 host 0 is server A.
+            await refused(owner.pid, /host 0 of rule 1 is 198\.18\.2\.2:22, not 198\.18\.2\.3:22/, [
+              "--server",
+              `${IP.b}:22`,
+            ]);
+            assertEquals(await kernelState(bed), before);
+            // --config is ignored through sudo: only the system config counts.
+            const ok = await add(owner.pid, ["--config", "/nonexistent.conf"]);
+            assertEquals(ok.code, 0, ok.stderr);
+            assertMatch(ok.stdout, /"event":"installed"/);
+            // Bob may neither see nor remove Alice's session, nor reap everything.
+            const [mine] = await listed(bed);
+            assertEquals((await sudoDnat(bed, bob, ["list", "--json"])).stdout, "[]\n");
+            const del = await sudoDnat(bed, bob, ["del", "--session", mine!.id]);
+            assertEquals([del.code, del.stderr], [
+              1,
+              `xferproxy: dnat refused: session ${mine!.id} is not the caller's\n`,
+            ]);
+            const all = await sudoDnat(bed, bob, ["reap", "--all"]);
+            assertEquals(all.code, 1);
+            assertEquals((await sudoDnat(bed, alice, ["del", "--session", mine!.id])).code, 0);
+          } finally {
+            owner.kill("SIGKILL");
+            stranger.kill("SIGKILL");
+            await owner.output();
+            await stranger.output();
+          }
+          await noSessionsLeft(bed);
+          // A config others may write, or a link in its place, is not trusted through sudo.
+          await Deno.chmod(bed.configPath, 0o664);
+          try {
+            const result = await sudoDnat(bed, alice, ["list"]);
+            assertEquals(result.code, 1);
+            assertMatch(
+              result.stderr,
+              /^xferproxy: Cannot load config "\/etc\/xferproxy\/aspera.conf": must be owned by root and writable only by root \(uid 0, mode 0664\)\n$/,
+            );
+          } finally {
+            await Deno.chmod(bed.configPath, 0o644);
+          }
+          const real = `${bed.configPath}.real`;
+          await Deno.rename(bed.configPath, real);
+          await Deno.symlink(real, bed.configPath);
+          try {
+            const result = await sudoDnat(bed, alice, ["list"]);
+            assertEquals([result.code, result.stderr], [
+              1,
+              'xferproxy: Cannot load config "/etc/xferproxy/aspera.conf": is a symbolic link or not ' +
+              "a regular file; a privileged call reads only a regular file\n",
+            ]);
+          } finally {
+            await Deno.remove(bed.configPath);
+            await Deno.rename(real, bed.configPath);
+          }
+        });
+
         await t.step("injection attempts against the helper change nothing", async () => {
           const before = await kernelState(bed);
-          const base = [
-            "--config",
-            bed.configPath,
-            "--owner",
-            "1",
-            "--proxy",
-            IP.proxy,
-            "--rule",
-            "1",
-            "--host",
-            "0",
-          ];
+          // dnat add arguments without --session and --client, which the attempts vary.
+          const base = dnatAddArgs(1).slice(3).filter((_, i, all) =>
+            all[i] !== "--client" && all[i - 1] !== "--client"
+          );
           const id = ["--session", crypto.randomUUID()];
           const attempts: string[][] = [
             [...id, ...base, "--client", "198.18.1.2 -j ACCEPT"],
@@ -323,63 +524,32 @@ function dnatSuite(backend: "iptables" | "nftables") {
             ["--session", "../../etc", ...base, "--client", IP.client],
             [
               ...id,
-              "--config",
-              bed.configPath,
-              "--owner",
-              "1",
-              "--proxy",
-              IP.proxy,
-              "--rule",
-              "1",
+              ...base.slice(0, -4),
               "--host",
               "0 1",
               "--client",
               IP.client,
+              "--server",
+              `${IP.a}:22`,
             ],
-            [
-              ...id,
-              "--config",
-              bed.configPath,
-              "--owner",
-              "-1",
-              "--proxy",
-              IP.proxy,
-              "--rule",
-              "1",
-              "--host",
-              "0",
-              "--client",
-              IP.client,
-            ],
-            [...id, ...base, "--client", IP.client, "--to-destination", "203.0.113.1"],
+            [...id, "--owner", "-1", ...base.slice(2), "--client", IP.client],
+            [...id, ...base, "--client", IP.client, "--to-destination", "198.18.2.9"],
+            [...id, ...base.slice(0, -2), "--server", "198.18.2.2", "--client", IP.client],
           ];
           for (const args of attempts) {
-            const result = await run([
-              "ip",
-              "netns",
-              "exec",
-              bed.ns.proxy,
-              BINARY,
-              "dnat",
-              "add",
-              ...args,
-            ]);
+            const result = await bed.dnat(["add", ...args]);
             assertEquals(result.code, 2, `accepted: ${JSON.stringify(args)}`);
             assertMatch(result.stderr, /^xferproxy: .+\n$/);
           }
           // Typed but not authorized by the config: a host the rule does not have.
-          const wrongHost = await run([
-            "ip",
-            "netns",
-            "exec",
-            bed.ns.proxy,
-            BINARY,
-            "dnat",
+          const wrongHost = await bed.dnat([
             "add",
             ...id,
-            ...base.slice(0, -2),
+            ...base.slice(0, -4),
             "--host",
             "5",
+            "--server",
+            `${IP.a}:22`,
             "--client",
             IP.client,
           ]);
@@ -403,11 +573,11 @@ function dnatSuite(backend: "iptables" | "nftables") {
               "net.ipv4.ip_forward=0",
             ]);
             try {
-              const result = await bed.ssh(alice, IP.proxy, ["printenv", "SSH_CONNECTION"]);
-              assertEquals(result.code, 0);
-              assertIncludes(result.stdout, IP.a);
-              assertEquals(
-                result.stderr,
+              const session = await startEchoSession(bed, alice, IP.proxy, 33001);
+              const end = await session.end();
+              assertEquals(end.code, 0);
+              assertIncludes(
+                end.stderr,
                 "xferproxy: UDP forwarding is unavailable; the SSH session continues\n",
               );
               assertMatch(
@@ -431,25 +601,11 @@ function dnatSuite(backend: "iptables" | "nftables") {
         await t.step("reap --all removes every session and our chains", async () => {
           const session = await startEchoSession(bed, alice, IP.proxy, 33001);
           try {
-            const reaped = await must([
-              "ip",
-              "netns",
-              "exec",
-              bed.ns.proxy,
-              BINARY,
-              "dnat",
-              "reap",
-              "--all",
-              "--config",
-              bed.configPath,
-            ]);
+            const reaped = (await bed.dnat(["reap", "--all"])).stdout;
             assertEquals(reaped, "reaped 1 session\n");
             assertEquals(await listed(bed), []);
-            assertEquals(
-              (await kernelState(bed)).includes("XFERPROXY") ||
-                (await kernelState(bed)).includes("xferproxy"),
-              false,
-            );
+            const state = await kernelState(bed);
+            assertEquals(state.includes("XFERPROXY") || state.includes("xferproxy"), false);
           } finally {
             await session.end();
           }

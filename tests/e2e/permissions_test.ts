@@ -38,6 +38,9 @@ const NOTHING = {
   write: "denied",
   read: "denied",
   env: "denied",
+  ffiLibc: "denied",
+  ffiNftables: "denied",
+  ffiOther: "denied",
 };
 
 Deno.test("check config cannot open a socket, run a program or write a file", async () => {
@@ -50,6 +53,44 @@ Deno.test("check system may run only the programs that report versions and state
   assertEquals(seen, { ...NOTHING, read: "allowed", env: "allowed", run: "allowed" });
 });
 
+Deno.test("reverse mode alone keeps FFI on libc, and runs only logger and sudo", async () => {
+  const seen = await probe(["reverse"]);
+  assertEquals(seen, {
+    ...NOTHING,
+    connect: "allowed (ConnectionRefused)",
+    listen: "allowed",
+    runSudo: "allowed",
+    write: "allowed",
+    read: "allowed",
+    env: "allowed",
+    ffiLibc: "allowed",
+  });
+  for (const args of [["check", "system"], ["dnat", "list"], ["forward"]]) {
+    assertEquals((await probe(args)).ffiLibc, "denied", args.join(" "));
+  }
+});
+
+Deno.test("the DNAT service alone loads libnftables; no dnat call may, nor any other mode", async () => {
+  const dnat = { ...NOTHING, run: "allowed", write: "allowed", read: "allowed", env: "allowed" };
+  assertEquals(await probe(["dnat", "serve"]), { ...dnat, ffiNftables: "allowed" });
+  for (const action of ["add", "del", "list", "reap"]) {
+    assertEquals(await probe(["dnat", action]), dnat, `dnat ${action}`);
+  }
+  for (const args of [["reverse"], ["check", "system"], ["forward"]]) {
+    assertEquals((await probe(args)).ffiNftables, "denied", args.join(" "));
+  }
+});
+
+Deno.test("check upstreams may connect, and nothing else beyond reading", async () => {
+  assertEquals(await probe(["check", "upstreams"]), {
+    ...NOTHING,
+    connect: "allowed (ConnectionRefused)",
+    listen: "allowed",
+    read: "allowed",
+    env: "allowed",
+  });
+});
+
 Deno.test("version and help keep no permission at all", async () => {
   for (const args of [["version"], ["help"]]) assertEquals(await probe(args), NOTHING);
 });
@@ -59,7 +100,10 @@ Deno.test("dist/xferproxy runs with the deno.json permission set", async () => {
   const head = new TextDecoder().decode((await Deno.readFile(BINARY)).subarray(0, 2));
   if (head === "#!") {
     const launcher = await Deno.readTextFile(BINARY);
-    assertIncludes(launcher, `--config "${ROOT}deno.json" -P=xferproxy "${ROOT}main.ts"`);
+    assertIncludes(
+      launcher,
+      `--config "${ROOT}deno.json" -P=xferproxy "${ROOT}dist/app/main.js"`,
+    );
   } else {
     assertEquals(head, "\x7fE");
   }

@@ -7,6 +7,17 @@
 import { parseCommand } from "../../../src/cli/parse.ts";
 import { needsOf } from "../../../src/cli/needs.ts";
 import { revokeExcept } from "../../../src/platform/permissions.ts";
+import { LIBC_PATHS } from "../../../src/platform/exec.ts";
+import { findLibnftables } from "../../../src/platform/libnftables.ts";
+
+const libc = LIBC_PATHS.find((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}) as string;
+const libnftables = findLibnftables() as string;
 
 async function attempt(action: () => Promise<unknown> | unknown): Promise<string> {
   try {
@@ -36,5 +47,18 @@ const result = {
   write: await attempt(() => Deno.writeTextFile(Deno.makeTempFileSync(), "x")),
   read: await attempt(() => Deno.readTextFile("/etc/hostname")),
   env: await attempt(() => Deno.env.get("HOME")),
+  ffiLibc: await attempt(() =>
+    Deno.dlopen(libc, { getpid: { parameters: [], result: "i32" } }).close()
+  ),
+  ffiNftables: await attempt(() =>
+    Deno.dlopen(libnftables, { nft_ctx_new: { parameters: ["u32"], result: "pointer" } }).close()
+  ),
+  // The grant names libc and libnftables only: any other library stays out of reach.
+  ffiOther: await attempt(() =>
+    Deno.dlopen(libc.replace("libc.so.6", "libm.so.6"), {
+      cos: { parameters: ["f64"], result: "f64" },
+    })
+      .close()
+  ),
 };
 console.log(JSON.stringify(result));

@@ -1,0 +1,83 @@
+/**
+ * The session side of UDP forwarding: one short `sudo -n xferproxy dnat add
+ * …` that validates, installs and returns. The rules then belong to this
+ * process (pid and start time), which keeps its pid when it becomes ssh;
+ * the root DNAT service removes them when it ends. If the call is refused
+ * or fails, the SSH session goes on and the client is told UDP forwarding is
+ * unavailable.
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import { addCommand, parseAddReply } from "../dnat/call.ts";
+import type { UdpForwarder } from "../reverse/udp.ts";
+
+/** How to reach the helper. */
+export interface DnatCallOptions {
+  /** Absolute path of this xferproxy executable: what sudoers allows. */
+  readonly binary: string;
+  readonly log: Logger;
+  readonly tellClient: (line: string) => void;
+}
+
+/** The helper may wait for another session of the same client to learn its port. */
+const CALL_TIMEOUT_MS = 20_000;
+
+/** The path sudoers names: the compiled binary itself, or the launcher script that ran us. */
+export function selfPath(env: (name: string) => string | undefined): string {
+  const exec = Deno.execPath();
+  return /\/deno$/.test(exec) ? env("XFERPROXY_BIN") ?? exec : exec;
+}
+
+/** A forwarder that registers sessions through `sudo xferproxy dnat add`. */
+export function sudoDnatCall(options: DnatCallOptions): UdpForwarder {
+  return {
+    async register(session) {
+      const args = addCommand(options.binary, {
+        id: session.id,
+        owner: session.owner,
+        client: session.clientIp,
+        proxy: session.proxyIp,
+        rule: session.rule.index,
+        host: session.upstreamIndex,
+        server: session.upstream,
+      });
+      let result: Deno.CommandOutput;
+      try {
+        result = await new Deno.Command("sudo", {
+          args,
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+          signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+        }).output();
+      } catch (error) {
+        return unavailable(options, `cannot run sudo: ${String(error)}`);
+      }
+      const decoder = new TextDecoder();
+      const reply = result.success ? parseAddReply(decoder.decode(result.stdout)) : undefined;
+      if (!reply) {
+        const why = decoder.decode(result.stderr).trim().split("\n")[0] ||
+          (result.signal
+            ? "the helper did not answer in time"
+            : `the helper exited ${result.code}`);
+        return unavailable(options, why);
+      }
+      options.log.debug("UDP forwarding installed: {proxy} to {server}", {
+        proxy: reply.proxy,
+        server: reply.server,
+        filtering: reply.filtering,
+      });
+      return true;
+    },
+  };
+}
+
+function unavailable(options: DnatCallOptions, why: string): false {
+  const hint = /password is required|not allowed|may not run/.test(why)
+    ? " (sudo refused: add the sudoers line from docs/dnat.md)"
+    : "";
+  options.log.error("UDP forwarding unavailable: {reason}{hint}", { reason: why, hint });
+  options.tellClient("xferproxy: UDP forwarding is unavailable; the SSH session continues");
+  return false;
+}

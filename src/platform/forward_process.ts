@@ -1,0 +1,148 @@
+/**
+ * Forward mode as a process: the daemon, its API users, and the client
+ * helper used as OpenSSH's ProxyCommand.
+ * @module
+ */
+
+import { parseOrSay } from "../cli/parse.ts";
+import { EXIT } from "../cli/exit.ts";
+import { usageHint } from "../cli/usage.ts";
+import { type Config, ConfigError, loadConfig } from "../config/mod.ts";
+import { logger, setupLogging, teardownLogging } from "../log/mod.ts";
+import { openLogOutputs } from "./log_outputs.ts";
+import { terminationSignal } from "./session_io.ts";
+import { describeHelperError } from "../dnat/errors.ts";
+import { ForwardingDisabledError } from "../dnat/manager.ts";
+import { iptablesBackend, NetfilterError } from "../dnat/iptables.ts";
+import { conntrackTool } from "../dnat/conntrack.ts";
+import { parseForwardArgs } from "../forward/args.ts";
+import { DaemonStartError, runDaemon } from "../forward/daemon.ts";
+import { manageUsers } from "../forward/user_cmd.ts";
+import {
+  emptyUsers,
+  parseUsers,
+  serializeUsers,
+  type UsersFile,
+  UsersFileError,
+} from "../forward/users.ts";
+import { forwardConnect } from "./forward_client.ts";
+import {
+  localAddressFor,
+  ownNetworks,
+  portFree,
+  readUsersText,
+  resolveName,
+  serveHttp,
+  writeUsersText,
+} from "./forward_host.ts";
+import { forwardingEnabled, psProcessTable } from "./dnat_host.ts";
+import { realRunner } from "./runner.ts";
+import { realFs } from "./fs.ts";
+import type { Output } from "./output.ts";
+
+/** Forward mode: the daemon, its users, and the client helper. */
+export async function runForward(
+  args: readonly string[],
+  configPath: string,
+  output: Output,
+): Promise<number> {
+  const command = parseOrSay(
+    () => parseForwardArgs(args),
+    "forward",
+    (line) => output.err(line),
+    usageHint,
+  );
+  if (!command) return EXIT.usage;
+  if (command.action === "connect") {
+    const password = command.proxy.password ?? Deno.env.get("XFERPROXY_PROXY_PASS") ??
+      Deno.env.get("ASPERA_PROXY_PASS");
+    return await forwardConnect({
+      ...command,
+      ...(password !== undefined ? { password } : {}),
+      say: (line) => output.err(line + "\n"),
+    });
+  }
+  let config;
+  try {
+    config = (await loadConfig(configPath, realFs)).config;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    output.err(`xferproxy: ${error.message}\n`);
+    return EXIT.failure;
+  }
+  const usersFile = config.server.proxy.usersFile;
+  const loadUsers = async () => {
+    const text = await readUsersText(usersFile);
+    return text === undefined ? emptyUsers() : parseUsers(text, usersFile);
+  };
+  try {
+    if (command.action !== "serve") {
+      return await manageUsers(command, {
+        load: loadUsers,
+        save: (users) => writeUsersText(usersFile, serializeUsers(users)),
+        readStdin: async () => await new Response(Deno.stdin.readable).text(),
+        generatePassword: () => crypto.randomUUID().replaceAll("-", ""),
+        out: (text) => output.out(text),
+      });
+    }
+    return await serve(config, loadUsers, output);
+  } catch (error) {
+    const line = describeHelperError(error, [
+      UsersFileError,
+      DaemonStartError,
+      ForwardingDisabledError,
+      NetfilterError,
+    ]);
+    if (line === undefined) throw error;
+    output.err(`xferproxy: ${line}\n`);
+    return EXIT.failure;
+  }
+}
+
+async function serve(
+  config: Config,
+  loadUsers: () => Promise<UsersFile>,
+  output: Output,
+): Promise<number> {
+  const rproxy = config.server.rproxy;
+  const outputs = openLogOutputs({
+    stderr: true,
+    ...(rproxy.logDirectory ? { directory: rproxy.logDirectory } : {}),
+  });
+  await setupLogging({ logLevel: rproxy.logLevel }, outputs);
+  const termination = terminationSignal();
+  const processes = psProcessTable(realRunner);
+  const own = (await processes.lookup([Deno.pid])).get(Deno.pid);
+  if (!own) throw new Error("Cannot read this process's start time from ps");
+  try {
+    await runDaemon(config, {
+      host: {
+        serve: serveHttp,
+        readFile: (path) => Deno.readTextFile(path),
+        localAddressFor: (client) => localAddressFor(realRunner, client),
+        ownNetworks: () => ownNetworks(realRunner),
+        portFree,
+        resolve: resolveName,
+        loadUsers,
+        forwardingEnabled: (family) => forwardingEnabled(realRunner, family),
+        processes,
+        stop: termination.signal,
+        owner: { pid: Deno.pid, start: own.start },
+        now: () => Date.now(),
+        newId: () => crypto.randomUUID(),
+      },
+      backend: iptablesBackend(realRunner),
+      conntrack: conntrackTool(realRunner),
+      log: logger("forward"),
+    });
+    return EXIT.ok;
+  } catch (error) {
+    logger("forward").error("{error}", { error: (error as Error).message });
+    throw error;
+  } finally {
+    termination.dispose();
+    await teardownLogging();
+    await outputs.close();
+    void output;
+  }
+}
