@@ -1,47 +1,36 @@
 /**
  * DNAT add/delete latency with 0, 100 and 1000 live sessions, per backend.
  * Run as root inside a throwaway network namespace (bench.ts does); prints JSON.
- * Measures the library calls the helper makes (one transaction each), so
- * process start-up is not in the numbers; bench.ts times the full CLI apart.
+ * Times what a privileged call does that grows with the live sessions: the
+ * registry read, one netfilter transaction and the registry write, under the
+ * DNAT lock. Process start-up and the owner check are constant and timed
+ * apart by bench.ts (the full CLI).
  */
 // deno-lint-ignore-file no-console
 import { iptablesBackend } from "../src/dnat/iptables.ts";
-import { nftablesBackend } from "../src/dnat/nftables.ts";
-import { restoreText, sessionRules } from "../src/dnat/iptables_plan.ts";
-import { addLine, natElements, registryComment } from "../src/dnat/nft_plan.ts";
-import { type DnatSession, toInstalled } from "../src/dnat/types.ts";
+import { nftablesBackend, nftCommandRunner } from "../src/dnat/nftables.ts";
+import { type RegistryEntry, withEntry, withoutSessions } from "../src/dnat/registry.ts";
+import type { DnatBackend, DnatSession } from "../src/dnat/types.ts";
 import { parseIp } from "../src/net/ip.ts";
+import { prepareDnatDirectory, registryStore } from "../src/platform/dnat_host.ts";
 import { realRunner } from "../src/platform/runner.ts";
+import { openNft } from "../src/platform/libnftables.ts";
 
 const ROUNDS = 10;
 
-function session(i: number): DnatSession {
-  return {
+function entry(i: number): RegistryEntry {
+  const session: DnatSession = {
     id: crypto.randomUUID(),
-    owner: Deno.pid,
+    owner: { pid: Deno.pid, start: 1 },
     client: parseIp(`198.18.${100 + (i >> 8)}.${i & 255}`)!,
+    clientPort: 40000 + (i % 20000),
     proxy: parseIp("198.18.1.1")!,
     proxyPort: 33001,
+    portCount: 1,
     server: parseIp("198.18.2.2")!,
     serverPort: 33001,
   };
-}
-
-async function preload(backend: "iptables" | "nftables", n: number): Promise<void> {
-  if (n === 0) return;
-  const sessions = Array.from({ length: n }, (_, i) => session(i));
-  if (backend === "iptables") {
-    const text = restoreText([], sessions.flatMap(sessionRules));
-    const r = await realRunner.run("iptables-restore", ["--noflush", "--wait"], { stdin: text });
-    if (r.code !== 0) throw new Error(r.stderr);
-    return;
-  }
-  const lines = sessions.flatMap((s, i) => [
-    addLine(4, { set: "sessions", key: String(i + 1), comment: registryComment(s) }),
-    ...natElements(toInstalled(s)).map((e) => addLine(4, e)),
-  ]);
-  const r = await realRunner.run("nft", ["-f", "-"], { stdin: lines.join("\n") + "\n" });
-  if (r.code !== 0) throw new Error(r.stderr);
+  return { session, uid: 0, rule: 1, filtering: true, created: Date.now() };
 }
 
 function median(values: number[]): number {
@@ -49,32 +38,53 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
+const state = await Deno.makeTempDir({ prefix: "xferproxy-dnat-cost-" });
+await Deno.chmod(state, 0o755);
+const store = registryStore(await prepareDnatDirectory(state), (m) => console.error(m));
 const results: Array<{ backend: string; live: number; add_ms: number; del_ms: number }> = [];
-for (const name of ["iptables", "nftables"] as const) {
-  const backend = name === "iptables" ? iptablesBackend(realRunner) : nftablesBackend(realRunner);
-  for (const live of [0, 100, 1000]) {
-    await backend.teardown().catch(() => {});
-    if (name === "iptables") {
-      // teardown only drops empty chains: flush ours first
-      await realRunner.run("iptables", ["-t", "nat", "-F", "XFERPROXY-PRE"]);
+try {
+  // "nftables" is libnftables in-process, as the DNAT service runs it; "nft command" the
+  // fallback where the library is not at a known path.
+  const backends: Record<string, () => DnatBackend> = {
+    iptables: () => iptablesBackend(realRunner),
+    nftables: () => nftablesBackend(openNft(realRunner)),
+    "nft command": () => nftablesBackend(nftCommandRunner(realRunner)),
+  };
+  for (const [name, make] of Object.entries(backends)) {
+    const backend = make();
+    for (const live of [0, 100, 1000]) {
+      await backend.teardown().catch(() => {});
+      await backend.ensureReady(4);
+      const preload = Array.from({ length: live }, (_, i) => entry(i));
+      for (let i = 0; i < preload.length; i += 200) {
+        await backend.add(preload.slice(i, i + 200).map((e) => e.session));
+      }
+      await store.write({ entries: preload });
+      const adds: number[] = [];
+      const dels: number[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        const e = entry(5000 + r);
+        let t = performance.now();
+        await store.lock(async () => {
+          const registry = await store.read();
+          await backend.add([e.session]);
+          await store.write(withEntry(registry, e));
+        });
+        adds.push(performance.now() - t);
+        t = performance.now();
+        await store.lock(async () => {
+          const registry = await store.read();
+          const after = withoutSessions(registry, new Set([e.session.id]));
+          await backend.remove([e.session], after.entries.map((x) => x.session));
+          await store.write(after);
+        });
+        dels.push(performance.now() - t);
+      }
+      results.push({ backend: name, live, add_ms: median(adds), del_ms: median(dels) });
+      await backend.teardown();
     }
-    await backend.ensureReady(4);
-    await preload(name, live);
-    const adds: number[] = [];
-    const dels: number[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      const s = session(5000 + r);
-      let t = performance.now();
-      await backend.add(s);
-      adds.push(performance.now() - t);
-      t = performance.now();
-      await backend.remove(new Set([s.id]));
-      dels.push(performance.now() - t);
-    }
-    results.push({ backend: name, live, add_ms: median(adds), del_ms: median(dels) });
-    const all = await backend.list();
-    await backend.remove(new Set(all.map((s) => s.id)));
-    await backend.teardown();
   }
+} finally {
+  await Deno.remove(state, { recursive: true });
 }
 console.log(JSON.stringify(results));

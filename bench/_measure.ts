@@ -1,0 +1,130 @@
+/**
+ * Measuring helpers shared by the benchmarks: timing a command, a
+ * process's PSS, waiting for a "ready" line, UDP streams.
+ * @module
+ */
+
+import { must } from "../tests/e2e/_exec.ts";
+import { ROOT } from "../tests/e2e/_run.ts";
+
+/** Seconds a UDP stream runs. */
+export const UDP_SECONDS = 3;
+
+/** argv running a bench script with the project's Deno and deno.json, in a network namespace. */
+export function denoScriptInNs(ns: string, script: string, ...args: string[]): string[] {
+  const deno = [`${ROOT}.tools/bin/deno`, "run", "-A", "--quiet", "--cached-only"];
+  return ["ip", "netns", "exec", ns, ...deno, "--config", `${ROOT}deno.json`, script, ...args];
+}
+
+/** Runs argv to completion; returns the seconds it took. */
+export async function timed(argv: string[]): Promise<number> {
+  const start = performance.now();
+  await must(argv, { timeoutMs: 600_000 });
+  return (performance.now() - start) / 1000;
+}
+
+/** Proportional set size of a process, in KiB (0 when it is gone). */
+export async function pssKb(pid: number): Promise<number> {
+  const text = await Deno.readTextFile(`/proc/${pid}/smaps_rollup`).catch(() => "");
+  return Number(/^Pss:\s+(\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+/** Sum of the PSS of processes, in MiB. */
+export async function pssMib(pids: readonly number[]): Promise<number> {
+  return (await Promise.all(pids.map(pssKb))).reduce((a, b) => a + b, 0) / 1024;
+}
+
+/** pids of a user's processes, leaving out sshd and the sleep a benchmark session runs. */
+export async function userProcesses(user: string): Promise<number[]> {
+  const out: number[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const status = await Deno.readTextFile(`/proc/${entry.name}/status`).catch(() => "");
+    const uid = /^Uid:\s+(\d+)/m.exec(status)?.[1];
+    const name = /^Name:\s+(\S+)/m.exec(status)?.[1];
+    // sshd is the same in every set-up compared, and sleep is the command under test.
+    if (uid === undefined || name === "sshd" || name === "sleep") continue;
+    if (uid === (await userId(user))) out.push(Number(entry.name));
+  }
+  return out;
+}
+
+const uids = new Map<string, string>();
+async function userId(user: string): Promise<string> {
+  if (!uids.has(user)) uids.set(user, (await must(["id", "-u", user])).trim());
+  return uids.get(user) as string;
+}
+
+/** A started command that printed "ready"; `finish()` closes stdin and returns stdout's last line and the exit code. */
+export interface Started {
+  finish(): Promise<{ line: string; code: number }>;
+  readonly pid: number;
+}
+
+/** Starts a line-oriented command and waits for "ready" on stdout. */
+export async function startReady(argv: string[], timeoutMs = 60_000): Promise<Started> {
+  const [program, ...args] = argv;
+  const child = new Deno.Command(program as string, {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = Date.now() + timeoutMs;
+  while (!text.includes("ready\n")) {
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`${argv.join(" ")}: no ready line`);
+    }
+    const chunk = await reader.read();
+    if (chunk.done) throw new Error(`${argv.join(" ")} ended before ready`);
+    text += chunk.value;
+  }
+  const writer = child.stdin.getWriter();
+  return {
+    pid: child.pid,
+    async finish() {
+      await writer.close().catch(() => {});
+      for (;;) {
+        const chunk = await reader.read();
+        if (chunk.done) break;
+        text += chunk.value;
+      }
+      const status = await child.status;
+      return { line: text.trim().split("\n").at(-1) ?? "", code: status.code };
+    },
+  };
+}
+
+/** Streams UDP from a namespace into a sink started by `sinkArgv`; receiver Mbit/s and loss. */
+export async function udpStream(
+  ns: string,
+  sinkArgv: string[],
+  srcPort: number,
+  dstIp: string,
+  dstPort: number,
+): Promise<{ mbit: number; loss: number }> {
+  const sink = await startReady(sinkArgv);
+  const sent = JSON.parse(
+    await must([
+      "ip",
+      "netns",
+      "exec",
+      ns,
+      "python3",
+      `${ROOT}tests/e2e/probes/udp_send.py`,
+      String(srcPort),
+      dstIp,
+      String(dstPort),
+      String(UDP_SECONDS),
+    ], { timeoutMs: 60_000 }),
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  const got = JSON.parse((await sink.finish()).line);
+  return {
+    mbit: (got.bytes * 8) / sent.seconds / 1e6,
+    loss: 1 - got.datagrams / Math.max(1, sent.sent),
+  };
+}

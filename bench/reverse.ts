@@ -1,0 +1,496 @@
+/**
+ * Reverse-mode benchmarks on the namespace testbed, each against a native
+ * OpenSSH double hop on the same proxy (a second sshd whose ForceCommand
+ * execs ssh to server A), in the same run, alternating rounds: the UDP data
+ * path, scp throughput, session set-up with and without UDP, memory, 200
+ * concurrent sessions, how soon an ended session's rules go, 40 concurrent
+ * transfers, and session starts per second.
+ * @module
+ */
+// deno-lint-ignore-file no-console
+import { must, run } from "../tests/e2e/_exec.ts";
+import { ROOT } from "../tests/e2e/_run.ts";
+import { createTestbed, IP, type Testbed, USERS } from "../tests/e2e/_testbed.ts";
+import { median, percentile, type Report } from "./_report.ts";
+import { pssMib, startReady, timed, udpStream, userProcesses } from "./_measure.ts";
+import { type EchoSession, startEchoSession } from "../tests/e2e/_udp.ts";
+
+const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
+/** scp rates swing with the host's load: more rounds for these rows, whose target is tight. */
+export const SCP_ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "5");
+
+/** `items` rotated by `round`, so no way is always measured first (or right after another). */
+function rotated<T>(items: readonly T[], round: number): T[] {
+  const k = round % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+const SCP_MB = Number(Deno.env.get("BENCH_SCP_MB") ?? "500");
+const SESSIONS = Number(Deno.env.get("BENCH_SESSIONS") ?? "200");
+const LATENCY_RUNS = 30;
+const PARALLEL_SCP = 40;
+/** Large enough that the 40 session starts are a small part of the run: set-up has its own rows. */
+const PARALLEL_MB = 100;
+const START_CLIENTS = 20;
+const START_SECONDS = 10;
+
+/** A second sshd on the proxy (port 2222) whose ForceCommand is plain OpenSSH ssh to server A. */
+async function startNativeHop(bed: Testbed): Promise<Deno.ChildProcess> {
+  const script = `${bed.dir}/native-hop.sh`;
+  await Deno.writeTextFile(
+    script,
+    [
+      "#!/bin/sh",
+      `exec ssh -T -F /dev/null -o BatchMode=yes -o UserKnownHostsFile=${bed.knownHostsPath} \\`,
+      `  -i "$HOME/.ssh/id_ed25519" -l "$USER" ${IP.a} -- "$SSH_ORIGINAL_COMMAND"`,
+      "",
+    ].join("\n"),
+    { mode: 0o755 },
+  );
+  const config = (await Deno.readTextFile(`${bed.dir}/proxy/sshd_config`))
+    .replace("Port 22", "Port 2222")
+    .replace(/PidFile \S+/, `PidFile ${bed.dir}/proxy/native.pid`)
+    .replace(/ForceCommand .*/, `ForceCommand ${script}`);
+  await Deno.writeTextFile(`${bed.dir}/proxy/sshd_native_config`, config);
+  const child = new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      bed.ns.proxy,
+      "/usr/sbin/sshd",
+      "-D",
+      "-f",
+      `${bed.dir}/proxy/sshd_native_config`,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  for (let i = 0; i < 100; i++) {
+    const probe = await run(["ip", "netns", "exec", bed.ns.proxy, "ss", "-Hltn"]);
+    if (probe.stdout.includes(":2222")) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return child;
+}
+
+/** The bed's config with more commands that get UDP forwarding (stand-ins for ascp). */
+function withUdpCommands(bed: Testbed, commands: string[]): string {
+  return bed.defaultConfig().replace(
+    "<udp_commands>",
+    `<udp_commands>${commands.map((c) => `<command>${c}</command>`).join("")}`,
+  );
+}
+
+async function listed(bed: Testbed): Promise<Array<{ alive: boolean }>> {
+  return JSON.parse(
+    await must([
+      "ip",
+      "netns",
+      "exec",
+      bed.ns.proxy,
+      `${ROOT}dist/xferproxy`,
+      "dnat",
+      "list",
+      "--json",
+      "--config",
+      bed.configPath,
+    ]),
+  );
+}
+
+/** The DNAT service's pid in the proxy namespace. */
+async function servicePid(): Promise<number> {
+  const out = await run(["pgrep", "-f", "dnat serve --config"]);
+  for (const pid of out.stdout.trim().split("\n").filter(Boolean).map(Number)) {
+    const name = (await Deno.readTextFile(`/proc/${pid}/comm`).catch(() => "")).trim();
+    if (name === "deno" || name === "xferproxy") return pid;
+  }
+  throw new Error("the DNAT service is not running");
+}
+
+interface Routes {
+  readonly viaProxy: string[];
+  readonly viaNative: string[];
+  readonly scpProxy: string[];
+  readonly scpNative: string[];
+  readonly direct: { ssh: string[]; scp: string[] };
+}
+
+function routes(bed: Testbed, directKey: string): Routes {
+  const { alice } = USERS;
+  const clientOptions = [
+    "-F",
+    "/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    `UserKnownHostsFile=${bed.knownHostsPath}`,
+    "-i",
+    directKey,
+  ];
+  return {
+    viaProxy: [...bed.sshArgs(alice), IP.proxy],
+    viaNative: [...bed.sshArgs(alice), "-p", "2222", IP.proxy],
+    scpProxy: bed.clientArgs("scp", alice),
+    scpNative: [...bed.clientArgs("scp", alice), "-P", "2222"],
+    direct: {
+      ssh: ["ip", "netns", "exec", bed.ns.client, "ssh", ...clientOptions, "-l", USERS.xfer, IP.a],
+      scp: ["ip", "netns", "exec", bed.ns.client, "scp", ...clientOptions],
+    },
+  };
+}
+
+async function udpPath(bed: Testbed, r: Routes, report: Report): Promise<void> {
+  console.log("UDP data path: a session's DNAT vs the same stream routed without NAT");
+  const sink = ["python3", `${ROOT}tests/udp_sink.py`, "33001"];
+  const proxied: Array<{ mbit: number; loss: number }> = [];
+  const routed: Array<{ mbit: number; loss: number }> = [];
+  const streams = [
+    () =>
+      udpStream(bed.ns.client, [...r.viaProxy, ...sink], 40000 + proxied.length, IP.proxy, 33001),
+    () =>
+      udpStream(
+        bed.ns.client,
+        ["ip", "netns", "exec", bed.ns.a, ...sink],
+        41000 + routed.length,
+        IP.a,
+        33001,
+      ),
+  ];
+  const results = [proxied, routed];
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const k of rotated([0, 1], i)) results[k]!.push(await streams[k]!());
+  }
+  report.add({
+    section: "UDP data path",
+    metric: "throughput (1400-byte datagrams, one sender core)",
+    unit: "Mbit/s",
+    candidate: median(proxied.map((p) => p.mbit)),
+    baseline: median(routed.map((p) => p.mbit)),
+    baselineName: "routed, no NAT",
+  });
+  report.extra.udp_loss = {
+    proxied: median(proxied.map((p) => p.loss)),
+    routed: median(routed.map((p) => p.loss)),
+  };
+}
+
+async function scpThroughput(bed: Testbed, r: Routes, report: Report): Promise<void> {
+  console.log(`Throughput: ${SCP_MB} MB with scp, up and down`);
+  const src = `${bed.dir}/bench.bin`;
+  await must(["dd", "if=/dev/urandom", `of=${src}`, "bs=1M", `count=${SCP_MB}`, "status=none"]);
+  await Deno.chmod(src, 0o644);
+  const remote = (name: string, host: string, user?: string) =>
+    `${user ? `${user}@` : ""}${host}:${bed.dataDir}/${name}`;
+  const ways = [
+    ["proxy", r.scpProxy, IP.proxy, undefined],
+    ["native", r.scpNative, IP.proxy, undefined],
+    ["direct", r.direct.scp, IP.a, USERS.xfer],
+  ] as const;
+  const rates: Record<string, { up: number[]; down: number[] }> = {};
+  for (let i = 0; i < SCP_ROUNDS; i++) {
+    for (const [name, argv, host, user] of rotated(ways, i)) {
+      const target = `${name}.bin`;
+      const rate = (rates[name] ??= { up: [], down: [] });
+      rate.up.push(SCP_MB / await timed([...argv, src, remote(target, host, user)]));
+      rate.down.push(
+        SCP_MB / await timed([...argv, remote(target, host, user), `${bed.dir}/${name}-back.bin`]),
+      );
+      await Deno.remove(`${bed.dataDir}/${target}`).catch(() => {});
+      await Deno.remove(`${bed.dir}/${name}-back.bin`).catch(() => {});
+    }
+  }
+  for (const dir of ["up", "down"] as const) {
+    const baselines = [["native", "native double hop"], ["direct", "direct, one hop"]] as const;
+    for (const [name, baselineName] of baselines) {
+      report.add({
+        section: "Throughput",
+        metric: `scp ${SCP_MB} MB ${dir}`,
+        unit: "MB/s",
+        candidate: median(rates.proxy![dir]),
+        baseline: median(rates[name]![dir]),
+        baselineName,
+      });
+    }
+  }
+  await Deno.remove(src);
+}
+
+async function setupLatency(bed: Testbed, r: Routes, report: Report): Promise<void> {
+  console.log(`Session set-up: ssh … true, ${LATENCY_RUNS} runs each, interleaved`);
+  for (const udp of [false, true]) {
+    // With UDP: `true` counts as a FASP command, so the session registers DNAT before the hand-off.
+    await bed.writeConfig(udp ? withUdpCommands(bed, ["true"]) : bed.defaultConfig());
+    const proxy: number[] = [];
+    const native: number[] = [];
+    const direct: number[] = [];
+    for (let i = 0; i < LATENCY_RUNS; i++) {
+      proxy.push(await timed([...r.viaProxy, "true"]) * 1000);
+      native.push(await timed([...r.viaNative, "true"]) * 1000);
+      if (!udp) direct.push(await timed([...r.direct.ssh, "true"]) * 1000);
+    }
+    const label = udp ? "with UDP forwarding" : "no UDP";
+    for (const p of [50, 95]) {
+      const candidate = percentile(proxy, p);
+      const baseline = percentile(native, p);
+      report.add({
+        section: "Session set-up",
+        metric: `ssh true p${p}, ${label}`,
+        unit: "ms",
+        candidate,
+        baseline,
+        baselineName: "native double hop",
+        note: `+${(candidate - baseline).toFixed(0)} ms`,
+      });
+    }
+    if (!udp) {
+      report.add({
+        section: "Session set-up",
+        metric: "ssh true p50",
+        unit: "ms",
+        candidate: percentile(proxy, 50),
+        baseline: percentile(direct, 50),
+        baselineName: "direct, one hop",
+      });
+    }
+  }
+  await bed.writeConfig(bed.defaultConfig());
+}
+
+async function idleMemory(bed: Testbed, r: Routes, report: Report): Promise<void> {
+  console.log("Memory: one idle session's own processes (sshd's apart, the same in both)");
+  await bed.writeConfig(withUdpCommands(bed, ["sleep"]));
+  try {
+    const measure = async (argv: string[]) => {
+      const session = await startReady([
+        "sh",
+        "-c",
+        `echo ready; exec ${[...argv, "sleep", "20"].join(" ")}`,
+      ]);
+      await new Promise((r) => setTimeout(r, 3000));
+      const mib = await pssMib(await userProcesses(USERS.alice));
+      await run(["pkill", "-u", USERS.xfer, "-x", "sleep"]);
+      await run(["pkill", "-u", USERS.alice, "-x", "sleep"]);
+      await session.finish();
+      return mib;
+    };
+    const proxy = await measure(r.viaProxy);
+    const native = await measure(r.viaNative);
+    report.add({
+      section: "Memory",
+      metric: "PSS of one idle session's own processes (with UDP forwarding)",
+      unit: "MiB",
+      candidate: proxy,
+      baseline: native,
+      baselineName: "native double hop",
+      note: "the ForceCommand shell and ssh",
+    });
+  } finally {
+    await bed.writeConfig(bed.defaultConfig());
+  }
+}
+
+async function manySessions(bed: Testbed, report: Report): Promise<void> {
+  console.log(`Scale: ${SESSIONS} concurrent idle sessions with UDP forwarding`);
+  // The UDP echo endpoint upstream says "ready" once the session is established, and ends
+  // (status 0) when the client closes stdin.
+  const sessions: EchoSession[] = [];
+  try {
+    const started = performance.now();
+    for (let i = 0; i < SESSIONS; i += 20) {
+      const batch = Array.from(
+        { length: Math.min(20, SESSIONS - i) },
+        () => startEchoSession(bed, USERS.alice, IP.proxy, 33001),
+      );
+      sessions.push(...await Promise.all(batch));
+    }
+    const rampSeconds = (performance.now() - started) / 1000;
+    // Let the service settle, then measure it holding every session.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const registered = await listed(bed);
+    const live = registered.filter((s) => s.alive).length;
+    const service = await pssMib([await servicePid()]);
+    const own = await pssMib(await userProcesses(USERS.alice));
+    report.add({
+      section: "Scale",
+      metric: `DNAT service PSS with ${live} live sessions`,
+      unit: "MiB",
+      candidate: service,
+      baseline: 64,
+      baselineName: "target",
+    });
+    const ends = await Promise.all(sessions.splice(0).map((s) => s.end()));
+    const ok = ends.filter((e) => e.code === 0 && !e.stderr.includes("unavailable")).length;
+    const ended = performance.now();
+    while ((await listed(bed)).length > 0 && performance.now() - ended < 30_000) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    report.extra.scale = {
+      sessions: SESSIONS,
+      ramp_seconds: Number(rampSeconds.toFixed(1)),
+      registered_with_udp: registered.length,
+      live_when_measured: live,
+      sessions_own_pss_mib_total: Number(own.toFixed(1)),
+      per_session_own_pss_mib: Number((own / Math.max(1, live)).toFixed(2)),
+      ended_with_status_0_and_udp: ok,
+      registry_empty_after_ms: Math.round(performance.now() - ended),
+    };
+    report.add({
+      section: "Scale",
+      metric: "concurrent sessions held with UDP forwarding, all ending cleanly",
+      unit: "sessions",
+      candidate: Math.min(ok, live),
+      baseline: SESSIONS,
+      baselineName: "started",
+    });
+  } finally {
+    for (const s of sessions) s.kill();
+  }
+}
+
+async function ruleRemoval(bed: Testbed, r: Routes, report: Report): Promise<void> {
+  console.log("Cleanup: time from a session's end until its rules are gone");
+  await bed.writeConfig(withUdpCommands(bed, ["sleep"]));
+  const delays: number[] = [];
+  try {
+    for (let i = 0; i < Math.max(5, ROUNDS * 2); i++) {
+      const session = await startReady([
+        "sh",
+        "-c",
+        `echo ready; exec ${[...r.viaProxy, "sleep", "1"].join(" ")}`,
+      ]);
+      await session.finish();
+      const ended = performance.now();
+      for (let k = 0; k < 500; k++) {
+        const save = await run(["ip", "netns", "exec", bed.ns.proxy, "iptables-save", "-t", "nat"]);
+        if (!save.stdout.includes("xferproxy:")) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      delays.push(performance.now() - ended);
+    }
+  } finally {
+    await bed.writeConfig(bed.defaultConfig());
+  }
+  report.add({
+    section: "Cleanup",
+    metric: "rules gone after the session ends, median",
+    unit: "ms",
+    candidate: median(delays),
+    baseline: 2000,
+    baselineName: "target",
+  });
+  report.add({
+    section: "Cleanup",
+    metric: "rules gone after the session ends, worst",
+    unit: "ms",
+    candidate: Math.max(...delays),
+    baseline: 2000,
+    baselineName: "target",
+  });
+}
+
+async function parallelScp(bed: Testbed, r: Routes, report: Report): Promise<void> {
+  console.log(`Aggregate: ${PARALLEL_SCP} concurrent scp uploads of ${PARALLEL_MB} MB`);
+  const src = `${bed.dir}/parallel.bin`;
+  await must([
+    "dd",
+    "if=/dev/urandom",
+    `of=${src}`,
+    "bs=1M",
+    `count=${PARALLEL_MB}`,
+    "status=none",
+  ]);
+  await Deno.chmod(src, 0o644);
+  const rates: Record<string, number[]> = { proxy: [], native: [] };
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const [name, argv] of [["proxy", r.scpProxy], ["native", r.scpNative]] as const) {
+      const start = performance.now();
+      await Promise.all(
+        Array.from(
+          { length: PARALLEL_SCP },
+          (_, k) =>
+            must([...argv, src, `${IP.proxy}:${bed.dataDir}/p-${name}-${k}.bin`], {
+              timeoutMs: 600_000,
+            }),
+        ),
+      );
+      rates[name]!.push((PARALLEL_SCP * PARALLEL_MB) / ((performance.now() - start) / 1000));
+      for (let k = 0; k < PARALLEL_SCP; k++) {
+        await Deno.remove(`${bed.dataDir}/p-${name}-${k}.bin`).catch(() => {});
+      }
+    }
+  }
+  report.add({
+    section: "Aggregate",
+    metric: `${PARALLEL_SCP} concurrent scp uploads`,
+    unit: "MB/s",
+    candidate: median(rates.proxy!),
+    baseline: median(rates.native!),
+    baselineName: "native double hop",
+  });
+  await Deno.remove(src);
+}
+
+async function startRate(r: Routes, report: Report): Promise<void> {
+  console.log(
+    `Start rate: ${START_CLIENTS} clients running ssh … true in a loop for ${START_SECONDS} s`,
+  );
+  const rates: Record<string, number[]> = { proxy: [], native: [] };
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const [name, argv] of [["proxy", r.viaProxy], ["native", r.viaNative]] as const) {
+      const until = performance.now() + START_SECONDS * 1000;
+      let done = 0;
+      let failed = 0;
+      await Promise.all(Array.from({ length: START_CLIENTS }, async () => {
+        while (performance.now() < until) {
+          const result = await run([...argv, "true"], { timeoutMs: 60_000 });
+          if (result.code === 0) done++;
+          else failed++;
+        }
+      }));
+      rates[name]!.push(done / START_SECONDS);
+      if (failed) report.extra[`start_rate_failures_${name}`] = failed;
+    }
+  }
+  report.add({
+    section: "Start rate",
+    metric: `sessions started per second, ${START_CLIENTS} clients`,
+    unit: "/s",
+    candidate: median(rates.proxy!),
+    baseline: median(rates.native!),
+    baselineName: "native double hop",
+  });
+}
+
+/** Runs every reverse-mode benchmark on one testbed. */
+export async function reverseBenchmarks(report: Report): Promise<void> {
+  const bed = await createTestbed();
+  let native: Deno.ChildProcess | undefined;
+  try {
+    native = await startNativeHop(bed);
+    const directKey = `${bed.dir}/direct_key`;
+    await bed.directScpArgs("/dev/null", "/dev/null"); // writes the direct key
+    const r = routes(bed, directKey);
+    // BENCH_ONLY=reverse:scale (or any section name below) runs one section.
+    const only = Deno.env.get("BENCH_ONLY")?.split(":")[1];
+    const sections: Array<[string, () => Promise<void>]> = [
+      ["udp", () => udpPath(bed, r, report)],
+      ["scp", () => scpThroughput(bed, r, report)],
+      ["setup", () => setupLatency(bed, r, report)],
+      ["memory", () => idleMemory(bed, r, report)],
+      ["cleanup", () => ruleRemoval(bed, r, report)],
+      ["aggregate", () => parallelScp(bed, r, report)],
+      ["rate", () => startRate(r, report)],
+      ["scale", () => manySessions(bed, report)],
+    ];
+    for (const [name, section] of sections) if (!only || only === name) await section();
+  } finally {
+    if (native) {
+      try {
+        native.kill("SIGTERM");
+      } catch { /* gone */ }
+      await native.status;
+    }
+    await bed.close();
+  }
+}
