@@ -291,7 +291,7 @@ export const RULE = {
   }),
   allowed_commands: option({
     tag: "allowed_commands",
-    default: "ascp,ascp4,scp,rsync --server,subsystem:sftp",
+    default: "ascp,ascp4,async,ascmd,scp,rsync --server,subsystem:sftp",
     type: "<command> entries",
     description: "Commands clients may run upstream: program [args], subsystem:NAME or *",
     parse: parseCommandPattern,

@@ -4,6 +4,7 @@
  */
 
 import type { CommandPattern } from "../config/mod.ts";
+import { checkProgramOptions } from "./options/mod.ts";
 import { splitShellWords } from "./shell_words.ts";
 
 /** What the client asked sshd to run. */
@@ -18,7 +19,11 @@ export type PolicyVerdict = { readonly allowed: true } | {
   readonly reason: string;
 };
 
-/** Decides whether the request is allowed by the patterns (first match wins, order does not matter). */
+/**
+ * Decides whether the request is allowed by the patterns (order does not
+ * matter); a known program must also pass its option allow-list. `*` allows
+ * anything.
+ */
 export function checkCommand(
   patterns: readonly CommandPattern[],
   request: ChannelRequest,
@@ -39,9 +44,13 @@ export function checkCommand(
       if (program === undefined) {
         return { allowed: false, reason: "interactive shells are not allowed" };
       }
-      return matchesWords(patterns, words)
+      if (!matchesWords(patterns, words)) {
+        return { allowed: false, reason: `command "${program}" is not allowed` };
+      }
+      const refused = checkProgramOptions(words, split.mayBecomeOptions);
+      return refused === undefined
         ? { allowed: true }
-        : { allowed: false, reason: `command "${program}" is not allowed` };
+        : { allowed: false, reason: `command refused: ${refused}` };
     }
   }
 }

@@ -8,27 +8,50 @@
 
 /** The words of a plain command, or why it is not one. */
 export type SplitResult =
-  | { readonly ok: true; readonly words: readonly string[] }
+  | {
+    readonly ok: true;
+    readonly words: readonly string[];
+    /**
+     * Indexes of words the upstream shell may expand (an unquoted glob or brace) into a word that
+     * starts with "-": one leading with "-" or with the expansion itself. A file a partner
+     * uploaded could be named like an option.
+     */
+    readonly mayBecomeOptions: readonly number[];
+  }
   | { readonly ok: false; readonly reason: string };
 
 /** Characters that are shell syntax when unquoted. Globs (`*?[]`) and `~` only expand paths. */
 const UNQUOTED_META = new Set([";", "&", "|", "<", ">", "(", ")", "$", "`", "\n", "\r"]);
 /** Characters still active inside double quotes. */
 const DOUBLE_QUOTED_META = new Set(["$", "`"]);
+/** Unquoted, these make the shell replace the word with file names or several words. */
+const EXPANDING = new Set(["*", "?", "[", "{"]);
 
 /** Splits a command string into words, refusing shell syntax. */
 export function splitShellWords(command: string): SplitResult {
   const words: string[] = [];
+  const mayBecomeOptions: number[] = [];
   let word = "";
   let inWord = false;
+  /** The word has an unquoted expansion; `leads`: one came before any other character. */
+  let expands = false;
+  let leads = false;
+  const endWord = () => {
+    if (inWord) {
+      if (expands && (leads || word.startsWith("-"))) mayBecomeOptions.push(words.length);
+      words.push(word);
+    }
+    word = "";
+    inWord = false;
+    expands = false;
+    leads = false;
+  };
   const fail = (reason: string): SplitResult => ({ ok: false, reason });
   for (let i = 0; i < command.length; i++) {
     const c = command[i] as string;
     if (c === "\u0000") return fail("it contains a NUL byte");
     if (c === " " || c === "\t") {
-      if (inWord) words.push(word);
-      word = "";
-      inWord = false;
+      endWord();
       continue;
     }
     inWord = true;
@@ -64,9 +87,13 @@ export function splitShellWords(command: string): SplitResult {
     } else if (c === "#" && word === "") {
       return fail(`it contains a shell comment "#"`);
     } else {
+      if (EXPANDING.has(c)) {
+        leads ||= !expands && word === "";
+        expands = true;
+      }
       word += c;
     }
   }
-  if (inWord) words.push(word);
-  return { ok: true, words };
+  endWord();
+  return { ok: true, words, mayBecomeOptions };
 }

