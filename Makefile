@@ -8,7 +8,7 @@ DENO_VERSION := 2.9.6
 DENO := .tools/bin/deno
 # CI installs exactly what deno.lock pins; locally the lock may be refreshed with `make lock`.
 FROZEN := --frozen
-UNIT_TESTS := tests/cli tests/config tests/net tests/log tests/ssh tests/reverse tests/balancer tests/dnat tests/forward tests/check
+UNIT_TESTS := tests/platform tests/cli tests/config tests/net tests/log tests/ssh tests/reverse tests/balancer tests/dnat tests/forward tests/check
 E2E_TESTS := tests/e2e
 
 .PHONY: help deps sysdeps bin build test check-static test-unit test-e2e demo bench fmt lint typecheck lock clean

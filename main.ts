@@ -14,11 +14,19 @@ import { EXIT } from "./src/cli/exit.ts";
 import { DEFAULT_CONFIG_PATH } from "./src/config/spec.ts";
 import { type Output, realOutput } from "./src/platform/output.ts";
 import { revokeExcept } from "./src/platform/permissions.ts";
+import { parseLaunch } from "./src/platform/self.ts";
 import { writeStderrLine } from "./src/platform/session_io.ts";
 import { VERSION } from "./src/version.ts";
 
-/** Runs one command line; returns the exit status. Exported for tests. */
-export async function main(argv: readonly string[], output: Output): Promise<number> {
+/**
+ * Runs one command line; returns the exit status. `self`: this executable's
+ * path, for the sudo call (see platform/self.ts). Exported for tests.
+ */
+export async function main(
+  argv: readonly string[],
+  output: Output,
+  self: string = Deno.execPath(),
+): Promise<number> {
   let command: Command;
   try {
     command = parseCommand(argv);
@@ -48,7 +56,7 @@ export async function main(argv: readonly string[], output: Output): Promise<num
       try {
         const { runReverse } = await import("./src/platform/reverse_process.ts");
         // Never from the environment: part of a session's environment comes from the client.
-        return await runReverse(command.configPath ?? DEFAULT_CONFIG_PATH);
+        return await runReverse(command.configPath ?? DEFAULT_CONFIG_PATH, self);
       } catch {
         // Never a stack trace on the client's stderr.
         writeStderrLine("xferproxy: internal error");
@@ -74,5 +82,6 @@ export async function main(argv: readonly string[], output: Output): Promise<num
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args, realOutput));
+  const launch = parseLaunch(Deno.args, Deno.execPath());
+  Deno.exit(await main(launch.args, realOutput, launch.self));
 }

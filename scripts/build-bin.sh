@@ -41,15 +41,16 @@ cat >"$out" <<LAUNCHER
 # deno.json ("permissions.xferproxy"), exactly as the compiled binary would.
 # --quiet keeps Deno's own notices off stderr: in reverse mode that is the
 # SSH client's stream.
-# XFERPROXY_BIN: the path sudoers names when a session runs "sudo xferproxy dnat".
+# --launcher=PATH: the path sudoers names when a session runs "sudo xferproxy dnat"; an
+# argument, not an environment variable, which an SSH client could set.
 # --max-semi-space-size=1: V8's young generation grows to 16 MiB by default; the long-lived
 # DNAT service never needs that much (measured: 95 -> 64 MiB with 200 sessions), and short
 # sessions start no slower.
 case "\$0" in /*) self="\$0" ;; *) self="\$PWD/\$0" ;; esac
-export XFERPROXY_BIN="\$self" DENO_NO_UPDATE_CHECK=1
+export DENO_NO_UPDATE_CHECK=1
 exec "$root/.tools/bin/deno" run --quiet --no-prompt --cached-only --frozen \\
   --v8-flags=--max-semi-space-size=1 \\
-  --config "$root/deno.json" -P=xferproxy "$root/dist/app/main.js" "\$@"
+  --config "$root/deno.json" -P=xferproxy "$root/dist/app/main.js" "--launcher=\$self" "\$@"
 LAUNCHER
 chmod 755 "$out"
 chmod -R a+rX "$root/dist"

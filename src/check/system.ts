@@ -283,7 +283,31 @@ async function checkSshd(host: CheckHost, inputs: SystemInputs): Promise<Finding
       ),
     );
   }
+  const broad = acceptEnv.filter(acceptsMoreThanHost);
+  if (broad.length > 0) {
+    out.push(
+      finding.warning(
+        "sshd.accept_env_broad",
+        `sshd lets proxy clients set xferproxy variables other than XFERPROXY_HOST (AcceptEnv ${
+          broad.join(" ")
+        })`,
+        "accept only XFERPROXY_HOST",
+      ),
+    );
+  }
   return out;
+}
+
+/** Names xferproxy or its launcher could read, and one for any future variable. */
+const OWN_VARIABLES = ["XFERPROXY_CONFIG", "XFERPROXY_BIN", "XFERPROXY_PROXY_PASS", "XFERPROXY_X"];
+
+/** True when an AcceptEnv pattern (`*` and `?` wildcards) covers an xferproxy variable besides XFERPROXY_HOST. */
+export function acceptsMoreThanHost(pattern: string): boolean {
+  const glob = new RegExp(
+    "^" + pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") +
+      "$",
+  );
+  return OWN_VARIABLES.some((name) => glob.test(name));
 }
 
 async function checkConfiguredFiles(

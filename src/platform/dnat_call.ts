@@ -23,12 +23,6 @@ export interface DnatCallOptions {
 /** The helper may wait for another session of the same client to learn its port. */
 const CALL_TIMEOUT_MS = 20_000;
 
-/** The path sudoers names: the compiled binary itself, or the launcher script that ran us. */
-export function selfPath(env: (name: string) => string | undefined): string {
-  const exec = Deno.execPath();
-  return /\/deno$/.test(exec) ? env("XFERPROXY_BIN") ?? exec : exec;
-}
-
 /** A forwarder that registers sessions through `sudo xferproxy dnat add`. */
 export function sudoDnatCall(options: DnatCallOptions): UdpForwarder {
   return {

@@ -14,7 +14,7 @@ import { openSharedJson } from "./locked_file.ts";
 import { writeStderrLine } from "./session_io.ts";
 import { realFs } from "./fs.ts";
 import { dialTcp } from "./tcp.ts";
-import { selfPath, sudoDnatCall } from "./dnat_call.ts";
+import { sudoDnatCall } from "./dnat_call.ts";
 import { ExecError, replaceProcess } from "./exec.ts";
 import { createBalancer } from "../balancer/balancer.ts";
 import { readSessionInputs, SessionInputError, type SessionInputs } from "../reverse/inputs.ts";
@@ -26,7 +26,7 @@ import { probeSsh } from "../ssh/probe.ts";
 export const BALANCER_SUBDIRECTORY = "balancer";
 
 /** Runs one session; returns the exit status, unless the process became ssh. */
-export async function runReverse(configPath: string): Promise<number> {
+export async function runReverse(configPath: string, self: string): Promise<number> {
   const env = (name: string) => Deno.env.get(name);
   // A stray rejection (e.g. from a socket event) is logged, never printed to the client.
   globalThis.addEventListener("unhandledrejection", (event) => {
@@ -77,7 +77,7 @@ export async function runReverse(configPath: string): Promise<number> {
           }:${endpoint.port}`,
         }),
       udp: sudoDnatCall({
-        binary: selfPath(env),
+        binary: self,
         log: logger("reverse", "udp"),
         tellClient: writeStderrLine,
       }),

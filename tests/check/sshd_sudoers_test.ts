@@ -8,6 +8,7 @@ import {
 } from "../../src/check/sshd_config.ts";
 import { analyzeSudoers } from "../../src/check/sudoers.ts";
 import { summary } from "../../src/check/findings.ts";
+import { acceptsMoreThanHost } from "../../src/check/system.ts";
 
 const SSHD = `
 # comment
@@ -70,4 +71,22 @@ Deno.test("summary() counts errors and warnings", () => {
     }]),
     "1 error, 1 warning",
   );
+});
+
+Deno.test("acceptsMoreThanHost() flags AcceptEnv patterns that let clients set other xferproxy variables", async (t) => {
+  const cases: Array<[string, boolean]> = [
+    ["XFERPROXY_HOST", false],
+    ["LANG", false],
+    ["LC_*", false],
+    ["XFERPROXY_HOS?", false],
+    ["XFERPROXY_*", true],
+    ["XFER*", true],
+    ["*", true],
+    ["*_CONFIG", true],
+    ["XFERPROXY_CONFIG", true],
+    ["XFERPROXY_BI?", true],
+  ];
+  for (const [pattern, flagged] of cases) {
+    await t.step(pattern, () => assertEquals(acceptsMoreThanHost(pattern), flagged));
+  }
 });

@@ -50,6 +50,8 @@ export interface TestbedOptions {
   readonly rules?: string;
   /** Extra XML inserted into `<server>` (e.g. `<dnat_backend>nftables</dnat_backend>`). */
   readonly serverExtra?: string;
+  /** The proxy sshd's AcceptEnv patterns for proxy users; default XFERPROXY_HOST, as docs advise. */
+  readonly acceptEnv?: string;
 }
 
 /** A running testbed. */
@@ -516,7 +518,10 @@ async function writeFiles(bed: Testbed, options: TestbedOptions): Promise<void> 
     knownHosts.push(`${which === "a" ? IP.a : IP.b} ${await bed.hostKey(which)}`);
   }
   await Deno.writeTextFile(bed.knownHostsPath, knownHosts.join("\n") + "\n", { mode: 0o644 });
-  await Deno.writeTextFile(`${dir}/proxy/sshd_config`, proxySshdConfig(dir));
+  await Deno.writeTextFile(
+    `${dir}/proxy/sshd_config`,
+    proxySshdConfig(dir, options.acceptEnv ?? "XFERPROXY_HOST"),
+  );
   await bed.writeConfig(defaultConfig(dir, options));
 }
 
@@ -538,7 +543,7 @@ function commonSshdConfig(hostKey: string, pidFile: string, authorized: string):
   ].join("\n");
 }
 
-function proxySshdConfig(dir: string): string {
+function proxySshdConfig(dir: string, acceptEnv: string): string {
   return [
     `ListenAddress ${IP.proxy}`,
     `ListenAddress ${IP.proxyAlt}`,
@@ -552,7 +557,7 @@ function proxySshdConfig(dir: string): string {
     `Match Group ${GROUP}`,
     `  ForceCommand ${BINARY} reverse`,
     "  DisableForwarding yes",
-    "  AcceptEnv XFERPROXY_HOST",
+    `  AcceptEnv ${acceptEnv}`,
     "  PermitTTY yes",
     "",
   ].join("\n");

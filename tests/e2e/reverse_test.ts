@@ -501,3 +501,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "reverse mode takes nothing from a client's environment but XFERPROXY_HOST",
+  ignore: !isRoot,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // An administrator who accepted every xferproxy variable: the session must still ignore them.
+    const bed = await createTestbed({ acceptEnv: "XFERPROXY_*" });
+    const { alice } = USERS;
+    const evil = `${bed.dir}/evil.conf`;
+    const pwned = `${bed.dataDir}/env-pwned`;
+    try {
+      // A config a partner could have placed: the same rules, but every command allowed.
+      await Deno.writeTextFile(
+        evil,
+        bed.defaultConfig().replace(/<command>ascp<\/command>/, "<command>*</command>"),
+        { mode: 0o644 },
+      );
+      await Deno.chmod(evil, 0o644);
+      const result = await bed.ssh(alice, IP.proxy, [`touch ${pwned}`], {
+        extra: [
+          "-o",
+          `SetEnv=XFERPROXY_CONFIG=${evil} XFERPROXY_BIN=/bin/false`,
+        ],
+      });
+      assertEquals([result.code, result.stderr], [
+        1,
+        `xferproxy: command "touch" is not allowed\n`,
+      ]);
+      assertEquals(await Deno.stat(pwned).then(() => true, () => false), false);
+    } finally {
+      await Deno.remove(pwned).catch(() => {});
+      await bed.close();
+    }
+  },
+});
