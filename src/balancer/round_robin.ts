@@ -42,9 +42,14 @@ export interface Pick {
   readonly state: BalancerState;
 }
 
+/** A mark never lasts longer than this from now, whatever the file says. */
+export const MAX_FAULTY_MS = 120_000;
+
 /**
  * Starts at the rule's counter, advances it by one, and orders the hosts from
- * there, skipping those marked faulty. Expired marks are dropped.
+ * there, skipping those marked faulty. Expired marks are dropped; a mark
+ * further ahead than MAX_FAULTY_MS (a forged or clock-skewed file) is cut
+ * back to it, so no file can disable a host for longer.
  */
 export function pickHosts(
   state: BalancerState,
@@ -54,7 +59,8 @@ export function pickHosts(
 ): Pick {
   const count = hostKeys.length;
   const faulty = Object.fromEntries(
-    Object.entries(state.faulty).filter(([, until]) => until > now),
+    Object.entries(state.faulty).filter(([, until]) => until > now)
+      .map(([host, until]) => [host, Math.min(until, now + MAX_FAULTY_MS)]),
   );
   if (count === 0) return { order: [], skipped: [], state: { ...state, faulty } };
   const start = (state.rotations[ruleKey] ?? 0) % count;

@@ -57,11 +57,20 @@ function quoteField(text: string): string {
   return text === "" || /[\s"=]/.test(text) ? JSON.stringify(text) : text;
 }
 
-/** Escapes control characters so a hostile value can never forge a second log line. */
+/**
+ * Escapes control characters so a hostile value can never forge a second log
+ * line: C0, DEL, C1 (NEL U+0085 among them) and the Unicode line and
+ * paragraph separators, which some log viewers also break lines at.
+ */
 export function oneLine(text: string): string {
   return text.replace(
     // deno-lint-ignore no-control-regex
-    /[\u0000-\u001f\u007f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+    (c) => {
+      const code = c.charCodeAt(0);
+      return code < 0x100
+        ? `\\x${code.toString(16).padStart(2, "0")}`
+        : `\\u${code.toString(16).padStart(4, "0")}`;
+    },
   );
 }

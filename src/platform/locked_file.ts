@@ -6,39 +6,57 @@
  * @module
  */
 
+import {
+  ensureSharedFile,
+  NotRegularFileError,
+  readSharedText,
+  replaceSharedText,
+} from "./shared_files.ts";
+
 /** Read-modify-write of one shared JSON value. */
 export interface SharedJson {
   /** Runs `change` on the current value (undefined when missing or unparsable) under the lock. */
   update<T>(change: (current: unknown) => { value: unknown; result: T }): Promise<T>;
 }
 
-/** The shared JSON file `<dir>/<name>.json`, locked through `<dir>/<name>.lock`; files are group-writable. */
-export function openSharedJson(dir: string, name: string): SharedJson {
+/**
+ * The shared JSON file `<dir>/<name>.json`, locked through `<dir>/<name>.lock`.
+ * The directory is group-writable, so no path there is followed if it is a
+ * symlink (see shared_files.ts).
+ */
+export function openSharedJson(
+  dir: string,
+  name: string,
+  onCorrupt: (path: string, error: Error) => void = () => {},
+): SharedJson {
   const path = `${dir}/${name}.json`;
   const lockPath = `${dir}/${name}.lock`;
   return {
     async update(change) {
-      using lock = await openShared(lockPath);
+      using lock = await openLock(lockPath);
       await lock.lock(true);
+      const text = readSharedText(path);
       let current: unknown;
       try {
-        current = JSON.parse(await Deno.readTextFile(path));
-      } catch {
-        current = undefined; // missing or corrupt: start afresh
+        current = text === undefined ? undefined : JSON.parse(text);
+      } catch (error) {
+        onCorrupt(path, error as Error); // corrupt: start afresh
       }
       const { value, result } = change(current);
-      const temp = `${path}.${Deno.pid}.tmp`;
-      await Deno.writeTextFile(temp, JSON.stringify(value), { mode: 0o660 });
-      await Deno.chmod(temp, 0o660);
-      await Deno.rename(temp, path);
+      replaceSharedText(path, JSON.stringify(value));
       return result;
     },
   };
 }
 
-async function openShared(path: string): Promise<Deno.FsFile> {
-  const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o660 });
-  // Whoever creates it, every member of the state directory's group must be able to lock it.
-  await Deno.chmod(path, 0o660).catch(() => {});
+/** The lock file, opened read-only (flock needs no more) once it is known to be a regular file. */
+async function openLock(path: string): Promise<Deno.FsFile> {
+  const inode = ensureSharedFile(path);
+  const file = await Deno.open(path, { read: true });
+  // Replaced by a symlink between the check and this open: opening read-only changed nothing.
+  if ((await file.stat()).ino !== inode) {
+    file.close();
+    throw new NotRegularFileError(path);
+  }
   return file;
 }

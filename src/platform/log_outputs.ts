@@ -5,6 +5,7 @@
  */
 
 import type { LogOutputs } from "../log/mod.ts";
+import { type AppendHandle, openSharedAppend } from "./shared_files.ts";
 
 const encoder = new TextEncoder();
 
@@ -35,7 +36,7 @@ export function openLogOutputs(
     // One write per line with O_APPEND: lines of concurrent sessions never interleave.
     outputs.appendFile = (line) => {
       try {
-        file.writeSync(encoder.encode(line + "\n"));
+        file.write(line + "\n");
       } catch { /* disk full or file removed: logging must never end a session */ }
     };
     closers.push(() => file.close());
@@ -51,16 +52,13 @@ export function openLogOutputs(
 
 /**
  * Opens the shared log file for appending. Sessions of different users share
- * it through the log directory's group, so a file we create is made group-
- * writable whatever our umask. Returns undefined when it cannot be opened.
+ * it through the log directory's group, so it is created group-writable; a
+ * symlink or FIFO planted in its place is refused (see shared_files.ts), and
+ * the caller falls back to syslog. Returns undefined when it cannot be opened.
  */
-function openLogFile(path: string): Deno.FsFile | undefined {
+function openLogFile(path: string): AppendHandle | undefined {
   try {
-    const file = Deno.openSync(path, { append: true, create: true, mode: 0o660 });
-    try {
-      Deno.chmodSync(path, 0o660);
-    } catch { /* another user's file: already group-writable */ }
-    return file;
+    return openSharedAppend(path);
   } catch {
     return undefined;
   }

@@ -67,7 +67,14 @@ export async function runReverse(configPath: string, self: string): Promise<numb
       uid: Deno.uid() ?? -1,
       newId: () => crypto.randomUUID(),
       balancer: (dir) =>
-        createBalancer(openSharedJson(`${dir}/${BALANCER_SUBDIRECTORY}`, "balancer"), Date.now),
+        createBalancer(
+          openSharedJson(`${dir}/${BALANCER_SUBDIRECTORY}`, "balancer", (path, error) =>
+            log.warn("Ignoring corrupt balancer state {path}: {error}", {
+              path,
+              error: error.message,
+            })),
+          Date.now,
+        ),
       probe: (endpoint, hostKeyAlgorithms, timeoutMs) =>
         probeSsh(() => dialTcp(endpoint.ip.text, endpoint.port), {
           hostKeyAlgorithms,

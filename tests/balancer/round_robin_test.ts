@@ -79,3 +79,13 @@ Deno.test("createBalancer() keeps rotation and marks in the shared store", async
   assertEquals((await balancer.pick("r", HOSTS)).order, [2, 0, 1]);
   assertEquals(stored, { rotations: { r: 0 }, faulty: {} });
 });
+
+Deno.test("pickHosts() cuts a mark far in the future back to two minutes from now", () => {
+  const forged = { rotations: {}, faulty: { [HOSTS[0]!]: Number.MAX_SAFE_INTEGER } };
+  const now = 5_000_000;
+  const first = pickHosts(forged, "r", HOSTS, now);
+  assertEquals(first.skipped, [{ index: 0, until: now + 120_000 }]);
+  assertEquals(first.state.faulty[HOSTS[0]!], now + 120_000);
+  // Two minutes later the host is back.
+  assertEquals(pickHosts(first.state, "r", HOSTS, now + 120_000).order.includes(0), true);
+});

@@ -9,7 +9,11 @@ import { ROOT, tempDir } from "./_run.ts";
 const PROCESSES = 6;
 const PICKS = 15;
 
-async function probe(dir: string, picks: number): Promise<number[]> {
+async function probe(
+  dir: string,
+  picks: number,
+  warnings: string[] = [],
+): Promise<number[] | { error: string }> {
   const result = await run([
     `${ROOT}.tools/bin/deno`,
     "run",
@@ -24,6 +28,7 @@ async function probe(dir: string, picks: number): Promise<number[]> {
     String(picks),
   ], { timeoutMs: 60_000 });
   assertEquals(result.code, 0, result.stderr);
+  warnings.push(...result.stderr.split("\n").filter(Boolean));
   return JSON.parse(result.stdout);
 }
 
@@ -47,9 +52,43 @@ Deno.test("a corrupt or missing state file never stops sessions", async () => {
   const dir = await tempDir();
   try {
     await Deno.writeTextFile(`${dir.path}/balancer.json`, "{ not json");
-    assertEquals(await probe(dir.path, 3), [0, 1, 2]);
+    const warnings: string[] = [];
+    assertEquals(await probe(dir.path, 3, warnings), [0, 1, 2]);
+    // Said once, when it was found; the picks then rewrote it.
+    assertEquals(warnings, [`corrupt ${dir.path}/balancer.json: SyntaxError`]);
     await Deno.remove(`${dir.path}/balancer.json`);
     assertEquals(await probe(dir.path, 1), [0]);
+  } finally {
+    await dir.remove();
+  }
+});
+
+Deno.test("symlinks planted in the shared state directory are never followed", async () => {
+  const dir = await tempDir();
+  const state = `${dir.path}/balancer`;
+  const victim = `${dir.path}/victim`;
+  try {
+    await Deno.mkdir(state, { mode: 0o770 });
+    await Deno.writeTextFile(victim, "someone's file\n", { mode: 0o600 });
+    await Deno.chmod(victim, 0o600);
+    const cases: Array<[string, string]> = [
+      ["balancer.json", `"${state}/balancer.json" is a symbolic link or not a regular file`],
+      ["balancer.lock", `"${state}/balancer.lock" is a symbolic link or not a regular file`],
+    ];
+    for (const [name, message] of cases) {
+      await Deno.remove(`${state}/${name}`).catch(() => {});
+      await Deno.symlink(victim, `${state}/${name}`);
+      const result = await probe(state, 1);
+      assertEquals(result, { error: `${message}; refusing to use it` });
+      await Deno.remove(`${state}/${name}`);
+    }
+    // A dangling lock symlink must not create its target either.
+    await Deno.remove(`${state}/balancer.lock`).catch(() => {});
+    await Deno.symlink(`${dir.path}/made`, `${state}/balancer.lock`);
+    assertEquals("error" in (await probe(state, 1)), true);
+    assertEquals(await Deno.stat(`${dir.path}/made`).then(() => true, () => false), false);
+    assertEquals(await Deno.readTextFile(victim), "someone's file\n");
+    assertEquals((await Deno.stat(victim)).mode! & 0o777, 0o600);
   } finally {
     await dir.remove();
   }

@@ -91,3 +91,35 @@ for _ in range(2):
     await dir.remove();
   }
 });
+
+Deno.test("a symlink or FIFO planted as xferproxy.log is never followed, chmodded or written", async () => {
+  const dir = await tempDir();
+  const victim = `${dir.path}/victim`;
+  const logDir = `${dir.path}/log`;
+  try {
+    await Deno.mkdir(logDir, { mode: 0o770 });
+    await Deno.writeTextFile(victim, "root's file\n", { mode: 0o600 });
+    await Deno.chmod(victim, 0o600);
+    for (const plant of ["symlink", "dangling", "fifo"] as const) {
+      const log = `${logDir}/xferproxy.log`;
+      await Deno.remove(log).catch(() => {});
+      if (plant === "symlink") await Deno.symlink(victim, log);
+      if (plant === "dangling") await Deno.symlink(`${dir.path}/created-by-root`, log);
+      if (plant === "fifo") {
+        assertEquals((await new Deno.Command("mkfifo", { args: [log] }).output()).code, 0);
+      }
+      // As root, like the DNAT service: the file sink must refuse and fall back to syslog.
+      const outputs = openLogOutputs({ directory: logDir, syslogSocket: `${dir.path}/none` });
+      assertEquals([plant, outputs.appendFile === undefined], [plant, true]);
+      await outputs.close();
+    }
+    assertEquals(await Deno.readTextFile(victim), "root's file\n");
+    assertEquals((await Deno.stat(victim)).mode! & 0o777, 0o600);
+    assertEquals(
+      await Deno.stat(`${dir.path}/created-by-root`).then(() => true, () => false),
+      false,
+    );
+  } finally {
+    await dir.remove();
+  }
+});

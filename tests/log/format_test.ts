@@ -47,6 +47,13 @@ Deno.test("formatRecord() cannot be made to forge a second log line", () => {
   assertEquals(oneLine("a\u0000b\u007f"), "a\\x00b\\x7f");
 });
 
+Deno.test("oneLine() escapes C1 controls, NEL and the Unicode line separators too", () => {
+  assertEquals(
+    oneLine("a\u0085LOG x\u2028LOG y\u2029LOG z\u0080\u009bc\u00a0é"),
+    "a\\x85LOG x\\u2028LOG y\\u2029LOG z\\x80\\x9bc\u00a0é",
+  );
+});
+
 Deno.test("levelFor() maps log_level 0/1/2 to info/debug/trace", () => {
   assertEquals([levelFor(0), levelFor(1), levelFor(2)], ["info", "debug", "trace"]);
 });
