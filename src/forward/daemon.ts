@@ -157,13 +157,17 @@ export async function runDaemon(
   const cleanup = setInterval(() => {
     api.expire().catch((error) => log.error("Cleanup failed: {error}", { error: String(error) }));
   }, proxy.cleanupInterval * 1000);
-  await new Promise<void>((resolve) => {
-    if (host.stop.aborted) return resolve();
-    host.stop.addEventListener("abort", () => resolve(), { once: true });
-  });
-  clearInterval(cleanup);
-  for (const l of listeners) await l.shutdown();
-  await api.removeAll();
+  try {
+    await new Promise<void>((resolve) => {
+      if (host.stop.aborted) return resolve();
+      host.stop.addEventListener("abort", () => resolve(), { once: true });
+    });
+  } finally {
+    // However the daemon ends short of SIGKILL, its rules go (after SIGKILL, the next start reaps).
+    clearInterval(cleanup);
+    for (const l of listeners) await l.shutdown().catch(() => {});
+    await api.removeAll();
+  }
   log.info("Stopped; every forwarding rule removed");
   return api;
 }

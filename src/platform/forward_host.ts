@@ -100,32 +100,3 @@ export async function writeUsersText(path: string, text: string): Promise<void> 
   await Deno.chmod(temp, 0o600);
   await Deno.rename(temp, path);
 }
-
-/** Serves HTTP, or HTTPS when cert and key are given; resolves once listening. */
-export async function serveHttp(
-  options: { hostname: string; port: number; cert?: string; key?: string },
-  handler: (request: Request, remote: IpAddress) => Promise<Response>,
-): Promise<{ shutdown(): Promise<void> }> {
-  const controller = new AbortController();
-  let listening!: () => void;
-  const ready = new Promise<void>((resolve) => (listening = resolve));
-  const server = Deno.serve({
-    hostname: options.hostname,
-    port: options.port,
-    ...(options.cert && options.key ? { cert: options.cert, key: options.key } : {}),
-    signal: controller.signal,
-    onListen: () => listening(),
-    onError: () =>
-      new Response(JSON.stringify({ error: "internal error" }) + "\n", { status: 500 }),
-  }, (request, info) => {
-    const remote = parseIp((info.remoteAddr as Deno.NetAddr).hostname);
-    return remote ? handler(request, remote) : new Response(null, { status: 400 });
-  });
-  await ready;
-  return {
-    async shutdown() {
-      controller.abort();
-      await server.finished;
-    },
-  };
-}

@@ -32,11 +32,11 @@ import {
   portFree,
   readUsersText,
   resolveName,
-  serveHttp,
   writeUsersText,
 } from "./forward_host.ts";
 import { forwardingEnabled, psProcessTable } from "./dnat_host.ts";
 import { realRunner } from "./runner.ts";
+import { serveHttp } from "./http_server.ts";
 import { realFs } from "./fs.ts";
 import type { Output } from "./output.ts";
 
@@ -111,13 +111,19 @@ async function serve(
   });
   await setupLogging({ logLevel: rproxy.logLevel }, outputs);
   const termination = terminationSignal();
+  // Nothing a client does may end the daemon: a stray rejection is logged, never fatal.
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    logger("forward").error("Unhandled rejection: {error}", { error: String(event.reason) });
+  });
   const processes = psProcessTable(realRunner);
   const own = (await processes.lookup([Deno.pid])).get(Deno.pid);
   if (!own) throw new Error("Cannot read this process's start time from ps");
   try {
     await runDaemon(config, {
       host: {
-        serve: serveHttp,
+        serve: (options, handler) =>
+          serveHttp({ ...options, onEvent: floodReporter(logger("forward", "http")) }, handler),
         readFile: (path) => Deno.readTextFile(path),
         localAddressFor: (client) => localAddressFor(realRunner, client),
         ownNetworks: () => ownNetworks(realRunner),
@@ -145,4 +151,27 @@ async function serve(
     await outputs.close();
     void output;
   }
+}
+
+/** Logs refused connections and accept errors at most once per 10 s, with how many there were. */
+function floodReporter(
+  log: ReturnType<typeof logger>,
+): (event: string, detail: Record<string, unknown>) => void {
+  let last = 0;
+  let suppressed = 0;
+  return (event, detail) => {
+    const now = Date.now();
+    if (now - last < 10_000) {
+      suppressed++;
+      return;
+    }
+    last = now;
+    log.warn(
+      event === "refused"
+        ? "Refusing connections over the limits: {client} ({suppressed} more since the last line)"
+        : "Cannot accept connections: {error} ({suppressed} more since the last line)",
+      { ...detail, suppressed },
+    );
+    suppressed = 0;
+  };
 }

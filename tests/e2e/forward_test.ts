@@ -6,7 +6,7 @@
  */
 import { assertEquals, assertIncludes, assertMatch, assertOk } from "../_assert.ts";
 import { must, run, waitFor } from "./_exec.ts";
-import { BINARY } from "./_run.ts";
+import { BINARY, ROOT } from "./_run.ts";
 import { createForwardBed, FIP, type ForwardBed, forwardConfig, OUT_USER } from "./_forward_bed.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -375,6 +375,98 @@ Deno.test({
         assertEquals(full.status, 503);
         assertEquals(JSON.parse(full.body).error, "no free proxy port in 5000-5001");
       });
+
+      await t.step(
+        "a flood of 20,000 half-sent requests: the daemon lives, answers and keeps its rules",
+        async () => {
+          // Four flooding addresses and a fifth for the administrator's checks.
+          const flooders = ["198.18.30.11", "198.18.30.12", "198.18.30.13", "198.18.30.14"];
+          const spare = "198.18.30.20";
+          for (const ip of [...flooders, spare]) {
+            await must(["ip", "-n", bed.ns.inside, "addr", "add", `${ip}/24`, "dev", "i0"]);
+          }
+          const spareCurl = (args: string[]) => curl(bed, ["--interface", spare, ...args]);
+          await bed.startDaemon(config);
+          const created = await spareCurl([
+            "-u",
+            "alice:wonder",
+            "-d",
+            JSON.stringify({ destination: FIP.outside, ssh_port: 22, udp_port: 33001 }),
+            `${API}/v1/sessions`,
+          ]);
+          assertEquals(created.status, 201, created.body);
+          const session = JSON.parse(created.body);
+          // Two processes (one process may hold only so many fds), two addresses each, 5,000 per address.
+          const floods = [flooders.slice(0, 2), flooders.slice(2)].map((sources) =>
+            new Deno.Command("ip", {
+              args: [
+                "netns",
+                "exec",
+                bed.ns.inside,
+                "python3",
+                `${ROOT}tests/e2e/probes/flood.py`,
+                FIP.proxyIn,
+                "9091",
+                "5000",
+                "14",
+                ...sources,
+              ],
+              stdout: "piped",
+              stderr: "inherit",
+              signal: AbortSignal.timeout(90_000),
+            }).spawn()
+          );
+          const readers = floods.map((f) =>
+            f.stdout.pipeThrough(new TextDecoderStream()).getReader()
+          );
+          const outs = ["", ""];
+          for (const [i, reader] of readers.entries()) {
+            while (!outs[i]!.includes("\n")) {
+              const { value, done } = await reader.read();
+              if (done) break;
+              outs[i] += value;
+            }
+            assertMatch(outs[i]!, /^sent \d+/);
+          }
+          // While the flood holds its connections (and until it ends): the API answers, and
+          // keepalives keep the session.
+          let flooding = true;
+          const ended = Promise.all(floods.map((f) => f.status)).finally(() => flooding = false);
+          for (let i = 0; i < 60 && flooding; i++) {
+            assertEquals((await spareCurl([`${API}/healthz`])).status, 200);
+            const kept = await spareCurl([
+              "-u",
+              "alice:wonder",
+              "-X",
+              "POST",
+              `${API}/v1/sessions/${session.id}/keepalive`,
+            ]);
+            assertEquals(kept.status < 300, true, kept.body);
+            await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 1_000))]);
+          }
+          for (const [i, reader] of readers.entries()) {
+            while (true) {
+              const { value, done } = await reader.read();
+              if (done) break;
+              outs[i] += value;
+            }
+            assertEquals((await floods[i]!.status).code, 0, outs[i]);
+            // Held past the 10 s request timeout: the daemon closed every one it had accepted.
+            const [, closed, total] = /closed (\d+) of (\d+)/.exec(outs[i]!) ?? [];
+            assertEquals(closed, total, outs[i]);
+          }
+          assertEquals(await rulesWith(bed, session.id), 6);
+          assertEquals((await spareCurl([`${API}/healthz`])).status, 200);
+          assertMatch(bed.daemonLog(), /Refusing connections over the limits/);
+          await spareCurl([
+            "-u",
+            "alice:wonder",
+            "-X",
+            "DELETE",
+            `${API}/v1/sessions/${session.id}`,
+          ]);
+        },
+      );
 
       await t.step("SIGTERM removes every rule", async () => {
         const log = await bed.stopDaemon();
