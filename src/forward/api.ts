@@ -12,7 +12,7 @@ import { formatEndpoint, isHostName, parsePort } from "../net/endpoint.ts";
 import { type Cidr, type IpAddress, parseIp } from "../net/ip.ts";
 import { allocatePort } from "./allocator.ts";
 import { checkDestination } from "./policy.ts";
-import { type ApiUser, type UsersFile, verifyPassword } from "./users.ts";
+import { type ApiUser, type UsersFile, verifyPasswordAsync } from "./users.ts";
 
 /** One forward session. */
 export interface ForwardSession {
@@ -86,6 +86,7 @@ export function createApi(deps: ApiDeps): ForwardApi {
   const metrics: Metrics = { allocations: 0, refusals: 0, authFailures: 0 };
   const failures = new Map<string, { count: number; until: number }>();
   const verified = new Map<string, { hash: string; until: number }>();
+  const loginTurns = new Map<string, Promise<void>>();
   let allocating: Promise<unknown> = Promise.resolve();
 
   const view = (s: ForwardSession) => ({
@@ -115,6 +116,25 @@ export function createApi(deps: ApiDeps): ForwardApi {
     const password = colon >= 0 ? decoded.slice(colon + 1) : "";
     if (!deps.config.authentication) return { name: name || "anonymous" };
     const key = remote.text;
+    // One login check at a time per address: each sees the failures of those before it, so 100
+    // concurrent guesses get three tries, not 100. A valid credential is cached after its first
+    // check, so a burst of good requests costs one scrypt.
+    const before = loginTurns.get(key) ?? Promise.resolve();
+    const turn = before.then(() => checkLogin(key, name, password, header));
+    const tail = turn.then(() => {}, () => {});
+    loginTurns.set(key, tail);
+    void tail.then(() => {
+      if (loginTurns.get(key) === tail) loginTurns.delete(key);
+    });
+    return await turn;
+  };
+
+  const checkLogin = async (
+    key: string,
+    name: string,
+    password: string,
+    header: string,
+  ): Promise<{ name: string; user?: ApiUser } | Response> => {
     const blocked = failures.get(key);
     if (blocked && blocked.until > deps.now()) {
       const retry = Math.ceil((blocked.until - deps.now()) / 1000);
@@ -129,7 +149,8 @@ export function createApi(deps: ApiDeps): ForwardApi {
     const cached = verified.get(cacheKey);
     const fresh = cached !== undefined && user !== undefined && cached.hash === user.hash &&
       cached.until > deps.now();
-    if (!user || (!fresh && !verifyPassword(user, password))) {
+    // An unknown user costs a scrypt too: the answer's timing must not tell names apart.
+    if ((!fresh && !(await verifyPasswordAsync(user, password))) || !user) {
       metrics.authFailures++;
       const count = (blocked?.count ?? 0) + 1;
       // Three tries, then an exponential back-off per address (1 s, 2 s, 4 s … at most 5 min).

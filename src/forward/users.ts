@@ -5,7 +5,7 @@
  * @module
  */
 
-import { randomBytes, scryptSync, timingSafeEqual } from "node:crypto";
+import { randomBytes, scrypt, scryptSync, timingSafeEqual } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { USERNAME } from "../config/values.ts";
 import { parseCidr } from "../net/ip.ts";
@@ -51,6 +51,60 @@ export function verifyPassword(user: ApiUser, password: string): boolean {
   const expected = Buffer.from(user.hash, "base64");
   const actual = Buffer.from(hashPassword(password, user.salt).hash, "base64");
   return expected.length === actual.length && timingSafeEqual(expected, actual);
+}
+
+/** scrypt runs at most this many at once: each takes ~32 MiB and a thread for ~50 ms. */
+const MAX_CONCURRENT_HASHES = 2;
+let running = 0;
+let completed = 0;
+const waiting: Array<() => void> = [];
+
+/** How many password hashes have been computed by verifyPasswordAsync (for tests and metrics). */
+export function hashesComputed(): number {
+  return completed;
+}
+
+async function hashLimited(password: string, salt: string): Promise<Buffer> {
+  if (running >= MAX_CONCURRENT_HASHES) await new Promise<void>((go) => waiting.push(go));
+  running++;
+  try {
+    return await new Promise<Buffer>((resolve, reject) =>
+      scrypt(
+        password,
+        Buffer.from(salt, "base64"),
+        32,
+        SCRYPT,
+        (error, key) => error ? reject(error) : resolve(key),
+      )
+    );
+  } finally {
+    running--;
+    completed++;
+    waiting.shift()?.();
+  }
+}
+
+/** Stands in for a user that does not exist, so a wrong name costs what a wrong password does. */
+const NOBODY: ApiUser = {
+  salt: randomBytes(16).toString("base64"),
+  hash: randomBytes(32).toString("base64"),
+  allow: [],
+  admin: false,
+};
+
+/**
+ * Checks a password off the event loop (scrypt on the thread pool, at most
+ * two at once, the rest queued), in the same time for an unknown user.
+ */
+export async function verifyPasswordAsync(
+  user: ApiUser | undefined,
+  password: string,
+): Promise<boolean> {
+  const stored = user ?? NOBODY;
+  const actual = await hashLimited(password, stored.salt);
+  const expected = Buffer.from(stored.hash, "base64");
+  return user !== undefined && expected.length === actual.length &&
+    timingSafeEqual(expected, actual);
 }
 
 /** Checks an allowed-destination entry; returns why it is bad, or undefined. */

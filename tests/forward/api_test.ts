@@ -2,7 +2,7 @@ import { assertEquals, assertMatch, assertOk } from "../_assert.ts";
 import { getLogger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
 import { createApi, type ForwardSession } from "../../src/forward/api.ts";
-import { hashPassword, type UsersFile } from "../../src/forward/users.ts";
+import { hashesComputed, hashPassword, type UsersFile } from "../../src/forward/users.ts";
 import { parseCidr, parseIp } from "../../src/net/ip.ts";
 import { parseInline } from "../config/_load.ts";
 
@@ -232,4 +232,42 @@ Deno.test("auth: a verified credential is reused, but not after the password cha
   assertEquals((await call("GET", "/v1/sessions", undefined, "alice:new")).status, 200);
   advance(61_000);
   assertEquals((await call("GET", "/v1/sessions", undefined, "alice:new")).status, 200);
+});
+
+Deno.test("auth: 100 concurrent wrong passwords get three checks, then the back-off", async () => {
+  const { call } = setup();
+  const before = hashesComputed();
+  const results = await Promise.all(
+    Array.from({ length: 100 }, () => call("GET", "/v1/sessions", undefined, "alice:guess")),
+  );
+  const statuses = results.map((r) => r.status);
+  assertEquals(statuses.filter((s) => s === 401).length, 3);
+  assertEquals(statuses.filter((s) => s === 429).length, 97);
+  assertEquals(hashesComputed() - before, 3);
+});
+
+Deno.test("auth: a burst of good requests costs one hash, and the loop stays free meanwhile", async () => {
+  const { call } = setup();
+  const before = hashesComputed();
+  const logins = Promise.all(
+    Array.from({ length: 20 }, () => call("GET", "/v1/sessions", undefined, "boss:pw2")),
+  );
+  // scrypt runs on the thread pool: an unauthenticated request is answered while it hashes.
+  const hashedWhenHealthAnswered = await call("GET", "/healthz").then((r) => {
+    assertEquals(r.status, 200);
+    return hashesComputed() - before;
+  });
+  assertEquals(hashedWhenHealthAnswered, 0);
+  const results = await logins;
+  assertEquals(results.every((r) => r.status === 200), true);
+  assertEquals(hashesComputed() - before, 1);
+});
+
+Deno.test("auth: an unknown user costs a hash like a known one", async () => {
+  const { call } = setup();
+  const before = hashesComputed();
+  assertEquals((await call("GET", "/v1/sessions", undefined, "nobody:pw")).status, 401);
+  assertEquals(hashesComputed() - before, 1);
+  assertEquals((await call("GET", "/v1/sessions", undefined, "alice:wrong")).status, 401);
+  assertEquals(hashesComputed() - before, 2);
 });
