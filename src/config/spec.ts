@@ -22,6 +22,7 @@ import {
   parsePortOrZero,
   parsePortValue,
   parseSeconds,
+  parseSessionCap,
   parseTimeout,
   type ValueParser,
 } from "./values.ts";
@@ -177,6 +178,14 @@ export const PROXY = {
     type: "absolute path or blank",
     description: "PEM private key for HTTPS (required when enable_https is true)",
     parse: parseOptionalPath,
+    extension: true,
+  }),
+  max_sessions_per_user: option({
+    tag: "max_sessions_per_user",
+    default: "128",
+    type: "1-65535",
+    description: "Live sessions one API user may hold (per client address with authentication off)",
+    parse: parseSessionCap,
     extension: true,
   }),
   users_file: option({

@@ -71,6 +71,8 @@ export interface ForwardConfig {
   readonly certFile?: string;
   readonly keyFile?: string;
   readonly usersFile: string;
+  /** Live sessions per API user (per client address without authentication). */
+  readonly maxSessionsPerUser: number;
 }
 
 /** `<server>`. */

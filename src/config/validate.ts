@@ -97,6 +97,22 @@ function readServer(reader: SectionReader, problems: Problems): ServerConfig {
         `<https_port> must differ from <http_port> (both ${server.httpPort})`,
       );
     }
+    if (!proxy.authentication) {
+      problems.warn(
+        proxyReader.position,
+        "authentication",
+        "<authentication> is false: anyone who reaches the API can open forwarding to any public destination",
+      );
+    }
+    const bind = proxy.bindIpAddress;
+    const loopbackOnly = bind.family === 4 ? bind.bytes[0] === 127 : bind.text === "::1";
+    if (server.enableHttp && !loopbackOnly) {
+      problems.warn(
+        proxyReader.position,
+        "enable_http",
+        `<enable_http> serves the API in plain text on ${bind.text}: passwords cross the network readable; use <enable_https>, or bind to 127.0.0.1`,
+      );
+    }
     if (server.enableHttps && (!proxy.certFile || !proxy.keyFile)) {
       problems.warn(
         proxyReader.position,
@@ -139,6 +155,7 @@ function readProxy(reader: SectionReader, problems: Problems): ForwardConfig {
     ...(certFile ? { certFile } : {}),
     ...(keyFile ? { keyFile } : {}),
     usersFile: reader.value(PROXY.users_file),
+    maxSessionsPerUser: reader.value(PROXY.max_sessions_per_user),
   };
 }
 

@@ -51,6 +51,12 @@ export const parsePortCount: ValueParser<number> = (text) =>
     ? ok(Number(text))
     : fail(`must be a whole number 1-1000, got "${text}"`);
 
+/** A session cap, 1-65535. */
+export const parseSessionCap: ValueParser<number> = (text) =>
+  /^\d{1,5}$/.test(text) && Number(text) >= 1 && Number(text) <= 65535
+    ? ok(Number(text))
+    : fail(`must be a whole number 1-65535, got "${text}"`);
+
 /** A whole number of seconds, 0-86400. */
 export const parseSeconds: ValueParser<number> = (text) =>
   /^\d{1,5}$/.test(text) && Number(text) <= 86400

@@ -225,8 +225,13 @@ export function createApi(deps: ApiDeps): ForwardApi {
     if (!verdict.ok) return refuse(403, verdict.reason, { user: who.name, destination });
     const proxy = await deps.proxyAddress(remote);
     if (!proxy) return error(500, "the proxy has no route back to you");
-    // One allocation at a time: a port is never handed out twice.
+    // With authentication off the name is the client's own label: the cap is per address then.
+    const mine = (s: ForwardSession) =>
+      deps.config.authentication ? s.user === who.name : s.client.text === remote.text;
+    const cap = deps.config.maxSessionsPerUser;
+    // One allocation at a time: a port is never handed out twice, nor a cap passed.
     const result = allocating.then(async () => {
+      if ([...sessions.values()].filter(mine).length >= cap) return "capped" as const;
       const held = new Set([...sessions.values()].map((s) => s.port));
       const port = await allocatePort(
         deps.config.portRangeLow,
@@ -264,6 +269,11 @@ export function createApi(deps: ApiDeps): ForwardApi {
     } catch (e) {
       deps.log.error("Installing forwarding failed: {error}", { error: String(e) });
       return error(500, "the proxy could not install forwarding; see its log");
+    }
+    if (session === "capped") {
+      return refuse(429, `you already hold ${cap} sessions (max_sessions_per_user)`, {
+        user: who.name,
+      });
     }
     if (!session) {
       return refuse(

@@ -185,6 +185,19 @@ Deno.test({
             assertEquals(refused.status, 403, destination);
             assertMatch(JSON.parse(refused.body).error, reason);
           }
+          // The red team's trick: the whole space as two halves (the daemon reads users per login).
+          await addUser(bed, "halves", "halves-pw", "--allow", "0.0.0.0/1,128.0.0.0/1");
+          for (const destination of ["127.0.0.1", FIP.proxyIn, FIP.proxyOut, "10.0.0.5"]) {
+            const refused = await curl(bed, [
+              "-u",
+              "halves:halves-pw",
+              "-d",
+              JSON.stringify({ destination }),
+              `${API}/v1/sessions`,
+            ]);
+            assertEquals(refused.status, 403, `halves → ${destination}`);
+            assertMatch(JSON.parse(refused.body).error, /at least as specific is allowed/);
+          }
         },
       );
 

@@ -271,3 +271,48 @@ Deno.test("auth: an unknown user costs a hash like a known one", async () => {
   assertEquals((await call("GET", "/v1/sessions", undefined, "alice:wrong")).status, 401);
   assertEquals(hashesComputed() - before, 2);
 });
+
+Deno.test("policy: a protected range opens only for an allow prefix at least as specific", async (t) => {
+  const cases: Array<[string[], string, number, RegExp | undefined]> = [
+    // The red team's list: two halves of the whole space reach nothing protected.
+    [["0.0.0.0/1", "128.0.0.0/1"], "127.0.0.1", 403, /127\.0\.0\.0\/8/],
+    [["0.0.0.0/1", "128.0.0.0/1"], "198.18.30.1", 403, /198\.18\.30\.0\/24/],
+    [["0.0.0.0/1", "128.0.0.0/1"], "10.9.9.9", 403, /10\.0\.0\.0\/8/],
+    [["0.0.0.0/1", "128.0.0.0/1"], "198.19.1.1", 201, undefined],
+    [["10.0.0.0/7"], "10.1.1.1", 403, /10\.0\.0\.0\/8/],
+    [["10.0.0.0/8"], "10.1.1.1", 201, undefined],
+    [["10.1.1.0/24"], "10.1.1.1", 201, undefined],
+    [["198.18.0.0/15"], "198.18.30.9", 403, /198\.18\.30\.0\/24/],
+    [["198.18.30.9/32"], "198.18.30.9", 201, undefined],
+  ];
+  for (const [allow, destination, status, reason] of cases) {
+    await t.step(`${allow.join(",")} → ${destination}`, async () => {
+      const { call, users } = setup({ port_range_high: "5099" });
+      (users.users as Record<string, unknown>).carol = { ...users.users.alice, allow };
+      const r = await call("POST", "/v1/sessions", { destination }, "carol:pw");
+      assertEquals(r.status, status, JSON.stringify(r.body));
+      if (reason) assertMatch(r.body.error, reason);
+    });
+  }
+});
+
+Deno.test("a user cannot hold more than max_sessions_per_user sessions", async () => {
+  const { call } = setup({ port_range_high: "5099", max_sessions_per_user: "3" });
+  const made = [];
+  for (let i = 0; i < 3; i++) {
+    made.push(await call("POST", "/v1/sessions", { destination: "198.19.1.1" }));
+  }
+  assertEquals(made.map((r) => r.status), [201, 201, 201]);
+  const over = await call("POST", "/v1/sessions", { destination: "198.19.1.1" });
+  assertEquals([over.status, over.body.error], [
+    429,
+    "you already hold 3 sessions (max_sessions_per_user)",
+  ]);
+  // Others are not affected, and a released session makes room.
+  assertEquals(
+    (await call("POST", "/v1/sessions", { destination: "198.19.1.1" }, "boss:pw2")).status,
+    201,
+  );
+  await call("DELETE", `/v1/sessions/${made[0]!.body.id}`);
+  assertEquals((await call("POST", "/v1/sessions", { destination: "198.19.1.1" })).status, 201);
+});
