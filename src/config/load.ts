@@ -5,6 +5,7 @@
  */
 
 import type { Fs } from "../platform/fs.ts";
+import { InvalidUtf8Error } from "./text.ts";
 import { parseXml, XmlSyntaxError } from "./raw.ts";
 import type { Config, Problem } from "./types.ts";
 import { validateConfig } from "./validate.ts";
@@ -100,6 +101,8 @@ function describeReadError(error: unknown): string {
   }
   if (error instanceof Deno.errors.IsADirectory) return "is a directory, not a file";
   if (error instanceof Deno.errors.NotCapable) return "reading it is not permitted in this mode";
-  if (error instanceof TypeError && /UTF-8|utf-8/.test(error.message)) return "is not UTF-8 text";
+  if (error instanceof InvalidUtf8Error) {
+    return `line ${error.line}, column ${error.column}: ${error.message}; save the file as UTF-8`;
+  }
   return error instanceof Error ? error.message : String(error);
 }

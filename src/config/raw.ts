@@ -5,6 +5,7 @@
  */
 
 import { XMLParser, XMLValidator } from "fast-xml-parser";
+import { screenXml } from "./text.ts";
 
 /** One XML element, as written in the file. */
 export interface RawElement {
@@ -43,6 +44,8 @@ type OrderedNode = Record<string, unknown> & { [ATTRIBUTES]?: Record<string, str
  */
 export function parseXml(text: string): RawElement {
   if (text.trim() === "") throw new XmlSyntaxError("The file is empty", 1, 1);
+  const refused = screenXml(text);
+  if (refused) throw new XmlSyntaxError(refused.message, refused.line, refused.column);
   const verdict = XMLValidator.validate(text, { allowBooleanAttributes: false });
   if (verdict !== true) {
     const { msg, line, col } = verdict.err;
@@ -58,6 +61,7 @@ export function parseXml(text: string): RawElement {
     commentPropName: COMMENT,
     cdataPropName: CDATA,
     captureMetaData: true,
+    // Only the five predefined entities and character references: a DOCTYPE never gets here.
     processEntities: true,
     htmlEntities: false,
   });

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { strictText } from "../config/text.ts";
 import type { Fs } from "./fs.ts";
 import type { CommandRunner } from "./runner.ts";
 import { environValue, parsePs, type ProcessTable } from "../dnat/owner.ts";
@@ -115,7 +116,7 @@ export async function readTrustedFile(path: string): Promise<string> {
       })`,
     );
   }
-  return await new Response(file.readable).text();
+  return strictText(new Uint8Array(await new Response(file.readable).arrayBuffer()));
 }
 
 /** An `Fs` whose reads are `readTrustedFile`, for the config of a privileged call. */

@@ -41,3 +41,41 @@ Deno.test("parseXml() reports where malformed XML broke", async (t) => {
     });
   }
 });
+
+Deno.test("parseXml() refuses DOCTYPE, entities and deep nesting with a position, never expands", async (t) => {
+  const laughs =
+    `<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>\n<server>&lol2;</server>`;
+  const cases: Array<[string, string, number, number, string]> = [
+    [
+      "internal entity (billion laughs)",
+      laughs,
+      1,
+      1,
+      "DOCTYPE and ENTITY declarations are not accepted in a config file",
+    ],
+    [
+      "external entity",
+      `<?xml version="1.0"?>\n  <!DOCTYPE s [<!ENTITY x SYSTEM "file:///etc/shadow">]><server>&x;</server>`,
+      2,
+      3,
+      "DOCTYPE and ENTITY declarations are not accepted in a config file",
+    ],
+    [
+      "nesting 10,000 deep",
+      "<a>".repeat(10_000) + "</a>".repeat(10_000),
+      1,
+      1 + 3 * 32,
+      "elements nested deeper than 32 levels",
+    ],
+  ];
+  for (const [name, xml, line, column, message] of cases) {
+    await t.step(name, () => {
+      const error = assertThrows(() => parseXml(xml), XmlSyntaxError);
+      assertEquals([error.line, error.column, error.message], [line, column, message]);
+    });
+  }
+  await t.step("a comment or CDATA that mentions DOCTYPE is fine", () => {
+    const root = parseXml(`<a><!-- <!DOCTYPE x> --><b><![CDATA[<!ENTITY>]]></b><c/></a>`);
+    assertEquals(root.children.map((c) => [c.name, c.text]), [["b", "<!ENTITY>"], ["c", ""]]);
+  });
+});

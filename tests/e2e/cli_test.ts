@@ -127,6 +127,67 @@ Deno.test("check config explains a missing file, a directory and malformed XML",
   }
 });
 
+Deno.test("hostile config files get one line each, never a stack trace, in every mode that reads them", async () => {
+  const dir = await tempDir();
+  try {
+    const files: Array<[string, Uint8Array | string, string]> = [
+      [
+        "entities.conf",
+        `<!DOCTYPE s [<!ENTITY x SYSTEM "file:///etc/shadow">]>\n<server>&x;</server>\n`,
+        "line 1, column 1: malformed XML: DOCTYPE and ENTITY declarations are not accepted in a config file",
+      ],
+      [
+        "deep.conf",
+        "<server>" + "<a>".repeat(50_000) + "</a>".repeat(50_000) + "</server>",
+        "line 1, column 102: malformed XML: elements nested deeper than 32 levels",
+      ],
+      [
+        "latin1.conf",
+        new Uint8Array([
+          ...new TextEncoder().encode("<server>\n<!-- caf"),
+          0xe9,
+          0x20,
+          0x2d,
+          0x2d,
+          0x3e,
+          0x3c,
+          0x2f,
+          0x73,
+          0x65,
+          0x72,
+          0x76,
+          0x65,
+          0x72,
+          0x3e,
+        ]),
+        "line 2, column 9: invalid UTF-8 (byte 0xe9); save the file as UTF-8",
+      ],
+    ];
+    for (const [name, content, line] of files) {
+      const path = `${dir.path}/${name}`;
+      if (typeof content === "string") await Deno.writeTextFile(path, content);
+      else await Deno.writeFile(path, content);
+      for (
+        const argv of [["check", "config"], ["check", "system"], ["forward", "serve"], [
+          "dnat",
+          "list",
+        ]]
+      ) {
+        const ran = await runXferproxy([...argv, "--config", path]);
+        const said = ran.stdout + ran.stderr;
+        assertEquals([argv.join(" "), ran.code !== 0, /\n\s+at /.test(said)], [
+          argv.join(" "),
+          true,
+          false,
+        ]);
+        if (argv[1] === "config") assertIncludes(said, `"${path}": ${line}`);
+      }
+    }
+  } finally {
+    await dir.remove();
+  }
+});
+
 Deno.test("check config explains an unreadable file (run as a non-root user)", async () => {
   const dir = await tempDir();
   try {
