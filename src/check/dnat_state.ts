@@ -96,7 +96,7 @@ async function checkService(host: CheckHost, dir: string, now: number): Promise<
       owners.set(e.session.id, e.session.owner);
     }
   }
-  const save = await host.run("iptables-save", []);
+  const save = await host.run({ kind: "iptables_save" });
   for (const m of (save?.stdout ?? "").matchAll(/--comment "?(xferproxy:[^" ]+)"?/g)) {
     const tag = parseRuleTag(m[1] as string);
     if (tag) owners.set(tag.id, tag.owner);
@@ -106,7 +106,7 @@ async function checkService(host: CheckHost, dir: string, now: number): Promise<
     return out;
   }
   const pids = [...new Set([...owners.values()].map((o) => o.pid))];
-  const ps = await host.run("ps", ["-o", "pid=,uid=,lstart=", "-p", pids.join(",")]);
+  const ps = await host.run({ kind: "ps", pids });
   const running = parsePs(ps?.stdout ?? "");
   const ended = [...owners].filter(([, owner]) => !isAlive(owner, running));
   if (ended.length === 0) {

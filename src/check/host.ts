@@ -20,11 +20,39 @@ export interface CheckHost {
   readText(path: string): Promise<string | undefined>;
   stat(path: string): Promise<FileInfo | undefined>;
   list(dir: string): Promise<string[]>;
-  /** Runs a read-only program on the live system; undefined under --root or when it cannot run. */
-  run(
-    program: string,
-    args: readonly string[],
-  ): Promise<{ code: number; stdout: string; stderr: string } | undefined>;
+  /** Runs one read-only query on the live system; undefined under --root or when it cannot run. */
+  run(query: ReadOnlyQuery): Promise<{ code: number; stdout: string; stderr: string } | undefined>;
+}
+
+/**
+ * Everything `check` may run: each a fixed command line that reads state and
+ * changes nothing. The audit holds permission to run these programs; this
+ * union is what keeps their arguments read-only (tests/check/host_test.ts
+ * checks every form).
+ */
+export type ReadOnlyQuery =
+  | { readonly kind: "version"; readonly program: "iptables" | "nft" | "conntrack" }
+  | { readonly kind: "ip_forward" }
+  | { readonly kind: "iptables_save" }
+  | { readonly kind: "ps"; readonly pids: readonly number[] };
+
+/** The programs check runs, for its permission set. */
+export const CHECK_PROGRAMS = ["iptables", "iptables-save", "nft", "conntrack", "sysctl", "ps"];
+
+/** The one place check's command lines are written. */
+export function queryArgv(query: ReadOnlyQuery): readonly string[] {
+  switch (query.kind) {
+    case "version":
+      return [query.program, "--version"];
+    case "ip_forward":
+      return ["sysctl", "-n", "net.ipv4.ip_forward"];
+    case "iptables_save":
+      return ["iptables-save"];
+    case "ps": {
+      const pids = query.pids.filter((p) => Number.isSafeInteger(p) && p > 0);
+      return ["ps", "-o", "pid=,uid=,lstart=", "-p", pids.length ? pids.join(",") : "0"];
+    }
+  }
 }
 
 /** Texts of the files an sshd `Include` pattern names (a `*` in the last component, or a plain path). */

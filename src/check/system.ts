@@ -88,7 +88,7 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
 
   // IP forwarding (seed: "IP forwarding must be enabled").
   const forward = live
-    ? (await host.run("sysctl", ["-n", "net.ipv4.ip_forward"]))?.stdout.trim()
+    ? (await host.run({ kind: "ip_forward" }))?.stdout.trim()
     : (await host.readText("/proc/sys/net/ipv4/ip_forward"))?.trim();
   if (forward === "1") out.push(finding.info("system.ip_forward", "net.ipv4.ip_forward is 1"));
   else {
@@ -103,7 +103,7 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
 
   // Netfilter and conntrack tools, with versions on the live system.
   const backend = inputs.config?.server.dnatBackend ?? "iptables";
-  const tools = [
+  const tools: Array<{ name: "nft" | "iptables" | "conntrack"; pkg: string }> = [
     {
       name: backend === "nftables" ? "nft" : "iptables",
       pkg: backend === "nftables" ? "nftables" : "iptables",
@@ -113,7 +113,7 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
   for (const tool of tools) {
     let version: string | undefined;
     if (live) {
-      const r = await host.run(tool.name, ["--version"]);
+      const r = await host.run({ kind: "version", program: tool.name });
       version = r && r.code === 0 ? (r.stdout || r.stderr).trim().split("\n")[0] : undefined;
     } else {
       const paths = [`/usr/sbin/${tool.name}`, `/sbin/${tool.name}`, `/usr/bin/${tool.name}`];

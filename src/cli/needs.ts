@@ -8,6 +8,7 @@ import type { Needs } from "../platform/permissions.ts";
 import { LIBC_PATHS } from "../platform/exec.ts";
 import { LIBNFTABLES_PATHS } from "../platform/libnftables.ts";
 import type { Command } from "./parse.ts";
+import { CHECK_PROGRAMS } from "../check/host.ts";
 
 /** The permissions a command needs. Pure. */
 export function needsOf(command: Command): Needs {
@@ -16,8 +17,8 @@ export function needsOf(command: Command): Needs {
     case "version":
       return {};
     case "check":
-      // Reads files; no network, no writes. The live-system audit runs only programs that
-      // report versions or state: netfilter tools, conntrack, sysctl, ps.
+      // Reads files; no network, no writes. The live-system audit runs only the fixed,
+      // read-only command lines of check/host.ts (queryArgv).
       if (command.topic === "config" || command.topic === "defaults") {
         return { read: true, env: true };
       }
@@ -26,7 +27,7 @@ export function needsOf(command: Command): Needs {
       return {
         read: true,
         env: true,
-        run: ["iptables", "iptables-save", "nft", "conntrack", "sysctl", "ps"],
+        run: CHECK_PROGRAMS,
       };
     case "reverse":
       // Config, keys and known_hosts; balancer state and log files; the host key probe;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { CheckHost } from "../check/host.ts";
+import { type CheckHost, queryArgv } from "../check/host.ts";
 import type { CommandRunner } from "./runner.ts";
 
 /** A read-only view of the system under `root`. */
@@ -40,10 +40,11 @@ export function checkHost(root: string, runner: CommandRunner): CheckHost {
       } catch { /* missing or unreadable */ }
       return names;
     },
-    async run(program, args) {
+    async run(query) {
       if (root !== "/") return undefined;
+      const [program, ...args] = queryArgv(query);
       try {
-        return await runner.run(program, args);
+        return await runner.run(program as string, args);
       } catch {
         return undefined;
       }
