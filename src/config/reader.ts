@@ -35,6 +35,33 @@ const HOME_OF: Readonly<Record<string, string>> = {
   users_file: "<proxy>",
 };
 
+/** Other spellings the Aspera documents use, read as the tag they mean. */
+export const SPELLINGS: Readonly<Record<string, string>> = {
+  // The troubleshooting section writes it this way; the configuration tables as src_port_filtering.
+  source_port_filtering: "src_port_filtering",
+};
+
+/**
+ * Tags the Aspera documents name that belong to an Aspera transfer server,
+ * not to a proxy: what to do instead, for the warning.
+ */
+export const ELSEWHERE: Readonly<Record<string, string>> = Object.fromEntries(
+  [
+    "file_system",
+    "access",
+    "paths",
+    "path",
+    "absolute",
+    "read_allowed",
+    "write_allowed",
+    "dir_allowed",
+  ]
+    .map((tag) => [
+      tag,
+      "it sets an Aspera server's docroot; xferproxy serves no files: set it in the internal server's aspera.conf",
+    ]),
+);
+
 /** Collects problems in file order. */
 export class Problems {
   readonly #list: Problem[] = [];
@@ -84,10 +111,20 @@ export class SectionReader {
         `<${element.name}> holds stray text "${short(element.text)}" (ignored)`,
       );
     }
-    for (const child of element.children) {
+    for (const original of element.children) {
+      const spelled = SPELLINGS[original.name];
+      const child = spelled && known.includes(spelled) ? { ...original, name: spelled } : original;
+      if (child !== original) {
+        problems.warn(
+          original,
+          original.name,
+          `<${original.name}> is read as <${child.name}>, the spelling of the configuration reference`,
+        );
+      }
       if (!known.includes(child.name)) {
         const home = HOME_OF[child.name];
-        const hint = home ? `; it belongs in ${home}` : "";
+        const elsewhere = ELSEWHERE[child.name];
+        const hint = home ? `; it belongs in ${home}` : elsewhere ? `: ${elsewhere}` : "";
         problems.warn(
           child,
           child.name,

@@ -6,7 +6,7 @@
 import type { IpEndpoint } from "../net/endpoint.ts";
 import { formatEndpoint } from "../net/endpoint.ts";
 import type { RawElement } from "./raw.ts";
-import { Problems, SectionReader } from "./reader.ts";
+import { ELSEWHERE, Problems, SectionReader } from "./reader.ts";
 import { PROXY, RPROXY, RULE, RULE_DEFAULTS_IN_RPROXY, SERVER, STRUCTURE } from "./spec.ts";
 import type {
   CommandPattern,
@@ -50,10 +50,16 @@ function findServer(root: RawElement, problems: Problems): RawElement | undefine
   }
   const servers = root.children.filter((c) => c.name === "server");
   for (const other of root.children.filter((c) => c.name !== "server")) {
+    const elsewhere = ELSEWHERE[other.name] ??
+      (other.name === "default" || other.name === "aaa"
+        ? "it configures an Aspera transfer server; set it in the internal server's aspera.conf"
+        : undefined);
     problems.warn(
       other,
       other.name,
-      `<${other.name}> in <CONF> is not used by xferproxy (ignored)`,
+      `<${other.name}> in <CONF> is not used by xferproxy (ignored)${
+        elsewhere ? `: ${elsewhere}` : ""
+      }`,
     );
   }
   for (const extra of servers.slice(1)) {

@@ -1,7 +1,7 @@
 /**
  * Every validation error and warning, with the line it is reported on.
  */
-import { assertEquals, assertOk } from "../_assert.ts";
+import { assertEquals, assertMatch, assertOk } from "../_assert.ts";
 import { errorsOf, parseInline, warningsOf } from "./_load.ts";
 
 /** A config whose rproxy holds `rule` (one line per element so lines are predictable). */
@@ -276,7 +276,7 @@ Deno.test("validateConfig() warns about unknown and misplaced tags but still loa
   );
   assertOk(report.config);
   assertEquals(warningsOf(report), [
-    "2: <default> in <CONF> is not used by xferproxy (ignored)",
+    "2: <default> in <CONF> is not used by xferproxy (ignored): it configures an Aspera transfer server; set it in the internal server's aspera.conf",
     "5: unknown tag <dnat_backend> in <rproxy> (ignored); it belongs in <server>",
     "7: unknown tag <colour> in <rproxy> (ignored)",
     "9: <rule> 1 has unknown attribute port (ignored); use host_ip or host_domain",
@@ -364,4 +364,34 @@ Deno.test("validateConfig() decodes entities and CDATA in values", () => {
   );
   assertEquals(report.config!.server.rproxy.logDirectory, "/var/log/x&y");
   assertEquals(report.config!.server.rproxy.knownHosts, "/etc/a&b");
+});
+
+Deno.test("validateConfig() reads the documents' other spellings and says where docroot tags belong", () => {
+  const report = parseInline(
+    `<CONF version="2">\n<file_system><access><paths><path><absolute>/sandbox</absolute></path></paths></access></file_system>\n<server>\n<rproxy>\n<enabled>true</enabled>\n<rules>\n${
+      GOOD_RULE.replace("</rule>", "<source_port_filtering>false</source_port_filtering>\n</rule>")
+    }\n</rules>\n</rproxy>\n<absolute>/x</absolute>\n</server>\n</CONF>`,
+  );
+  assertOk(report.config);
+  assertEquals(report.config.server.rproxy.rules[0]?.srcPortFiltering, false);
+  const docroot =
+    "it sets an Aspera server's docroot; xferproxy serves no files: set it in the internal server's aspera.conf";
+  assertEquals(warningsOf(report), [
+    `2: <file_system> in <CONF> is not used by xferproxy (ignored): ${docroot}`,
+    "10: <source_port_filtering> is read as <src_port_filtering>, the spelling of the configuration reference",
+    `14: unknown tag <absolute> in <server> (ignored): ${docroot}`,
+  ]);
+});
+
+Deno.test("validateConfig() refuses both spellings of one option in one rule", () => {
+  const report = parseInline(
+    withRule(
+      GOOD_RULE.replace(
+        "</rule>",
+        "<src_port_filtering>true</src_port_filtering><source_port_filtering>false</source_port_filtering></rule>",
+      ),
+    ),
+  );
+  assertEquals(report.config, undefined);
+  assertMatch(errorsOf(report).join("\n"), /<src_port_filtering> appears twice in <rule>/);
 });
