@@ -3,12 +3,12 @@
  * @module
  */
 
-import { parseUsername } from "./values.ts";
+import { userNameProblem } from "./values.ts";
 
 /** A user name that cannot be used to build a path or log in upstream. */
 export class InvalidUserError extends Error {
-  constructor(user: string) {
-    super(`Invalid user name "${user}": must match [a-z_][a-z0-9_.-]{0,31}`);
+  constructor(user: string, problem: string) {
+    super(`Invalid user name ${JSON.stringify(user)}: ${problem}`);
     this.name = "InvalidUserError";
   }
 }
@@ -18,6 +18,7 @@ export class InvalidUserError extends Error {
  * @throws {InvalidUserError} before any path is built, when `user` is not a safe login name
  */
 export function expandKeyfile(template: string, user: string): string {
-  if (!parseUsername(user).ok) throw new InvalidUserError(user);
+  const problem = userNameProblem(user);
+  if (problem) throw new InvalidUserError(user, problem);
   return template.replaceAll("$(user)", user);
 }

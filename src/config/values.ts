@@ -114,14 +114,31 @@ export const parseHostDomain: ValueParser<DomainEndpoint> = (text) => {
   return typeof ep === "string" ? fail(ep) : ok(ep);
 };
 
-/** Login names xferproxy accepts: lower case, POSIX-portable, at most 32 characters. */
-export const USERNAME = /^[a-z_][a-z0-9_.-]{0,31}$/;
+/**
+ * Why a login name cannot be used, or undefined when it can. Names are what
+ * the host allows (capitals, digits, dots, `@`, `DOMAIN\\user` or
+ * `user@domain` from AD/LDAP): refused is only what could escape the key
+ * directory or confuse a path, an argv or a log: `/`, `..`, a leading `-`,
+ * control characters, and `%`/`$`, which newer OpenSSH expands in a login
+ * name.
+ */
+export function userNameProblem(name: string): string | undefined {
+  if (name === "" || name.length > 256) return "it is empty or over 256 characters";
+  if (name.startsWith("-")) return "it starts with -";
+  if (name === "." || name.includes("/") || name.includes("..")) return "it holds / or ..";
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(name)) return "it holds a control character";
+  if (/[%$]/.test(name)) return "it holds % or $, which ssh would expand";
+  return undefined;
+}
 
-/** A login name that is safe to put into a path. */
-export const parseUsername: ValueParser<string> = (text) =>
-  USERNAME.test(text) && text !== "." && text !== ".."
-    ? ok(text)
-    : fail(`must be a user name matching [a-z_][a-z0-9_.-]{0,31}, got "${text}"`);
+/** A login name that is safe to put into a path, an argv and a log. */
+export const parseUsername: ValueParser<string> = (text) => {
+  const problem = userNameProblem(text);
+  return problem
+    ? fail(`must be a login name (${problem}), got ${JSON.stringify(text)}`)
+    : ok(text);
+};
 
 /** A login name, or blank for "not set". */
 export const parseOptionalUsername: ValueParser<string | undefined> = (text) =>

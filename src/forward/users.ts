@@ -7,7 +7,8 @@
 
 import { randomBytes, scrypt, scryptSync, timingSafeEqual } from "node:crypto";
 import { Buffer } from "node:buffer";
-import { USERNAME } from "../config/values.ts";
+/** API user names: our own namespace, so the portable POSIX form. */
+const API_USERNAME = /^[a-z_][a-z0-9_.-]{0,31}$/;
 import { parseCidr } from "../net/ip.ts";
 import { isHostName } from "../net/endpoint.ts";
 
@@ -115,7 +116,7 @@ export function checkAllowEntry(entry: string): string | undefined {
 
 /** Checks an API user name. */
 export function checkUserName(name: string): string | undefined {
-  return USERNAME.test(name)
+  return API_USERNAME.test(name)
     ? undefined
     : `user name must match [a-z_][a-z0-9_.-]{0,31}, got "${name}"`;
 }

@@ -6,7 +6,7 @@
 
 import { type DomainEndpoint, parseDomainEndpoint, parsePort } from "../net/endpoint.ts";
 import { type IpAddress, parseIp } from "../net/ip.ts";
-import { USERNAME } from "../config/values.ts";
+import { userNameProblem } from "../config/values.ts";
 import type { ChannelRequest } from "../ssh/policy.ts";
 
 /** One reverse session's facts. */
@@ -64,9 +64,8 @@ export function readSessionInputs(env: (name: string) => string | undefined): Se
     throw new SessionInputError(`SSH_CONNECTION is malformed: "${connection}"`);
   }
   const user = env("USER") ?? env("LOGNAME") ?? "";
-  if (!USERNAME.test(user)) {
-    throw new SessionInputError(`Invalid user name "${user}": must match [a-z_][a-z0-9_.-]{0,31}`);
-  }
+  const problem = userNameProblem(user);
+  if (problem) throw new SessionInputError(`Invalid user name ${JSON.stringify(user)}: ${problem}`);
   const host = env("XFERPROXY_HOST");
   const dialled = host ? parseDomainEndpoint(host) : undefined;
   return {

@@ -182,8 +182,8 @@ Deno.test("validateConfig() checks every rule of an enabled reverse proxy", asyn
     ],
     [
       "bad squash user",
-      `<rule>\n<host>198.18.2.2</host>\n<squash_user>Root;id</squash_user>\n<keyfile>/k</keyfile>\n</rule>`,
-      `7: <squash_user> must be a user name matching [a-z_][a-z0-9_.-]{0,31}, got "Root;id"`,
+      `<rule>\n<host>198.18.2.2</host>\n<squash_user>../root</squash_user>\n<keyfile>/k</keyfile>\n</rule>`,
+      `7: <squash_user> must be a login name (it holds / or ..), got "../root"`,
     ],
     [
       "balancing method",

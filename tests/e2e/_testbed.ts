@@ -31,7 +31,13 @@ export const IP = {
 } as const;
 
 /** Proxy users (they log in to the proxy) and the upstream-only squash account. */
-export const USERS = { alice: "xpt_alice", bob: "xpt_bob", xfer: "xpt_xfer" } as const;
+/** Test accounts; carol's name is one an AD/LDAP-joined host has (capitals, a dot, a domain). */
+export const USERS = {
+  alice: "xpt_alice",
+  bob: "xpt_bob",
+  carol: "Xpt.Carol@corp",
+  xfer: "xpt_xfer",
+} as const;
 const GROUP = "xpt_proxy";
 
 /** The namespaces' names. */
@@ -407,7 +413,7 @@ async function createUsers(dir: string, cleanups: Array<() => Promise<unknown>>)
   for (const [role, user] of Object.entries(USERS)) {
     const home = `${dir}/home/${user}`;
     const groups = role === "xfer" ? [] : ["-G", GROUP];
-    await must(["useradd", "-M", "-d", home, "-s", "/bin/sh", ...groups, user]);
+    await must(["useradd", "--badname", "-M", "-d", home, "-s", "/bin/sh", ...groups, user]);
     cleanups.push(async () => {
       await run(["pkill", "-KILL", "-u", user]);
       await run(["userdel", user]);
@@ -485,7 +491,7 @@ async function writeFiles(bed: Testbed, options: TestbedOptions): Promise<void> 
   await Deno.chmod(`${dir}/data`, 0o1777);
 
   const serverKeys: string[] = [];
-  for (const user of [USERS.alice, USERS.bob]) {
+  for (const user of [USERS.alice, USERS.bob, USERS.carol]) {
     // The client's key for the proxy, and the proxy user's own key for the internal servers.
     await keygen(`${dir}/client/${user}`, `${user}@client`);
     await Deno.copyFile(`${dir}/client/${user}.pub`, `${dir}/proxy/authorized_keys/${user}`);

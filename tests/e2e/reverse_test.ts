@@ -299,6 +299,28 @@ Deno.test({
       );
 
       await t.step(
+        "a name as AD/LDAP-joined hosts have it (capitals, dot, @domain) works end to end",
+        async () => {
+          const carol = USERS.carol;
+          // Her own account upstream, her own key at /home/$(user)/.ssh: rule 2 on the second address.
+          const who = await bed.ssh(carol, IP.proxyAlt, ["printenv", "USER"]);
+          assertEquals([who.code, who.stdout, who.stderr], [0, `${carol}\n`, ""]);
+          const src = `${bed.dir}/carol.bin`;
+          await makeFile(src, 1);
+          const target = `${bed.dataDir}/carol.bin`;
+          const copied = await run([
+            ...bed.clientArgs("scp", carol),
+            src,
+            `${IP.proxyAlt}:${target}`,
+          ]);
+          assertEquals(copied.code, 0, copied.stderr);
+          assertEquals(await sha256(target), await sha256(src));
+          assertEquals(await owner(target), carol);
+          assertMatch(await bed.log(), new RegExp(`user="?${carol.replace(".", "\\.")}"? `));
+        },
+      );
+
+      await t.step(
         "allowed programs cannot be made to run commands upstream (option smuggling)",
         async () => {
           const pwned = (name: string) => `${bed.dataDir}/smuggled-${name}`;
