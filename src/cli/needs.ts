@@ -70,7 +70,8 @@ export function needsOf(command: Command): Needs {
     case "forward":
       if (command.args[0] === "connect") return { read: true, net: true, env: true };
       if (command.args[0] === "user") return { read: true, write: true, env: true };
-      // The daemon: API sockets, its DNAT rules, users file, logs.
+      // The daemon: API sockets, its DNAT rules, users file, logs; openssl makes the default
+      // HTTPS certificate when none is configured.
       return {
         read: true,
         write: true,
@@ -85,6 +86,7 @@ export function needsOf(command: Command): Needs {
           "sysctl",
           "ps",
           "ip",
+          "openssl",
         ],
       };
   }

@@ -6,6 +6,7 @@
 export * from "./types.ts";
 export {
   ConfigError,
+  formatPosition,
   formatProblem,
   loadConfig,
   parseConfigText,

@@ -122,8 +122,8 @@ function readServer(reader: SectionReader, problems: Problems): ServerConfig {
     if (server.enableHttps && (!proxy.certFile || !proxy.keyFile)) {
       problems.warn(
         proxyReader.position,
-        "proxy",
-        "<enable_https> is true but <proxy> has no <cert_file> and <key_file>: HTTPS will not start until both are set",
+        "cert_file",
+        "<enable_https> is true but <proxy> has no <cert_file> and <key_file>: the daemon serves HTTPS with a self-signed certificate it generates in <state_directory>/forward on first start",
       );
     }
   }

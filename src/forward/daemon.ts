@@ -28,6 +28,10 @@ export interface DaemonHost {
     handler: (request: Request, remote: IpAddress) => Promise<Response>,
   ): Promise<Listener>;
   readFile(path: string): Promise<string>;
+  /** The generated HTTPS identity, made on first use: for HTTPS without <cert_file>/<key_file>. */
+  defaultTls(): Promise<
+    { cert: string; key: string; certPath: string; fingerprint: string; created: boolean }
+  >;
   localAddressFor(client: IpAddress): Promise<IpAddress | undefined>;
   ownNetworks(): Promise<Cidr[]>;
   portFree(port: number): Promise<boolean>;
@@ -69,9 +73,6 @@ export async function runDaemon(
     throw new DaemonStartError(
       "Forward mode supports <dnat_backend>iptables</dnat_backend> only in this release",
     );
-  }
-  if (server.enableHttps && (!proxy.certFile || !proxy.keyFile)) {
-    throw new DaemonStartError("<enable_https> is true: set <cert_file> and <key_file> in <proxy>");
   }
   if (!(await host.forwardingEnabled(4))) throw new ForwardingDisabledError(4);
   await backend.ensureReady(4);
@@ -130,6 +131,8 @@ export async function runDaemon(
     log,
   });
 
+  // Before listening: a certificate that cannot be made is its own error, not a listen failure.
+  const tls = server.enableHttps ? await httpsIdentity(proxy, host, log) : undefined;
   const listeners: Listener[] = [];
   const ports: string[] = [];
   const handler = (request: Request, remote: IpAddress) => api.handle(request, remote);
@@ -138,9 +141,8 @@ export async function runDaemon(
       listeners.push(await host.serve({ hostname: bindHost, port: server.httpPort }, handler));
       ports.push(String(server.httpPort));
     }
-    if (server.enableHttps) {
-      const cert = await host.readFile(proxy.certFile as string);
-      const key = await host.readFile(proxy.keyFile as string);
+    if (tls) {
+      const { cert, key } = tls;
       listeners.push(
         await host.serve({ hostname: bindHost, port: server.httpsPort, cert, key }, handler),
       );
@@ -170,4 +172,23 @@ export async function runDaemon(
   }
   log.info("Stopped; every forwarding rule removed");
   return api;
+}
+
+/** The configured certificate and key, or the generated one (said once in the log). */
+async function httpsIdentity(
+  proxy: Config["server"]["proxy"],
+  host: DaemonHost,
+  log: Logger,
+): Promise<{ cert: string; key: string }> {
+  if (proxy.certFile && proxy.keyFile) {
+    return { cert: await host.readFile(proxy.certFile), key: await host.readFile(proxy.keyFile) };
+  }
+  const made = await host.defaultTls();
+  log.warn(
+    `${
+      made.created ? "Generated" : "Using"
+    } a self-signed HTTPS certificate {path} (SHA-256 {fingerprint}); set <cert_file> and <key_file> in <proxy> to use your own`,
+    { path: made.certPath, fingerprint: made.fingerprint },
+  );
+  return made;
 }

@@ -7,7 +7,13 @@
 import { parseOrSay } from "../cli/parse.ts";
 import { EXIT } from "../cli/exit.ts";
 import { usageHint } from "../cli/usage.ts";
-import { type Config, ConfigError, loadConfig } from "../config/mod.ts";
+import {
+  type Config,
+  ConfigError,
+  formatPosition,
+  loadConfig,
+  type Problem,
+} from "../config/mod.ts";
 import { logger, setupLogging, teardownLogging } from "../log/mod.ts";
 import { openLogOutputs } from "./log_outputs.ts";
 import { terminationSignal } from "./session_io.ts";
@@ -37,6 +43,7 @@ import {
 import { forwardingEnabled, psProcessTable } from "./dnat_host.ts";
 import { realRunner } from "./runner.ts";
 import { serveHttp } from "./http_server.ts";
+import { ensureSelfSigned, SelfSignedError } from "./self_signed.ts";
 import { realFs } from "./fs.ts";
 import type { Output } from "./output.ts";
 
@@ -63,8 +70,9 @@ export async function runForward(
     });
   }
   let config;
+  let warnings: Problem[];
   try {
-    config = (await loadConfig(configPath, realFs)).config;
+    ({ config, warnings } = await loadConfig(configPath, realFs));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     output.err(`xferproxy: ${error.message}\n`);
@@ -85,9 +93,10 @@ export async function runForward(
         out: (text) => output.out(text),
       });
     }
-    return await serve(config, loadUsers, output);
+    return await serve(config, { path: configPath, warnings }, loadUsers, output);
   } catch (error) {
     const line = describeHelperError(error, [
+      SelfSignedError,
       UsersFileError,
       DaemonStartError,
       ForwardingDisabledError,
@@ -101,6 +110,7 @@ export async function runForward(
 
 async function serve(
   config: Config,
+  loaded: { path: string; warnings: readonly Problem[] },
   loadUsers: () => Promise<UsersFile>,
   output: Output,
 ): Promise<number> {
@@ -110,6 +120,13 @@ async function serve(
     ...(rproxy.logDirectory ? { directory: rproxy.logDirectory } : {}),
   });
   await setupLogging({ logLevel: rproxy.logLevel }, outputs);
+  // What check config warns about, once; the certificate is said by the daemon, with its fingerprint.
+  for (const warning of loaded.warnings.filter((w) => w.tag !== "cert_file")) {
+    logger("forward").warn("Config {path}: {problem}", {
+      path: loaded.path,
+      problem: formatPosition(warning),
+    });
+  }
   const termination = terminationSignal();
   // Nothing a client does may end the daemon: a stray rejection is logged, never fatal.
   globalThis.addEventListener("unhandledrejection", (event) => {
@@ -125,6 +142,7 @@ async function serve(
         serve: (options, handler) =>
           serveHttp({ ...options, onEvent: floodReporter(logger("forward", "http")) }, handler),
         readFile: (path) => Deno.readTextFile(path),
+        defaultTls: () => ensureSelfSigned(config.server.stateDirectory, realRunner),
         localAddressFor: (client) => localAddressFor(realRunner, client),
         ownNetworks: () => ownNetworks(realRunner),
         portFree,

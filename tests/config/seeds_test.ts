@@ -81,7 +81,7 @@ Deno.test("seed forward example: HTTP and HTTPS on, proxy enabled, every other d
   assertEquals(report.problems.map((p) => p.message), [
     "<authentication> is false: anyone who reaches the API can open forwarding to any public destination",
     "<enable_http> serves the API in plain text on 0.0.0.0: passwords cross the network readable; use <enable_https>, or bind to 127.0.0.1",
-    "<enable_https> is true but <proxy> has no <cert_file> and <key_file>: HTTPS will not start until both are set",
+    "<enable_https> is true but <proxy> has no <cert_file> and <key_file>: the daemon serves HTTPS with a self-signed certificate it generates in <state_directory>/forward on first start",
   ]);
 });
 

@@ -99,7 +99,11 @@ export async function createForwardBed(): Promise<ForwardBed> {
       })();
       await waitFor(
         "the forward daemon to start",
-        () => Promise.resolve(/Started on port|ERR|xferproxy: [A-Z]/.test(daemonText)),
+        // A start-up error is an ERR line or a one-line message; warnings come before a start.
+        () =>
+          Promise.resolve(
+            /Started on port|ERR|xferproxy: (?!WARN |LOG |DBG )[A-Z]/.test(daemonText),
+          ),
         20_000,
       );
       if (!daemonText.includes("Started on port")) {

@@ -566,6 +566,55 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "the documents' example (HTTP and HTTPS, no certificate) starts with a generated one, kept",
+        async () => {
+          const config = forwardConfig(bed.dir, "", "<enable_https>true</enable_https>");
+          const certPath = `${bed.dir}/state/forward/https-selfsigned.crt`;
+          const fingerprintOf = async () =>
+            (await must(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", certPath]))
+              .trim().replace(/^.*Fingerprint=/, "");
+          // check config says what the daemon will do.
+          await Deno.writeTextFile(bed.configPath, config);
+          const checked = await run([BINARY, "check", "config", "--config", bed.configPath]);
+          assertMatch(
+            checked.stdout,
+            /a self-signed certificate it generates in <state_directory>\/forward/,
+          );
+          const starts: string[] = [];
+          for (const expected of ["Generated", "Using"]) {
+            await bed.startDaemon(config);
+            const log = bed.daemonLog();
+            const said = [
+              ...log.matchAll(/a self-signed HTTPS certificate (\S+) \(SHA-256 ([0-9A-F:]+)\)/g),
+            ];
+            // Said once per start, with the fingerprint openssl computes.
+            assertEquals(said.length, 1, log);
+            assertMatch(log, new RegExp(`${expected} a self-signed HTTPS certificate`));
+            assertEquals([said[0]![1], said[0]![2]], [certPath, await fingerprintOf()]);
+            starts.push(said[0]![2]!);
+            assertEquals(
+              (await curl(bed, ["-k", `https://${FIP.proxyIn}:9092/healthz`])).status,
+              200,
+            );
+            await bed.stopDaemon();
+          }
+          assertEquals(starts[0], starts[1]);
+          // Configured files win again (and the next step needs the test CA's certificate).
+          await bed.startDaemon(forwardConfig(
+            bed.dir,
+            `<cert_file>${bed.dir}/cert.pem</cert_file><key_file>${bed.dir}/key.pem</key_file>`,
+            "<enable_https>true</enable_https>",
+          ));
+          assertEquals(bed.daemonLog().includes("self-signed"), false);
+          assertEquals((await Deno.stat(`${bed.dir}/state/forward`)).mode! & 0o777, 0o700);
+          assertEquals(
+            (await Deno.stat(`${bed.dir}/state/forward/https-selfsigned.key`)).mode! & 0o777,
+            0o600,
+          );
+        },
+      );
+
       await t.step("forward connect explains a refused session in one line", async () => {
         const result = await bed.inNs(bed.ns.inside, [
           BINARY,
