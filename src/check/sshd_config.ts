@@ -97,3 +97,21 @@ export function effectiveValue(
   const inBlock = block?.directives.find((d) => d.keyword === keyword)?.args.join(" ");
   return (inBlock ?? globalValue(config, keyword)?.join(" "))?.toLowerCase();
 }
+
+/**
+ * The authorized_keys files sshd reads for a user (`AuthorizedKeysFile`,
+ * default `.ssh/authorized_keys .ssh/authorized_keys2`), tokens expanded,
+ * relative paths under the home directory.
+ */
+export function authorizedKeysPaths(
+  config: readonly SshdDirective[],
+  user: string,
+  home: string,
+): string[] {
+  const patterns = globalValue(config, "authorizedkeysfile") ??
+    [".ssh/authorized_keys", ".ssh/authorized_keys2"];
+  return patterns.filter((p) => p.toLowerCase() !== "none").map((pattern) => {
+    const path = pattern.replaceAll("%h", home).replaceAll("%u", user).replaceAll("%%", "%");
+    return path.startsWith("/") ? path : `${home}/${path}`;
+  });
+}

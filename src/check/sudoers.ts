@@ -1,6 +1,7 @@
 /**
  * sudoers lines that matter to the proxy: the `xferproxy dnat` entry it
- * needs, and raw netfilter entries that hand out root.
+ * needs, raw netfilter entries that hand out root, and `requiretty`, which
+ * refuses the sessions' sudo call (it has no tty for scp, sftp or ascp).
  * @module
  */
 
@@ -10,6 +11,8 @@ export interface SudoersFacts {
   readonly dnatEntries: string[];
   /** Lines giving NOPASSWD to iptables/ip6tables/iptables-restore/nft. */
   readonly rawEntries: string[];
+  /** `Defaults` lines that turn requiretty on, and those that turn it off for someone. */
+  readonly requiretty: { readonly on: string[]; readonly off: string[] };
 }
 
 const RAW = /(^|\/)(ip6?tables(-restore|-legacy|-nft)?|nft)$/;
@@ -18,10 +21,18 @@ const RAW = /(^|\/)(ip6?tables(-restore|-legacy|-nft)?|nft)$/;
 export function analyzeSudoers(texts: readonly string[]): SudoersFacts {
   const dnatEntries: string[] = [];
   const rawEntries: string[] = [];
+  const requiretty = { on: [] as string[], off: [] as string[] };
   for (const text of texts) {
     for (const raw of text.replace(/\\\n/g, " ").split("\n")) {
       const line = raw.replace(/#.*/, "").trim();
-      if (!line || line.startsWith("Defaults") || !line.includes("NOPASSWD:")) continue;
+      const defaults = /^Defaults(?:[:@!>]\S+)?\s+(.*)$/.exec(line);
+      if (defaults) {
+        const options = (defaults[1] as string).split(",").map((o) => o.trim());
+        if (options.includes("requiretty")) requiretty.on.push(line);
+        if (options.includes("!requiretty")) requiretty.off.push(line);
+        continue;
+      }
+      if (!line || !line.includes("NOPASSWD:")) continue;
       const commands = line.slice(line.indexOf("NOPASSWD:") + "NOPASSWD:".length).split(",").map((
         c,
       ) => c.trim());
@@ -31,5 +42,5 @@ export function analyzeSudoers(texts: readonly string[]): SudoersFacts {
       }
     }
   }
-  return { dnatEntries, rawEntries };
+  return { dnatEntries, rawEntries, requiretty };
 }

@@ -6,7 +6,6 @@
  */
 
 import type { Config } from "../config/mod.ts";
-import { expandKeyfile } from "../config/mod.ts";
 import { formatEndpoint } from "../net/endpoint.ts";
 import { hostKeyAlgorithms, parseKnownHosts } from "../ssh/known_hosts.ts";
 import { type Finding, finding } from "./findings.ts";
@@ -20,6 +19,7 @@ import {
   type SshdDirective,
 } from "./sshd_config.ts";
 import { analyzeSudoers } from "./sudoers.ts";
+import { checkAuthorizedKeys, checkKeyfiles } from "./keys.ts";
 import { checkDnatState } from "./dnat_state.ts";
 import { LIBNFTABLES_PATHS } from "../platform/libnftables.ts";
 
@@ -163,6 +163,17 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
         "sudoers.dnat",
         'no sudoers entry lets proxy users run "xferproxy dnat": sessions get no UDP forwarding',
         'add "%xferproxy ALL=(root) NOPASSWD: /usr/local/bin/xferproxy dnat *" with visudo -f /etc/sudoers.d/xferproxy',
+      ),
+    );
+  }
+  if (sudo.requiretty.on.length && !sudo.requiretty.off.length) {
+    out.push(
+      finding.error(
+        "sudoers.requiretty",
+        `sudoers says "${
+          sudo.requiretty.on[0]
+        }": sessions call sudo without a tty (scp, sftp, ascp), so they get no UDP forwarding`,
+        'add "Defaults:%xferproxy !requiretty" with visudo -f /etc/sudoers.d/xferproxy',
       ),
     );
   }
@@ -345,33 +356,10 @@ async function checkConfiguredFiles(
         }
       }
     }
-    const users = await proxyUsers(host, proxyBlocks((await loadSshd(host, sshdConfigPath)) ?? []));
-    for (const rule of rproxy.rules) {
-      if (!rule.keyfile) continue;
-      const paths = rule.keyfile.includes("$(user)")
-        ? users.map((u) => expandKeyfile(rule.keyfile as string, u))
-        : [rule.keyfile];
-      for (const path of paths) {
-        const info = await host.stat(path);
-        if (!info) {
-          out.push(
-            finding.error(
-              "keyfile.missing",
-              `keyfile ${path} (rule ${rule.index}) does not exist`,
-              `ssh-keygen -t ed25519 -N '' -f ${path}`,
-            ),
-          );
-        } else if ((info.mode & 0o007) !== 0 || (info.mode & 0o020) !== 0) {
-          out.push(
-            finding.error(
-              "keyfile.mode",
-              `keyfile ${path} is readable or writable by others (mode ${modeText(info.mode)})`,
-              `chmod 600 ${path} (640 with the proxy group for a squash key)`,
-            ),
-          );
-        }
-      }
-    }
+    const sshd = await loadSshd(host, sshdConfigPath);
+    const users = await proxyUsers(host, proxyBlocks(sshd ?? []));
+    out.push(...await checkKeyfiles(host, rproxy, users));
+    out.push(...await checkAuthorizedKeys(host, sshd ?? [], users));
   }
   const dirs: Array<{ path: string; what: string }> = [];
   if (rproxy.logDirectory) dirs.push({ path: rproxy.logDirectory, what: "log directory" });

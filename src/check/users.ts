@@ -8,7 +8,7 @@ import type { Config } from "../config/mod.ts";
 import { expandKeyfile } from "../config/mod.ts";
 import { type Finding, finding } from "./findings.ts";
 import type { CheckHost } from "./host.ts";
-import { effectiveValue, globalValue, proxyBlocks } from "./sshd_config.ts";
+import { authorizedKeysPaths, effectiveValue, proxyBlocks } from "./sshd_config.ts";
 import { loadSshd, proxyUsers } from "./system.ts";
 
 /** The counts the seed's asp-check prints, plus the reasons. */
@@ -44,7 +44,6 @@ export async function auditUsers(
   for (const m of (xferGroup?.split(":")[3] ?? "").split(",").filter(Boolean)) members.add(m);
   const accounts = ((await host.readText("/etc/passwd")) ?? "").split("\n").map((l) => l.split(":"))
     .filter((f) => f.length >= 7);
-  const authorizedFile = globalValue(sshd, "authorizedkeysfile")?.[0] ?? ".ssh/authorized_keys";
   const report: UserReport = {
     fullAccess: [],
     proxyUsers: [],
@@ -72,9 +71,8 @@ export async function auditUsers(
     const why: string[] = [];
     if (!covered.has(name)) why.push("not covered by ForceCommand");
     else if (!forwardingOff) why.push("forwarding allowed");
-    const keys = authorizedFile.replaceAll("%h", home).replaceAll("%u", name).replaceAll("%%", "%");
-    const keysPath = keys.startsWith("/") ? keys : `${home}/${keys}`;
-    const keysInfo = await host.stat(keysPath);
+    const keysPath = authorizedKeysPaths(sshd, name, home)[0];
+    const keysInfo = keysPath === undefined ? undefined : await host.stat(keysPath);
     if (keysInfo && (keysInfo.mode & 0o022) !== 0) why.push("writable authorized_keys");
     for (const rule of config?.server.rproxy.rules ?? []) {
       if (!rule.keyfile?.includes("$(user)")) continue;

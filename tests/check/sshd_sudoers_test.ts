@@ -58,6 +58,17 @@ Deno.test("analyzeSudoers() finds the helper entry and raw netfilter grants", ()
     "bear ALL = (ALL) NOPASSWD: /sbin/iptables-restore",
     "ops ALL=(ALL) NOPASSWD: /usr/bin/systemctl, /usr/sbin/nft",
   ]);
+  assertEquals(facts.requiretty, { on: [], off: [] });
+});
+
+Deno.test("analyzeSudoers() finds requiretty, which refuses the sessions' tty-less sudo call", () => {
+  const facts = analyzeSudoers([
+    "Defaults    requiretty\nDefaults   env_reset, requiretty\nDefaults:%xferproxy !requiretty\nDefaults!/usr/bin/su !requiretty, env_keep=X\n# Defaults requiretty\n",
+  ]);
+  assertEquals(facts.requiretty, {
+    on: ["Defaults    requiretty", "Defaults   env_reset, requiretty"],
+    off: ["Defaults:%xferproxy !requiretty", "Defaults!/usr/bin/su !requiretty, env_keep=X"],
+  });
 });
 
 Deno.test("summary() counts errors and warnings", () => {

@@ -96,11 +96,13 @@ Deno.test({
         "handoff.ssh",
         "keyfile.missing",
         "keyfile.mode",
+        "keyfile.unusable",
         "known_hosts.missing",
         "sshd.accept_env",
         "sshd.forwarding",
         "sudoers.dnat",
         "sudoers.raw_netfilter",
+        "sudoers.requiretty",
         "system.ip_forward",
         "system.selinux",
         "system.tool.conntrack",
@@ -112,6 +114,7 @@ Deno.test({
       ]);
       assertEquals(ids(report, "warning"), [
         "dirs.balancer",
+        "sshd.dsa_keys",
         "sshd.password_auth",
         "sshd.port",
         "sshd.root_login",
@@ -120,6 +123,19 @@ Deno.test({
       for (const f of report.findings.filter((f) => f.severity !== "info")) {
         assertMatch(f.fix, /\S/, `${f.id} has no fix`);
       }
+      const said = (id: string) => report.findings.find((f) => f.id === id)?.message;
+      assertEquals(
+        said("keyfile.unusable"),
+        'Keyfile "/home/bear/.ssh/id_ed25519" is a DSA key, which OpenSSH refuses since 7.0: make an ed25519 key (ssh-keygen -t ed25519) and authorize it on the internal server (rule 2)',
+      );
+      assertEquals(
+        said("sudoers.requiretty"),
+        'sudoers says "Defaults requiretty": sessions call sudo without a tty (scp, sftp, ascp), so they get no UDP forwarding',
+      );
+      assertEquals(
+        said("sshd.dsa_keys"),
+        "proxy users with DSA keys, which sshd refuses since OpenSSH 7.0: bear (/home/bear/.ssh/authorized_keys)",
+      );
       const users = await run([
         BINARY,
         "check",

@@ -19,6 +19,16 @@ Deno.test("classifyPrivateKey() refuses keys with a passphrase, in every format"
   }
 });
 
+Deno.test("classifyPrivateKey() refuses DSA keys (old Faspex set-ups), in every format", () => {
+  for (const name of ["openssh_dsa", "pem_dsa", "pkcs8_dsa"]) {
+    assertEquals(classifyPrivateKey(key(name), "/k/aspera_id_dsa"), {
+      ok: false,
+      message:
+        'Keyfile "/k/aspera_id_dsa" is a DSA key, which OpenSSH refuses since 7.0: make an ed25519 key (ssh-keygen -t ed25519) and authorize it on the internal server',
+    }, name);
+  }
+});
+
 Deno.test("classifyPrivateKey() says what is wrong with things that are not private keys", () => {
   assertEquals(classifyPrivateKey("ssh-ed25519 AAAAC3Nz fixture\n", "/k/pub"), {
     ok: false,
