@@ -43,6 +43,8 @@ export interface ApiDeps {
   readonly now: () => number;
   readonly newId: () => string;
   readonly log: Logger;
+  /** The address families the proxy forwards (IPv6 only with net.ipv6.conf.all.forwarding). */
+  readonly families?: ReadonlySet<4 | 6>;
 }
 
 /** Counters for /metrics. */
@@ -215,6 +217,15 @@ export function createApi(deps: ApiDeps): ForwardApi {
       return refuse(400, "destination and client must both be IPv4 or both IPv6", {
         user: who.name,
       });
+    }
+    if (!(deps.families ?? new Set([4, 6])).has(address.family)) {
+      return refuse(
+        503,
+        "the proxy does not forward IPv6 (net.ipv6.conf.all.forwarding is 0, or no ip6tables: see its log)",
+        {
+          user: who.name,
+        },
+      );
     }
     const verdict = checkDestination({
       requested: destination,

@@ -76,6 +76,17 @@ export async function runDaemon(
   }
   if (!(await host.forwardingEnabled(4))) throw new ForwardingDisabledError(4);
   await backend.ensureReady(4);
+  const families = new Set<4 | 6>([4]);
+  if (await host.forwardingEnabled(6)) {
+    try {
+      await backend.ensureReady(6);
+      families.add(6);
+    } catch (error) {
+      log.warn("IPv6 sessions are refused: {error}", { error: (error as Error).message });
+    }
+  } else {
+    log.info("IPv6 sessions are refused: net.ipv6.conf.all.forwarding is 0");
+  }
   await reapOrphans({ backend, conntrack, processes: host.processes, log });
 
   const own = await host.ownNetworks();
@@ -111,6 +122,7 @@ export async function runDaemon(
     }
   };
   const api = createApi({
+    families,
     config: proxy,
     proxyAddress,
     own,
@@ -136,16 +148,22 @@ export async function runDaemon(
   const listeners: Listener[] = [];
   const ports: string[] = [];
   const handler = (request: Request, remote: IpAddress) => api.handle(request, remote);
+  // "All addresses" listens on IPv6 too (one dual-stack socket), unless the host has no IPv6.
+  const listen = async (options: { port: number; cert?: string; key?: string }) => {
+    if (bindHost === "0.0.0.0") {
+      try {
+        return await host.serve({ hostname: "::", ...options }, handler);
+      } catch { /* no IPv6 on this host */ }
+    }
+    return await host.serve({ hostname: bindHost, ...options }, handler);
+  };
   try {
     if (server.enableHttp) {
-      listeners.push(await host.serve({ hostname: bindHost, port: server.httpPort }, handler));
+      listeners.push(await listen({ port: server.httpPort }));
       ports.push(String(server.httpPort));
     }
     if (tls) {
-      const { cert, key } = tls;
-      listeners.push(
-        await host.serve({ hostname: bindHost, port: server.httpsPort, cert, key }, handler),
-      );
+      listeners.push(await listen({ port: server.httpsPort, cert: tls.cert, key: tls.key }));
       ports.push(`${server.httpsPort}s`);
     }
   } catch (error) {

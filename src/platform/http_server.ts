@@ -10,7 +10,7 @@
  * @module
  */
 
-import { type IpAddress, parseIp } from "../net/ip.ts";
+import { asIpv4, type IpAddress, parseIp } from "../net/ip.ts";
 import { headEnd, parseHead, type Refusal, responseHead } from "../forward/http_wire.ts";
 
 /** Limits of the server; the defaults suit an API of small JSON requests. */
@@ -120,7 +120,9 @@ export function serveHttp(
   };
 
   const track = (conn: Deno.Conn) => {
-    const remote = parseIp((conn.remoteAddr as Deno.NetAddr).hostname);
+    // A dual-stack socket shows IPv4 clients as ::ffff:a.b.c.d: they are IPv4 clients.
+    const parsed = parseIp((conn.remoteAddr as Deno.NetAddr).hostname);
+    const remote = parsed && (asIpv4(parsed) ?? parsed);
     const key = remote?.text ?? "?";
     const count = perAddress.get(key) ?? 0;
     if (open.size >= limits.maxConnections) evictOldestReader();

@@ -2,6 +2,7 @@
  * A forward-proxy testbed: an inside client, the proxy, an outside server.
  *
  *   inside (198.18.30.2) ── proxy (198.18.30.1 │ 198.19.40.1) ── outside (198.19.40.2: sshd, iperf3)
+ *   and the same in IPv6 (2001:db8:30::/64 │ 2001:db8:40::/64, see FIP6)
  *
  * The inside network has no route to the outside: only the proxy's DNAT
  * carries sessions across. Everything is removed by `close()`.
@@ -18,6 +19,13 @@ export const FIP = {
   proxyIn: "198.18.30.1",
   proxyOut: "198.19.40.1",
   outside: "198.19.40.2",
+} as const;
+/** The same hosts' IPv6 addresses (documentation range, inside the test's namespaces only). */
+export const FIP6 = {
+  inside: "2001:db8:30::2",
+  proxyIn: "2001:db8:30::1",
+  proxyOut: "2001:db8:40::1",
+  outside: "2001:db8:40::2",
 } as const;
 /** The account on the outside server. */
 export const OUT_USER = "xpt_out";
@@ -189,6 +197,11 @@ export async function createForwardBed(): Promise<ForwardBed> {
     await ipn(ns.proxy, "addr", "add", `${FIP.proxyIn}/24`, "dev", "pi");
     await ipn(ns.proxy, "addr", "add", `${FIP.proxyOut}/24`, "dev", "po");
     await ipn(ns.outside, "addr", "add", `${FIP.outside}/24`, "dev", "o0");
+    // nodad: usable at once, no duplicate address detection wait.
+    await ipn(ns.inside, "-6", "addr", "add", `${FIP6.inside}/64`, "dev", "i0", "nodad");
+    await ipn(ns.proxy, "-6", "addr", "add", `${FIP6.proxyIn}/64`, "dev", "pi", "nodad");
+    await ipn(ns.proxy, "-6", "addr", "add", `${FIP6.proxyOut}/64`, "dev", "po", "nodad");
+    await ipn(ns.outside, "-6", "addr", "add", `${FIP6.outside}/64`, "dev", "o0", "nodad");
     for (
       const [name, dev] of [[ns.inside, "i0"], [ns.proxy, "pi"], [ns.proxy, "po"], [
         ns.outside,
@@ -199,6 +212,15 @@ export async function createForwardBed(): Promise<ForwardBed> {
     }
     // Deliberately no route from inside to outside, nor back: only DNAT + masquerade connect them.
     await must(["ip", "netns", "exec", ns.proxy, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    await must([
+      "ip",
+      "netns",
+      "exec",
+      ns.proxy,
+      "sysctl",
+      "-qw",
+      "net.ipv6.conf.all.forwarding=1",
+    ]);
 
     await run(["pkill", "-KILL", "-u", OUT_USER]);
     await run(["userdel", OUT_USER]);
@@ -221,6 +243,7 @@ export async function createForwardBed(): Promise<ForwardBed> {
       `${dir}/sshd_config`,
       [
         `ListenAddress ${FIP.outside}`,
+        `ListenAddress ${FIP6.outside}`,
         "Port 22",
         `HostKey ${dir}/host_key`,
         `PidFile ${dir}/sshd.pid`,
@@ -251,16 +274,20 @@ export async function createForwardBed(): Promise<ForwardBed> {
       stdout: "null",
       stderr: "null",
     }).spawn());
-    children.push(new Deno.Command("ip", {
-      args: ["netns", "exec", ns.outside, "iperf3", "-s", "-p", "5201", "--bind", FIP.outside],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn());
+    for (const address of [FIP.outside, FIP6.outside]) {
+      children.push(new Deno.Command("ip", {
+        args: ["netns", "exec", ns.outside, "iperf3", "-s", "-p", "5201", "--bind", address],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn());
+    }
     await waitFor("outside sshd and iperf3", async () => {
       const probe = await run(["ip", "netns", "exec", ns.outside, "ss", "-Hltn"]);
       return probe.stdout.includes(`${FIP.outside}:22`) &&
-        probe.stdout.includes(`${FIP.outside}:5201`);
+        probe.stdout.includes(`${FIP.outside}:5201`) &&
+        probe.stdout.includes(`[${FIP6.outside}]:22`) &&
+        probe.stdout.includes(`[${FIP6.outside}]:5201`);
     });
   } catch (error) {
     await bed.close();

@@ -7,7 +7,14 @@
 import { assertEquals, assertIncludes, assertMatch, assertOk } from "../_assert.ts";
 import { must, run, waitFor } from "./_exec.ts";
 import { BINARY, ROOT } from "./_run.ts";
-import { createForwardBed, FIP, type ForwardBed, forwardConfig, OUT_USER } from "./_forward_bed.ts";
+import {
+  createForwardBed,
+  FIP,
+  FIP6,
+  type ForwardBed,
+  forwardConfig,
+  OUT_USER,
+} from "./_forward_bed.ts";
 
 const isRoot = Deno.uid() === 0;
 const API = `http://${FIP.proxyIn}:9091`;
@@ -327,6 +334,73 @@ Deno.test({
             JSON.parse((await curl(bed, ["-u", "alice:wonder", `${API}/v1/sessions`])).body)
               .length === 0,
         );
+      });
+
+      await t.step("IPv6: allocation, ssh and iperf3 UDP through ip6tables DNAT", async () => {
+        await addUser(bed, "six", "six-pw", "--allow", `${FIP6.outside}/128`);
+        const api6 = `http://[${FIP6.proxyIn}]:9091`;
+        const create = async (body: Record<string, unknown>) => {
+          const r = await curl(bed, [
+            "-g",
+            "-u",
+            "six:six-pw",
+            "-d",
+            JSON.stringify(body),
+            `${api6}/v1/sessions`,
+          ]);
+          assertEquals(r.status, 201, `${r.body} ${bed.daemonLog()}`);
+          return JSON.parse(r.body);
+        };
+        const sshSession = await create({ destination: FIP6.outside, ssh_port: 22 });
+        assertEquals([sshSession.client, sshSession.proxy_host], [FIP6.inside, FIP6.proxyIn]);
+        const save6 = await must(["ip", "netns", "exec", bed.ns.proxy, "ip6tables-save"]);
+        assertIncludes(save6, `xferproxy:${sshSession.id}:`);
+        // The outside sees the proxy's IPv6 address: the client's is masqueraded.
+        const ssh = await bed.inNs(bed.ns.inside, [
+          "ssh",
+          ...bed.sshOptions("none"),
+          "-o",
+          `HostKeyAlias=${FIP.outside}`,
+          "-p",
+          String(sshSession.port),
+          `${OUT_USER}@${FIP6.proxyIn}`,
+          "echo $SSH_CONNECTION",
+        ]);
+        assertEquals(ssh.code, 0, ssh.stderr);
+        assertEquals(ssh.stdout.split(" ")[0], FIP6.proxyOut);
+        const iperf = await create({ destination: FIP6.outside, ssh_port: 5201, udp_port: 5201 });
+        const udp = await bed.inNs(bed.ns.inside, [
+          "iperf3",
+          "-6",
+          "-u",
+          "-b",
+          "20M",
+          "-c",
+          FIP6.proxyIn,
+          "-p",
+          String(iperf.port),
+          "-t",
+          "2",
+          "-J",
+        ]);
+        assertEquals(udp.code, 0, udp.stdout.slice(0, 500));
+        assertOk(JSON.parse(udp.stdout).end.sum.bytes > 1_000_000);
+        for (const s of [sshSession, iperf]) {
+          const gone = await curl(bed, [
+            "-g",
+            "-u",
+            "six:six-pw",
+            "-X",
+            "DELETE",
+            `${api6}/v1/sessions/${s.id}`,
+          ]);
+          assertEquals(gone.status, 204);
+        }
+        const after = await must(["ip", "netns", "exec", bed.ns.proxy, "ip6tables-save"]);
+        assertEquals(after.includes(`xferproxy:${sshSession.id}:`), false);
+        // An IPv4 client is still an IPv4 client on the dual-stack listener.
+        const v4 = await curl(bed, ["-u", "alice:wonder", `${API}/v1/sessions`]);
+        assertEquals(v4.status, 200);
       });
 
       await t.step("a session without keepalives expires and its rules go", async () => {

@@ -10,7 +10,7 @@ const CLIENT = parseIp("198.18.30.2")!;
 
 function setup(
   overrides: Record<string, string> = {},
-  opts: { portFree?: (p: number) => boolean; failInstall?: boolean } = {},
+  opts: { portFree?: (p: number) => boolean; failInstall?: boolean; families?: Set<4 | 6> } = {},
 ) {
   const options = {
     enabled: "true",
@@ -69,8 +69,15 @@ function setup(
     now: () => now,
     newId: () => `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`,
     log: getLogger(["xferproxy", "test"]),
+    ...(opts.families ? { families: opts.families } : {}),
   });
-  const call = async (method: string, path: string, body?: unknown, auth = "alice:pw") => {
+  const call = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    auth = "alice:pw",
+    client = CLIENT,
+  ) => {
     const headers: Record<string, string> = { authorization: "Basic " + btoa(auth) };
     const response = await api.handle(
       new Request(`http://proxy${path}`, {
@@ -80,7 +87,7 @@ function setup(
           ? { body: typeof body === "string" ? body : JSON.stringify(body) }
           : {}),
       }),
-      CLIENT,
+      client,
     );
     const text = await response.text();
     return {
@@ -315,4 +322,39 @@ Deno.test("a user cannot hold more than max_sessions_per_user sessions", async (
   );
   await call("DELETE", `/v1/sessions/${made[0]!.body.id}`);
   assertEquals((await call("POST", "/v1/sessions", { destination: "198.19.1.1" })).status, 201);
+});
+
+Deno.test("IPv6: refused with 503 when the proxy does not forward it, allowed when it does", async () => {
+  const client6 = parseIp("2001:db8:30::2")!;
+  const body = { destination: "2001:db8:40::2" };
+  const off = setup({}, { families: new Set([4]) });
+  (off.users.users as Record<string, unknown>).six = {
+    ...off.users.users.alice,
+    allow: ["2001:db8:40::/64"],
+  };
+  const refused = await off.call("POST", "/v1/sessions", body, "six:pw", client6);
+  assertEquals([refused.status, refused.body.error], [
+    503,
+    "the proxy does not forward IPv6 (net.ipv6.conf.all.forwarding is 0, or no ip6tables: see its log)",
+  ]);
+  const on = setup({}, { families: new Set([4, 6]) });
+  (on.users.users as Record<string, unknown>).six = {
+    ...on.users.users.alice,
+    allow: ["2001:db8:40::/64"],
+  };
+  const made = await on.call("POST", "/v1/sessions", body, "six:pw", client6);
+  assertEquals([made.status, made.body.client, made.body.address], [
+    201,
+    "2001:db8:30::2",
+    "2001:db8:40::2",
+  ]);
+  // A mixed pair is refused before any policy.
+  const mixed = await on.call(
+    "POST",
+    "/v1/sessions",
+    { destination: "198.19.1.1" },
+    "six:pw",
+    client6,
+  );
+  assertEquals(mixed.status, 400);
 });
