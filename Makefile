@@ -11,13 +11,14 @@ FROZEN := --frozen
 UNIT_TESTS := tests/platform tests/cli tests/config tests/net tests/log tests/ssh tests/reverse tests/balancer tests/dnat tests/forward tests/check
 E2E_TESTS := tests/e2e
 
-.PHONY: help deps sysdeps bin build test check-static test-unit test-e2e demo bench fmt lint typecheck lock clean
+.PHONY: help deps sysdeps dist bin build test check-static test-unit test-e2e demo bench fmt lint typecheck lock clean
 
 help:
 	@echo "make demo   build dist/xferproxy and run it on examples/aspera.conf"
 	@echo "make test   static checks, unit and end-to-end tests (end-to-end needs root)"
-	@echo "make bin    dist/xferproxy: compiled binary, else the launcher script"
-	@echo "make build  dist/xferproxy as a compiled binary, or fail"
+	@echo "make dist   dist/xferproxy (one self-contained file) and the .deb and .rpm packages"
+	@echo "make bin    dist/xferproxy only"
+	@echo "make build  dist/xferproxy as a deno compile binary, or fail (needs DENORT_BIN)"
 	@echo "make bench  benchmarks as ratios against same-run baselines (root)"
 	@echo "make fmt    format the sources"
 
@@ -26,8 +27,8 @@ $(DENO): scripts/install-deno.sh
 	@touch $(DENO)
 
 # npm dependencies from deno.json imports, exactly as deno.lock pins them.
-# Readable by all: sshd runs the launcher as each proxy user, and some npm
-# tarballs ship files with mode 0600.
+# Readable by all: they are packed into dist/xferproxy, which runs as each proxy user, and
+# some npm tarballs ship files with mode 0600.
 node_modules/.xferproxy-deps: deno.json deno.lock $(DENO)
 	@$(DENO) install --quiet $(FROZEN)
 	@chmod -R a+rX node_modules
@@ -39,10 +40,13 @@ sysdeps:
 	@scripts/install-system-deps.sh
 
 bin: deps
-	@scripts/build-bin.sh
+	@scripts/build-dist.sh
+
+dist: bin
+	@scripts/build-packages.sh
 
 build: deps
-	@scripts/build-bin.sh --strict
+	@scripts/build-dist.sh --strict
 
 check-static: deps
 	@$(DENO) fmt --check --quiet
@@ -52,7 +56,7 @@ check-static: deps
 test-unit: deps
 	@$(DENO) test --quiet $(FROZEN) --allow-read=. --allow-env=TMPDIR,TMP,TEMP $(UNIT_TESTS)
 
-test-e2e: bin sysdeps
+test-e2e: dist sysdeps
 	@$(DENO) test --quiet $(FROZEN) --allow-all $(E2E_TESTS)
 
 test: check-static test-unit test-e2e

@@ -58,6 +58,11 @@ export interface TestbedOptions {
   readonly serverExtra?: string;
   /** The proxy sshd's AcceptEnv patterns for proxy users; default XFERPROXY_HOST, as docs advise. */
   readonly acceptEnv?: string;
+  /**
+   * Sessions run a copy of dist/xferproxy outside the checkout, which the proxy sshd's mount
+   * namespace hides: the shipped file alone must do.
+   */
+  readonly shippedCopy?: boolean;
 }
 
 /** A running testbed. */
@@ -140,10 +145,16 @@ const SSH_CLIENT_OPTIONS = [
 ];
 
 /** Builds the testbed. Needs root, iproute2 and OpenSSH. */
+/** What proxy sessions run: dist/xferproxy, or its copy outside the checkout. */
+function sessionBinaryOf(dir: string, options: TestbedOptions): string {
+  return options.shippedCopy ? `${dir}/shipped/xferproxy` : BINARY;
+}
+
 export async function createTestbed(options: TestbedOptions = {}): Promise<Testbed> {
   const id = crypto.randomUUID().slice(0, 6);
   const ns: Namespaces = { client: `xp${id}c`, proxy: `xp${id}p`, a: `xp${id}a`, b: `xp${id}b` };
   const dir = await Deno.makeTempDir({ prefix: "xferproxy-bed-" });
+  const sessionBinary = sessionBinaryOf(dir, options);
   const servers = new Map<string, Deno.ChildProcess>();
   const cleanups: Array<() => Promise<unknown>> = [];
   const bed: Testbed = {
@@ -285,10 +296,16 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
     await buildNetwork(ns, cleanups);
     await createUsers(dir, cleanups);
     await writeFiles(bed, options);
-    await installSudoers(id, cleanups);
+    await installSudoers(id, sessionBinary, cleanups);
     servers.set(
       "proxy",
-      await startSshd(ns.proxy, `${dir}/proxy/sshd_config`, IP.proxy, `${dir}/etc`),
+      await startSshd(
+        ns.proxy,
+        `${dir}/proxy/sshd_config`,
+        IP.proxy,
+        `${dir}/etc`,
+        options.shippedCopy ? ROOT.replace(/\/$/, "") : undefined,
+      ),
     );
     await bed.startDnatService();
     await bed.startServer("a");
@@ -447,13 +464,17 @@ export function dnatAddArgs(owner: number): string[] {
 }
 
 /** The sudoers line docs/dnat.md gives administrators, for the test group. */
-export function sudoersLine(): string {
-  return `%${GROUP} ALL=(root) NOPASSWD: ${BINARY} dnat *`;
+export function sudoersLine(binary = BINARY): string {
+  return `%${GROUP} ALL=(root) NOPASSWD: ${binary} dnat *`;
 }
 
-async function installSudoers(id: string, cleanups: Array<() => Promise<unknown>>): Promise<void> {
+async function installSudoers(
+  id: string,
+  binary: string,
+  cleanups: Array<() => Promise<unknown>>,
+): Promise<void> {
   const path = `/etc/sudoers.d/xferproxy-test-${id}`;
-  await Deno.writeTextFile(path, sudoersLine() + "\n", { mode: 0o440 });
+  await Deno.writeTextFile(path, sudoersLine(binary) + "\n", { mode: 0o440 });
   cleanups.push(() => Deno.remove(path));
   await must(["visudo", "-cf", path]);
 }
@@ -526,8 +547,13 @@ async function writeFiles(bed: Testbed, options: TestbedOptions): Promise<void> 
   await Deno.writeTextFile(bed.knownHostsPath, knownHosts.join("\n") + "\n", { mode: 0o644 });
   await Deno.writeTextFile(
     `${dir}/proxy/sshd_config`,
-    proxySshdConfig(dir, options.acceptEnv ?? "XFERPROXY_HOST"),
+    proxySshdConfig(dir, options.acceptEnv ?? "XFERPROXY_HOST", sessionBinaryOf(dir, options)),
   );
+  if (options.shippedCopy) {
+    await Deno.mkdir(`${dir}/shipped`, { mode: 0o755 });
+    await Deno.copyFile(BINARY, sessionBinaryOf(dir, options));
+    await Deno.chmod(sessionBinaryOf(dir, options), 0o755);
+  }
   await bed.writeConfig(defaultConfig(dir, options));
 }
 
@@ -549,7 +575,7 @@ function commonSshdConfig(hostKey: string, pidFile: string, authorized: string):
   ].join("\n");
 }
 
-function proxySshdConfig(dir: string, acceptEnv: string): string {
+function proxySshdConfig(dir: string, acceptEnv: string, binary: string): string {
   return [
     `ListenAddress ${IP.proxy}`,
     `ListenAddress ${IP.proxyAlt}`,
@@ -561,7 +587,7 @@ function proxySshdConfig(dir: string, acceptEnv: string): string {
     ),
     // The block docs/reverse.md gives administrators.
     `Match Group ${GROUP}`,
-    `  ForceCommand ${BINARY} reverse`,
+    `  ForceCommand ${binary} reverse`,
     "  DisableForwarding yes",
     `  AcceptEnv ${acceptEnv}`,
     "  PermitTTY yes",
@@ -657,6 +683,7 @@ async function startSshd(
   config: string,
   ip: string,
   etcOverlay?: string,
+  hide?: string,
 ): Promise<Deno.ChildProcess> {
   await Deno.mkdir("/run/sshd", { recursive: true });
   await must(["/usr/sbin/sshd", "-t", "-f", config]);
@@ -672,7 +699,8 @@ async function startSshd(
       // Overlayfs may not see later changes to its lower layer (a renamed or replaced
       // aspera.conf): /etc/xferproxy is bound on top, so tests see exactly what they wrote.
       `mount -t overlay xferproxy-bed -o lowerdir=${etcOverlay}:/etc /etc && ` +
-      `mount --bind ${etcOverlay}/xferproxy /etc/xferproxy && exec "$@"`,
+      `mount --bind ${etcOverlay}/xferproxy /etc/xferproxy && ` +
+      (hide ? `mount -t tmpfs xferproxy-hidden ${hide} && ` : "") + `exec "$@"`,
       "sh",
       ...sshd,
     ]

@@ -96,15 +96,22 @@ Deno.test("version and help keep no permission at all", async () => {
 });
 
 Deno.test("dist/xferproxy runs with the deno.json permission set", async () => {
-  // A compiled binary embeds the set; the launcher must pass exactly -P=xferproxy with our deno.json.
-  const head = new TextDecoder().decode((await Deno.readFile(BINARY)).subarray(0, 2));
-  if (head === "#!") {
-    const launcher = await Deno.readTextFile(BINARY);
-    assertIncludes(
-      launcher,
-      `--config "${ROOT}deno.json" -P=xferproxy "${ROOT}dist/app/main.js"`,
-    );
-  } else {
-    assertEquals(head, "\x7fE");
+  // A compiled binary embeds the set; the single file's header must pass exactly -P=xferproxy
+  // with the deno.json it carries, which must be ours.
+  const file = await Deno.open(BINARY);
+  const start = new Uint8Array(8192);
+  const read = (await file.read(start)) ?? 0;
+  file.close();
+  const head = new TextDecoder().decode(start.subarray(0, read));
+  if (!head.startsWith("#!")) {
+    assertEquals(head.slice(0, 2), "\x7fE");
+    return;
   }
+  assertIncludes(head, `--config "$dir/deno.json" -P=xferproxy "$dir/app/main.js"`);
+  const sha = /XP_SHA256=([0-9a-f]{64})/.exec(head)?.[1];
+  await new Deno.Command(BINARY, { args: ["version"], stdout: "null" }).output();
+  assertEquals(
+    await Deno.readTextFile(`/var/cache/xferproxy/${sha}/deno.json`),
+    await Deno.readTextFile(`${ROOT}deno.json`),
+  );
 });

@@ -1,0 +1,68 @@
+#!/bin/sh
+# xferproxy @VERSION@: one self-contained file for x86_64 glibc Linux (Debian 11+, RHEL 8+).
+# Its tail is a gzip'd tar of the Deno runtime, the bundled program and its npm packages. The
+# first run unpacks it, verified against the SHA-256 below, into a directory only its owner can
+# write; later runs start from there (a few shell tests, no fork).
+#   root:        /var/cache/xferproxy/<sha256>, shared read-only with every user
+#   other users: that directory when root has unpacked it, else /tmp/xferproxy-<uid>/<sha256> (0700)
+# Permissions per mode come from deno.json's "xferproxy" set, as with the compiled binary.
+set -eu
+XP_SHA256=@SHA256@
+XP_OFFSET=@OFFSET@
+case "$0" in /*) self="$0" ;; *) self="$PWD/$0" ;; esac
+uid=
+while read -r key value rest; do
+  if [ "$key" = "Uid:" ]; then uid=$value; break; fi
+done </proc/self/status
+
+die() { echo "xferproxy: $*" >&2; exit 1; }
+
+unpack() { # $1: parent directory (ours, not writable by others); prints the runtime directory
+  work="$1/.unpack-$$"
+  rm -rf "$work"
+  mkdir -m 700 "$work"
+  tail -c +"$XP_OFFSET" "$self" >"$work/payload"
+  sum=$(sha256sum "$work/payload") || die "cannot checksum the payload"
+  [ "${sum%% *}" = "$XP_SHA256" ] || { rm -rf "$work"; die "$self is damaged (payload checksum mismatch): copy it again"; }
+  mkdir "$work/runtime"
+  tar -xzf "$work/payload" -C "$work/runtime" || { rm -rf "$work"; die "cannot unpack into $1"; }
+  echo "$XP_SHA256" >"$work/runtime/.ok"
+  chmod -R go-w "$work/runtime"
+  [ "$uid" = 0 ] && chmod 755 "$work/runtime"
+  rm -rf "$1/$XP_SHA256"
+  mv "$work/runtime" "$1/$XP_SHA256"
+  rm -rf "$work"
+  # Older versions' runtimes: a running process keeps its open files, a new start re-unpacks.
+  for old in "$1"/????????????????????????????????????????????????????????????????; do
+    [ "$old" = "$1/$XP_SHA256" ] || [ ! -d "$old" ] || rm -rf "$old"
+  done
+}
+
+shared=/var/cache/xferproxy
+if [ -f "$shared/$XP_SHA256/.ok" ]; then
+  dir="$shared/$XP_SHA256"
+elif [ "$uid" = 0 ]; then
+  mkdir -p -m 755 "$shared"
+  unpack "$shared"
+  dir="$shared/$XP_SHA256"
+else
+  private="/tmp/xferproxy-$uid"
+  if [ ! -e "$private" ] && [ ! -L "$private" ]; then
+    mkdir -m 700 "$private" || die "cannot create $private"
+  fi
+  # Someone else's directory, a symlink, or open to others: never run code from it.
+  if [ -L "$private" ] || [ ! -O "$private" ] || [ -n "$(find "$private" -maxdepth 0 -perm /077)" ]; then
+    die "$private is not a private directory of uid $uid: remove it, or run xferproxy once as root"
+  fi
+  [ -f "$private/$XP_SHA256/.ok" ] || unpack "$private"
+  dir="$private/$XP_SHA256"
+fi
+
+# Nothing from the environment may steer the runtime: part of a reverse session's environment
+# comes from the SSH client.
+unset DENO_AUTH_TOKENS DENO_CERT DENO_TLS_CA_STORE DENO_V8_FLAGS DENO_JOBS DENO_NO_PROMPT \
+  DENO_SERVE_ADDRESS NODE_OPTIONS NODE_EXTRA_CA_CERTS NODE_PATH NPM_CONFIG_REGISTRY
+export DENO_DIR="$dir/deno_dir" DENO_NO_UPDATE_CHECK=1
+exec "$dir/deno" run --quiet --no-prompt --cached-only --frozen --no-code-cache \
+  --v8-flags=--max-semi-space-size=1 \
+  --config "$dir/deno.json" -P=xferproxy "$dir/app/main.js" "--launcher=$self" "$@"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs a .deb for real, into a copy-on-write view of this host (overlays on /usr, /etc and
+# /var, chrooted, in the caller's private mount namespace: nothing reaches the host), then
+# upgrades, removes and purges it, printing "key: value" lines for the test to check.
+# Usage (as root, inside unshare --mount): package_install.sh PACKAGE.deb WORKDIR
+set -euo pipefail
+deb=$1 work=$2
+R=$work/root
+for d in usr etc var; do
+  mkdir -p "$work/up/$d" "$work/wk/$d" "$R/$d"
+  mount -t overlay xp-pkg -o "lowerdir=/$d,upperdir=$work/up/$d,workdir=$work/wk/$d" "$R/$d"
+done
+for l in bin sbin lib lib64; do ln -s "usr/$l" "$R/$l"; done
+mkdir -p "$R/dev" "$R/proc" "$R/tmp" "$R/run"
+mount --bind /dev "$R/dev"
+mount -t proc xp-proc "$R/proc"
+chmod 1777 "$R/tmp"
+cp "$deb" "$R/tmp/pkg.deb"
+in_root() { chroot "$R" "$@"; }
+say() { printf '%s: %s\n' "$1" "$(in_root sh -c "$2" 2>&1 | tr '\n' ' ' | sed 's/ $//')"; }
+
+in_root dpkg -i /tmp/pkg.deb >/dev/null
+say installed "dpkg-query -W -f '\${Status}' xferproxy"
+say binary "stat -c '%U:%G %a' /usr/bin/xferproxy"
+say units "ls /usr/lib/systemd/system/ | grep xferproxy"
+say sudoers "stat -c '%U:%G %a' /etc/sudoers.d/xferproxy; visudo -cf /etc/sudoers.d/xferproxy >/dev/null && echo valid"
+say config "stat -c '%U:%G %a' /etc/xferproxy/aspera.conf"
+say keys "stat -c '%U:%G %a' /etc/xferproxy/keys"
+say group "getent group xferproxy | cut -d: -f1"
+say state "stat -c '%U:%G %a' /var/lib/xferproxy"
+say balancer "stat -c '%U:%G %a' /var/lib/xferproxy/balancer"
+say logs "stat -c '%U:%G %a' /var/log/xferproxy"
+say runtime "ls /var/cache/xferproxy/*/.ok | wc -l"
+say sshd_example "test -f /usr/share/doc/xferproxy/sshd_config.example && test ! -e /etc/ssh/sshd_config.d/xferproxy.conf && echo example-only"
+say version "xferproxy version | cut -d' ' -f1"
+say check "xferproxy check config"
+# An administrator's edit survives an upgrade (reinstall of the same package).
+in_root sh -c 'sed -i "s|<enabled>false</enabled>|<enabled>false</enabled><!-- edited -->|" /etc/xferproxy/aspera.conf'
+in_root dpkg -i --force-confold /tmp/pkg.deb >/dev/null
+say upgraded "grep -c edited /etc/xferproxy/aspera.conf"
+in_root dpkg -r xferproxy >/dev/null
+say removed "ls /usr/bin/xferproxy /usr/lib/systemd/system/xferproxy-dnat.service /var/cache/xferproxy 2>&1 | grep -c 'No such file'; test -f /etc/xferproxy/aspera.conf && echo config-kept"
+in_root dpkg -P xferproxy >/dev/null
+say purged "ls /etc/xferproxy/aspera.conf /etc/sudoers.d/xferproxy /var/lib/xferproxy 2>&1 | grep -c 'No such file'; getent group xferproxy || echo no-group"
