@@ -1,5 +1,5 @@
 /**
- * Round-robin selection with faulty marks (seed: "Load Balancing"). Pure:
+ * Round-robin selection with faulty marks (Aspera Proxy: "Load Balancing"). Pure:
  * the state comes in and goes out as plain data; `balancer.ts` keeps it in a
  * locked file shared by every session process.
  * @module

@@ -1,5 +1,5 @@
 /**
- * `xferproxy check config` (the seed's `asuserdata -v`) and
+ * `xferproxy check config` (Aspera Proxy's `asuserdata -v`) and
  * `xferproxy check defaults` (`asuserdata -s`).
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * `xferproxy check system`: the host settings the proxy depends on (the seed's
+ * `xferproxy check system`: the host settings the proxy depends on (Aspera Proxy's
  * "Adjust settings in your Linux environment", "Securing Your SSH Server",
  * "Troubleshooting"), each finding with its fix.
  * @module
@@ -86,7 +86,7 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
   const out: Finding[] = [];
   const live = host.root === "/";
 
-  // IP forwarding (seed: "IP forwarding must be enabled").
+  // IP forwarding (Aspera Proxy: "IP forwarding must be enabled").
   const forward = live
     ? (await host.run({ kind: "ip_forward" }))?.stdout.trim()
     : (await host.readText("/proc/sys/net/ipv4/ip_forward"))?.trim();
@@ -187,7 +187,7 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
     );
   }
 
-  // SELinux (seed: permissive or disabled, not enforcing).
+  // SELinux (Aspera Proxy: permissive or disabled, not enforcing).
   const selinux = /^\s*SELINUX\s*=\s*(\w+)/m.exec(
     (await host.readText("/etc/selinux/config")) ?? "",
   )?.[1];
@@ -201,7 +201,7 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
     );
   }
 
-  // /etc/hosts maps localhost (seed step 5.2).
+  // /etc/hosts maps localhost (Aspera Proxy guide, step 5.2).
   const hosts = (await host.readText("/etc/hosts")) ?? "";
   if (!/^\s*127\.0\.0\.1\s+(\S+\s+)*localhost(\s|$)/m.test(hosts)) {
     out.push(
@@ -239,7 +239,7 @@ async function checkSshd(host: CheckHost, inputs: SystemInputs): Promise<Finding
       finding.warning(
         "sshd.port",
         "sshd listens on port 22, the one every scanner tries",
-        "Port 33001 in sshd_config (the seed's recommendation); keep 22 only while clients migrate",
+        "Port 33001 in sshd_config (Aspera Proxy's recommendation); keep 22 only while clients migrate",
       ),
     );
   }

@@ -1,5 +1,5 @@
 /**
- * `xferproxy check users` (the seed's asp-check, for our model): who has
+ * `xferproxy check users` (Aspera Proxy's asp-check, for our model): who has
  * full SSH access, who is a proxy user, and which proxy users are insecure.
  * @module
  */
@@ -11,7 +11,7 @@ import type { CheckHost } from "./host.ts";
 import { authorizedKeysPaths, effectiveValue, proxyBlocks } from "./sshd_config.ts";
 import { loadSshd, proxyUsers } from "./system.ts";
 
-/** The counts the seed's asp-check prints, plus the reasons. */
+/** The counts Aspera Proxy's asp-check prints, plus the reasons. */
 export interface UserReport {
   readonly fullAccess: string[];
   readonly proxyUsers: string[];
@@ -90,7 +90,7 @@ export async function auditUsers(
   return report;
 }
 
-/** The seed's asp-check summary lines. */
+/** Aspera Proxy's asp-check summary lines. */
 export function formatUserReport(report: UserReport): string {
   const lines = [
     `Users with full access: ${report.fullAccess.length} (not considered insecure)`,

@@ -344,7 +344,7 @@ export const STRUCTURE = {
   ruleAttributes: ["host_ip", "host_domain"],
 } as const;
 
-/** Seconds a host that did not answer stays out of rotation (seed: two minutes). */
+/** Seconds a host that did not answer stays out of rotation (Aspera Proxy: two minutes). */
 export const FAULTY_SECONDS = 120;
 
 /** The default config path; `--config` and `XFERPROXY_CONFIG` override it. */

@@ -172,7 +172,7 @@ export const parseDnatBackend: ValueParser<DnatBackend> = (text) =>
     ? ok(text)
     : fail(`must be iptables or nftables, got "${text}"`);
 
-/** Only `round_robin` is supported, as in the seed product. */
+/** Only `round_robin` is supported, as in Aspera Proxy. */
 export const parseBalancing: ValueParser<"round_robin"> = (text) =>
   text === "round_robin" ? ok(text) : fail(`must be round_robin (the only method), got "${text}"`);
 

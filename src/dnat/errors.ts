@@ -19,7 +19,7 @@ export function describeHelperError(
   expected: ReadonlyArray<new (...args: never[]) => Error>,
 ): string | undefined {
   if (error instanceof CommandNotFoundError) {
-    // The seed product's wording, followed by the fix.
+    // Aspera Proxy's wording, followed by the fix.
     const pkg = PACKAGES[error.program] ?? { debian: "iptables", redHat: "iptables" };
     return `ERR Failed to initialize proxy service: ${error.program} is not installed; ` +
       `install it: apt-get install ${pkg.debian} (Debian) or yum install ${pkg.redHat} (Red Hat)`;

@@ -43,7 +43,7 @@ function refuse(message: string): never {
   throw new UsageError(message, "forward");
 }
 
-/** Parses a proxy URL; the default port is 9091 (dnat) or 9092 (dnats), as the seed's node API. */
+/** Parses a proxy URL; the default port is 9091 (dnat) or 9092 (dnats), as Aspera Proxy's node API. */
 export function parseProxyUrl(text: string): ProxyUrl {
   const m = /^(dnats?):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(
     text,

@@ -170,7 +170,7 @@ export async function runDaemon(
     for (const l of listeners) await l.shutdown();
     throw new DaemonStartError(`Cannot listen on ${bindHost}: ${(error as Error).message}`);
   }
-  // The seed product's start-up lines.
+  // Aspera Proxy's start-up lines.
   log.info(`proxy service ready (port range ${proxy.portRangeLow}-${proxy.portRangeHigh})`);
   log.info(`Started on port(s) ${ports.join(",")}`);
 

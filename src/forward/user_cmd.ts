@@ -1,5 +1,5 @@
 /**
- * `xferproxy forward user add|del|list` (the seed's asnodeadmin).
+ * `xferproxy forward user add|del|list` (Aspera Proxy's asnodeadmin).
  * @module
  */
 

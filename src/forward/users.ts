@@ -1,5 +1,5 @@
 /**
- * Forward-proxy API users (the seed's asnodeadmin): names, scrypt password
+ * Forward-proxy API users (Aspera Proxy's asnodeadmin): names, scrypt password
  * hashes with a per-user salt, allowed destinations, admin flag. Pure: the
  * file is read and written by the caller.
  * @module

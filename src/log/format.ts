@@ -1,5 +1,5 @@
 /**
- * Log line rendering, shared by every sink. Lines keep the seed product's
+ * Log line rendering, shared by every sink. Lines keep Aspera Proxy's
  * wording (`LOG Received connection request from …`) with structured fields
  * appended as `key=value`.
  * @module
@@ -7,7 +7,7 @@
 
 import type { LogLevel, LogRecord } from "@logtape/logtape";
 
-/** The level words of the seed's log lines. */
+/** The level words of Aspera Proxy's log lines. */
 export const LEVEL_WORD: Readonly<Record<LogLevel, string>> = {
   trace: "TRACE",
   debug: "DBG",

@@ -77,7 +77,7 @@ Deno.test("seed forward example: HTTP and HTTPS on, proxy enabled, every other d
   assertEquals([proxy.portRangeLow, proxy.portRangeHigh], [5000, 10000]);
   assertEquals([proxy.cleanupInterval, proxy.keepaliveInterval, proxy.sessionTimeout], [5, 10, 60]);
   // HTTPS without a certificate, no authentication and plain HTTP beyond loopback are allowed in
-  // the file (the seed's defaults), but said out loud.
+  // the file (Aspera Proxy's defaults), but said out loud.
   assertEquals(report.problems.map((p) => p.message), [
     "<authentication> is false: anyone who reaches the API can open forwarding to any public destination",
     "<enable_http> serves the API in plain text on 0.0.0.0: passwords cross the network readable; use <enable_https>, or bind to 127.0.0.1",

@@ -6,7 +6,7 @@ import { iptablesBackend, NetfilterError } from "../../src/dnat/iptables.ts";
 import { recordingRunner } from "../_fakes/runner.ts";
 import { assertRejects } from "../_assert.ts";
 
-Deno.test("a missing netfilter tool gives the seed's ERR line and the install command", async (t) => {
+Deno.test("a missing netfilter tool gives Aspera Proxy's ERR line and the install command", async (t) => {
   const cases: Array<[string, string]> = [
     ["iptables-restore", "apt-get install iptables (Debian) or yum install iptables (Red Hat)"],
     ["nft", "apt-get install nftables (Debian) or yum install nftables (Red Hat)"],

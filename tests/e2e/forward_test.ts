@@ -84,7 +84,7 @@ Deno.test({
       });
       await bed.startDaemon(config);
 
-      await t.step("the daemon logs the seed's start-up lines", () => {
+      await t.step("the daemon logs Aspera Proxy's start-up lines", () => {
         assertMatch(bed.daemonLog(), /LOG proxy service ready \(port range 5000-5199\)/);
         assertMatch(bed.daemonLog(), /LOG Started on port\(s\) 9091/);
       });

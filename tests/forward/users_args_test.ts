@@ -47,7 +47,7 @@ Deno.test("parseUsers() round-trips and refuses malformed files", async (t) => {
   }
 });
 
-Deno.test("parseProxyUrl() reads dnat[s]://user[:pass]@host[:port] with the seed's default ports", () => {
+Deno.test("parseProxyUrl() reads dnat[s]://user[:pass]@host[:port] with Aspera Proxy's default ports", () => {
   assertEquals(parseProxyUrl("dnat://alice:p%40ss@proxy.example"), {
     secure: false,
     host: "proxy.example",

@@ -18,7 +18,7 @@ function record(
   } as LogRecord;
 }
 
-Deno.test("formatRecord() keeps the seed's wording and appends fields", () => {
+Deno.test("formatRecord() keeps Aspera Proxy's wording and appends fields", () => {
   assertEquals(
     formatRecord(
       record("info", ["Received connection request from ", "198.18.1.2", ""], {
