@@ -5,35 +5,41 @@
  */
 
 import type { RawElement } from "./raw.ts";
-import type { OptionSpec } from "./spec.ts";
+import {
+  type OptionSpec,
+  PROXY,
+  RPROXY,
+  RULE,
+  RULE_DEFAULTS_IN_RPROXY,
+  SERVER,
+  STRUCTURE,
+} from "./spec.ts";
 import type { Position, Problem } from "./types.ts";
 
-/** Where an option found in the wrong section really belongs, for hints. */
-const HOME_OF: Readonly<Record<string, string>> = {
-  state_directory: "<server>",
-  dnat_backend: "<server>",
-  enable_http: "<server>",
-  enable_https: "<server>",
-  http_port: "<server>",
-  https_port: "<server>",
-  log_level: "<rproxy>",
-  log_directory: "<rproxy>",
-  known_hosts: "<rproxy>",
-  port_range_low: "<proxy>",
-  port_range_high: "<proxy>",
-  proxy_port: "<rule>",
-  host: "<rule>",
-  hosts: "<rule>",
-  keyfile: "<rule>",
-  squash_user: "<rule>",
-  src_port_filtering: "<rule>",
-  udp_port_reuse: "<rule>",
-  udp_port: "<rule>",
-  rules: "<rproxy>",
-  cert_file: "<proxy>",
-  key_file: "<proxy>",
-  users_file: "<proxy>",
-};
+/**
+ * Where an option found in the wrong section really belongs, for hints:
+ * derived from the spec tables, so a new option gets its hint too. Tags two
+ * sections share (`enabled`) get none: the hint would be a guess.
+ */
+const HOME_OF: Readonly<Record<string, string>> = (() => {
+  const sections: Array<[string, readonly string[]]> = [
+    ["<server>", [...Object.keys(SERVER), ...STRUCTURE.server]],
+    ["<proxy>", Object.keys(PROXY)],
+    ["<rproxy>", [...Object.keys(RPROXY), ...STRUCTURE.rproxy]],
+    ["<rule>", [...Object.keys(RULE), ...STRUCTURE.rule]],
+  ];
+  const homes = new Map<string, string[]>();
+  for (const [section, tags] of sections) {
+    for (const tag of tags) homes.set(tag, [...(homes.get(tag) ?? []), section]);
+  }
+  for (const tag of RULE_DEFAULTS_IN_RPROXY) homes.set(tag, ["<rule> or <rproxy>"]);
+  return Object.fromEntries(
+    [...homes].filter(([, places]) => places.length === 1).map(([tag, places]) => [
+      tag,
+      places[0] as string,
+    ]),
+  );
+})();
 
 /** Other spellings the Aspera documents use, read as the tag they mean. */
 export const SPELLINGS: Readonly<Record<string, string>> = {

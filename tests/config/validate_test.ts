@@ -395,3 +395,16 @@ Deno.test("validateConfig() refuses both spellings of one option in one rule", (
   assertEquals(report.config, undefined);
   assertMatch(errorsOf(report).join("\n"), /<src_port_filtering> appears twice in <rule>/);
 });
+
+Deno.test("validateConfig() hints where any misplaced option belongs, derived from the spec", () => {
+  const report = parseInline(
+    `<server>\n<connect_timeout>5</connect_timeout>\n<enabled>true</enabled>\n<rproxy>\n<max_sessions_per_user>3</max_sessions_per_user>\n<udp_port_count>4</udp_port_count>\n</rproxy>\n</server>`,
+  );
+  assertEquals(warningsOf(report), [
+    "2: unknown tag <connect_timeout> in <server> (ignored); it belongs in <rule> or <rproxy>",
+    // In <proxy> and in <rproxy> alike: no guess.
+    "3: unknown tag <enabled> in <server> (ignored)",
+    "5: unknown tag <max_sessions_per_user> in <rproxy> (ignored); it belongs in <proxy>",
+    "6: unknown tag <udp_port_count> in <rproxy> (ignored); it belongs in <rule>",
+  ]);
+});
