@@ -42,7 +42,7 @@ Deno.test({
     const { code, out } = await hidden(
       `
       say() { key=$1; shift; printf '%s: %s\n' "$key" "$(sh -c "$*" 2>&1 | tr '\n' ' ')"; }
-      say checkout "ls -A ${ROOT} | wc -l"
+      say checkout "ls -A ${ROOT} 2>/dev/null | wc -l"
       say nobody1 "su -s /bin/sh nobody -c '$X version'"
       say private "stat -c '%U %a' /tmp/xferproxy-65534"
       say nobody2 "su -s /bin/sh nobody -c '$X check config --config /nonexistent; echo rc=\\$?'"
