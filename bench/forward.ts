@@ -36,8 +36,9 @@ export async function forwardBenchmarks(report: Report): Promise<void> {
       "--config",
       bed.configPath,
     ], { stdin: "pw" });
+    // Allocation rate is measured beyond the per-user cap's default (128 live sessions).
     await bed.startDaemon(
-      forwardConfig(bed.dir).replace(
+      forwardConfig(bed.dir, "<max_sessions_per_user>65535</max_sessions_per_user>").replace(
         "<session_timeout>4</session_timeout>",
         "<session_timeout>600</session_timeout>",
       )
