@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { SharedJson } from "../platform/locked_file.ts";
+import type { SharedJson } from "./shared_json.ts";
 import { markFaulty, normalizeState, type Pick, pickHosts } from "./round_robin.ts";
 
 /** Picks hosts and records failures. */

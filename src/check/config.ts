@@ -6,8 +6,8 @@
 
 import { formatOptionSpec, formatProblem, readConfigReport } from "../config/mod.ts";
 import type { Config } from "../config/mod.ts";
-import type { Fs } from "../platform/fs.ts";
-import type { Output } from "../platform/output.ts";
+import type { Fs } from "../config/fs.ts";
+import type { Output } from "../cli/output.ts";
 
 /** Validates the config file; prints OK or every problem. Returns the exit status. */
 export async function checkConfig(path: string, fs: Fs, output: Output): Promise<number> {

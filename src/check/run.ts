@@ -5,7 +5,7 @@
  */
 
 import { type Config, type ConfigReport, formatProblem, parseConfigText } from "../config/mod.ts";
-import type { Output } from "../platform/output.ts";
+import type { Output } from "../cli/output.ts";
 import { type Finding, finding, formatFindings, summary } from "./findings.ts";
 import type { CheckHost } from "./host.ts";
 import { checkSystem } from "./system.ts";

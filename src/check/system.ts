@@ -21,7 +21,7 @@ import {
 import { analyzeSudoers } from "./sudoers.ts";
 import { checkAuthorizedKeys, checkKeyfiles } from "./keys.ts";
 import { checkDnatState } from "./dnat_state.ts";
-import { LIBNFTABLES_PATHS } from "../platform/libnftables.ts";
+import { LIBNFTABLES_PATHS } from "../process/libraries.ts";
 
 /** What the system audit needs besides the host. */
 export interface SystemInputs {

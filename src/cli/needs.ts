@@ -4,12 +4,22 @@
  * @module
  */
 
-import type { Needs } from "../platform/permissions.ts";
-import { LIBC_PATHS } from "../platform/exec.ts";
-import { LIBNFTABLES_PATHS } from "../platform/libnftables.ts";
+import { LIBC_PATHS, LIBNFTABLES_PATHS } from "../process/libraries.ts";
 import type { Command } from "./parse.ts";
 import { CHECK_PROGRAMS } from "../check/host.ts";
 
+/** What a mode keeps. Anything not listed is revoked. */
+export interface Needs {
+  readonly read?: true;
+  readonly write?: true;
+  readonly net?: true;
+  readonly env?: true;
+  readonly sys?: true;
+  /** Libraries the mode may load through FFI; every other one in the set is revoked. */
+  readonly ffi?: readonly string[];
+  /** Programs the mode may run; everything else in the set is revoked. */
+  readonly run?: readonly string[];
+}
 /** The permissions a command needs. Pure. */
 export function needsOf(command: Command): Needs {
   switch (command.mode) {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Fs } from "../platform/fs.ts";
+import type { Fs } from "./fs.ts";
 import { InvalidUtf8Error } from "./text.ts";
 import { parseXml, XmlSyntaxError } from "./raw.ts";
 import type { Config, Problem } from "./types.ts";

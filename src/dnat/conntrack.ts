@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { CommandRunner } from "../platform/runner.ts";
+import type { CommandRunner } from "../process/runner.ts";
 import type { DnatSession } from "./types.ts";
 
 /** Which flows: a session's client, proxy address and port span, and its source port if learned. */

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { CommandNotFoundError } from "../platform/runner.ts";
+import { CommandNotFoundError } from "../process/runner.ts";
 
 const PACKAGES: Readonly<Record<string, { debian: string; redHat: string }>> = {
   conntrack: { debian: "conntrack", redHat: "conntrack-tools" },

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { CommandRunner } from "../platform/runner.ts";
+import type { CommandRunner } from "../process/runner.ts";
 import {
   ensureText,
   type OurRule,

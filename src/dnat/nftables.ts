@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { CommandRunner } from "../platform/runner.ts";
+import type { CommandRunner } from "../process/runner.ts";
 import { NetfilterError } from "./iptables.ts";
 import {
   addLine,

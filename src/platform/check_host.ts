@@ -6,7 +6,7 @@
  */
 
 import { type CheckHost, queryArgv } from "../check/host.ts";
-import type { CommandRunner } from "./runner.ts";
+import type { CommandRunner } from "../process/runner.ts";
 
 /** A read-only view of the system under `root`. */
 export function checkHost(root: string, runner: CommandRunner): CheckHost {

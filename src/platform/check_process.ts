@@ -10,7 +10,7 @@ import { runCheck } from "../check/run.ts";
 import { checkHost } from "./check_host.ts";
 import { realRunner } from "./runner.ts";
 import { realFs } from "./fs.ts";
-import type { Output } from "./output.ts";
+import type { Output } from "../cli/output.ts";
 import { VERSION } from "../version.ts";
 
 /** Runs `xferproxy check …`; returns the exit status. */

@@ -8,8 +8,8 @@
  */
 
 import { strictText } from "../config/text.ts";
-import type { Fs } from "./fs.ts";
-import type { CommandRunner } from "./runner.ts";
+import type { Fs } from "../config/fs.ts";
+import type { CommandRunner } from "../process/runner.ts";
 import { environValue, parsePs, type ProcessTable } from "../dnat/owner.ts";
 import type { RegistryStore } from "../dnat/manager.ts";
 import { emptyRegistry, parseRegistry, serializeRegistry } from "../dnat/registry.ts";

@@ -17,7 +17,7 @@ import { terminationSignal } from "./session_io.ts";
 import { realRunner } from "./runner.ts";
 import { openNft } from "./libnftables.ts";
 import { realFs } from "./fs.ts";
-import type { Output } from "./output.ts";
+import type { Output } from "../cli/output.ts";
 import {
   enableAccounting,
   forwardingEnabled,

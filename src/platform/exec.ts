@@ -7,13 +7,7 @@
  */
 
 import type { Handoff } from "../ssh/handoff.ts";
-
-/** Where libc lives on the Debian and Red Hat families; deno.json grants FFI for exactly these. */
-export const LIBC_PATHS = [
-  "/lib/x86_64-linux-gnu/libc.so.6",
-  "/lib64/libc.so.6",
-  "/lib/aarch64-linux-gnu/libc.so.6",
-] as const;
+import { LIBC_PATHS } from "../process/libraries.ts";
 
 /** The exec could not happen; this process is still running. */
 export class ExecError extends Error {

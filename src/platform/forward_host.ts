@@ -7,7 +7,7 @@
 import dgram from "node:dgram";
 import dns from "node:dns";
 import { type Cidr, type IpAddress, parseCidr, parseIp } from "../net/ip.ts";
-import type { CommandRunner } from "./runner.ts";
+import type { CommandRunner } from "../process/runner.ts";
 
 /** True when nothing on the host holds the port, for TCP and for UDP. */
 export async function portFree(port: number): Promise<boolean> {

@@ -45,7 +45,7 @@ import { realRunner } from "./runner.ts";
 import { serveHttp } from "./http_server.ts";
 import { ensureSelfSigned, SelfSignedError } from "./self_signed.ts";
 import { realFs } from "./fs.ts";
-import type { Output } from "./output.ts";
+import type { Output } from "../cli/output.ts";
 
 /** Forward mode: the daemon, its users, and the client helper. */
 export async function runForward(

@@ -10,14 +10,8 @@
 
 import { NetfilterError } from "../dnat/iptables.ts";
 import { nftCommandRunner, type NftRunner } from "../dnat/nftables.ts";
-import type { CommandRunner } from "./runner.ts";
-
-/** Where libnftables lives on the Debian and Red Hat families; deno.json grants FFI for exactly these. */
-export const LIBNFTABLES_PATHS = [
-  "/usr/lib/x86_64-linux-gnu/libnftables.so.1",
-  "/usr/lib64/libnftables.so.1",
-  "/usr/lib/aarch64-linux-gnu/libnftables.so.1",
-] as const;
+import type { CommandRunner } from "../process/runner.ts";
+import { LIBNFTABLES_PATHS } from "../process/libraries.ts";
 
 const SYMBOLS = {
   nft_ctx_new: { parameters: ["u32"], result: "pointer" },

@@ -6,18 +6,13 @@
  * @module
  */
 
+import type { SharedJson } from "../balancer/shared_json.ts";
 import {
   ensureSharedFile,
   NotRegularFileError,
   readSharedText,
   replaceSharedText,
 } from "./shared_files.ts";
-
-/** Read-modify-write of one shared JSON value. */
-export interface SharedJson {
-  /** Runs `change` on the current value (undefined when missing or unparsable) under the lock. */
-  update<T>(change: (current: unknown) => { value: unknown; result: T }): Promise<T>;
-}
 
 /**
  * The shared JSON file `<dir>/<name>.json`, locked through `<dir>/<name>.lock`.

@@ -5,20 +5,8 @@
  * @module
  */
 
+import type { Needs } from "../cli/needs.ts";
 import { LOADABLE, RUNNABLE } from "../version.ts";
-
-/** What a mode keeps. Anything not listed is revoked. */
-export interface Needs {
-  readonly read?: true;
-  readonly write?: true;
-  readonly net?: true;
-  readonly env?: true;
-  readonly sys?: true;
-  /** Libraries the mode may load through FFI; every other one in the set is revoked. */
-  readonly ffi?: readonly string[];
-  /** Programs the mode may run; everything else in the set is revoked. */
-  readonly run?: readonly string[];
-}
 
 /** Revokes every permission the mode does not need. Idempotent. */
 export function revokeExcept(needs: Needs): void {

@@ -1,35 +1,10 @@
 /**
- * Running programs behind a small interface, so the DNAT backends can be
- * tested with a recording fake (tests/_fakes/runner.ts) that sees the exact
- * argv and stdin, like Kubernetes' FakeIPTables.
+ * The real CommandRunner (process/runner.ts): Deno.Command, PATH extended
+ * with the sbin directories where netfilter tools live.
  * @module
  */
 
-/** The outcome of one program run. */
-export interface CommandResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs one program: argv, never a shell string. */
-export interface CommandRunner {
-  run(
-    program: string,
-    args: readonly string[],
-    options?: { stdin?: string },
-  ): Promise<CommandResult>;
-}
-
-/** A program that could not be started at all (not installed, or not permitted). */
-export class CommandNotFoundError extends Error {
-  readonly program: string;
-  constructor(program: string, options?: ErrorOptions) {
-    super(`${program} is not installed or not on PATH`, options);
-    this.name = "CommandNotFoundError";
-    this.program = program;
-  }
-}
+import { CommandNotFoundError, type CommandRunner } from "../process/runner.ts";
 
 /** A child's output stream, read to its end. */
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<string> {

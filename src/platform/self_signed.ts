@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { CommandRunner } from "./runner.ts";
+import type { CommandRunner } from "../process/runner.ts";
 
 /** A certificate and key, PEM, with where they live and the certificate's fingerprint. */
 export interface TlsIdentity {

@@ -15,7 +15,7 @@ import { parseKnownHosts } from "../ssh/known_hosts.ts";
 import { checkCommand } from "../ssh/policy.ts";
 import { buildHandoff, type Handoff, HandoffError } from "../ssh/handoff.ts";
 import { classifyPrivateKey, keyModeProblem } from "../ssh/private_key.ts";
-import type { Fs } from "../platform/fs.ts";
+import type { Fs } from "../config/fs.ts";
 import type { SessionInputs } from "./inputs.ts";
 import { matchRule } from "./rules.ts";
 import { chooseUpstream, HostKeyError, NoUpstreamError, type Prober } from "./upstream.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { FileInfo, Fs } from "../../src/platform/fs.ts";
+import type { FileInfo, Fs } from "../../src/config/fs.ts";
 
 /** A fake file with its owner and mode. */
 export interface FakeFile extends FileInfo {

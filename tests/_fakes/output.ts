@@ -3,7 +3,7 @@
  * @module
  */
 
-import type { Output } from "../../src/platform/output.ts";
+import type { Output } from "../../src/cli/output.ts";
 
 /** Captured stdout and stderr text. */
 export interface CapturedOutput extends Output {

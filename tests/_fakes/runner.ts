@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { CommandResult, CommandRunner } from "../../src/platform/runner.ts";
+import type { CommandResult, CommandRunner } from "../../src/process/runner.ts";
 
 /** One recorded call. */
 export interface RecordedCall {

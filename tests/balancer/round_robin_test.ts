@@ -6,7 +6,7 @@ import {
   pickHosts,
 } from "../../src/balancer/round_robin.ts";
 import { createBalancer } from "../../src/balancer/balancer.ts";
-import type { SharedJson } from "../../src/platform/locked_file.ts";
+import type { SharedJson } from "../../src/balancer/shared_json.ts";
 
 const HOSTS = ["198.18.2.2:22", "198.18.2.3:22", "198.18.2.4:22"];
 

@@ -1,6 +1,6 @@
 import { assertEquals } from "../_assert.ts";
 import { describeHelperError } from "../../src/dnat/errors.ts";
-import { CommandNotFoundError } from "../../src/platform/runner.ts";
+import { CommandNotFoundError } from "../../src/process/runner.ts";
 import { ForwardingDisabledError } from "../../src/dnat/manager.ts";
 import { iptablesBackend, NetfilterError } from "../../src/dnat/iptables.ts";
 import { recordingRunner } from "../_fakes/runner.ts";

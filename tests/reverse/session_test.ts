@@ -5,7 +5,7 @@ import { decideSession, type ReverseDeps } from "../../src/reverse/session.ts";
 import type { UdpSession } from "../../src/reverse/udp.ts";
 import { requestFromCommand, type SessionInputs } from "../../src/reverse/inputs.ts";
 import { createBalancer } from "../../src/balancer/balancer.ts";
-import type { SharedJson } from "../../src/platform/locked_file.ts";
+import type { SharedJson } from "../../src/balancer/shared_json.ts";
 import type { ProbeOutcome } from "../../src/ssh/probe.ts";
 import { parseIp } from "../../src/net/ip.ts";
 import { formatEndpoint } from "../../src/net/endpoint.ts";

@@ -7,7 +7,7 @@
 import { parseCommand } from "../../../src/cli/parse.ts";
 import { needsOf } from "../../../src/cli/needs.ts";
 import { revokeExcept } from "../../../src/platform/permissions.ts";
-import { LIBC_PATHS } from "../../../src/platform/exec.ts";
+import { LIBC_PATHS } from "../../../src/process/libraries.ts";
 import { findLibnftables } from "../../../src/platform/libnftables.ts";
 
 const libc = LIBC_PATHS.find((path) => {

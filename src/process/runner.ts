@@ -1,0 +1,33 @@
+/**
+ * Running programs behind a small interface, so the DNAT backends can be
+ * tested with a recording fake (tests/_fakes/runner.ts) that sees the exact
+ * argv and stdin, like Kubernetes' FakeIPTables. The real runner is in
+ * platform/runner.ts.
+ * @module
+ */
+
+/** The outcome of one program run. */
+export interface CommandResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs one program: argv, never a shell string. */
+export interface CommandRunner {
+  run(
+    program: string,
+    args: readonly string[],
+    options?: { stdin?: string },
+  ): Promise<CommandResult>;
+}
+
+/** A program that could not be started at all (not installed, or not permitted). */
+export class CommandNotFoundError extends Error {
+  readonly program: string;
+  constructor(program: string, options?: ErrorOptions) {
+    super(`${program} is not installed or not on PATH`, options);
+    this.name = "CommandNotFoundError";
+    this.program = program;
+  }
+}
