@@ -2,9 +2,10 @@
 # xferproxy @VERSION@: one self-contained file for x86_64 glibc Linux (Debian 11+, RHEL 8+).
 # Its tail is a gzip'd tar of the Deno runtime, the bundled program and its npm packages. The
 # first run unpacks it, verified against the SHA-256 below, into a directory only its owner can
-# write; later runs start from there (a few shell tests, no fork).
+# write; later runs start from there (a few shell tests).
 #   root:        /var/cache/xferproxy/<sha256>, shared read-only with every user
-#   other users: that directory when root has unpacked it, else /tmp/xferproxy-<uid>/<sha256> (0700)
+#   other users: that directory when root has unpacked it, else /tmp/xferproxy-<uid>/<sha256>;
+#                their V8 code cache in /tmp/xferproxy-<uid>/deno_dir (0700, checked each start)
 # Permissions per mode come from deno.json's "xferproxy" set, as with the compiled binary.
 set -eu
 XP_SHA256=@SHA256@
@@ -40,13 +41,16 @@ unpack() { # $1: parent directory (ours, not writable by others); prints the run
 }
 
 shared=/var/cache/xferproxy
-if [ -f "$shared/$XP_SHA256/.ok" ]; then
+if [ "$uid" = 0 ]; then
+  if [ ! -f "$shared/$XP_SHA256/.ok" ]; then
+    mkdir -p -m 755 "$shared"
+    unpack "$shared"
+  fi
   dir="$shared/$XP_SHA256"
-elif [ "$uid" = 0 ]; then
-  mkdir -p -m 755 "$shared"
-  unpack "$shared"
-  dir="$shared/$XP_SHA256"
+  cache="$dir/deno_dir"
 else
+  # Each user's own directory: V8's code cache (a session then skips compiling), and the runtime
+  # itself when root has not unpacked it for everyone.
   private="/tmp/xferproxy-$uid"
   if [ ! -e "$private" ] && [ ! -L "$private" ]; then
     mkdir -m 700 "$private" || die "cannot create $private"
@@ -55,22 +59,26 @@ else
   if [ -L "$private" ] || [ ! -O "$private" ] || [ -n "$(find "$private" -maxdepth 0 -perm /077)" ]; then
     die "$private is not a private directory of uid $uid: remove it, or run xferproxy once as root"
   fi
-  [ -f "$private/$XP_SHA256/.ok" ] || unpack "$private"
-  dir="$private/$XP_SHA256"
+  if [ -f "$shared/$XP_SHA256/.ok" ]; then
+    dir="$shared/$XP_SHA256"
+  else
+    [ -f "$private/$XP_SHA256/.ok" ] || unpack "$private"
+    dir="$private/$XP_SHA256"
+  fi
+  cache="$private/deno_dir"
 fi
 
 # Nothing from the environment may steer the runtime: part of a reverse session's environment
 # comes from the SSH client.
 unset DENO_AUTH_TOKENS DENO_CERT DENO_TLS_CA_STORE DENO_V8_FLAGS DENO_JOBS DENO_NO_PROMPT \
   DENO_SERVE_ADDRESS NODE_OPTIONS NODE_EXTRA_CA_CERTS NODE_PATH NPM_CONFIG_REGISTRY
-export DENO_DIR="$dir/deno_dir" DENO_NO_UPDATE_CHECK=1
+export DENO_DIR="$cache" DENO_NO_UPDATE_CHECK=1
 run() {
   "$dir/deno" run --quiet --no-prompt --cached-only --frozen --v8-flags=--max-semi-space-size=1 \
     --config "$dir/deno.json" -P=xferproxy "$dir/app/main.js" "--launcher=$self" "$@"
 }
 if [ -n "${fresh:-}" ]; then
-  # Fill V8's code cache (in DENO_DIR, read by every user, written only by its owner) with the
-  # shared start-up code: later starts skip compiling it (~15 ms).
+  # Fill V8's code cache with the start-up code every mode shares (~15 ms at each later start).
   run check defaults >/dev/null 2>&1 || true
 fi
 exec "$dir/deno" run --quiet --no-prompt --cached-only --frozen \
