@@ -5,7 +5,7 @@
 # write; later runs start from there (a few shell tests).
 #   root:        /var/cache/xferproxy/<sha256>, shared read-only with every user
 #   other users: that directory when root has unpacked it, else /tmp/xferproxy-<uid>/<sha256>;
-#                their V8 code cache in /tmp/xferproxy-<uid>/deno_dir (0700, checked each start)
+#                their V8 code cache in /tmp/xferproxy-<uid>/deno_dir (made 0700, owner checked)
 # Permissions per mode come from deno.json's "xferproxy" set, as with the compiled binary.
 set -eu
 XP_SHA256=@SHA256@
@@ -55,8 +55,9 @@ else
   if [ ! -e "$private" ] && [ ! -L "$private" ]; then
     mkdir -m 700 "$private" || die "cannot create $private"
   fi
-  # Someone else's directory, a symlink, or open to others: never run code from it.
-  if [ -L "$private" ] || [ ! -O "$private" ] || [ -n "$(find "$private" -maxdepth 0 -perm /077)" ]; then
+  # Someone else's directory or a symlink: never run code from it. (Made here with mode 0700,
+  # only its owner can open it to others: no fork to read the mode at every start.)
+  if [ -L "$private" ] || [ ! -O "$private" ]; then
     die "$private is not a private directory of uid $uid: remove it, or run xferproxy once as root"
   fi
   if [ -f "$shared/$XP_SHA256/.ok" ]; then
