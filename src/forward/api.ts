@@ -6,13 +6,13 @@
 
 import type { Logger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
 import type { ForwardConfig } from "../config/mod.ts";
 import { formatEndpoint, isHostName, parsePort } from "../net/endpoint.ts";
 import { type Cidr, type IpAddress, parseIp } from "../net/ip.ts";
 import { allocatePort } from "./allocator.ts";
 import { checkDestination } from "./policy.ts";
-import { type ApiUser, type UsersFile, verifyPasswordAsync } from "./users.ts";
+import { createLogin } from "./login.ts";
+import type { ApiUser, UsersFile } from "./users.ts";
 
 /** One forward session. */
 export interface ForwardSession {
@@ -54,9 +54,6 @@ export interface Metrics {
   authFailures: number;
 }
 
-/** How long a verified credential is trusted without running scrypt again. */
-const VERIFIED_TTL_MS = 60_000;
-
 /** The largest request body accepted. */
 export const MAX_BODY = 16 * 1024;
 
@@ -86,9 +83,6 @@ function error(status: number, message: string, headers: Record<string, string> 
 export function createApi(deps: ApiDeps): ForwardApi {
   const sessions = new Map<string, ForwardSession>();
   const metrics: Metrics = { allocations: 0, refusals: 0, authFailures: 0 };
-  const failures = new Map<string, { count: number; until: number }>();
-  const verified = new Map<string, { hash: string; until: number }>();
-  const loginTurns = new Map<string, Promise<void>>();
   let allocating: Promise<unknown> = Promise.resolve();
 
   const view = (s: ForwardSession) => ({
@@ -105,74 +99,13 @@ export function createApi(deps: ApiDeps): ForwardApi {
     expires_at: new Date(s.lastKeepalive + deps.config.sessionTimeout * 1000).toISOString(),
   });
 
-  /** Basic auth; with authentication off the name is only a label. */
-  const authenticate = async (
-    request: Request,
-    remote: IpAddress,
-  ): Promise<{ name: string; user?: ApiUser } | Response> => {
-    const header = request.headers.get("authorization") ?? "";
-    const match = /^Basic ([A-Za-z0-9+/=]+)$/.exec(header);
-    const decoded = match ? Buffer.from(match[1] as string, "base64").toString("utf8") : "";
-    const colon = decoded.indexOf(":");
-    const name = colon >= 0 ? decoded.slice(0, colon) : decoded;
-    const password = colon >= 0 ? decoded.slice(colon + 1) : "";
-    if (!deps.config.authentication) return { name: name || "anonymous" };
-    const key = remote.text;
-    // One login check at a time per address: each sees the failures of those before it, so 100
-    // concurrent guesses get three tries, not 100. A valid credential is cached after its first
-    // check, so a burst of good requests costs one scrypt.
-    const before = loginTurns.get(key) ?? Promise.resolve();
-    const turn = before.then(() => checkLogin(key, name, password, header));
-    const tail = turn.then(() => {}, () => {});
-    loginTurns.set(key, tail);
-    void tail.then(() => {
-      if (loginTurns.get(key) === tail) loginTurns.delete(key);
-    });
-    return await turn;
-  };
-
-  const checkLogin = async (
-    key: string,
-    name: string,
-    password: string,
-    header: string,
-  ): Promise<{ name: string; user?: ApiUser } | Response> => {
-    const blocked = failures.get(key);
-    if (blocked && blocked.until > deps.now()) {
-      const retry = Math.ceil((blocked.until - deps.now()) / 1000);
-      return error(429, `too many failed logins from ${key}; retry in ${retry} s`, {
-        "retry-after": String(retry),
-      });
-    }
-    const user = (await deps.loadUsers()).users[name];
-    // scrypt is deliberately slow; a credential that verified recently (and whose stored hash has
-    // not changed since) is accepted again without it. The key is a digest, never the password.
-    const cacheKey = createHash("sha256").update(header).digest("base64");
-    const cached = verified.get(cacheKey);
-    const fresh = cached !== undefined && user !== undefined && cached.hash === user.hash &&
-      cached.until > deps.now();
-    // An unknown user costs a scrypt too: the answer's timing must not tell names apart.
-    if ((!fresh && !(await verifyPasswordAsync(user, password))) || !user) {
-      metrics.authFailures++;
-      const count = (blocked?.count ?? 0) + 1;
-      // Three tries, then an exponential back-off per address (1 s, 2 s, 4 s … at most 5 min).
-      const until = count >= 3 ? deps.now() + Math.min(2 ** (count - 3), 300) * 1000 : 0;
-      failures.set(key, { count, until });
-      deps.log.warn("Authentication failed for {user} from {client}", {
-        user: name || "-",
-        client: key,
-      });
-      return error(401, "authentication required", {
-        "www-authenticate": 'Basic realm="xferproxy"',
-      });
-    }
-    failures.delete(key);
-    if (!fresh) {
-      if (verified.size > 10_000) verified.clear();
-      verified.set(cacheKey, { hash: user.hash, until: deps.now() + VERIFIED_TTL_MS });
-    }
-    return { name, user };
-  };
+  const login = createLogin({
+    authentication: deps.config.authentication,
+    loadUsers: deps.loadUsers,
+    now: deps.now,
+    log: deps.log,
+    onFailure: () => metrics.authFailures++,
+  });
 
   const refuse = (status: number, message: string, fields: Record<string, unknown>) => {
     metrics.refusals++;
@@ -330,8 +263,8 @@ export function createApi(deps: ApiDeps): ForwardApi {
         });
       }
       if (!path.startsWith("/v1/sessions")) return error(404, `no such endpoint ${path}`);
-      const who = await authenticate(request, remote);
-      if (who instanceof Response) return who;
+      const who = await login(request.headers.get("authorization") ?? "", remote);
+      if ("status" in who) return error(who.status, who.message, who.headers);
       const owns = (s: ForwardSession) => s.user === who.name || who.user?.admin === true;
       if (path === "/v1/sessions") {
         if (request.method === "POST") return await create(request, remote, who);
