@@ -74,14 +74,16 @@ fi
 unset DENO_AUTH_TOKENS DENO_CERT DENO_TLS_CA_STORE DENO_V8_FLAGS DENO_JOBS DENO_NO_PROMPT \
   DENO_SERVE_ADDRESS NODE_OPTIONS NODE_EXTRA_CA_CERTS NODE_PATH NPM_CONFIG_REGISTRY
 export DENO_DIR="$cache" DENO_NO_UPDATE_CHECK=1
-run() {
-  "$dir/deno" run --quiet --no-prompt --cached-only --frozen --v8-flags=--max-semi-space-size=1 \
+# The one command line: "launch exec …" replaces this shell, "launch command …" returns.
+launch() {
+  how=$1
+  shift
+  $how "$dir/deno" run --quiet --no-prompt --cached-only --frozen \
+    --v8-flags=--max-semi-space-size=1 \
     --config "$dir/deno.json" -P=xferproxy "$dir/app/main.js" "--launcher=$self" "$@"
 }
 if [ -n "${fresh:-}" ]; then
   # Fill V8's code cache with the start-up code every mode shares (~15 ms at each later start).
-  run check defaults >/dev/null 2>&1 || true
+  launch command check defaults >/dev/null 2>&1 || true
 fi
-exec "$dir/deno" run --quiet --no-prompt --cached-only --frozen \
-  --v8-flags=--max-semi-space-size=1 \
-  --config "$dir/deno.json" -P=xferproxy "$dir/app/main.js" "--launcher=$self" "$@"
+launch exec "$@"

@@ -11,6 +11,7 @@
  */
 
 import { asIpv4, type IpAddress, parseIp } from "../net/ip.ts";
+import { MAX_BODY } from "../forward/api.ts";
 import { headEnd, parseHead, type Refusal, responseHead } from "../forward/http_wire.ts";
 
 /** Limits of the server; the defaults suit an API of small JSON requests. */
@@ -34,7 +35,7 @@ export const DEFAULT_LIMITS: HttpLimits = {
   // Inside users may share one NAT address: room for a burst of them.
   maxPerAddress: 256,
   maxHeadBytes: 16 * 1024,
-  maxBodyBytes: 16 * 1024,
+  maxBodyBytes: MAX_BODY,
 };
 
 /** Where and how to listen. */
