@@ -92,12 +92,14 @@ serve (default): the forward-proxy daemon. It listens as <server> says
 (enable_http/http_port 9091, enable_https/https_port 9092), allocates a proxy
 port per session from <port_range_low>-<port_range_high> and installs TCP and
 UDP DNAT to the destination, accepted only from the caller, masqueraded.
-Refuses to start when <proxy><enabled> is false. SIGTERM removes every rule.
+Without <cert_file>/<key_file>, HTTPS uses a self-signed certificate made once
+in <state_directory>/forward. Refuses to start when <proxy><enabled> is false.
+SIGTERM removes every rule.
 
 user: API users in <users_file> (scrypt hashes, root-only). Without
 --password-stdin a password is generated and printed once. --allow takes
-CIDRs, host names or *; private and the proxy's own ranges need an explicit
-prefix.
+CIDRs, host names or *; private and the proxy's own ranges open only for a
+prefix at least as specific as the range.
 
 connect: the client, usable as OpenSSH ProxyCommand (%h %p). Password from the
 URL, XFERPROXY_PROXY_PASS or ASPERA_PROXY_PASS. --print-mapping prints the
