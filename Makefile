@@ -8,8 +8,8 @@ DENO_VERSION := 2.9.6
 DENO := .tools/bin/deno
 # CI installs exactly what deno.lock pins; locally the lock may be refreshed with `make lock`.
 FROZEN := --frozen
-# Every test folder but the end-to-end one (and the fakes and fixtures, which hold no tests).
-UNIT_TESTS := $(filter-out tests/e2e/ tests/_fakes/ tests/fixtures/,$(wildcard tests/*/))
+# Every test folder but the end-to-end one (and the beds, fakes and fixtures, which hold no tests).
+UNIT_TESTS := $(filter-out tests/e2e/ tests/testbed/ tests/_fakes/ tests/fixtures/,$(wildcard tests/*/))
 E2E_TESTS := tests/e2e
 
 .PHONY: help deps sysdeps dist bin build test check-static test-unit test-e2e demo bench fmt lint typecheck lock clean

@@ -1,23 +1,47 @@
 /**
- * xferproxy: one executable, the mode picked by argv. This file parses the
- * command line, drops the permissions the mode does not need, loads only
- * that mode's code (a reverse session starts once per SSH session, so it
- * must not pay for the others), runs it and maps the outcome to an exit
- * status.
+ * xferproxy: one executable, the mode picked by argv. This file holds the
+ * table of modes, each bound to the loader of its real platform; it parses
+ * the command line, drops the permissions the mode does not need, runs it
+ * and turns an expected error into its one line and exit status. Each mode
+ * loads only its own code (a reverse session starts once per SSH session,
+ * so it must not pay for the others).
  * @module
  */
 
-import { type Command, parseCommand, resolveConfigPath, UsageError } from "./src/cli/parse.ts";
-import { usage, usageHint } from "./src/cli/usage.ts";
-import { needsOf } from "./src/cli/needs.ts";
-import { EXIT } from "./src/cli/exit.ts";
-import { DEFAULT_CONFIG_PATH } from "./src/config/spec.ts";
+import { bindPlatform, type ModeEntry, withoutPlatform } from "./src/cli/command.ts";
+import { parseCommandLine } from "./src/cli/parse.ts";
+import { helpMode, versionMode } from "./src/cli/help.ts";
+import { reportError } from "./src/cli/report.ts";
+import type { Output } from "./src/cli/output.ts";
+import { checkMode } from "./src/check/command.ts";
+import { dnatMode } from "./src/dnat/command.ts";
+import { forwardMode } from "./src/forward/command.ts";
+import { reverseMode } from "./src/reverse/command.ts";
 import { realOutput } from "./src/platform/output.ts";
-import { type Output } from "./src/cli/output.ts";
 import { revokeExcept } from "./src/platform/permissions.ts";
 import { parseLaunch } from "./src/platform/self.ts";
-import { writeStderrLine } from "./src/platform/session_io.ts";
-import { VERSION } from "./src/version.ts";
+
+/** Every mode, in the order the overview lists them. */
+export const MODES: readonly ModeEntry[] = [
+  bindPlatform(
+    reverseMode,
+    async () => (await import("./src/platform/reverse_platform.ts")).reversePlatform,
+  ),
+  bindPlatform(
+    forwardMode,
+    async () => (await import("./src/platform/forward_platform.ts")).forwardPlatform,
+  ),
+  bindPlatform(
+    checkMode,
+    async () => (await import("./src/platform/check_platform.ts")).checkPlatform,
+  ),
+  bindPlatform(
+    dnatMode,
+    async () => (await import("./src/platform/dnat_platform.ts")).dnatPlatform,
+  ),
+  withoutPlatform(versionMode),
+  withoutPlatform(helpMode(() => MODES)),
+];
 
 /**
  * Runs one command line; returns the exit status. `self`: this executable's
@@ -28,57 +52,14 @@ export async function main(
   output: Output,
   self: string = Deno.execPath(),
 ): Promise<number> {
-  let command: Command;
   try {
-    command = parseCommand(argv);
+    const invocation = parseCommandLine(MODES, argv);
+    revokeExcept(invocation.needs);
+    return await invocation.run({ output, self, env: (name) => Deno.env.get(name) });
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    output.err(`xferproxy: ${error.message} (${usageHint(error.helpFor)})\n`);
-    return EXIT.usage;
-  }
-  const env = (name: string) => Deno.env.get(name);
-  revokeExcept(needsOf(command));
-  switch (command.mode) {
-    case "help":
-      output.out(usage(command.topic) + "\n");
-      return EXIT.ok;
-    case "version":
-      output.out(`xferproxy ${VERSION} (deno ${Deno.version.deno}, v8 ${Deno.version.v8})\n`);
-      return EXIT.ok;
-    case "check": {
-      const { runCheckMode } = await import("./src/platform/check_process.ts");
-      return await runCheckMode(
-        command,
-        resolveConfigPath(command, env, DEFAULT_CONFIG_PATH),
-        output,
-      );
-    }
-    case "reverse":
-      try {
-        const { runReverse } = await import("./src/platform/reverse_process.ts");
-        // Never from the environment: part of a session's environment comes from the client.
-        return await runReverse(command.configPath ?? DEFAULT_CONFIG_PATH, self);
-      } catch {
-        // Never a stack trace on the client's stderr.
-        writeStderrLine("xferproxy: internal error");
-        return EXIT.proxyError;
-      }
-    case "dnat": {
-      const { runDnat } = await import("./src/platform/dnat_process.ts");
-      return await runDnat(
-        command.args,
-        resolveConfigPath(command, env, DEFAULT_CONFIG_PATH),
-        output,
-      );
-    }
-    case "forward": {
-      const { runForward } = await import("./src/platform/forward_process.ts");
-      return await runForward(
-        command.args,
-        resolveConfigPath(command, env, DEFAULT_CONFIG_PATH),
-        output,
-      );
-    }
+    const status = reportError(error, output);
+    if (status === undefined) throw error;
+    return status;
   }
 }
 

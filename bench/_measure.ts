@@ -4,8 +4,7 @@
  * @module
  */
 
-import { must } from "../tests/e2e/_exec.ts";
-import { ROOT } from "../tests/e2e/_run.ts";
+import { must, ROOT } from "../tests/testbed/mod.ts";
 
 /** Seconds a UDP stream runs. */
 export const UDP_SECONDS = 3;

@@ -6,8 +6,7 @@
  * timings, this does not either.
  */
 // deno-lint-ignore-file no-console
-import { run } from "../tests/e2e/_exec.ts";
-import { BINARY, ROOT } from "../tests/e2e/_run.ts";
+import { BINARY, ROOT, run } from "../tests/testbed/mod.ts";
 import { createReport, markdown } from "./_report.ts";
 import { reverseBenchmarks, SCP_ROUNDS } from "./reverse.ts";
 import { dnatBenchmarks } from "./dnat.ts";

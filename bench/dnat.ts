@@ -5,8 +5,9 @@
  * @module
  */
 // deno-lint-ignore-file no-console
-import { must, run } from "../tests/e2e/_exec.ts";
-import { BINARY, ROOT } from "../tests/e2e/_run.ts";
+import { BINARY, must, ROOT, run } from "../tests/testbed/mod.ts";
+import { dnatArgv } from "../src/dnat/contract.ts";
+import { parseIp } from "../src/net/ip.ts";
 import { median, type Report } from "./_report.ts";
 import { denoScriptInNs, timed } from "./_measure.ts";
 
@@ -61,24 +62,20 @@ export async function dnatBenchmarks(report: Report): Promise<void> {
           "exec",
           ns,
           BINARY,
-          "dnat",
-          "add",
+          ...dnatArgv({
+            action: "add",
+            request: {
+              id: crypto.randomUUID(),
+              owner: 1,
+              client: parseIp(`198.18.9.${r + 1}`)!,
+              proxy: parseIp("198.18.1.1")!,
+              rule: 1,
+              host: 0,
+              server: { ip: parseIp("198.18.2.2")!, port: 22 },
+            },
+          }),
           "--config",
           conf,
-          "--session",
-          crypto.randomUUID(),
-          "--owner",
-          "1",
-          "--client",
-          `198.18.9.${r + 1}`,
-          "--proxy",
-          "198.18.1.1",
-          "--rule",
-          "1",
-          "--host",
-          "0",
-          "--server",
-          "198.18.2.2:22",
         ]) * 1000,
       );
     }

@@ -4,14 +4,15 @@
  * @module
  */
 // deno-lint-ignore-file no-console
-import { must } from "../tests/e2e/_exec.ts";
-import { BINARY, ROOT } from "../tests/e2e/_run.ts";
 import {
+  BINARY,
   createForwardBed,
   FIP,
   type ForwardBed,
   forwardConfig,
-} from "../tests/e2e/_forward_bed.ts";
+  must,
+  ROOT,
+} from "../tests/testbed/mod.ts";
 import { median, type Report } from "./_report.ts";
 import { denoScriptInNs, udpStream } from "./_measure.ts";
 

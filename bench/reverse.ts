@@ -8,12 +8,19 @@
  * @module
  */
 // deno-lint-ignore-file no-console
-import { must, run } from "../tests/e2e/_exec.ts";
-import { ROOT } from "../tests/e2e/_run.ts";
-import { createTestbed, IP, type Testbed, USERS } from "../tests/e2e/_testbed.ts";
+import {
+  createTestbed,
+  type EchoSession,
+  IP,
+  must,
+  ROOT,
+  run,
+  startEchoSession,
+  type Testbed,
+  USERS,
+} from "../tests/testbed/mod.ts";
 import { median, percentile, type Report } from "./_report.ts";
 import { pssMib, startReady, timed, udpStream, userProcesses } from "./_measure.ts";
-import { type EchoSession, startEchoSession } from "../tests/e2e/_udp.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
 /** scp rates swing with the host's load: more rounds for these rows, whose target is tight. */

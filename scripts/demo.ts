@@ -7,10 +7,18 @@
  * kernel DNAT, shows the proxy's log lines, tears down.
  */
 // deno-lint-ignore-file no-console
-import { must, run } from "../tests/e2e/_exec.ts";
-import { createTestbed, IP, USERS } from "../tests/e2e/_testbed.ts";
-import { BINARY, ROOT } from "../tests/e2e/_run.ts";
-import { blastUdp, startDirectEcho, startEchoSession } from "../tests/e2e/_udp.ts";
+import {
+  BINARY,
+  blastUdp,
+  createTestbed,
+  IP,
+  must,
+  ROOT,
+  run,
+  startDirectEcho,
+  startEchoSession,
+  USERS,
+} from "../tests/testbed/mod.ts";
 
 const MB = 50;
 

@@ -13,6 +13,7 @@ import { parseRuleTag } from "../dnat/types.ts";
 import { SSH_PATH } from "../ssh/handoff.ts";
 import { type Finding, finding } from "./findings.ts";
 import type { CheckHost } from "./host.ts";
+import { installHint } from "../process/packages.ts";
 
 /** The DNAT service writes its heartbeat every 5 s; older than this, it is not running. */
 export const HEARTBEAT_STALE_MS = 15_000;
@@ -33,7 +34,7 @@ export async function checkDnatState(
     out.push(finding.error(
       "handoff.ssh",
       `${SSH_PATH} is missing: reverse sessions are handed to OpenSSH's client`,
-      "apt-get install openssh-client (Debian) or yum install openssh-clients (Red Hat)",
+      installHint("ssh"),
     ));
   }
   const state = config.server.stateDirectory;

@@ -22,6 +22,7 @@ import { analyzeSudoers } from "./sudoers.ts";
 import { checkAuthorizedKeys, checkKeyfiles } from "./keys.ts";
 import { checkDnatState } from "./dnat_state.ts";
 import { LIBNFTABLES_PATHS } from "../process/libraries.ts";
+import { installHint } from "../process/packages.ts";
 
 /** What the system audit needs besides the host. */
 export interface SystemInputs {
@@ -103,12 +104,9 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
 
   // Netfilter and conntrack tools, with versions on the live system.
   const backend = inputs.config?.server.dnatBackend ?? "iptables";
-  const tools: Array<{ name: "nft" | "iptables" | "conntrack"; pkg: string }> = [
-    {
-      name: backend === "nftables" ? "nft" : "iptables",
-      pkg: backend === "nftables" ? "nftables" : "iptables",
-    },
-    { name: "conntrack", pkg: "conntrack (conntrack-tools on Red Hat)" },
+  const tools: Array<{ name: "nft" | "iptables" | "conntrack" }> = [
+    { name: backend === "nftables" ? "nft" : "iptables" },
+    { name: "conntrack" },
   ];
   for (const tool of tools) {
     let version: string | undefined;
@@ -125,7 +123,7 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
         finding.error(
           `system.tool.${tool.name}`,
           `${tool.name} is not installed`,
-          `apt-get install ${tool.pkg} (Debian) or yum install ${tool.pkg} (Red Hat)`,
+          installHint(tool.name),
         ),
       );}
   }

@@ -1,166 +1,97 @@
 /**
- * argv → a typed command. Pure: no I/O, no environment.
+ * argv → the mode to run. Pure: no I/O, no environment. Each mode parses its
+ * own arguments (its `command.ts`); this file picks the mode and holds the
+ * helpers they share.
  * @module
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
-
-/** The top-level modes. */
-export const MODES = ["reverse", "forward", "check", "dnat", "version", "help"] as const;
-/** One of `MODES`. */
-export type Mode = (typeof MODES)[number];
-
-/** What `xferproxy check` can look at. */
-export const CHECK_TOPICS = ["config", "defaults", "system", "users", "upstreams"] as const;
-/** One of `CHECK_TOPICS`, or everything. */
-export type CheckTopic = (typeof CHECK_TOPICS)[number] | "all";
-
-/** A parsed command line. */
-export type Command =
-  | { readonly mode: "help"; readonly topic?: Mode }
-  | { readonly mode: "version" }
-  | {
-    readonly mode: "check";
-    readonly topic: CheckTopic;
-    readonly configPath?: string;
-    readonly json: boolean;
-    readonly root?: string;
-    readonly sshdConfig?: string;
-    /** `check upstreams`: the account to log in as where a rule uses each user's own. */
-    readonly user?: string;
-  }
-  | { readonly mode: "reverse"; readonly configPath?: string }
-  | {
-    readonly mode: "forward" | "dnat";
-    readonly configPath?: string;
-    readonly args: readonly string[];
-  };
+import { UserError } from "../errors.ts";
+import { EXIT } from "./exit.ts";
+import type { Invocation, ModeEntry } from "./command.ts";
 
 /** A command line that cannot be run; `helpFor` names the mode whose help to point at. */
-export class UsageError extends Error {
-  readonly helpFor: Mode | undefined;
-  constructor(message: string, helpFor?: Mode) {
-    super(message);
-    this.name = "UsageError";
+export class UsageError extends UserError {
+  readonly helpFor: string | undefined;
+  constructor(message: string, helpFor?: string) {
+    super(message, { exitCode: EXIT.usage });
     this.helpFor = helpFor;
   }
+
+  /** The message and where to read more. */
+  override get userMessage(): string {
+    return `${this.message} (${usageHint(this.helpFor)})`;
+  }
 }
 
-const CONFIG_OPTION = {
-  config: { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
+/** Where to read more after a usage error. */
+export function usageHint(mode?: string): string {
+  return mode ? `Try "xferproxy ${mode} --help".` : `Try "xferproxy --help".`;
+}
 
 /**
- * Parses `xferproxy <mode> [options]` (argv without the program name).
+ * Picks the mode from `xferproxy <mode> [options]` (argv without the program name) and parses
+ * its arguments. `-h`/`--help` anywhere asks for the mode's help; none for the overview.
  * @throws {UsageError} for an unknown mode, option or argument
  */
-export function parseCommand(argv: readonly string[]): Command {
+export function parseCommandLine(modes: readonly ModeEntry[], argv: readonly string[]): Invocation {
+  const find = (name: string) => modes.find((m) => m.name === name);
+  const help = find("help");
+  const version = find("version");
+  if (!help || !version) throw new TypeError("The mode table needs help and version");
   const [first, ...rest] = argv;
-  if (first === undefined || first === "--help" || first === "-h") return { mode: "help" };
-  if (first === "--version" || first === "-V") return { mode: "version" };
-  if (!(MODES as readonly string[]).includes(first)) {
+  if (first === undefined || first === "--help" || first === "-h") return help.prepare([]);
+  if (first === "--version" || first === "-V") return version.prepare([]);
+  const mode = find(first);
+  if (!mode) {
     const what = first.startsWith("-") ? `option "${first}"` : `mode "${first}"`;
-    throw new UsageError(`unknown ${what}; expected one of: ${MODES.join(", ")}`);
+    throw new UsageError(
+      `unknown ${what}; expected one of: ${modes.map((m) => m.name).join(", ")}`,
+    );
   }
-  const mode = first as Mode;
-  switch (mode) {
-    case "help":
-      return parseHelp(rest);
-    case "version":
-      parseStrict(rest, "version", { help: CONFIG_OPTION.help }, false);
-      return rest.length ? { mode: "help", topic: "version" } : { mode: "version" };
-    case "check":
-      return parseCheck(rest);
-    case "reverse": {
-      const { values } = parseStrict(rest, mode, CONFIG_OPTION, false);
-      if (values.help) return { mode: "help", topic: mode };
-      return withConfig({ mode }, values.config);
-    }
-    case "forward":
-    case "dnat":
-      return parsePassThrough(mode, rest);
+  if (mode !== help && (rest.includes("--help") || rest.includes("-h"))) {
+    return help.prepare([mode.name]);
   }
+  return mode.prepare(rest);
 }
 
-/** Modes with their own argument parsers: take --config and --help here, pass the rest on. */
-function parsePassThrough(mode: "forward" | "dnat", rest: string[]): Command {
-  if (rest.includes("--help") || rest.includes("-h")) return { mode: "help", topic: mode };
-  const args: string[] = [];
+/** The `--config PATH` every mode that reads the config takes. */
+export interface ConfigArg {
+  readonly configPath?: string;
+}
+
+/** `--config` for `parseStrict`. */
+export const CONFIG_OPTION = { config: { type: "string" } } as const;
+
+/**
+ * Takes `--config PATH` / `--config=PATH` out of a mode's arguments and leaves the rest to the
+ * mode's own parser (forward and dnat, whose actions parse their own options).
+ */
+export function takeConfigOption(
+  args: readonly string[],
+  mode: string,
+): ConfigArg & { rest: string[] } {
+  const rest: string[] = [];
   let configPath: string | undefined;
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i] as string;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
     if (arg === "--config") {
-      configPath = rest[++i];
+      configPath = args[++i];
       if (configPath === undefined) throw new UsageError("option --config needs a value", mode);
     } else if (arg.startsWith("--config=")) {
       configPath = arg.slice("--config=".length);
     } else {
-      args.push(arg);
+      rest.push(arg);
     }
   }
-  return withConfig({ mode, args }, configPath);
+  return { ...withConfig({}, configPath), rest };
 }
 
-function parseHelp(rest: string[]): Command {
-  const [topic, extra] = rest;
-  if (topic === undefined) return { mode: "help" };
-  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`, "help");
-  if (!(MODES as readonly string[]).includes(topic)) {
-    throw new UsageError(`no help for unknown mode "${topic}"; modes: ${MODES.join(", ")}`);
-  }
-  return { mode: "help", topic: topic as Mode };
-}
-
-function parseCheck(rest: string[]): Command {
-  const options = {
-    ...CONFIG_OPTION,
-    json: { type: "boolean" },
-    root: { type: "string" },
-    "sshd-config": { type: "string" },
-    user: { type: "string" },
-  } as const;
-  const { values, positionals } = parseStrict(rest, "check", options, true);
-  if (values.help) return { mode: "help", topic: "check" };
-  const [topicText, extra] = positionals;
-  if (extra !== undefined) {
-    throw new UsageError(`unexpected argument "${extra}" for check`, "check");
-  }
-  if (topicText !== undefined && !(CHECK_TOPICS as readonly string[]).includes(topicText)) {
-    throw new UsageError(
-      `unknown check "${topicText}"; expected one of: ${CHECK_TOPICS.join(", ")}`,
-      "check",
-    );
-  }
-  if (values.root !== undefined && !values.root.startsWith("/")) {
-    throw new UsageError(`--root must be an absolute path, got "${values.root}"`, "check");
-  }
-  const topic = (topicText ?? "all") as CheckTopic;
-  if (topic === "upstreams" && values.root !== undefined) {
-    throw new UsageError(
-      "check upstreams logs in to live servers: it does not take --root",
-      "check",
-    );
-  }
-  if (values.user !== undefined && topic !== "upstreams") {
-    throw new UsageError("--user goes with check upstreams", "check");
-  }
-  const sshdConfig = values["sshd-config"];
-  const command = {
-    mode: "check" as const,
-    topic,
-    json: values.json ?? false,
-    ...(values.root !== undefined ? { root: values.root } : {}),
-    ...(values.user !== undefined ? { user: values.user } : {}),
-    ...(sshdConfig !== undefined ? { sshdConfig } : {}),
-  };
-  return withConfig(command, values.config);
-}
-
-function withConfig<T extends object>(
+/** Adds `configPath` when given; an empty one is a usage error. */
+export function withConfig<T extends object>(
   command: T,
   configPath: string | undefined,
-): T & { configPath?: string } {
+): T & ConfigArg {
   if (configPath === undefined) return command;
   if (configPath === "") throw new UsageError("--config needs a file path");
   return { ...command, configPath };
@@ -168,14 +99,15 @@ function withConfig<T extends object>(
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
-function parseStrict<T extends Options>(
-  args: string[],
-  mode: Mode,
+/** node:util parseArgs, strict, with its errors turned into one-line usage errors. */
+export function parseStrict<T extends Options>(
+  args: readonly string[],
+  mode: string,
   options: T,
   allowPositionals: boolean,
 ) {
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals });
+    return parseArgs({ args: [...args], options, strict: true, allowPositionals });
   } catch (error) {
     const code = (error as { code?: string }).code;
     const quoted = /'([^']*)'/.exec((error as Error).message)?.[1];
@@ -199,29 +131,10 @@ function optionName(error: unknown): string {
 
 /** The config path: `--config`, then `XFERPROXY_CONFIG`, then the default. */
 export function resolveConfigPath(
-  command: { configPath?: string },
+  command: ConfigArg,
   env: (name: string) => string | undefined,
   fallback: string,
 ): string {
   const fromEnv = env("XFERPROXY_CONFIG");
   return command.configPath ?? (fromEnv ? fromEnv : fallback);
-}
-
-/**
- * Runs a mode's argument parser; a usage error becomes its one line on
- * `say` (with the hint where to read more) and undefined.
- */
-export function parseOrSay<T>(
-  parse: () => T,
-  mode: Mode,
-  say: (line: string) => void,
-  hint: (mode: Mode) => string,
-): T | undefined {
-  try {
-    return parse();
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    say(`xferproxy: ${error.message} (${hint(error.helpFor ?? mode)})\n`);
-    return undefined;
-  }
 }

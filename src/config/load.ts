@@ -4,6 +4,7 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import type { Fs } from "./fs.ts";
 import { InvalidUtf8Error } from "./text.ts";
 import { parseXml, XmlSyntaxError } from "./raw.ts";
@@ -22,7 +23,7 @@ export interface ConfigReport {
 }
 
 /** A config that cannot be used; the message names the file and the first error. */
-export class ConfigError extends Error {
+export class ConfigError extends UserError {
   readonly report: ConfigReport;
   constructor(report: ConfigReport) {
     const first = report.fatal ?? report.problems.find((p) => p.severity === "error");
@@ -32,7 +33,6 @@ export class ConfigError extends Error {
       ? formatPosition(first)
       : "unknown error";
     super(`Cannot load config "${report.path}": ${detail}`);
-    this.name = "ConfigError";
     this.report = report;
   }
 }

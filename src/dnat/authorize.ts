@@ -12,17 +12,17 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import type { Config, ReverseRule } from "../config/mod.ts";
 import { cidrContains } from "../net/ip.ts";
 import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
-import type { AddRequest } from "./call.ts";
+import type { AddRequest } from "./contract.ts";
 import type { DnatSession, Owner } from "./types.ts";
 
 /** A request the config or the caller's identity does not allow. */
-export class NotAuthorizedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "NotAuthorizedError";
+export class NotAuthorizedError extends UserError {
+  override get userMessage(): string {
+    return `dnat refused: ${this.message}`;
   }
 }
 

@@ -16,7 +16,8 @@ import {
 import { isAlive } from "./owner.ts";
 import { emptyRegistry, type RegistryEntry } from "./registry.ts";
 import { NotAuthorizedError } from "./authorize.ts";
-import { formatPorts, type InstalledSession, toInstalled } from "./types.ts";
+import { formatPorts, toInstalled } from "./types.ts";
+import type { Listed } from "./contract.ts";
 
 /** The CLI actions' dependencies: the manager's, and where to print. */
 export interface HelperDeps extends DnatDeps {
@@ -44,22 +45,13 @@ export async function deleteSession(deps: HelperDeps, id: string, caller: Caller
     if (caller.uid === undefined) {
       const removed = await deps.backend.removeTagged(new Set([id]));
       if (removed.length) {
-        await purgeInstalledFlows(deps.conntrack, removed);
+        await purgeInstalledFlows(deps.conntrack, removed, deps.log);
         deps.log.info("Removed UDP forwarding of session {session} (dnat del)", { session: id });
         return;
       }
     }
     throw new NotAuthorizedError(`no DNAT session ${id}`);
   });
-}
-
-/** One line of `dnat list`. */
-export interface Listed extends InstalledSession {
-  readonly alive: boolean;
-  /** Recorded by a session (false: only the kernel holds it, e.g. the forward daemon's). */
-  readonly registered: boolean;
-  readonly uid?: number;
-  readonly rule?: number;
 }
 
 /** `dnat list`: the caller's sessions (root: every session, and rules only the kernel holds). */
@@ -124,7 +116,7 @@ export async function reapSessions(
       const known = new Set(registry.entries.map((e) => e.session.id));
       const strangers = kernel.filter((s) => !known.has(s.id));
       await deps.backend.removeTagged(new Set(strangers.map((s) => s.id)));
-      await purgeInstalledFlows(deps.conntrack, strangers);
+      await purgeInstalledFlows(deps.conntrack, strangers, deps.log);
       await deps.backend.teardown();
       await deps.store.write(emptyRegistry());
       deps.log.info("Removed all xferproxy UDP forwarding ({count} sessions) and its chains", {

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import type { CommandRunner } from "../process/runner.ts";
 import {
   ensureText,
@@ -17,12 +18,7 @@ import {
 import type { DnatBackend, DnatSession, InstalledSession } from "./types.ts";
 
 /** A netfilter tool failed; the message carries its stderr. */
-export class NetfilterError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "NetfilterError";
-  }
-}
+export class NetfilterError extends UserError {}
 
 const TOOLS = {
   4: { save: "iptables-save", restore: "iptables-restore" },

@@ -6,9 +6,10 @@
  * @module
  */
 
+import { logIgnored, UserError } from "../errors.ts";
 import type { Logger } from "@logtape/logtape";
 import type { Config } from "../config/mod.ts";
-import type { AddRequest } from "./call.ts";
+import type { AddRequest } from "./contract.ts";
 import { authorize, choosePorts, conflicts, NotAuthorizedError } from "./authorize.ts";
 import { anyPort, type Conntrack, type Flow } from "./conntrack.ts";
 import { isAlive, type ProcessTable, verifyOwner } from "./owner.ts";
@@ -47,13 +48,12 @@ export interface DnatDeps {
 }
 
 /** ip_forward is off: forwarding cannot work. */
-export class ForwardingDisabledError extends Error {
+export class ForwardingDisabledError extends UserError {
   constructor(family: 4 | 6) {
     const sysctl = family === 4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding";
     super(
       `${sysctl} is 0: enable it with "sysctl -w ${sysctl}=1" and set ${sysctl}=1 in /etc/sysctl.conf`,
     );
-    this.name = "ForwardingDisabledError";
   }
 }
 
@@ -273,7 +273,9 @@ export async function learnPorts(
       if (peers.some((e) => e.filtering && e.session.clientPort === undefined)) continue;
       if (!peers.every((e) => e.filtering)) continue;
       const keep = new Set(peers.map((e) => e.session.clientPort as number));
-      await deps.conntrack.purgeOtherPorts(s, keep).catch(() => {});
+      await deps.conntrack.purgeOtherPorts(s, keep).catch(
+        logIgnored(deps.log, `Cannot purge other ports' flows of session ${s.id}`),
+      );
     }
   }
   return current;
@@ -313,7 +315,7 @@ export async function reapOrphanRules(
   const orphans = strangers.filter((s) => !isAlive(s.owner, running));
   if (orphans.length === 0) return 0;
   const removed = await deps.backend.removeTagged(new Set(orphans.map((s) => s.id)));
-  await purgeInstalledFlows(deps.conntrack, removed);
+  await purgeInstalledFlows(deps.conntrack, removed, deps.log);
   for (const s of removed) {
     deps.log.info("Reaped forwarding of session {session} (owner {owner} is gone)", {
       session: s.id,
@@ -331,11 +333,14 @@ export async function reapOrphanRules(
 export async function purgeInstalledFlows(
   conntrack: Conntrack,
   sessions: readonly InstalledSession[],
+  log: Logger,
 ): Promise<void> {
   for (const s of sessions.map(fromInstalled)) {
     if (!s) continue;
     for (const protocol of ["udp", "tcp"] as const) {
-      await conntrack.purge(anyPort(s), protocol).catch(() => {});
+      await conntrack.purge(anyPort(s), protocol).catch(
+        logIgnored(log, `Cannot purge ${protocol} flows of session ${s.id}`),
+      );
     }
   }
 }

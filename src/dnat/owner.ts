@@ -8,7 +8,7 @@
  */
 
 import { parseIp } from "../net/ip.ts";
-import type { AddRequest } from "./call.ts";
+import type { AddRequest } from "./contract.ts";
 import { NotAuthorizedError } from "./authorize.ts";
 import type { Owner } from "./types.ts";
 

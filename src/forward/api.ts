@@ -4,6 +4,7 @@
  * @module
  */
 
+import { logIgnored } from "../errors.ts";
 import type { Logger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
 import type { ForwardConfig } from "../config/mod.ts";
@@ -201,11 +202,14 @@ export function createApi(deps: ApiDeps): ForwardApi {
         await deps.install(session);
       } catch (e) {
         sessions.delete(session.id);
-        await deps.remove(session).catch(() => {});
+        await deps.remove(session).catch(
+          logIgnored(deps.log, `Cannot undo the failed install of session ${session.id}`),
+        );
         throw e;
       }
       return session;
     });
+    // The queue goes on after a failure; the caller sees it through `result`.
     allocating = result.catch(() => {});
     let session;
     try {
@@ -309,6 +313,7 @@ async function readLimited(request: Request, limit: number): Promise<string | un
     if (done) break;
     size += value.length;
     if (size > limit) {
+      // The body is refused anyway; a stream that is already broken has nothing to cancel.
       await reader.cancel().catch(() => {});
       return undefined;
     }

@@ -6,7 +6,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "../cli/parse.ts";
 import { parsePort } from "../net/endpoint.ts";
-import { checkAllowEntry, checkUserName } from "./users.ts";
+import { checkAllowEntry, checkUserName } from "./user_names.ts";
 
 /** A parsed forward command. */
 export type ForwardCommand =

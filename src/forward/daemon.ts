@@ -5,6 +5,7 @@
  * @module
  */
 
+import { errorText, logIgnored, UserError } from "../errors.ts";
 import type { Logger } from "@logtape/logtape";
 import type { Config } from "../config/mod.ts";
 import { type Cidr, type IpAddress, parseCidr } from "../net/ip.ts";
@@ -49,12 +50,7 @@ export interface DaemonHost {
 }
 
 /** The daemon cannot start; the message says what to fix. */
-export class DaemonStartError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "DaemonStartError";
-  }
-}
+export class DaemonStartError extends UserError {}
 
 /** Runs until `host.stop` fires; returns the API (for tests) once stopped. */
 export async function runDaemon(
@@ -118,7 +114,9 @@ export async function runDaemon(
   };
   const purge = async (d: DnatSession) => {
     for (const protocol of ["tcp", "udp"] as const) {
-      await conntrack.purge(d, protocol).catch(() => {});
+      await conntrack.purge(d, protocol).catch(
+        logIgnored(log, `Cannot purge ${protocol} flows of session ${d.id}`),
+      );
     }
   };
   const api = createApi({
@@ -153,7 +151,9 @@ export async function runDaemon(
     if (bindHost === "0.0.0.0") {
       try {
         return await host.serve({ hostname: "::", ...options }, handler);
-      } catch { /* no IPv6 on this host */ }
+      } catch (error) {
+        log.debug("Listening on IPv4 only: {error}", { error: errorText(error) });
+      }
     }
     return await host.serve({ hostname: bindHost, ...options }, handler);
   };
@@ -185,7 +185,9 @@ export async function runDaemon(
   } finally {
     // However the daemon ends short of SIGKILL, its rules go (after SIGKILL, the next start reaps).
     clearInterval(cleanup);
-    for (const l of listeners) await l.shutdown().catch(() => {});
+    for (const l of listeners) {
+      await l.shutdown().catch(logIgnored(log, "Cannot close an API socket"));
+    }
     await api.removeAll();
   }
   log.info("Stopped; every forwarding rule removed");

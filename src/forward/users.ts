@@ -5,12 +5,10 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import { randomBytes, scrypt, scryptSync, timingSafeEqual } from "node:crypto";
 import { Buffer } from "node:buffer";
-/** API user names: our own namespace, so the portable POSIX form. */
-const API_USERNAME = /^[a-z_][a-z0-9_.-]{0,31}$/;
-import { parseCidr } from "../net/ip.ts";
-import { isHostName } from "../net/endpoint.ts";
+import { checkAllowEntry, checkUserName } from "./user_names.ts";
 
 /** One API user as stored. */
 export interface ApiUser {
@@ -28,12 +26,7 @@ export interface UsersFile {
 }
 
 /** A users file that cannot be used. */
-export class UsersFileError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsersFileError";
-  }
-}
+export class UsersFileError extends UserError {}
 
 // scrypt cost: N=2^15, r=8, p=1 (OWASP's minimum), 32-byte key.
 const SCRYPT = { N: 32768, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
@@ -106,19 +99,6 @@ export async function verifyPasswordAsync(
   const expected = Buffer.from(stored.hash, "base64");
   return user !== undefined && expected.length === actual.length &&
     timingSafeEqual(expected, actual);
-}
-
-/** Checks an allowed-destination entry; returns why it is bad, or undefined. */
-export function checkAllowEntry(entry: string): string | undefined {
-  if (entry === "*" || parseCidr(entry) || isHostName(entry)) return undefined;
-  return `allowed destination must be a CIDR, a host name or *, got "${entry}"`;
-}
-
-/** Checks an API user name. */
-export function checkUserName(name: string): string | undefined {
-  return API_USERNAME.test(name)
-    ? undefined
-    : `user name must match [a-z_][a-z0-9_.-]{0,31}, got "${name}"`;
 }
 
 /** An empty users file. */

@@ -30,7 +30,22 @@ export interface LogOutputs {
   pid: number;
 }
 
-/** Which sinks to use and how verbose to be. */
+/** Outputs a process opened and must release (platform/log_outputs.ts). */
+export interface ClosableLogOutputs extends LogOutputs {
+  /** Flushes and releases them. */
+  close(): Promise<void>;
+}
+
+/** Opens the outputs: the file in `directory` when given, else syslog (and stderr where the mode says). */
+export type OpenLogs = (directory: string | undefined) => ClosableLogOutputs;
+
+/** The config's say in logging (`<rproxy>`'s log_level and log_directory). */
+export interface LogConfig {
+  readonly logLevel: 0 | 1 | 2;
+  readonly logDirectory?: string;
+}
+
+/** How verbose to be. */
 export interface LogSettings {
   logLevel: 0 | 1 | 2;
 }
@@ -74,6 +89,26 @@ export async function setupLogging(settings: LogSettings, outputs: LogOutputs): 
 /** Undoes `setupLogging` (tests, and before exit). */
 export async function teardownLogging(): Promise<void> {
   await reset();
+}
+
+/**
+ * Runs `fn` with logging set up as `config` says (no config: syslog, level 0), then flushes
+ * and releases the outputs, also when set-up or `fn` fails. Every mode logs through this.
+ */
+export async function withLogging<T>(
+  config: LogConfig | undefined,
+  open: OpenLogs,
+  fn: () => T | Promise<T>,
+): Promise<T> {
+  let outputs: ClosableLogOutputs | undefined;
+  try {
+    outputs = open(config?.logDirectory || undefined);
+    await setupLogging({ logLevel: config?.logLevel ?? 0 }, outputs);
+    return await fn();
+  } finally {
+    await teardownLogging();
+    await outputs?.close();
+  }
 }
 
 /** A logger under the xferproxy root category. */

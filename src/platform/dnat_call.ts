@@ -9,7 +9,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { addCommand, parseAddReply } from "../dnat/call.ts";
+import { parseAddReply, sudoAddArgv } from "../dnat/contract.ts";
 import type { UdpForwarder } from "../reverse/udp.ts";
 
 /** How to reach the helper. */
@@ -27,7 +27,7 @@ const CALL_TIMEOUT_MS = 20_000;
 export function sudoDnatCall(options: DnatCallOptions): UdpForwarder {
   return {
     async register(session) {
-      const args = addCommand(options.binary, {
+      const args = sudoAddArgv(options.binary, {
         id: session.id,
         owner: session.owner,
         client: session.clientIp,
@@ -49,8 +49,11 @@ export function sudoDnatCall(options: DnatCallOptions): UdpForwarder {
         return unavailable(options, `cannot run sudo: ${String(error)}`);
       }
       const decoder = new TextDecoder();
-      const reply = result.success ? parseAddReply(decoder.decode(result.stdout)) : undefined;
-      if (!reply) {
+      const reply = parseAddReply(decoder.decode(result.stdout));
+      if (reply?.event === "refused") return unavailable(options, `refused: ${reply.reason}`);
+      if (reply?.event === "failed") return unavailable(options, reply.reason);
+      if (!reply || !result.success) {
+        // No answer from the helper: sudo refused, or it died or timed out.
         const why = decoder.decode(result.stderr).trim().split("\n")[0] ||
           (result.signal
             ? "the helper did not answer in time"

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import { strictText } from "../config/text.ts";
 import type { Fs } from "../config/fs.ts";
 import type { CommandRunner } from "../process/runner.ts";
@@ -52,12 +53,7 @@ export async function enableAccounting(runner: CommandRunner): Promise<boolean> 
 }
 
 /** A path a root process must not trust: someone else could change what it holds. */
-export class UntrustedPathError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UntrustedPathError";
-  }
-}
+export class UntrustedPathError extends UserError {}
 
 function modeText(mode: number): string {
   return (mode & 0o7777).toString(8).padStart(4, "0");

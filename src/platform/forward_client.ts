@@ -9,20 +9,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import type { ProxyUrl } from "../forward/args.ts";
-
-/** What to connect to. */
-export interface ConnectOptions {
-  readonly proxy: ProxyUrl;
-  readonly password?: string;
-  readonly destination: string;
-  readonly sshPort: number;
-  readonly udpPort: number;
-  readonly printMapping: boolean;
-  readonly cacert?: string;
-  /** One line to stderr. */
-  readonly say: (line: string) => void;
-}
+import type { ConnectOptions } from "../forward/run.ts";
 
 /** The API's answer for a session. */
 interface SessionView {
@@ -104,6 +91,7 @@ export async function forwardConnect(o: ConnectOptions): Promise<number> {
       );
       return 255;
     }
+    // Either side closing ends the relay; a reset is the end, not an error to report to ssh.
     const up = Deno.stdin.readable.pipeTo(conn.writable, { preventClose: false }).catch(() => {});
     const down = conn.readable.pipeTo(Deno.stdout.writable, { preventClose: true }).catch(() => {});
     await Promise.race([down, aborted(stop.signal)]);
@@ -117,6 +105,7 @@ export async function forwardConnect(o: ConnectOptions): Promise<number> {
     for (const s of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
       Deno.removeSignalListener(s, onSignal);
     }
+    // Best effort: a session the proxy cannot be told about expires after session_timeout.
     await call("DELETE", `/v1/sessions/${session.id}`).then((r) => r.body?.cancel(), () => {});
     client?.close();
   }

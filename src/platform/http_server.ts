@@ -45,7 +45,10 @@ export interface ServeOptions {
   readonly cert?: string;
   readonly key?: string;
   readonly limits?: HttpLimits;
-  /** Told about refused connections and accept errors (rate-limited by the caller's logger). */
+  /**
+   * Told about refused connections and accept errors (rate-limited by the caller's logger),
+   * and connections that failed mid-request (a client reset, a TLS handshake that failed).
+   */
   readonly onEvent?: (event: string, detail: Record<string, unknown>) => void;
 }
 
@@ -136,7 +139,9 @@ export function serveHttp(
     }
     open.set(conn, { reading: true });
     perAddress.set(key, count + 1);
-    serveConn(conn, remote).catch(() => {}).finally(() => {
+    serveConn(conn, remote).catch((error) =>
+      event("connection_error", { client: key, error: String(error) })
+    ).finally(() => {
       try {
         conn.close();
       } catch { /* closed by a timer */ }

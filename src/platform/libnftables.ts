@@ -89,6 +89,7 @@ export function libnftablesRunner(path: string): NftRunner {
     via: `libnftables ${path}`,
     run(commands, options = {}) {
       const result = queue.then(() => runNow(commands, options.json === true));
+      // The queue goes on after a failure; the caller sees it through `result`.
       queue = result.catch(() => {});
       return result;
     },

@@ -96,10 +96,12 @@ function spawnLogger(
       if (!writer) return;
       const w = writer;
       const bytes = encoder.encode(`<${FACILITY_DAEMON * 8 + severity}>${line}\n`);
+      // logger(1) is gone: there is nowhere left to say so, and logging must never end a session.
       pending = pending.then(() => w.write(bytes)).catch(() => {});
     },
     async close() {
       await pending;
+      // As in send(): a logger(1) that is already gone has nothing left to flush.
       await writer?.close().catch(() => {});
       await child?.status.catch(() => {});
     },

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
+import { installHint } from "../process/packages.ts";
 import type { CommandRunner } from "../process/runner.ts";
 
 /** A certificate and key, PEM, with where they live and the certificate's fingerprint. */
@@ -22,12 +24,7 @@ export interface TlsIdentity {
 }
 
 /** The generated identity cannot be made or read. */
-export class SelfSignedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "SelfSignedError";
-  }
-}
+export class SelfSignedError extends UserError {}
 
 /** Where the default identity lives under a state directory. */
 export function selfSignedPaths(
@@ -79,12 +76,15 @@ export async function ensureSelfSigned(
     await Deno.rename(tmpKey, paths.key);
     await Deno.rename(tmpCert, paths.cert);
   } catch (error) {
+    // Temporary files in a root-only directory; the error below is what matters.
     await Deno.remove(tmpKey).catch(() => {});
     await Deno.remove(tmpCert).catch(() => {});
     if (error instanceof SelfSignedError) throw error;
     if ((error as Error).name === "CommandNotFoundError") {
       throw new SelfSignedError(
-        "Cannot generate a self-signed certificate: openssl is not installed; install it, or set <cert_file> and <key_file> in <proxy>",
+        `Cannot generate a self-signed certificate: openssl is not installed; ${
+          installHint("openssl")
+        }, or set <cert_file> and <key_file> in <proxy>`,
       );
     }
     throw error;

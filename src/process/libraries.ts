@@ -1,7 +1,7 @@
 /**
  * Where the shared libraries xferproxy loads through FFI live on the Debian
  * and Red Hat families; deno.json grants FFI for exactly these paths, and
- * each mode keeps only its own (cli/needs.ts).
+ * each mode keeps only its own (each mode's command.ts).
  * @module
  */
 

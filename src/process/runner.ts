@@ -6,6 +6,8 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
+import { installHint } from "./packages.ts";
 /** The outcome of one program run. */
 export interface CommandResult {
   readonly code: number;
@@ -23,11 +25,16 @@ export interface CommandRunner {
 }
 
 /** A program that could not be started at all (not installed, or not permitted). */
-export class CommandNotFoundError extends Error {
+export class CommandNotFoundError extends UserError {
   readonly program: string;
   constructor(program: string, options?: ErrorOptions) {
     super(`${program} is not installed or not on PATH`, options);
-    this.name = "CommandNotFoundError";
     this.program = program;
+  }
+
+  /** Aspera Proxy's wording, followed by the fix. */
+  override get userMessage(): string {
+    return `ERR Failed to initialize proxy service: ${this.program} is not installed; ` +
+      `install it: ${installHint(this.program)}`;
   }
 }

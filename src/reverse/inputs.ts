@@ -4,6 +4,8 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
+import { EXIT } from "../cli/exit.ts";
 import { type DomainEndpoint, parseDomainEndpoint, parsePort } from "../net/endpoint.ts";
 import { type IpAddress, parseIp } from "../net/ip.ts";
 import { userNameProblem } from "../config/values.ts";
@@ -25,10 +27,9 @@ export interface SessionInputs {
 }
 
 /** Bad inputs from sshd: the session cannot go on. */
-export class SessionInputError extends Error {
+export class SessionInputError extends UserError {
   constructor(message: string) {
-    super(message);
-    this.name = "SessionInputError";
+    super(message, { exitCode: EXIT.proxyError });
   }
 }
 

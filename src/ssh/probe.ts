@@ -201,6 +201,7 @@ async function exchange(
   }
   await writeAll(conn, packet(ecdhInitPayload(await ephemeralKey(kex, random)), random));
   const { hostKey } = parseEcdhReply(await next("its host key"));
+  // A courtesy: the host key is in hand, whether the server hears the goodbye or not.
   await writeAll(conn, packet(disconnectPayload("host key probe done"), random)).catch(() => {});
   return { kind: "answered", banner, hostKey };
 }

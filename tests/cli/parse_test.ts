@@ -1,57 +1,100 @@
 import { assertEquals, assertThrows } from "../_assert.ts";
-import { parseCommand, parseOrSay, resolveConfigPath, UsageError } from "../../src/cli/parse.ts";
+import { parseCommandLine, resolveConfigPath, UsageError } from "../../src/cli/parse.ts";
+import { reportError } from "../../src/cli/report.ts";
+import { UserError } from "../../src/errors.ts";
+import { checkMode } from "../../src/check/command.ts";
+import { dnatMode } from "../../src/dnat/command.ts";
+import { forwardMode } from "../../src/forward/command.ts";
+import { reverseMode } from "../../src/reverse/command.ts";
+import { LIBC_PATHS, LIBNFTABLES_PATHS } from "../../src/process/libraries.ts";
+import { MODES } from "../../main.ts";
+import { captureOutput } from "../_fakes/output.ts";
 
-Deno.test("parseCommand() reads each mode", async (t) => {
-  const cases: Array<[string[], unknown]> = [
-    [[], { mode: "help" }],
-    [["--help"], { mode: "help" }],
-    [["help"], { mode: "help" }],
-    [["help", "check"], { mode: "help", topic: "check" }],
-    [["version"], { mode: "version" }],
-    [["--version"], { mode: "version" }],
-    [["check"], { mode: "check", topic: "all", json: false }],
-    [["check", "config"], { mode: "check", topic: "config", json: false }],
-    [["check", "config", "--config", "/etc/a.conf"], {
-      mode: "check",
-      topic: "config",
-      json: false,
-      configPath: "/etc/a.conf",
-    }],
-    [["check", "--config=/a", "defaults"], {
-      mode: "check",
-      topic: "defaults",
-      json: false,
-      configPath: "/a",
-    }],
-    [["check", "system", "--json", "--root", "/mnt/img"], {
-      mode: "check",
-      topic: "system",
-      json: true,
-      root: "/mnt/img",
-    }],
-    [["check", "upstreams", "--user", "bear"], {
-      mode: "check",
-      topic: "upstreams",
-      json: false,
-      user: "bear",
-    }],
-    [["check", "--help"], { mode: "help", topic: "check" }],
-    [["reverse"], { mode: "reverse" }],
-    [["reverse", "--config", "/a"], { mode: "reverse", configPath: "/a" }],
-    [["reverse", "-h"], { mode: "help", topic: "reverse" }],
-    [["forward", "user", "list"], { mode: "forward", args: ["user", "list"] }],
-    [["dnat", "reap", "--config", "/a"], { mode: "dnat", args: ["reap"], configPath: "/a" }],
-    [["dnat", "--help"], { mode: "help", topic: "dnat" }],
+/** What a command line does: the mode it runs, and for help, what it prints. */
+async function outcome(argv: string[]): Promise<string> {
+  const invocation = parseCommandLine(MODES, argv);
+  if (invocation.mode !== "help") return invocation.mode;
+  const output = captureOutput();
+  await invocation.run({ output, self: "/x", env: () => undefined });
+  const shown = MODES.find((m) => output.stdout === m.usage + "\n");
+  return `help ${shown?.name ?? (output.stdout.startsWith("xferproxy - ") ? "overview" : "?")}`;
+}
+
+Deno.test("parseCommandLine() picks the mode; -h or --help anywhere asks for its help", async (t) => {
+  const cases: Array<[string[], string]> = [
+    [[], "help overview"],
+    [["--help"], "help overview"],
+    [["help"], "help overview"],
+    [["help", "check"], "help check"],
+    [["help", "help"], "help help"],
+    [["version"], "version"],
+    [["--version"], "version"],
+    [["check", "config"], "check"],
+    [["check", "--help"], "help check"],
+    [["reverse", "-h"], "help reverse"],
+    [["forward", "user", "list", "--help"], "help forward"],
+    [["dnat", "--help"], "help dnat"],
+    [["version", "-h"], "help version"],
+    [["reverse"], "reverse"],
+    [["dnat", "list"], "dnat"],
   ];
   for (const [argv, expected] of cases) {
     await t.step(
       argv.join(" ") || "(none)",
-      () => assertEquals(parseCommand(argv) as unknown, expected),
+      async () => assertEquals(await outcome(argv), expected),
     );
   }
 });
 
-Deno.test("parseCommand() names what is wrong in one line", async (t) => {
+Deno.test("the overview lists every mode of the table", async () => {
+  const output = captureOutput();
+  await parseCommandLine(MODES, []).run({ output, self: "/x", env: () => undefined });
+  for (const mode of MODES) assertEquals(output.stdout.includes(`\n  ${mode.name} `), true);
+});
+
+Deno.test("each mode parses its own arguments fully", async (t) => {
+  const cases: Array<[string, () => unknown, unknown]> = [
+    ["check", () => checkMode.parse([]), { topic: "all", json: false }],
+    ["check config --config", () => checkMode.parse(["config", "--config", "/etc/a.conf"]), {
+      topic: "config",
+      json: false,
+      configPath: "/etc/a.conf",
+    }],
+    ["check --config= defaults", () => checkMode.parse(["--config=/a", "defaults"]), {
+      topic: "defaults",
+      json: false,
+      configPath: "/a",
+    }],
+    ["check system --json --root", () => checkMode.parse(["system", "--json", "--root", "/mnt"]), {
+      topic: "system",
+      json: true,
+      root: "/mnt",
+    }],
+    ["check upstreams --user", () => checkMode.parse(["upstreams", "--user", "bear"]), {
+      topic: "upstreams",
+      json: false,
+      user: "bear",
+    }],
+    ["reverse", () => reverseMode.parse([]), {}],
+    ["reverse --config", () => reverseMode.parse(["--config", "/a"]), { configPath: "/a" }],
+    ["forward user list", () => forwardMode.parse(["user", "list"]), {
+      command: { action: "user-list" },
+    }],
+    ["forward --config= serve", () => forwardMode.parse(["--config=/a", "serve"]), {
+      configPath: "/a",
+      command: { action: "serve" },
+    }],
+    ["dnat reap --config", () => dnatMode.parse(["reap", "--config", "/a"]), {
+      configPath: "/a",
+      request: { action: "reap", all: false },
+    }],
+  ];
+  for (const [name, parse, expected] of cases) {
+    await t.step(name, () => assertEquals(parse(), expected));
+  }
+});
+
+Deno.test("parseCommandLine() names what is wrong in one line", async (t) => {
   const cases: Array<[string[], string, string | undefined]> = [
     [
       ["fly"],
@@ -67,6 +110,11 @@ Deno.test("parseCommand() names what is wrong in one line", async (t) => {
     [
       ["check", "cpu"],
       `unknown check "cpu"; expected one of: config, defaults, system, users, upstreams`,
+      "check",
+    ],
+    [
+      ["check", "all"],
+      `unknown check "all"; expected one of: config, defaults, system, users, upstreams`,
       "check",
     ],
     [
@@ -86,14 +134,61 @@ Deno.test("parseCommand() names what is wrong in one line", async (t) => {
       `no help for unknown mode "fly"; modes: reverse, forward, check, dnat, version, help`,
       undefined,
     ],
+    [["help", "check", "dnat"], `unexpected argument "dnat"`, "help"],
     [["check", "--config="], `--config needs a file path`, undefined],
+    [["dnat", "reap", "--config"], `option --config needs a value`, "dnat"],
+    [["dnat"], "dnat needs an action: add, del, list, reap, serve", "dnat"],
+    [["forward", "serve", "now"], `unexpected argument "now" for forward serve`, "forward"],
   ];
   for (const [argv, message, helpFor] of cases) {
     await t.step(argv.join(" "), () => {
-      const error = assertThrows(() => parseCommand(argv), UsageError);
-      assertEquals([error.message, error.helpFor], [message, helpFor]);
+      const error = assertThrows(() => parseCommandLine(MODES, argv), UsageError);
+      assertEquals([error.message, error.helpFor, error.exitCode], [message, helpFor, 2]);
     });
   }
+});
+
+Deno.test("each mode keeps only the permissions it needs", async (t) => {
+  const needs = (argv: string[]) => parseCommandLine(MODES, argv).needs;
+  await t.step("help and version keep nothing", () => {
+    assertEquals([needs([]), needs(["version"]), needs(["help", "dnat"])], [{}, {}, {}]);
+  });
+  await t.step("only reverse sessions load libc, only the DNAT service libnftables", () => {
+    assertEquals(needs(["reverse"]).ffi, LIBC_PATHS);
+    assertEquals(needs(["dnat", "serve"]).ffi, LIBNFTABLES_PATHS);
+    for (const argv of [["dnat", "list"], ["forward"], ["check", "system"], ["check"]]) {
+      assertEquals(needs(argv).ffi, undefined, argv.join(" "));
+    }
+  });
+  await t.step("check config reads, check upstreams connects, neither runs programs", () => {
+    assertEquals(needs(["check", "config"]), { read: true, env: true });
+    assertEquals(needs(["check", "upstreams"]), { read: true, env: true, net: true });
+  });
+  await t.step("forward connect neither writes nor runs; the daemon never runs nft", () => {
+    assertEquals(needs(["forward", "connect", "--proxy", "dnat://u@h", "d"]), {
+      read: true,
+      net: true,
+      env: true,
+    });
+    assertEquals(needs(["forward"]).run?.includes("nft"), false);
+    assertEquals(needs(["forward"]).run?.includes("openssl"), true);
+  });
+  await t.step("the dnat actions never reach the network", () => {
+    assertEquals(needs(["dnat", "reap"]).net, undefined);
+  });
+});
+
+Deno.test("reportError() prints an expected error's line and status, and leaves bugs alone", () => {
+  const output = captureOutput();
+  assertEquals(reportError(new UsageError("dnat needs an action", "dnat"), output), 2);
+  assertEquals(reportError(new UserError("Cannot load config"), output), 1);
+  assertEquals(reportError(new UserError("gone", { exitCode: 255 }), output), 255);
+  assertEquals(reportError(new TypeError("bug"), output), undefined);
+  assertEquals(
+    output.stderr,
+    'xferproxy: dnat needs an action (Try "xferproxy dnat --help".)\n' +
+      "xferproxy: Cannot load config\nxferproxy: gone\n",
+  );
 });
 
 Deno.test("resolveConfigPath() prefers --config, then XFERPROXY_CONFIG, then the default", () => {
@@ -105,37 +200,4 @@ Deno.test("resolveConfigPath() prefers --config, then XFERPROXY_CONFIG, then the
   assertEquals(resolveConfigPath({}, env({ XFERPROXY_CONFIG: "/b" }), "/c"), "/b");
   assertEquals(resolveConfigPath({}, env({ XFERPROXY_CONFIG: "" }), "/c"), "/c");
   assertEquals(resolveConfigPath({}, env({}), "/c"), "/c");
-});
-
-Deno.test("parseOrSay() turns a usage error into its line with a hint, and passes bugs on", () => {
-  const said: string[] = [];
-  const say = (line: string) => void said.push(line);
-  const hint = (mode: string) => `Try "xferproxy ${mode} --help".`;
-  assertEquals(parseOrSay(() => 42, "dnat", say, hint), 42);
-  assertEquals(
-    parseOrSay(
-      () => {
-        throw new UsageError("dnat needs an action", "dnat");
-      },
-      "dnat",
-      say,
-      hint,
-    ),
-    undefined,
-  );
-  assertEquals(said, ['xferproxy: dnat needs an action (Try "xferproxy dnat --help".)\n']);
-  let bug: unknown;
-  try {
-    parseOrSay(
-      () => {
-        throw new TypeError("bug");
-      },
-      "dnat",
-      say,
-      hint,
-    );
-  } catch (error) {
-    bug = error;
-  }
-  assertEquals(bug instanceof TypeError, true);
 });

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { AddRequest } from "../../src/dnat/call.ts";
+import type { AddRequest } from "../../src/dnat/contract.ts";
 import type { DnatSession, InstalledSession } from "../../src/dnat/types.ts";
 import { type IpEndpoint, parseIpEndpoint } from "../../src/net/endpoint.ts";
 import { parseIp } from "../../src/net/ip.ts";

@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "../_assert.ts";
 import { authorize, choosePorts, conflicts, NotAuthorizedError } from "../../src/dnat/authorize.ts";
-import type { AddRequest } from "../../src/dnat/call.ts";
+import type { AddRequest } from "../../src/dnat/contract.ts";
 import type { DnatSession } from "../../src/dnat/types.ts";
 import { parseIp } from "../../src/net/ip.ts";
 import { parseInline } from "../config/_load.ts";

@@ -1,23 +1,27 @@
-import { assertEquals } from "../_assert.ts";
-import { describeHelperError } from "../../src/dnat/errors.ts";
+import { assertEquals, assertRejects } from "../_assert.ts";
 import { CommandNotFoundError } from "../../src/process/runner.ts";
 import { ForwardingDisabledError } from "../../src/dnat/manager.ts";
-import { iptablesBackend, NetfilterError } from "../../src/dnat/iptables.ts";
+import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
+import { iptablesBackend } from "../../src/dnat/iptables.ts";
+import { installHint } from "../../src/process/packages.ts";
 import { recordingRunner } from "../_fakes/runner.ts";
-import { assertRejects } from "../_assert.ts";
 
 Deno.test("a missing netfilter tool gives Aspera Proxy's ERR line and the install command", async (t) => {
   const cases: Array<[string, string]> = [
     ["iptables-restore", "apt-get install iptables (Debian) or yum install iptables (Red Hat)"],
+    ["ip6tables-save", "apt-get install iptables (Debian) or yum install iptables (Red Hat)"],
     ["nft", "apt-get install nftables (Debian) or yum install nftables (Red Hat)"],
     ["conntrack", "apt-get install conntrack (Debian) or yum install conntrack-tools (Red Hat)"],
+    ["ps", "apt-get install procps (Debian) or yum install procps-ng (Red Hat)"],
   ];
   for (const [program, fix] of cases) {
     await t.step(program, () => {
+      const error = new CommandNotFoundError(program);
       assertEquals(
-        describeHelperError(new CommandNotFoundError(program), []),
+        error.userMessage,
         `ERR Failed to initialize proxy service: ${program} is not installed; install it: ${fix}`,
       );
+      assertEquals([error.exitCode, installHint(program)], [1, fix]);
     });
   }
 });
@@ -31,11 +35,15 @@ Deno.test("the iptables backend lets a missing tool surface as CommandNotFoundEr
   );
 });
 
-Deno.test("describeHelperError() passes expected errors through and leaves bugs alone", () => {
+Deno.test("the helper's errors tell the user what to fix, a refusal says so", () => {
   assertEquals(
-    describeHelperError(new ForwardingDisabledError(4), [ForwardingDisabledError]),
+    new ForwardingDisabledError(4).userMessage,
     `net.ipv4.ip_forward is 0: enable it with "sysctl -w net.ipv4.ip_forward=1" and set net.ipv4.ip_forward=1 in /etc/sysctl.conf`,
   );
-  assertEquals(describeHelperError(new NetfilterError("x"), [ForwardingDisabledError]), undefined);
-  assertEquals(describeHelperError(new TypeError("bug"), [NetfilterError]), undefined);
+  const refused = new NotAuthorizedError("rule 1 has no host 5");
+  assertEquals([refused.message, refused.userMessage, refused.name], [
+    "rule 1 has no host 5",
+    "dnat refused: rule 1 has no host 5",
+    "NotAuthorizedError",
+  ]);
 });

@@ -9,7 +9,7 @@ import {
   SERIALISE_WAIT_MS,
 } from "../../src/dnat/manager.ts";
 import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
-import type { AddRequest } from "../../src/dnat/call.ts";
+import type { AddRequest } from "../../src/dnat/contract.ts";
 import type { RegistryEntry } from "../../src/dnat/registry.ts";
 import type { DnatSession } from "../../src/dnat/types.ts";
 import { parseIp } from "../../src/net/ip.ts";

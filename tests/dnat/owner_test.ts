@@ -1,7 +1,7 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
 import { environValue, isAlive, parsePs, verifyOwner } from "../../src/dnat/owner.ts";
 import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
-import type { AddRequest } from "../../src/dnat/call.ts";
+import type { AddRequest } from "../../src/dnat/contract.ts";
 import { parseIp } from "../../src/net/ip.ts";
 import { parseIpEndpoint } from "../../src/net/endpoint.ts";
 import { fakeProcesses } from "../_fakes/dnat.ts";

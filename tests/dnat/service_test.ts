@@ -6,7 +6,7 @@ import {
   SERVICE_TIMING,
   type ServiceDeps,
 } from "../../src/dnat/service.ts";
-import type { AddRequest } from "../../src/dnat/call.ts";
+import type { AddRequest } from "../../src/dnat/contract.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
 import { addRequest, dnatSession } from "./_build.ts";

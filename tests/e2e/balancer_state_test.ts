@@ -3,8 +3,8 @@
  * locked file: no pick is lost or duplicated, and a corrupt file is survived.
  */
 import { assertEquals } from "../_assert.ts";
-import { run } from "./_exec.ts";
-import { ROOT, tempDir } from "./_run.ts";
+import { run } from "../testbed/exec.ts";
+import { ROOT, tempDir } from "../testbed/paths.ts";
 
 const PROCESSES = 6;
 const PICKS = 15;

@@ -3,8 +3,8 @@
  * finding a file tree can show, with modes and owners set as an admin would.
  */
 import { assertEquals, assertIncludes, assertMatch } from "../_assert.ts";
-import { must, run } from "./_exec.ts";
-import { BINARY, ROOT } from "./_run.ts";
+import { must, run } from "../testbed/exec.ts";
+import { BINARY, ROOT } from "../testbed/paths.ts";
 
 const isRoot = Deno.uid() === 0;
 

@@ -4,8 +4,8 @@
  * stopped DNAT service are found; check upstreams logs in to the servers.
  */
 import { assertEquals, assertMatch } from "../_assert.ts";
-import { BINARY } from "./_run.ts";
-import { createTestbed, dnatAddArgs, IP, USERS } from "./_testbed.ts";
+import { BINARY } from "../testbed/paths.ts";
+import { createTestbed, dnatAddArgs, IP, USERS } from "../testbed/reverse_bed.ts";
 
 Deno.test({
   name: "check on the reverse-proxy testbed: clean, orphans and the service, upstream logins",

@@ -3,7 +3,7 @@
  * `check config` / `check defaults` on real files.
  */
 import { assertEquals, assertIncludes, assertMatch, assertOk } from "../_assert.ts";
-import { ROOT, runXferproxy, tempDir } from "./_run.ts";
+import { ROOT, runXferproxy, tempDir } from "../testbed/paths.ts";
 
 const TWO_RULES = `${ROOT}tests/fixtures/seeds/two_rules.conf`;
 

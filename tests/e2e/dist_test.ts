@@ -4,33 +4,30 @@
  * and a real reverse session through it.
  */
 import { assertEquals, assertMatch } from "../_assert.ts";
-import { run } from "./_exec.ts";
-import { BINARY, ROOT } from "./_run.ts";
-import { createTestbed, IP, USERS } from "./_testbed.ts";
+import { inPrivateMounts, run } from "../testbed/exec.ts";
+import { BINARY, ROOT } from "../testbed/paths.ts";
+import { createTestbed, IP, USERS } from "../testbed/reverse_bed.ts";
 
 const isRoot = Deno.uid() === 0;
 
 /** Runs a shell script in a private mount namespace where the checkout, /tmp and /var/cache are empty. */
 async function hidden(script: string, copy: string): Promise<{ code: number; out: string }> {
-  const result = await run([
-    "unshare",
-    "--mount",
-    "--propagation",
-    "private",
-    "sh",
-    "-c",
-    [
-      "set -u",
-      "mkdir -p /run/xferproxy-dist-test",
-      "mount -t tmpfs -o mode=755 xp-ship /run/xferproxy-dist-test",
-      `cp ${copy} /run/xferproxy-dist-test/xferproxy`,
-      `mount -t tmpfs xp-hidden ${ROOT.replace(/\/$/, "")}`,
-      "mount -t tmpfs -o mode=1777 xp-tmp /tmp",
-      "mount -t tmpfs -o mode=755 xp-cache /var/cache",
-      "X=/run/xferproxy-dist-test/xferproxy",
-      script,
-    ].join("\n"),
-  ], { timeoutMs: 120_000 });
+  const result = await run(
+    inPrivateMounts(
+      [
+        "set -u",
+        "mkdir -p /run/xferproxy-dist-test",
+        "mount -t tmpfs -o mode=755 xp-ship /run/xferproxy-dist-test",
+        `cp ${copy} /run/xferproxy-dist-test/xferproxy`,
+        `mount -t tmpfs xp-hidden ${ROOT.replace(/\/$/, "")}`,
+        "mount -t tmpfs -o mode=1777 xp-tmp /tmp",
+        "mount -t tmpfs -o mode=755 xp-cache /var/cache",
+        "X=/run/xferproxy-dist-test/xferproxy",
+        script,
+      ].join("\n"),
+    ),
+    { timeoutMs: 120_000 },
+  );
   return { code: result.code, out: result.stdout + result.stderr };
 }
 

@@ -7,10 +7,10 @@
  * backend.
  */
 import { assertEquals, assertIncludes, assertMatch, assertOk } from "../_assert.ts";
-import { must, run, waitFor } from "./_exec.ts";
-import { BINARY } from "./_run.ts";
-import { createTestbed, dnatAddArgs, IP, type Testbed, USERS } from "./_testbed.ts";
-import { type EchoSession, sendUdp, startEchoSession } from "./_udp.ts";
+import { must, run, waitFor } from "../testbed/exec.ts";
+import { BINARY } from "../testbed/paths.ts";
+import { createTestbed, dnatAddArgs, IP, type Testbed, USERS } from "../testbed/reverse_bed.ts";
+import { type EchoSession, sendUdp, startEchoSession } from "../testbed/udp.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -582,7 +582,7 @@ function dnatSuite(backend: "iptables" | "nftables") {
               );
               assertMatch(
                 await bed.log(),
-                /ERR UDP forwarding unavailable: xferproxy: net\.ipv4\.ip_forward is 0: enable it with "sysctl -w net\.ipv4\.ip_forward=1"/,
+                /ERR UDP forwarding unavailable: net\.ipv4\.ip_forward is 0: enable it with "sysctl -w net\.ipv4\.ip_forward=1"/,
               );
             } finally {
               await must([

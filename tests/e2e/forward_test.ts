@@ -5,8 +5,8 @@
  * UDP through an allocated port.
  */
 import { assertEquals, assertIncludes, assertMatch, assertOk } from "../_assert.ts";
-import { must, run, waitFor } from "./_exec.ts";
-import { BINARY, ROOT } from "./_run.ts";
+import { must, run, waitFor } from "../testbed/exec.ts";
+import { BINARY, ROOT } from "../testbed/paths.ts";
 import {
   createForwardBed,
   FIP,
@@ -14,7 +14,7 @@ import {
   type ForwardBed,
   forwardConfig,
   OUT_USER,
-} from "./_forward_bed.ts";
+} from "../testbed/forward_bed.ts";
 
 const isRoot = Deno.uid() === 0;
 const API = `http://${FIP.proxyIn}:9091`;

@@ -5,7 +5,7 @@
 import { assertEquals, assertMatch } from "../_assert.ts";
 import { logger, setupLogging, teardownLogging } from "../../src/log/mod.ts";
 import { openLogOutputs } from "../../src/platform/log_outputs.ts";
-import { tempDir } from "./_run.ts";
+import { tempDir } from "../testbed/paths.ts";
 
 Deno.test("file sink appends one line per record to xferproxy.log", async () => {
   const dir = await tempDir();

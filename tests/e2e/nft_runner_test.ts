@@ -4,9 +4,9 @@
  * command elsewhere. Real nftables, in a namespace the test creates.
  */
 import { assertEquals, assertIncludes } from "../_assert.ts";
-import { addNamespaces } from "./_netns.ts";
-import { must } from "./_exec.ts";
-import { ROOT } from "./_run.ts";
+import { addNamespaces } from "../testbed/netns.ts";
+import { must } from "../testbed/exec.ts";
+import { ROOT } from "../testbed/paths.ts";
 import { findLibnftables } from "../../src/platform/libnftables.ts";
 
 async function drive(ns: string, runner: "lib" | "command") {

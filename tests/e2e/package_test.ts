@@ -4,8 +4,8 @@
  * config flags and scripts read with rpm.
  */
 import { assertEquals, assertIncludes, assertMatch } from "../_assert.ts";
-import { must, run } from "./_exec.ts";
-import { ROOT } from "./_run.ts";
+import { must, run } from "../testbed/exec.ts";
+import { ROOT } from "../testbed/paths.ts";
 
 const isRoot = Deno.uid() === 0;
 const VERSION = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).version as string;

@@ -4,7 +4,8 @@
  * command's revocations, and tries every kind of access.
  */
 import { assertEquals, assertIncludes } from "../_assert.ts";
-import { BINARY, ROOT } from "./_run.ts";
+import { BINARY, ROOT } from "../testbed/paths.ts";
+import { dnatArgv, type DnatRequest, parseDnatArgs } from "../../src/dnat/contract.ts";
 
 async function probe(args: string[]): Promise<Record<string, string>> {
   const output = await new Deno.Command(`${ROOT}.tools/bin/deno`, {
@@ -73,8 +74,19 @@ Deno.test("reverse mode alone keeps FFI on libc, and runs only logger and sudo",
 Deno.test("the DNAT service alone loads libnftables; no dnat call may, nor any other mode", async () => {
   const dnat = { ...NOTHING, run: "allowed", write: "allowed", read: "allowed", env: "allowed" };
   assertEquals(await probe(["dnat", "serve"]), { ...dnat, ffiNftables: "allowed" });
-  for (const action of ["add", "del", "list", "reap"]) {
-    assertEquals(await probe(["dnat", action]), dnat, `dnat ${action}`);
+  const id = crypto.randomUUID();
+  const add = parseDnatArgs(
+    `add --session ${id} --owner 1 --client 198.18.1.2 --proxy 198.18.1.1 --rule 1 --host 0 --server 198.18.2.2:22`
+      .split(" "),
+  );
+  const calls: DnatRequest[] = [
+    add,
+    { action: "del", id },
+    { action: "list", json: false },
+    { action: "reap", all: false },
+  ];
+  for (const call of calls) {
+    assertEquals(await probe(dnatArgv(call)), dnat, `dnat ${call.action}`);
   }
   for (const args of [["reverse"], ["check", "system"], ["forward"]]) {
     assertEquals((await probe(args)).ffiNftables, "denied", args.join(" "));

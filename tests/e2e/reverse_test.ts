@@ -11,8 +11,8 @@ import {
   assertNotEquals,
   assertOk,
 } from "../_assert.ts";
-import { must, run, waitFor } from "./_exec.ts";
-import { createTestbed, IP, type Testbed, USERS } from "./_testbed.ts";
+import { must, run, waitFor } from "../testbed/exec.ts";
+import { createTestbed, IP, type Testbed, USERS } from "../testbed/reverse_bed.ts";
 
 const isRoot = Deno.uid() === 0;
 

@@ -4,8 +4,8 @@
  * command given as arguments does not need, exactly as main.ts does, then
  * tries each kind of access and prints one JSON line of what was allowed.
  */
-import { parseCommand } from "../../../src/cli/parse.ts";
-import { needsOf } from "../../../src/cli/needs.ts";
+import { parseCommandLine } from "../../../src/cli/parse.ts";
+import { MODES } from "../../../main.ts";
 import { revokeExcept } from "../../../src/platform/permissions.ts";
 import { LIBC_PATHS } from "../../../src/process/libraries.ts";
 import { findLibnftables } from "../../../src/platform/libnftables.ts";
@@ -35,7 +35,7 @@ const before = await attempt(() =>
     if (s.state !== "granted") throw new Deno.errors.NotCapable("net not in the set");
   })
 );
-revokeExcept(needsOf(parseCommand(Deno.args)));
+revokeExcept(parseCommandLine(MODES, Deno.args).needs);
 const result = {
   netGrantedBefore: before,
   connect: await attempt(async () =>

@@ -15,9 +15,19 @@
  * @module
  */
 
-import { must, type Ran, run, waitFor } from "./_exec.ts";
-import { addNamespaces } from "./_netns.ts";
-import { BINARY, ROOT } from "./_run.ts";
+import { inPrivateMounts, must, type Ran, run, waitFor } from "./exec.ts";
+import { addNamespaces, addVeth } from "./netns.ts";
+import {
+  addTestUser,
+  keygen,
+  publicKey,
+  sshClientOptions,
+  sshdBaseConfig,
+  startSshd,
+} from "./sshd.ts";
+import { dnatArgv } from "../../src/dnat/contract.ts";
+import { parseIp } from "../../src/net/ip.ts";
+import { BINARY, ROOT } from "./paths.ts";
 
 /** Addresses of the testbed hosts. */
 export const IP = {
@@ -129,27 +139,12 @@ export interface Testbed {
   close(): Promise<void>;
 }
 
-const SSH_CLIENT_OPTIONS = [
-  "-F",
-  "/dev/null",
-  "-o",
-  "BatchMode=yes",
-  "-o",
-  "StrictHostKeyChecking=yes",
-  "-o",
-  "ConnectTimeout=10",
-  "-o",
-  "ServerAliveInterval=5",
-  "-o",
-  "LogLevel=ERROR",
-];
-
-/** Builds the testbed. Needs root, iproute2 and OpenSSH. */
 /** What proxy sessions run: dist/xferproxy, or its copy outside the checkout. */
 function sessionBinaryOf(dir: string, options: TestbedOptions): string {
   return options.shippedCopy ? `${dir}/shipped/xferproxy` : BINARY;
 }
 
+/** Builds the testbed. Needs root, iproute2 and OpenSSH. */
 export async function createTestbed(options: TestbedOptions = {}): Promise<Testbed> {
   const id = crypto.randomUUID().slice(0, 6);
   const ns: Namespaces = { client: `xp${id}c`, proxy: `xp${id}p`, a: `xp${id}a`, b: `xp${id}b` };
@@ -157,6 +152,9 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
   const sessionBinary = sessionBinaryOf(dir, options);
   const servers = new Map<string, Deno.ChildProcess>();
   const cleanups: Array<() => Promise<unknown>> = [];
+  // A proxy user's ssh options on the client: their key, the proxy's known host key.
+  const client = (user: string) =>
+    sshClientOptions(`${dir}/client/known_hosts`, `${dir}/client/${user}`);
   const bed: Testbed = {
     dir,
     ns,
@@ -167,31 +165,14 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
     writeConfig: (xml) =>
       Deno.writeTextFile(`${dir}/etc/xferproxy/aspera.conf`, xml, { mode: 0o644 }),
     defaultConfig: (o = options) => defaultConfig(dir, o),
-    sshArgs: (user) => [
-      "ip",
-      "netns",
-      "exec",
-      ns.client,
-      "ssh",
-      ...SSH_CLIENT_OPTIONS,
-      "-i",
-      `${dir}/client/${user}`,
-      "-o",
-      `UserKnownHostsFile=${dir}/client/known_hosts`,
-      "-l",
-      user,
-    ],
+    sshArgs: (user) => ["ip", "netns", "exec", ns.client, "ssh", ...client(user), "-l", user],
     clientArgs: (tool, user) => [
       "ip",
       "netns",
       "exec",
       ns.client,
       tool,
-      ...SSH_CLIENT_OPTIONS,
-      "-i",
-      `${dir}/client/${user}`,
-      "-o",
-      `UserKnownHostsFile=${dir}/client/known_hosts`,
+      ...client(user),
       "-o",
       `User=${user}`,
     ],
@@ -207,26 +188,12 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
         ns.client,
         "scp",
         "-O",
-        ...SSH_CLIENT_OPTIONS,
-        "-o",
-        `UserKnownHostsFile=${dir}/proxy/known_hosts`,
-        "-i",
-        key,
+        ...sshClientOptions(`${dir}/proxy/known_hosts`, key),
         src,
         `${USERS.xfer}@${IP.a}:${remotePath}`,
       ];
     },
-    rsyncShell: (user) =>
-      [
-        "ssh",
-        ...SSH_CLIENT_OPTIONS,
-        "-i",
-        `${dir}/client/${user}`,
-        "-o",
-        `UserKnownHostsFile=${dir}/client/known_hosts`,
-        "-l",
-        user,
-      ].join(" "),
+    rsyncShell: (user) => ["ssh", ...client(user), "-l", user].join(" "),
     ssh: (user, host, command, o = {}) =>
       run([...bed.sshArgs(user), ...(o.extra ?? []), host, ...command], {
         ...(o.stdin !== undefined ? { stdin: o.stdin } : {}),
@@ -263,7 +230,10 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
     startServer: async (which) => {
       const name = which === "a" ? ns.a : ns.b;
       const ip = which === "a" ? IP.a : IP.b;
-      servers.set(which, await startSshd(name, `${dir}/server-${which}/sshd_config`, ip));
+      servers.set(
+        which,
+        await startSshd(name, `${dir}/server-${which}/sshd_config`, { waitFor: [ip] }),
+      );
     },
     stopDnatService: async (signal = "SIGTERM") => {
       const child = servers.get("dnat");
@@ -299,13 +269,13 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
     await installSudoers(id, sessionBinary, cleanups);
     servers.set(
       "proxy",
-      await startSshd(
-        ns.proxy,
-        `${dir}/proxy/sshd_config`,
-        IP.proxy,
-        `${dir}/etc`,
-        options.shippedCopy ? ROOT.replace(/\/$/, "") : undefined,
-      ),
+      await startSshd(ns.proxy, `${dir}/proxy/sshd_config`, {
+        waitFor: [IP.proxy, IP.proxyAlt],
+        wrap: overlayWrap(
+          `${dir}/etc`,
+          options.shippedCopy ? ROOT.replace(/\/$/, "") : undefined,
+        ),
+      }),
     );
     await bed.startDnatService();
     await bed.startServer("a");
@@ -374,22 +344,10 @@ async function buildNetwork(
   cleanups: Array<() => Promise<unknown>>,
 ): Promise<void> {
   const ipn = await addNamespaces(Object.values(ns), cleanups);
-  await ipn(
-    ns.client,
-    "link",
-    "add",
-    "c0",
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "p0",
-    "netns",
-    ns.proxy,
-  );
+  await addVeth(ipn, [ns.client, "c0"], [ns.proxy, "p0"]);
   await ipn(ns.proxy, "link", "add", "br0", "type", "bridge");
-  await ipn(ns.a, "link", "add", "a0", "type", "veth", "peer", "name", "pa", "netns", ns.proxy);
-  await ipn(ns.b, "link", "add", "b0", "type", "veth", "peer", "name", "pb", "netns", ns.proxy);
+  await addVeth(ipn, [ns.a, "a0"], [ns.proxy, "pa"]);
+  await addVeth(ipn, [ns.b, "b0"], [ns.proxy, "pb"]);
   await ipn(ns.proxy, "link", "set", "pa", "master", "br0");
   await ipn(ns.proxy, "link", "set", "pb", "master", "br0");
   await ipn(ns.client, "addr", "add", `${IP.client}/24`, "dev", "c0");
@@ -418,49 +376,29 @@ async function buildNetwork(
 }
 
 async function createUsers(dir: string, cleanups: Array<() => Promise<unknown>>): Promise<void> {
-  // Left over from an interrupted run? Remove first so set-up is repeatable.
-  for (const user of Object.values(USERS)) {
-    await run(["pkill", "-KILL", "-u", user]);
-    await run(["userdel", user]);
-  }
   await run(["groupdel", GROUP]);
   await must(["groupadd", GROUP]);
   cleanups.push(() => run(["groupdel", GROUP]));
   await Deno.mkdir(`${dir}/home`, { recursive: true });
   for (const [role, user] of Object.entries(USERS)) {
-    const home = `${dir}/home/${user}`;
-    const groups = role === "xfer" ? [] : ["-G", GROUP];
-    await must(["useradd", "--badname", "-M", "-d", home, "-s", "/bin/sh", ...groups, user]);
-    cleanups.push(async () => {
-      await run(["pkill", "-KILL", "-u", user]);
-      await run(["userdel", user]);
-    });
-    // A locked password ("!") makes sshd refuse even key logins when PAM is off; "*" means "no password".
-    await must(["usermod", "-p", "*", user]);
-    await Deno.mkdir(`${home}/.ssh`, { recursive: true });
-    await must(["chown", "-R", `${user}:`, home]);
+    await addTestUser(user, `${dir}/home/${user}`, cleanups, role === "xfer" ? [] : [GROUP]);
   }
 }
 
 /** `dnat add` arguments for a session of the first rule (client → proxy's first address → server A). */
 export function dnatAddArgs(owner: number): string[] {
-  return [
-    "add",
-    "--session",
-    crypto.randomUUID(),
-    "--owner",
-    String(owner),
-    "--client",
-    IP.client,
-    "--proxy",
-    IP.proxy,
-    "--rule",
-    "1",
-    "--host",
-    "0",
-    "--server",
-    `${IP.a}:22`,
-  ];
+  return dnatArgv({
+    action: "add",
+    request: {
+      id: crypto.randomUUID(),
+      owner,
+      client: parseIp(IP.client)!,
+      proxy: parseIp(IP.proxy)!,
+      rule: 1,
+      host: 0,
+      server: { ip: parseIp(IP.a)!, port: 22 },
+    },
+  }).slice(1);
 }
 
 /** The sudoers line docs/dnat.md gives administrators, for the test group. */
@@ -477,10 +415,6 @@ async function installSudoers(
   await Deno.writeTextFile(path, sudoersLine(binary) + "\n", { mode: 0o440 });
   cleanups.push(() => Deno.remove(path));
   await must(["visudo", "-cf", path]);
-}
-
-async function keygen(path: string, comment: string): Promise<void> {
-  await must(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path]);
 }
 
 async function writeFiles(bed: Testbed, options: TestbedOptions): Promise<void> {
@@ -532,8 +466,7 @@ async function writeFiles(bed: Testbed, options: TestbedOptions): Promise<void> 
   }
 
   await keygen(`${dir}/proxy/host_key`, "proxy");
-  const proxyHostKey = (await Deno.readTextFile(`${dir}/proxy/host_key.pub`)).trim().split(" ")
-    .slice(0, 2).join(" ");
+  const proxyHostKey = await publicKey(`${dir}/proxy/host_key.pub`);
   await Deno.writeTextFile(
     `${dir}/client/known_hosts`,
     `${IP.proxy},${IP.proxyAlt} ${proxyHostKey}\n`,
@@ -557,34 +490,14 @@ async function writeFiles(bed: Testbed, options: TestbedOptions): Promise<void> 
   await bed.writeConfig(defaultConfig(dir, options));
 }
 
-function commonSshdConfig(hostKey: string, pidFile: string, authorized: string): string {
-  return [
-    `HostKey ${hostKey}`,
-    `PidFile ${pidFile}`,
-    `AuthorizedKeysFile ${authorized}/%u`,
-    "StrictModes no",
-    "UsePAM no",
-    "PasswordAuthentication no",
-    "KbdInteractiveAuthentication no",
-    "PermitRootLogin no",
-    "LogLevel VERBOSE",
-    // Many sessions start at once in the tests (and at busy sites): sshd drops the
-    // 11th concurrent unauthenticated connection by default.
-    "MaxStartups 100:30:200",
-    "Subsystem sftp /usr/lib/openssh/sftp-server",
-  ].join("\n");
-}
-
 function proxySshdConfig(dir: string, acceptEnv: string, binary: string): string {
   return [
-    `ListenAddress ${IP.proxy}`,
-    `ListenAddress ${IP.proxyAlt}`,
-    "Port 22",
-    commonSshdConfig(
-      `${dir}/proxy/host_key`,
-      `${dir}/proxy/sshd.pid`,
-      `${dir}/proxy/authorized_keys`,
-    ),
+    sshdBaseConfig({
+      listen: [IP.proxy, IP.proxyAlt],
+      hostKey: `${dir}/proxy/host_key`,
+      pidFile: `${dir}/proxy/sshd.pid`,
+      authorizedKeys: `${dir}/proxy/authorized_keys/%u`,
+    }),
     // The block docs/reverse.md gives administrators.
     `Match Group ${GROUP}`,
     `  ForceCommand ${binary} reverse`,
@@ -596,16 +509,12 @@ function proxySshdConfig(dir: string, acceptEnv: string, binary: string): string
 }
 
 function serverSshdConfig(dir: string, which: "a" | "b"): string {
-  return [
-    `ListenAddress ${which === "a" ? IP.a : IP.b}`,
-    "Port 22",
-    commonSshdConfig(
-      `${dir}/server-${which}/host_key`,
-      `${dir}/server-${which}/sshd.pid`,
-      `${dir}/server/authorized_keys`,
-    ),
-    "",
-  ].join("\n");
+  return sshdBaseConfig({
+    listen: [which === "a" ? IP.a : IP.b],
+    hostKey: `${dir}/server-${which}/host_key`,
+    pidFile: `${dir}/server-${which}/sshd.pid`,
+    authorizedKeys: `${dir}/server/authorized_keys/%u`,
+  }) + "\n";
 }
 
 /** The testbed's default aspera.conf: a squash rule on .1 and a balanced individual rule on .17. */
@@ -674,48 +583,18 @@ function defaultConfig(dir: string, options: TestbedOptions): string {
 }
 
 /**
- * Starts sshd in a namespace. With `etcOverlay`, in a private mount namespace
- * whose /etc shows the overlay's files over the host's (read-only), and
- * whose /etc/xferproxy is the overlay's own directory.
+ * The proxy's sshd in a private mount namespace whose /etc shows the overlay's files over
+ * the host's (read-only), and whose /etc/xferproxy is the overlay's own directory; `hide`
+ * is covered by an empty tmpfs.
  */
-async function startSshd(
-  ns: string,
-  config: string,
-  ip: string,
-  etcOverlay?: string,
-  hide?: string,
-): Promise<Deno.ChildProcess> {
-  await Deno.mkdir("/run/sshd", { recursive: true });
-  await must(["/usr/sbin/sshd", "-t", "-f", config]);
-  const sshd = ["/usr/sbin/sshd", "-D", "-E", `${config}.log`, "-f", config];
-  const argv = etcOverlay
-    ? [
-      "unshare",
-      "--mount",
-      "--propagation",
-      "private",
-      "sh",
-      "-c",
-      // Overlayfs may not see later changes to its lower layer (a renamed or replaced
-      // aspera.conf): /etc/xferproxy is bound on top, so tests see exactly what they wrote.
-      `mount -t overlay xferproxy-bed -o lowerdir=${etcOverlay}:/etc /etc && ` +
+function overlayWrap(etcOverlay: string, hide?: string): string[] {
+  return inPrivateMounts(
+    // Overlayfs may not see later changes to its lower layer (a renamed or replaced
+    // aspera.conf): /etc/xferproxy is bound on top, so tests see exactly what they wrote.
+    `mount -t overlay xferproxy-bed -o lowerdir=${etcOverlay}:/etc /etc && ` +
       `mount --bind ${etcOverlay}/xferproxy /etc/xferproxy && ` +
       (hide ? `mount -t tmpfs xferproxy-hidden ${hide} && ` : "") + `exec "$@"`,
-      "sh",
-      ...sshd,
-    ]
-    : sshd;
-  const child = new Deno.Command("ip", {
-    args: ["netns", "exec", ns, ...argv],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  await waitFor(`sshd on ${ip}:22 in ${ns}`, async () => {
-    const probe = await run(["ip", "netns", "exec", ns, "ss", "-Hltn", `src ${ip}:22`]);
-    return probe.stdout.includes(`${ip}:22`);
-  });
-  return child;
+  );
 }
 
 /** Starts `xferproxy dnat serve` as root in the proxy namespace; waits for its heartbeat. */

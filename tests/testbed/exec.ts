@@ -19,6 +19,14 @@ export interface RunOptions {
   readonly cwd?: string;
 }
 
+/**
+ * argv running `script` (sh, with "$@" the rest of the argv) in a private mount namespace:
+ * the mounts it makes vanish with it.
+ */
+export function inPrivateMounts(script: string): string[] {
+  return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"];
+}
+
 /** Runs argv to completion (killed after the time limit) and returns what happened. */
 export async function run(argv: readonly string[], options: RunOptions = {}): Promise<Ran> {
   const [program, ...args] = argv;

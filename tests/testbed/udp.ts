@@ -5,9 +5,9 @@
  * @module
  */
 
-import { run } from "./_exec.ts";
-import { ROOT } from "./_run.ts";
-import type { Testbed } from "./_testbed.ts";
+import { run } from "./exec.ts";
+import { ROOT } from "./paths.ts";
+import type { Testbed } from "./reverse_bed.ts";
 
 /** A reverse session running the echo endpoint upstream; `end()` closes it like a client would. */
 export interface EchoSession {

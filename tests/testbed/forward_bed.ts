@@ -9,9 +9,17 @@
  * @module
  */
 
-import { must, type Ran, run, waitFor } from "./_exec.ts";
-import { addNamespaces } from "./_netns.ts";
-import { BINARY } from "./_run.ts";
+import { must, type Ran, run, waitFor } from "./exec.ts";
+import { addNamespaces, addVeth } from "./netns.ts";
+import {
+  addTestUser,
+  keygen,
+  publicKey,
+  sshClientOptions,
+  sshdBaseConfig,
+  startSshd,
+} from "./sshd.ts";
+import { BINARY } from "./paths.ts";
 
 /** Addresses of the forward testbed. */
 export const FIP = {
@@ -136,22 +144,9 @@ export async function createForwardBed(): Promise<ForwardBed> {
         timeoutMs: o.timeoutMs ?? 60_000,
       }),
     sshOptions: (proxyCommand) => [
-      "-F",
-      "/dev/null",
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "StrictHostKeyChecking=yes",
-      "-o",
-      `UserKnownHostsFile=${dir}/known_hosts`,
-      "-i",
-      `${dir}/client_key`,
-      "-o",
-      "ConnectTimeout=15",
+      ...sshClientOptions(`${dir}/known_hosts`, `${dir}/client_key`),
       "-o",
       `ProxyCommand=${proxyCommand}`,
-      "-o",
-      "LogLevel=ERROR",
     ],
     async close() {
       await bed.stopDaemon().catch(() => {});
@@ -167,32 +162,8 @@ export async function createForwardBed(): Promise<ForwardBed> {
   };
   try {
     const ipn = await addNamespaces(Object.values(ns), cleanups);
-    await ipn(
-      ns.inside,
-      "link",
-      "add",
-      "i0",
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "pi",
-      "netns",
-      ns.proxy,
-    );
-    await ipn(
-      ns.outside,
-      "link",
-      "add",
-      "o0",
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "po",
-      "netns",
-      ns.proxy,
-    );
+    await addVeth(ipn, [ns.inside, "i0"], [ns.proxy, "pi"]);
+    await addVeth(ipn, [ns.outside, "o0"], [ns.proxy, "po"]);
     await ipn(ns.inside, "addr", "add", `${FIP.inside}/24`, "dev", "i0");
     await ipn(ns.proxy, "addr", "add", `${FIP.proxyIn}/24`, "dev", "pi");
     await ipn(ns.proxy, "addr", "add", `${FIP.proxyOut}/24`, "dev", "po");
@@ -222,58 +193,26 @@ export async function createForwardBed(): Promise<ForwardBed> {
       "net.ipv6.conf.all.forwarding=1",
     ]);
 
-    await run(["pkill", "-KILL", "-u", OUT_USER]);
-    await run(["userdel", OUT_USER]);
-    await must(["useradd", "-M", "-d", `${dir}/out-home`, "-s", "/bin/sh", OUT_USER]);
-    cleanups.push(async () => {
-      await run(["pkill", "-KILL", "-u", OUT_USER]);
-      await run(["userdel", OUT_USER]);
-    });
-    await must(["usermod", "-p", "*", OUT_USER]);
-    await Deno.mkdir(`${dir}/out-home`, { mode: 0o755 });
-    await must(["chown", `${OUT_USER}:`, `${dir}/out-home`]);
-    await must(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", `${dir}/client_key`]);
-    await must(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", `${dir}/host_key`]);
+    await addTestUser(OUT_USER, `${dir}/out-home`, cleanups);
+    await keygen(`${dir}/client_key`);
+    await keygen(`${dir}/host_key`);
     await Deno.copyFile(`${dir}/client_key.pub`, `${dir}/authorized_keys`);
-    const hostKey = (await Deno.readTextFile(`${dir}/host_key.pub`)).split(" ").slice(0, 2).join(
-      " ",
+    await Deno.writeTextFile(
+      `${dir}/known_hosts`,
+      `${FIP.outside} ${await publicKey(`${dir}/host_key.pub`)}\n`,
     );
-    await Deno.writeTextFile(`${dir}/known_hosts`, `${FIP.outside} ${hostKey}\n`);
     await Deno.writeTextFile(
       `${dir}/sshd_config`,
-      [
-        `ListenAddress ${FIP.outside}`,
-        `ListenAddress ${FIP6.outside}`,
-        "Port 22",
-        `HostKey ${dir}/host_key`,
-        `PidFile ${dir}/sshd.pid`,
-        `AuthorizedKeysFile ${dir}/authorized_keys`,
-        "StrictModes no",
-        "UsePAM no",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "MaxStartups 100:30:200",
-        "Subsystem sftp /usr/lib/openssh/sftp-server",
-        "",
-      ].join("\n"),
+      sshdBaseConfig({
+        listen: [FIP.outside, FIP6.outside],
+        hostKey: `${dir}/host_key`,
+        pidFile: `${dir}/sshd.pid`,
+        authorizedKeys: `${dir}/authorized_keys`,
+      }) + "\n",
     );
-    await Deno.mkdir("/run/sshd", { recursive: true });
-    children.push(new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        ns.outside,
-        "/usr/sbin/sshd",
-        "-D",
-        "-E",
-        `${dir}/sshd.log`,
-        "-f",
-        `${dir}/sshd_config`,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn());
+    children.push(
+      await startSshd(ns.outside, `${dir}/sshd_config`, { waitFor: [FIP.outside, FIP6.outside] }),
+    );
     for (const address of [FIP.outside, FIP6.outside]) {
       children.push(new Deno.Command("ip", {
         args: ["netns", "exec", ns.outside, "iperf3", "-s", "-p", "5201", "--bind", address],
@@ -282,11 +221,9 @@ export async function createForwardBed(): Promise<ForwardBed> {
         stderr: "null",
       }).spawn());
     }
-    await waitFor("outside sshd and iperf3", async () => {
+    await waitFor("outside iperf3", async () => {
       const probe = await run(["ip", "netns", "exec", ns.outside, "ss", "-Hltn"]);
-      return probe.stdout.includes(`${FIP.outside}:22`) &&
-        probe.stdout.includes(`${FIP.outside}:5201`) &&
-        probe.stdout.includes(`[${FIP6.outside}]:22`) &&
+      return probe.stdout.includes(`${FIP.outside}:5201`) &&
         probe.stdout.includes(`[${FIP6.outside}]:5201`);
     });
   } catch (error) {

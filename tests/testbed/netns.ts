@@ -4,7 +4,7 @@
  * @module
  */
 
-import { must, run } from "./_exec.ts";
+import { must, run } from "./exec.ts";
 
 /** Creates the namespaces; pushes their removal onto `cleanups`. Returns an `ip -n NS …` helper. */
 export async function addNamespaces(
@@ -17,4 +17,13 @@ export async function addNamespaces(
     await must(["ip", "-n", name, "link", "set", "lo", "up"]);
   }
   return (name, ...args) => must(["ip", "-n", name, ...args]);
+}
+
+/** A veth pair from `a`'s device to `b`'s device, each in its namespace. */
+export async function addVeth(
+  ipn: (name: string, ...args: string[]) => Promise<string>,
+  [nsA, devA]: readonly [string, string],
+  [nsB, devB]: readonly [string, string],
+): Promise<void> {
+  await ipn(nsA, "link", "add", devA, "type", "veth", "peer", "name", devB, "netns", nsB);
 }

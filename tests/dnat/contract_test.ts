@@ -1,7 +1,16 @@
 import { assertEquals, assertThrows } from "../_assert.ts";
-import { parseDnatArgs } from "../../src/dnat/args.ts";
 import { UsageError } from "../../src/cli/parse.ts";
-import { addCommand, type AddRequest, parseAddReply, sudoCallerUid } from "../../src/dnat/call.ts";
+import {
+  type AddReply,
+  type AddRequest,
+  dnatArgv,
+  type DnatRequest,
+  formatAddReply,
+  parseAddReply,
+  parseDnatArgs,
+  sudoAddArgv,
+  sudoCallerUid,
+} from "../../src/dnat/contract.ts";
 import { formatEndpoint } from "../../src/net/endpoint.ts";
 
 const ID = "3a9fd819-59c3-42bc-b0a2-d26304a1eb84";
@@ -47,14 +56,51 @@ Deno.test("parseDnatArgs() reads typed values", () => {
 
 Deno.test("the session builds exactly the argv the helper parses back", () => {
   const request = (parseDnatArgs(ADD) as { request: AddRequest }).request;
-  const argv = addCommand("/usr/bin/xferproxy", request);
+  const argv = sudoAddArgv("/usr/bin/xferproxy", request);
   assertEquals(argv.slice(0, 4), ["-n", "/usr/bin/xferproxy", "dnat", "add"]);
   assertEquals(argv.slice(4), ADD.slice(1));
   assertEquals(parseDnatArgs(argv.slice(3)), { action: "add", request });
 });
 
+Deno.test("dnatArgv() and parseDnatArgs() round-trip every action", async (t) => {
+  const add = parseDnatArgs(ADD);
+  const requests: DnatRequest[] = [
+    add,
+    { action: "del", id: ID },
+    { action: "list", json: true },
+    { action: "list", json: false },
+    { action: "reap", all: true },
+    { action: "reap", all: false },
+    { action: "serve" },
+  ];
+  for (const request of requests) {
+    await t.step(dnatArgv(request).join(" "), () => {
+      const argv = dnatArgv(request);
+      assertEquals(argv[0], "dnat");
+      assertEquals(parseDnatArgs(argv.slice(1)), request);
+    });
+  }
+});
+
+Deno.test("every reply the helper prints, the caller reads back as the same event", () => {
+  const replies: AddReply[] = [
+    { event: "installed", proxy: "198.18.1.1:33001", server: "198.18.2.2:33001", filtering: true },
+    { event: "refused", reason: "rule 1 has no host 5" },
+    { event: "failed", reason: "net.ipv4.ip_forward is 0" },
+  ];
+  for (const reply of replies) assertEquals(parseAddReply(formatAddReply(reply)), reply);
+  // Only the last line counts: anything sudo or a warning printed before it is not the reply.
+  assertEquals(
+    parseAddReply(`noise\n${formatAddReply(replies[1] as AddReply)}`),
+    replies[1],
+  );
+  assertEquals(parseAddReply(JSON.stringify({ event: "refused" })), undefined);
+  assertEquals(parseAddReply(JSON.stringify({ event: "removed", reason: "x" })), undefined);
+  assertEquals(parseAddReply("null"), undefined);
+});
+
 Deno.test("parseAddReply() reads the helper's answer and nothing else", () => {
-  const reply = {
+  const reply: AddReply = {
     event: "installed",
     proxy: "198.18.1.1:33001",
     server: "198.18.2.2:33001",

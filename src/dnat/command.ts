@@ -1,0 +1,83 @@
+/**
+ * `xferproxy dnat`: the only code that changes netfilter. Its name, help,
+ * arguments (the typed contract in contract.ts) and permissions; the actions
+ * run in run.ts, loaded only when they run.
+ * @module
+ */
+
+import { type ConfigArg, takeConfigOption } from "../cli/parse.ts";
+import type { ModeCommand } from "../cli/command.ts";
+import { LIBNFTABLES_PATHS } from "../process/libraries.ts";
+import { IPTABLES_PROGRAMS } from "../process/packages.ts";
+import { type DnatRequest, parseDnatArgs } from "./contract.ts";
+import type { DnatPlatform } from "./run.ts";
+
+/** `xferproxy dnat`'s arguments. */
+export interface DnatArgs extends ConfigArg {
+  readonly request: DnatRequest;
+}
+
+const USAGE = `Usage: xferproxy dnat <action> [--config PATH]
+
+The only code that changes netfilter. Reverse sessions run "add" through sudo
+(sudoers: %xferproxy ALL=(root) NOPASSWD: /usr/local/bin/xferproxy dnat *);
+through sudo only /etc/xferproxy/aspera.conf counts (--config is ignored), it
+must be root's, and a caller sees and changes only its own sessions.
+
+  add --session UUID --owner PID --client IP --proxy IP --rule N --host I
+      --server IP:PORT
+        install one session's UDP forwarding and return. The destination and
+        ports come from rule N, host I (0-based) of the config, which must be
+        the server given; the owner must be the caller's SSH session from that
+        client to that proxy address. The rules live as long as the owner
+        (pid and start time). Answers one JSON line: {"event":"installed",…},
+        {"event":"refused","reason":…} or {"event":"failed","reason":…}
+  del --session UUID     remove a session's forwarding and purge its flows
+  list [--json]          sessions, their ports and whether their owner runs
+  reap [--all]           remove sessions whose owner has ended; --all (root):
+                         every session, and our chains or table
+  serve                  the DNAT service (root, one per host, systemd): learns
+                         source ports, removes ended sessions' forwarding within
+                         2 s logging what it carried, puts back rules a firewall
+                         reload dropped
+
+Only typed values are accepted (UUIDs, pids, IP literals, numbers), never
+rule text. Backend: <dnat_backend> (iptables or nftables). See docs/dnat.md.
+Exit status: 0 done, 1 refused or failed, 2 bad arguments.`;
+
+const NETFILTER_PROGRAMS = [
+  ...IPTABLES_PROGRAMS,
+  "nft",
+  "conntrack",
+  "logger",
+  "sysctl",
+  "ps",
+  "cat",
+];
+
+/** The dnat mode. */
+export const dnatMode: ModeCommand<DnatArgs, DnatPlatform> = {
+  name: "dnat",
+  summary: `  dnat       UDP DNAT: a session's privileged call (via sudo), the root DNAT
+             service, and listing and reaping sessions`,
+  usage: USAGE,
+  parse(args) {
+    const { rest, ...config } = takeConfigOption(args, "dnat");
+    return { ...config, request: parseDnatArgs(rest) };
+  },
+  // Netfilter and conntrack tools, the config, its lock and log; never the network. The service
+  // alone (root, started by the init system, no caller's input) may load libnftables: one
+  // netlink socket instead of an nft run per change. The calls sessions and users make through
+  // sudo run nft instead.
+  needs: (args) => ({
+    read: true,
+    write: true,
+    env: true,
+    ...(args.request.action === "serve" ? { ffi: LIBNFTABLES_PATHS } : {}),
+    run: NETFILTER_PROGRAMS,
+  }),
+  async run(args, platform, context) {
+    const [{ runDnat }, real] = await Promise.all([import("./run.ts"), platform()]);
+    return await runDnat(args, real, context);
+  },
+};

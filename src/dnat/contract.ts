@@ -1,0 +1,249 @@
+/**
+ * The contract between a caller and the privileged `xferproxy dnat` process
+ * (as Teleport's re-exec config is shared by parent and child): the typed
+ * request, the argv that carries it (built by `dnatArgv` beside its parser
+ * `parseDnatArgs`), and the replies, a union discriminated by `event`.
+ * Reverse sessions, the helper, the tests and the benchmark all go through
+ * it. Values are typed (UUIDs, pids, IP literals, small indexes), never rule
+ * text; anything else is refused before the helper touches netfilter.
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { type IpAddress, parseIp } from "../net/ip.ts";
+import { formatEndpoint, type IpEndpoint, parseIpEndpoint } from "../net/endpoint.ts";
+import { UsageError } from "../cli/parse.ts";
+import type { InstalledSession } from "./types.ts";
+
+/** What a session asks for. Every value is typed: the helper never takes rule text. */
+export interface AddRequest {
+  readonly id: string;
+  /** The session process (its pid survives the exec into ssh). */
+  readonly owner: number;
+  readonly client: IpAddress;
+  readonly proxy: IpAddress;
+  /** 1-based, as in logs. */
+  readonly rule: number;
+  /** 0-based position in the rule's host list. */
+  readonly host: number;
+  /** The server the session is about to log in to: must be rule `rule`'s host `host`. */
+  readonly server: IpEndpoint;
+}
+
+/** A request to the helper: one per action. */
+export type DnatRequest =
+  | { readonly action: "add"; readonly request: AddRequest }
+  | { readonly action: "del"; readonly id: string }
+  | { readonly action: "list"; readonly json: boolean }
+  | { readonly action: "reap"; readonly all: boolean }
+  | { readonly action: "serve" };
+
+/** The actions, as `dnat --help` lists them. */
+export const DNAT_ACTIONS = ["add", "del", "list", "reap", "serve"] as const;
+
+/** The options of `dnat add`, in the order the session passes them. */
+export const ADD_OPTIONS = [
+  "session",
+  "owner",
+  "client",
+  "proxy",
+  "rule",
+  "host",
+  "server",
+] as const;
+
+/** The words after the executable for a request: `dnat <action> [options]`. */
+export function dnatArgv(request: DnatRequest): string[] {
+  switch (request.action) {
+    case "add": {
+      const r = request.request;
+      const values: Record<(typeof ADD_OPTIONS)[number], string> = {
+        session: r.id,
+        owner: String(r.owner),
+        client: r.client.text,
+        proxy: r.proxy.text,
+        rule: String(r.rule),
+        host: String(r.host),
+        server: formatEndpoint(r.server),
+      };
+      return ["dnat", "add", ...ADD_OPTIONS.flatMap((o) => [`--${o}`, values[o]])];
+    }
+    case "del":
+      return ["dnat", "del", "--session", request.id];
+    case "list":
+      return ["dnat", "list", ...(request.json ? ["--json"] : [])];
+    case "reap":
+      return ["dnat", "reap", ...(request.all ? ["--all"] : [])];
+    case "serve":
+      return ["dnat", "serve"];
+  }
+}
+
+/** argv for `sudo -n <binary> dnat add …`, as a session runs it. */
+export function sudoAddArgv(binary: string, request: AddRequest): string[] {
+  return ["-n", binary, ...dnatArgv({ action: "add", request })];
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function refuse(message: string): never {
+  throw new UsageError(message, "dnat");
+}
+
+function uuid(name: string, value: string | undefined): string {
+  if (value === undefined) refuse(`--${name} is required`);
+  if (!UUID.test(value)) {
+    refuse(`--${name} must be a lower-case UUID, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function integer(name: string, value: string | undefined, min: number, max: number): number {
+  if (value === undefined) refuse(`--${name} is required`);
+  if (!/^\d{1,10}$/.test(value) || Number(value) < min || Number(value) > max) {
+    refuse(`--${name} must be an integer ${min}-${max}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
+function ip(name: string, value: string | undefined) {
+  if (value === undefined) refuse(`--${name} is required`);
+  const parsed = parseIp(value);
+  if (!parsed) refuse(`--${name} must be an IP address, got ${JSON.stringify(value)}`);
+  return parsed;
+}
+
+function endpoint(name: string, value: string | undefined) {
+  if (value === undefined) refuse(`--${name} is required`);
+  const parsed = parseIpEndpoint(value, 22);
+  if (typeof parsed === "string" || !/:\d+$/.test(value)) {
+    refuse(`--${name} must be ip:port, got ${JSON.stringify(value)}`);
+  }
+  return parsed;
+}
+
+/**
+ * Parses the words after `xferproxy dnat`: `dnatArgv`'s output without its first word.
+ * @throws {UsageError}
+ */
+export function parseDnatArgs(args: readonly string[]): DnatRequest {
+  const [action, ...rest] = args;
+  const options = {
+    ...Object.fromEntries(ADD_OPTIONS.map((o) => [o, { type: "string" }])),
+    json: { type: "boolean" },
+    all: { type: "boolean" },
+  } as Record<string, { type: "string" | "boolean" }>;
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: rest, options, strict: true, allowPositionals: false }));
+  } catch (error) {
+    refuse(`bad arguments for dnat ${action ?? ""}: ${(error as Error).message.split(".")[0]}`);
+  }
+  const str = (k: string) => values[k] as string | undefined;
+  const allowed = (keys: readonly string[]) => {
+    const extra = Object.keys(values).filter((k) => !keys.includes(k));
+    if (extra.length) refuse(`dnat ${action} does not take --${extra[0]}`);
+  };
+  switch (action) {
+    case "add":
+      allowed(ADD_OPTIONS);
+      return {
+        action,
+        request: {
+          id: uuid("session", str("session")),
+          owner: integer("owner", str("owner"), 1, 4194304),
+          client: ip("client", str("client")),
+          proxy: ip("proxy", str("proxy")),
+          rule: integer("rule", str("rule"), 1, 10000),
+          host: integer("host", str("host"), 0, 1000),
+          server: endpoint("server", str("server")),
+        },
+      };
+    case "del":
+      allowed(["session"]);
+      return { action, id: uuid("session", str("session")) };
+    case "list":
+      allowed(["json"]);
+      return { action, json: values.json === true };
+    case "reap":
+      allowed(["all"]);
+      return { action, all: values.all === true };
+    case "serve":
+      allowed([]);
+      return { action };
+    default:
+      refuse(
+        action === undefined
+          ? `dnat needs an action: ${DNAT_ACTIONS.join(", ")}`
+          : `unknown dnat action ${JSON.stringify(action)}; expected ${DNAT_ACTIONS.join(", ")}`,
+      );
+  }
+}
+
+/** `dnat add`'s answer, one JSON line on stdout whatever the outcome. */
+export type AddReply =
+  | {
+    readonly event: "installed";
+    /** `ip:port` or `ip:low-high` the proxy receives on. */
+    readonly proxy: string;
+    /** `ip:port` or `ip:low-high` it forwards to. */
+    readonly server: string;
+    /** The client's source port will be learned and the rule narrowed to it. */
+    readonly filtering: boolean;
+  }
+  /** The config or the caller's identity does not allow it (nothing changed). */
+  | { readonly event: "refused"; readonly reason: string }
+  /** Allowed, but it could not be installed (nothing left behind). */
+  | { readonly event: "failed"; readonly reason: string };
+
+/** The reply as the helper prints it. */
+export function formatAddReply(reply: AddReply): string {
+  return JSON.stringify(reply) + "\n";
+}
+
+/** Parses the last line of the helper's stdout; undefined when it is no reply (sudo said no). */
+export function parseAddReply(text: string): AddReply | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text.trim().split("\n").at(-1) ?? "");
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  switch (v.event) {
+    case "installed":
+      if (
+        typeof v.proxy !== "string" || typeof v.server !== "string" ||
+        typeof v.filtering !== "boolean"
+      ) return undefined;
+      return { event: v.event, proxy: v.proxy, server: v.server, filtering: v.filtering };
+    case "refused":
+    case "failed":
+      return typeof v.reason === "string" ? { event: v.event, reason: v.reason } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** One session of `dnat list --json` (which prints an array of them). */
+export interface Listed extends InstalledSession {
+  readonly alive: boolean;
+  /** Recorded by a session (false: only the kernel holds it, e.g. the forward daemon's). */
+  readonly registered: boolean;
+  readonly uid?: number;
+  readonly rule?: number;
+}
+
+/**
+ * The uid of the user who ran this command through sudo, when it did.
+ * SUDO_UID alone also lingers in a root shell opened with `sudo -i`; sudo
+ * sets SUDO_COMMAND to what it ran, which is this command only when sudo ran
+ * it directly. (The environment is sudo's, not the caller's: sudo overrides
+ * every SUDO_* variable, and root may set anything but is trusted anyway.)
+ */
+export function sudoCallerUid(env: (name: string) => string | undefined): number | undefined {
+  const uid = env("SUDO_UID");
+  if (uid === undefined || !/^\d+$/.test(uid) || uid === "0") return undefined;
+  return /^\/\S*xferproxy dnat( |$)/.test(env("SUDO_COMMAND") ?? "") ? Number(uid) : undefined;
+}

@@ -1,0 +1,67 @@
+/**
+ * The real system under the dnat actions (dnat/run.ts's `DnatPlatform`):
+ * netfilter through iptables, nft or libnftables, conntrack, ps, the
+ * root-only registry, and the service's signals and heartbeat.
+ * @module
+ */
+
+import type { DnatPlatform } from "../dnat/run.ts";
+import type { Config } from "../config/mod.ts";
+import { conntrackTool } from "../dnat/conntrack.ts";
+import { iptablesBackend } from "../dnat/iptables.ts";
+import { nftablesBackend, nftCommandRunner } from "../dnat/nftables.ts";
+import { errorText } from "../errors.ts";
+import { openLogOutputs } from "./log_outputs.ts";
+import { terminationSignal } from "./session_io.ts";
+import { realRunner } from "./runner.ts";
+import { openNft } from "./libnftables.ts";
+import { realFs } from "./fs.ts";
+import {
+  enableAccounting,
+  forwardingEnabled,
+  prepareDnatDirectory,
+  psProcessTable,
+  registryStore,
+  trustedFs,
+  writeHeartbeat,
+} from "./dnat_host.ts";
+
+/** The real platform of the dnat actions. */
+export const dnatPlatform: DnatPlatform = {
+  fs: realFs,
+  trustedFs,
+  openLogs: (service) => (directory) =>
+    openLogOutputs({ ...(directory ? { directory } : {}), ...(service ? { stderr: true } : {}) }),
+  prepareDirectory: prepareDnatDirectory,
+  dnatDeps: (config, dir, log, service) => ({
+    backend: backendFor(config, service),
+    conntrack: conntrackTool(realRunner),
+    store: registryStore(dir, (message) => log.warn(message)),
+    processes: psProcessTable(realRunner),
+    config,
+    forwardingEnabled: (family) => forwardingEnabled(realRunner, family),
+    now: Date.now,
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    log,
+  }),
+  serviceHost(dir, log) {
+    const termination = terminationSignal();
+    return {
+      stop: termination.signal,
+      heartbeat: () => writeHeartbeat(dir, Date.now()),
+      enableAccounting: () => enableAccounting(realRunner),
+      async close() {
+        termination.dispose();
+        await Deno.remove(`${dir}/service.json`).catch((error) =>
+          log.debug("Cannot remove the heartbeat: {error}", { error: errorText(error) })
+        );
+      },
+    };
+  },
+};
+
+/** The service keeps one libnftables context; a one-off call runs nft (its permissions hold no FFI). */
+function backendFor(config: Config, service: boolean) {
+  if (config.server.dnatBackend !== "nftables") return iptablesBackend(realRunner);
+  return nftablesBackend(service ? openNft(realRunner) : nftCommandRunner(realRunner));
+}

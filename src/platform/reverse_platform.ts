@@ -1,0 +1,72 @@
+/**
+ * The real system under a reverse session (reverse/run.ts's
+ * `ReversePlatform`): files, syslog or the log file, the client's stderr,
+ * the balancer's shared state, the host key probe, the sudo DNAT call and
+ * the exec into ssh.
+ * @module
+ */
+
+import type { ReversePlatform } from "../reverse/run.ts";
+import { createBalancer } from "../balancer/balancer.ts";
+import { logger } from "../log/mod.ts";
+import { probeSsh } from "../ssh/probe.ts";
+import { openLogOutputs } from "./log_outputs.ts";
+import { openSharedJson } from "./locked_file.ts";
+import { writeStderrLine } from "./session_io.ts";
+import { realFs } from "./fs.ts";
+import { dialTcp } from "./tcp.ts";
+import { sudoDnatCall } from "./dnat_call.ts";
+import { replaceProcess } from "./exec.ts";
+
+/** Where the sessions' shared balancer state lives inside the state directory. */
+export const BALANCER_SUBDIRECTORY = "balancer";
+
+/** The real platform of a reverse session. */
+export const reversePlatform: ReversePlatform = {
+  fs: realFs,
+  openLogs: (directory) => openLogOutputs(directory ? { directory } : {}),
+  tellClient: writeStderrLine,
+  catchStrayRejections(report) {
+    globalThis.addEventListener("unhandledrejection", (event) => {
+      event.preventDefault();
+      report(event.reason);
+    });
+  },
+  sessionDeps: (self, log) => ({
+    pid: Deno.pid,
+    uid: Deno.uid() ?? -1,
+    newId: () => crypto.randomUUID(),
+    balancer: (dir) =>
+      createBalancer(
+        openSharedJson(`${dir}/${BALANCER_SUBDIRECTORY}`, "balancer", (path, error) =>
+          log.warn("Ignoring corrupt balancer state {path}: {error}", {
+            path,
+            error: error.message,
+          })),
+        Date.now,
+      ),
+    probe: (endpoint, hostKeyAlgorithms, timeoutMs) =>
+      probeSsh(() => dialTcp(endpoint.ip.text, endpoint.port), {
+        hostKeyAlgorithms,
+        timeoutMs,
+        label: `${
+          endpoint.ip.family === 6 ? `[${endpoint.ip.text}]` : endpoint.ip.text
+        }:${endpoint.port}`,
+      }),
+    udp: sudoDnatCall({
+      binary: self,
+      log: logger("reverse", "udp"),
+      tellClient: writeStderrLine,
+    }),
+    pty: Deno.stdin.isTerminal(),
+  }),
+  isExecutable(path) {
+    try {
+      const info = Deno.statSync(path);
+      return info.isFile && ((info.mode ?? 0) & 0o111) !== 0;
+    } catch {
+      return false;
+    }
+  },
+  replaceProcess,
+};

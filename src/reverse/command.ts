@@ -1,0 +1,72 @@
+/**
+ * `xferproxy reverse`: sshd's ForceCommand, once per session, as the
+ * logged-in user. Its name, help, arguments and permissions; the session
+ * itself is run.ts, loaded only when it runs.
+ * @module
+ */
+
+import { CONFIG_OPTION, type ConfigArg, parseStrict, withConfig } from "../cli/parse.ts";
+import type { ModeCommand } from "../cli/command.ts";
+import { EXIT } from "../cli/exit.ts";
+import { LIBC_PATHS } from "../process/libraries.ts";
+import type { ReversePlatform } from "./run.ts";
+
+const USAGE = `Usage: xferproxy reverse [--config PATH]
+
+Run by OpenSSH sshd as ForceCommand, once per session, as the logged-in user
+(see docs/reverse.md for the sshd_config block). It decides everything, then
+replaces itself with OpenSSH's ssh to the internal server chosen by the first
+matching <rule>, which carries the session from there:
+
+  SSH_CONNECTION        client and proxy address (set by sshd; required)
+  SSH_ORIGINAL_COMMAND  the client's command; sshd's sftp-server line maps to
+                        the sftp subsystem; none = interactive shell
+  USER                  the proxy user; <squash_user> replaces it upstream
+  XFERPROXY_HOST        optional name[:port] the client dialled, for host_domain
+                        rules (ssh -o SetEnv=XFERPROXY_HOST=…; AcceptEnv needed)
+
+The config comes from --config or /etc/xferproxy/aspera.conf, never from the
+environment. Only allowed commands run (<allowed_commands>). Each candidate
+server is probed (connect, SSH version, host key pinned in <known_hosts>) within
+<connect_timeout>; one that does not answer is marked faulty for 120 s and the
+next is tried. FASP commands (<udp_commands>: ascp, ascp4, async) get kernel UDP
+forwarding first, through "sudo xferproxy dnat add". Logs go to syslog or
+<log_directory>; ssh's own messages to syslog as xferproxy-ssh; never to the
+client.
+
+Exit status: ssh's, which is the upstream command's; 1 when the command is
+refused; 255 for proxy and connection errors (as ssh).`;
+
+/** The reverse mode. */
+export const reverseMode: ModeCommand<ConfigArg, ReversePlatform> = {
+  name: "reverse",
+  summary: `  reverse    route an sshd session to an internal server and hand it to
+             OpenSSH's ssh (sshd ForceCommand)`,
+  usage: USAGE,
+  parse(args) {
+    const { values } = parseStrict(args, "reverse", CONFIG_OPTION, false);
+    return withConfig({}, values.config);
+  },
+  // Config, keys and known_hosts; balancer state and log files; the host key probe; logger(1)
+  // for syslog, sudo for the DNAT call; FFI on libc for the exec into ssh; the uid, to tell
+  // whether ssh will accept a key's mode.
+  needs: () => ({
+    read: true,
+    write: true,
+    net: true,
+    env: true,
+    sys: true,
+    ffi: LIBC_PATHS,
+    run: ["logger", "sudo"],
+  }),
+  async run(args, platform, context) {
+    try {
+      const [{ runReverse }, real] = await Promise.all([import("./run.ts"), platform()]);
+      return await runReverse(args, real, context);
+    } catch {
+      // Never a stack trace on the client's stderr.
+      context.output.err("xferproxy: internal error\n");
+      return EXIT.proxyError;
+    }
+  },
+};

@@ -1,0 +1,21 @@
+/**
+ * The test beds, shared by the end-to-end tests, the benchmarks and the
+ * demo: real OpenSSH, iptables/nftables and conntrack in network namespaces
+ * the bed creates and removes. Addresses come only from 198.18.0.0/15 and
+ * 2001:db8::/32 and exist only inside those namespaces.
+ *
+ * - reverse_bed.ts: client → proxy (sshd + xferproxy reverse) → servers A and B
+ * - forward_bed.ts: inside → proxy (xferproxy forward) → outside
+ * - udp.ts: UDP echo and sink sessions standing in for ascp's data flow
+ * - sshd.ts, netns.ts: the parts both beds are built from
+ * - exec.ts, paths.ts: running programs and the shipped binary
+ * @module
+ */
+
+export * from "./exec.ts";
+export * from "./paths.ts";
+export * from "./netns.ts";
+export * from "./sshd.ts";
+export * from "./reverse_bed.ts";
+export * from "./forward_bed.ts";
+export * from "./udp.ts";
