@@ -1,0 +1,159 @@
+/**
+ * `check system` findings through a fake CheckHost: the fixture trees' files
+ * with modes set by the test (no root needed), and the live system's answers
+ * (sysctl, tool versions, iptables-save, ps) scripted, which the e2e tests on
+ * --root trees cannot reach.
+ */
+import { assertEquals, assertMatch } from "../_assert.ts";
+import { checkSystem } from "../../src/check/system.ts";
+import type { CheckHost, FileInfo, ReadOnlyQuery } from "../../src/check/host.ts";
+import { parseConfigText } from "../../src/config/mod.ts";
+import type { Finding } from "../../src/check/findings.ts";
+
+const FIXTURES = new URL("../fixtures/check/", import.meta.url);
+const NOW = 1_800_000_000_000;
+const CLEAN_MODES: Record<string, number> = {
+  "/etc/xferproxy/keys/id_ed25519": 0o640,
+  "/home/bear/.ssh/id_ed25519": 0o600,
+  "/home/bear/.ssh/authorized_keys": 0o600,
+  "/usr/bin/ssh": 0o755,
+  "/var/lib/xferproxy/balancer": 0o2770,
+  "/var/log/xferproxy": 0o2770,
+};
+
+type Answer = { code: number; stdout: string; stderr: string } | undefined;
+
+/** A fixture tree, root-owned, with `extra` files laid over it and scripted program answers. */
+function fixtureHost(
+  tree: "clean" | "dirty",
+  options: {
+    live?: boolean;
+    extra?: Record<string, string>;
+    run?: (query: ReadOnlyQuery) => Answer;
+  } = {},
+): CheckHost {
+  const at = (path: string) => new URL(`${tree}${path}`, FIXTURES);
+  const stat = (path: string): FileInfo | undefined => {
+    const isDirectory = (() => {
+      if (options.extra?.[path] !== undefined) return false;
+      try {
+        return Deno.statSync(at(path)).isDirectory;
+      } catch {
+        return undefined;
+      }
+    })();
+    if (isDirectory === undefined) return undefined;
+    return {
+      uid: 0,
+      gid: 0,
+      isDirectory,
+      mode: CLEAN_MODES[path] ?? (isDirectory ? 0o755 : 0o644),
+    };
+  };
+  return {
+    root: options.live ? "/" : "/mnt/image",
+    readText(path) {
+      const extra = options.extra?.[path];
+      if (extra !== undefined) return Promise.resolve(extra);
+      try {
+        return Promise.resolve(Deno.readTextFileSync(at(path)));
+      } catch {
+        return Promise.resolve(undefined);
+      }
+    },
+    stat: (path) => Promise.resolve(stat(path)),
+    list(dir) {
+      try {
+        return Promise.resolve([...Deno.readDirSync(at(dir))].map((e) => e.name));
+      } catch {
+        return Promise.resolve([]);
+      }
+    },
+    run: (query) => Promise.resolve(options.live ? options.run?.(query) : undefined),
+  };
+}
+
+/** The live answers of a healthy host. */
+function healthy(query: ReadOnlyQuery): Answer {
+  switch (query.kind) {
+    case "ip_forward":
+      return { code: 0, stdout: "1\n", stderr: "" };
+    case "version":
+      return { code: 0, stdout: `${query.program} v1.8.9\n`, stderr: "" };
+    case "iptables_save":
+      return { code: 0, stdout: "*nat\nCOMMIT\n", stderr: "" };
+    case "ps":
+      return { code: 0, stdout: "", stderr: "" };
+  }
+}
+
+async function audit(host: CheckHost): Promise<Finding[]> {
+  const text = (await host.readText("/etc/xferproxy/aspera.conf")) as string;
+  const config = parseConfigText(text, "/etc/xferproxy/aspera.conf").config;
+  return await checkSystem(host, {
+    ...(config ? { config } : {}),
+    sshdConfigPath: "/etc/ssh/sshd_config",
+    now: NOW,
+  });
+}
+
+const ids = (findings: Finding[], severity: string) =>
+  [...new Set(findings.filter((f) => f.severity === severity).map((f) => f.id))].sort();
+
+const HEARTBEAT = {
+  "/var/lib/xferproxy/dnat/service.json": JSON.stringify({ pid: 9, updated: NOW - 1000 }),
+};
+
+Deno.test("a clean live host: nothing to fix, the DNAT service seen running", async () => {
+  const findings = await audit(
+    fixtureHost("clean", { live: true, run: healthy, extra: HEARTBEAT }),
+  );
+  assertEquals([ids(findings, "error"), ids(findings, "warning")], [[], []]);
+  const info = (id: string) => findings.find((f) => f.id === id)?.message;
+  assertEquals(info("dnat.service"), "the DNAT service runs (pid 9)");
+  assertEquals(info("system.tool.iptables"), "iptables: iptables v1.8.9");
+  assertEquals(info("dnat.rules"), "no session holds UDP forwarding");
+});
+
+Deno.test("live only: a stale heartbeat, a missing tool, forwarding off, an orphaned rule", async () => {
+  const owner = "xferproxy:3a9fd819-59c3-42bc-b0a2-d26304a1eb84:4242:1800000000";
+  const findings = await audit(fixtureHost("clean", {
+    live: true,
+    extra: {
+      "/var/lib/xferproxy/dnat/service.json": JSON.stringify({ pid: 9, updated: NOW - 600_000 }),
+    },
+    run(query) {
+      if (query.kind === "version" && query.program === "conntrack") return undefined;
+      if (query.kind === "ip_forward") return { code: 0, stdout: "0\n", stderr: "" };
+      if (query.kind === "iptables_save") {
+        return {
+          code: 0,
+          stdout: `-A XFERPROXY-PRE -s 198.18.1.2/32 -m comment --comment "${owner}" -j DNAT\n`,
+          stderr: "",
+        };
+      }
+      return healthy(query);
+    },
+  }));
+  assertEquals(ids(findings, "error"), ["system.ip_forward", "system.tool.conntrack"]);
+  assertEquals(ids(findings, "warning"), ["dnat.orphaned", "dnat.service"]);
+  const said = (id: string) => findings.find((f) => f.id === id);
+  assertEquals(
+    said("system.tool.conntrack")?.fix,
+    "apt-get install conntrack (Debian) or yum install conntrack-tools (Red Hat)",
+  );
+  assertMatch(
+    said("dnat.orphaned")?.message ?? "",
+    /1 session\(s\) whose owner has ended .*3a9fd819 pid 4242/,
+  );
+});
+
+Deno.test("the dirty tree under --root: the same errors the e2e test sees, no program run", async () => {
+  let ran = 0;
+  const findings = await audit(fixtureHost("dirty", { run: () => void ran++ }));
+  assertEquals(ran, 0);
+  for (const id of ["handoff.ssh", "sudoers.requiretty", "system.ip_forward", "system.selinux"]) {
+    assertEquals(ids(findings, "error").includes(id), true, id);
+  }
+  for (const f of findings.filter((f) => f.severity !== "info")) assertMatch(f.fix, /\S/, f.id);
+});
