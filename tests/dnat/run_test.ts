@@ -23,7 +23,11 @@ function fakePlatform() {
   const logs = recordLogs(events);
   const stop = new AbortController();
   const platform: DnatPlatform = {
-    fs: createFakeFs({ "/etc/xferproxy/aspera.conf": CALLERS_CONFIG, "/a.conf": SYSTEM_CONFIG }),
+    fs: createFakeFs({
+      "/etc/xferproxy/aspera.conf": CALLERS_CONFIG,
+      "/a.conf": SYSTEM_CONFIG,
+      "/evil.conf": CALLERS_CONFIG,
+    }),
     trustedFs: createFakeFs({ "/etc/xferproxy/aspera.conf": SYSTEM_CONFIG }),
     openLogs: (service) => (directory) => {
       events.push(`stderr ${service}`);
@@ -89,8 +93,8 @@ Deno.test("through sudo only the trusted system config counts; a refusal is a re
   const wrong = addRequest({ owner: 77, server: endpoint("198.18.2.99:22") });
   const { status, error, output } = await dnat(
     platform,
-    [...dnatArgv({ action: "add", request: wrong }).slice(1), "--config", "/a.conf"],
-    SUDO,
+    [...dnatArgv({ action: "add", request: wrong }).slice(1), "--config", "/evil.conf"],
+    { ...SUDO, XFERPROXY_CONFIG: "/evil.conf" },
   );
   assertEquals(status, undefined);
   assertEquals(error instanceof NotAuthorizedError, true);
