@@ -145,6 +145,9 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
     );
   }
 
+  // Forward HTTPS without <cert_file>/<key_file>: the daemon makes its certificate with openssl.
+  out.push(...await checkOpenssl(host, inputs.config));
+
   // sudoers: the helper entry, and no raw netfilter entries.
   const sudoTexts = [await host.readText("/etc/sudoers")];
   for (const name of (await host.list("/etc/sudoers.d")).sort()) {
@@ -384,4 +387,21 @@ async function checkConfiguredFiles(
     }
   }
   return out;
+}
+
+const OPENSSL_PATHS = ["/usr/bin/openssl", "/bin/openssl", "/usr/local/bin/openssl"];
+
+async function checkOpenssl(host: CheckHost, config: Config | undefined): Promise<Finding[]> {
+  const proxy = config?.server.proxy;
+  if (!proxy?.enabled || !config?.server.enableHttps || (proxy.certFile && proxy.keyFile)) {
+    return [];
+  }
+  const found = (await Promise.all(OPENSSL_PATHS.map((p) => host.stat(p)))).some(Boolean);
+  return found ? [] : [
+    finding.error(
+      "forward.openssl",
+      "forward HTTPS has no <cert_file> and <key_file>, and openssl is not installed: the daemon cannot make its self-signed certificate and will not start",
+      `${installHint("openssl")}, or set <cert_file> and <key_file> in <proxy>`,
+    ),
+  ];
 }

@@ -148,6 +148,34 @@ Deno.test("live only: a stale heartbeat, a missing tool, forwarding off, an orph
   );
 });
 
+Deno.test("forward HTTPS without a certificate needs openssl to make one", async (t) => {
+  const conf = (await fixtureHost("clean").readText("/etc/xferproxy/aspera.conf")) as string;
+  const https = conf.replace(
+    "<server>",
+    "<server><enable_https>true</enable_https><proxy><enabled>true</enabled></proxy>",
+  );
+  const errors = async (extra: Record<string, string>) =>
+    ids(
+      await audit(
+        fixtureHost("clean", { extra: { "/etc/xferproxy/aspera.conf": https, ...extra } }),
+      ),
+      "error",
+    );
+  await t.step("missing: an error saying what to install or set", async () => {
+    assertEquals(await errors({}), ["forward.openssl"]);
+  });
+  await t.step("installed: nothing to say", async () => {
+    assertEquals(await errors({ "/usr/bin/openssl": "" }), []);
+  });
+  await t.step("configured files: openssl is not needed", async () => {
+    const own = https.replace(
+      "<enabled>true</enabled></proxy>",
+      "<enabled>true</enabled><cert_file>/c</cert_file><key_file>/k</key_file></proxy>",
+    );
+    assertEquals(await errors({ "/etc/xferproxy/aspera.conf": own }), []);
+  });
+});
+
 Deno.test("the dirty tree under --root: the same errors the e2e test sees, no program run", async () => {
   let ran = 0;
   const findings = await audit(fixtureHost("dirty", { run: () => void ran++ }));
