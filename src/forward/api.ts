@@ -8,9 +8,15 @@ import { logIgnored } from "../errors.ts";
 import type { Logger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
 import type { ForwardConfig } from "../config/mod.ts";
-import { formatEndpoint, isHostName, parsePort } from "../net/endpoint.ts";
+import { formatEndpoint } from "../net/endpoint.ts";
 import { type Cidr, type IpAddress, parseIp } from "../net/ip.ts";
 import { allocatePort } from "./allocator.ts";
+import {
+  type ErrorBody,
+  parseSessionRequest,
+  SESSIONS_PATH,
+  type SessionView,
+} from "./contract.ts";
 import { checkDestination } from "./policy.ts";
 import { createLogin } from "./login.ts";
 import type { ApiUser, UsersFile } from "./users.ts";
@@ -77,7 +83,8 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
 }
 
 function error(status: number, message: string, headers: Record<string, string> = {}): Response {
-  return json(status, { error: message }, headers);
+  const body: ErrorBody = { error: message };
+  return json(status, body, headers);
 }
 
 /** Creates the API over its dependencies. */
@@ -86,7 +93,7 @@ export function createApi(deps: ApiDeps): ForwardApi {
   const metrics: Metrics = { allocations: 0, refusals: 0, authFailures: 0 };
   let allocating: Promise<unknown> = Promise.resolve();
 
-  const view = (s: ForwardSession) => ({
+  const view = (s: ForwardSession): SessionView => ({
     id: s.id,
     user: s.user,
     client: s.client.text,
@@ -123,23 +130,9 @@ export function createApi(deps: ApiDeps): ForwardApi {
     if (length > MAX_BODY) return error(413, `request body over ${MAX_BODY} bytes`);
     const text = await readLimited(request, MAX_BODY);
     if (text === undefined) return error(413, `request body over ${MAX_BODY} bytes`);
-    let body: { destination?: unknown; ssh_port?: unknown; udp_port?: unknown };
-    try {
-      body = JSON.parse(text);
-    } catch {
-      return error(400, "request body must be JSON: {destination, ssh_port, udp_port}");
-    }
-    const destination = typeof body?.destination === "string"
-      ? body.destination.trim().toLowerCase()
-      : "";
-    const sshPort = parsePort(String(body?.ssh_port ?? 22));
-    const udpPort = parsePort(String(body?.udp_port ?? 33001));
-    if (!destination || (!parseIp(destination) && !isHostName(destination))) {
-      return error(400, "destination must be an IP address or a host name");
-    }
-    if (sshPort === undefined || udpPort === undefined) {
-      return error(400, "ssh_port and udp_port must be integers 1-65535");
-    }
+    const checked = parseSessionRequest(text);
+    if (typeof checked === "string") return error(400, checked);
+    const { destination, sshPort, udpPort } = checked;
     let address = parseIp(destination);
     if (!address) {
       // Resolved once, here; the check and the rules use this address, never a later lookup.
@@ -266,11 +259,11 @@ export function createApi(deps: ApiDeps): ForwardApi {
           headers: { "content-type": "text/plain; version=0.0.4" },
         });
       }
-      if (!path.startsWith("/v1/sessions")) return error(404, `no such endpoint ${path}`);
+      if (!path.startsWith(SESSIONS_PATH)) return error(404, `no such endpoint ${path}`);
       const who = await login(request.headers.get("authorization") ?? "", remote);
       if ("status" in who) return error(who.status, who.message, who.headers);
       const owns = (s: ForwardSession) => s.user === who.name || who.user?.admin === true;
-      if (path === "/v1/sessions") {
+      if (path === SESSIONS_PATH) {
         if (request.method === "POST") return await create(request, remote, who);
         if (request.method === "GET") {
           return json(200, [...sessions.values()].filter(owns).map(view));

@@ -10,15 +10,12 @@
 
 import { Buffer } from "node:buffer";
 import type { ConnectOptions } from "../forward/run.ts";
-
-/** The API's answer for a session. */
-interface SessionView {
-  id: string;
-  proxy_host: string;
-  port: number;
-  keepalive_interval: number;
-  expires_at: string;
-}
+import {
+  errorReason,
+  parseSessionView,
+  type SessionRequest,
+  SESSIONS_PATH,
+} from "../forward/contract.ts";
 
 /** Runs the client; returns the exit status. */
 export async function forwardConnect(o: ConnectOptions): Promise<number> {
@@ -38,29 +35,33 @@ export async function forwardConnect(o: ConnectOptions): Promise<number> {
       signal: AbortSignal.timeout(15_000),
     });
   let response: Response;
+  const request: SessionRequest = {
+    destination: o.destination,
+    ssh_port: o.sshPort,
+    udp_port: o.udpPort,
+  };
   try {
-    response = await call("POST", "/v1/sessions", {
-      destination: o.destination,
-      ssh_port: o.sshPort,
-      udp_port: o.udpPort,
-    });
+    response = await call("POST", SESSIONS_PATH, request);
   } catch (error) {
     o.say(`xferproxy: cannot reach the proxy API at ${base}: ${(error as Error).message}`);
     return 255;
   }
   const text = await response.text();
   if (response.status !== 201) {
-    let reason = text.trim();
-    try {
-      reason = JSON.parse(text).error ?? reason;
-    } catch { /* not JSON */ }
-    o.say(`xferproxy: the proxy refused the session (${response.status}): ${reason}`);
+    o.say(`xferproxy: the proxy refused the session (${response.status}): ${errorReason(text)}`);
     return 255;
   }
-  const session = JSON.parse(text) as SessionView;
+  const session = parseSessionView(text);
+  if (!session) {
+    o.say(`xferproxy: the proxy's answer is not a session: ${text.trim().slice(0, 200)}`);
+    return 255;
+  }
   const interval = Math.max(1, session.keepalive_interval) * 1000;
   const keepalive = setInterval(() => {
-    call("POST", `/v1/sessions/${session.id}/keepalive`).then((r) => r.body?.cancel(), () => {});
+    call("POST", `${SESSIONS_PATH}/${session.id}/keepalive`).then(
+      (r) => r.body?.cancel(),
+      () => {},
+    );
   }, interval);
   const stop = new AbortController();
   const onSignal = () => stop.abort();
@@ -106,7 +107,7 @@ export async function forwardConnect(o: ConnectOptions): Promise<number> {
       Deno.removeSignalListener(s, onSignal);
     }
     // Best effort: a session the proxy cannot be told about expires after session_timeout.
-    await call("DELETE", `/v1/sessions/${session.id}`).then((r) => r.body?.cancel(), () => {});
+    await call("DELETE", `${SESSIONS_PATH}/${session.id}`).then((r) => r.body?.cancel(), () => {});
     client?.close();
   }
 }

@@ -2,7 +2,7 @@
  * One reverse session's decisions: inputs → rule → command policy → account
  * and key → internal server (probed, with failover) → UDP forwarding for
  * FASP commands → the hand-off to OpenSSH's `ssh`. Nothing here moves the
- * session's bytes: `main.ts` replaces the process with what this returns.
+ * session's bytes: run.ts replaces the process with what this returns.
  * Everything outside the process comes in through `ReverseDeps`.
  * @module
  */

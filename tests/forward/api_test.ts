@@ -2,6 +2,7 @@ import { assertEquals, assertMatch, assertOk } from "../_assert.ts";
 import { getLogger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
 import { createApi, type ForwardSession } from "../../src/forward/api.ts";
+import { parseSessionView } from "../../src/forward/contract.ts";
 import { hashesComputed, hashPassword, type UsersFile } from "../../src/forward/users.ts";
 import { parseCidr, parseIp } from "../../src/net/ip.ts";
 import { parseInline } from "../config/_load.ts";
@@ -100,6 +101,22 @@ function setup(
   };
   return { api, call, installed, removed, users, advance: (ms: number) => void (now += ms) };
 }
+
+Deno.test("every session the API answers, the client reads back whole", async () => {
+  const { api, call } = setup();
+  const response = await api.handle(
+    new Request("http://proxy/v1/sessions", {
+      method: "POST",
+      headers: { authorization: "Basic " + btoa("alice:pw") },
+      body: JSON.stringify({ destination: "files.example" }),
+    }),
+    CLIENT,
+  );
+  const created = parseSessionView(await response.text());
+  assertEquals([response.status, created?.address, created?.port], [201, "198.19.7.7", 5000]);
+  const listed = (await call("GET", "/v1/sessions")).body as unknown[];
+  assertEquals(listed.map((v) => parseSessionView(JSON.stringify(v))), [created]);
+});
 
 Deno.test("allocation: lowest free port, reuse after release, 503 when exhausted", async () => {
   const { call, installed, removed } = setup();
