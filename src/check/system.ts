@@ -21,6 +21,7 @@ import {
 import { analyzeSudoers } from "./sudoers.ts";
 import { checkAuthorizedKeys, checkKeyfiles } from "./keys.ts";
 import { checkDnatState } from "./dnat_state.ts";
+import { checkOpenssl } from "./forward.ts";
 import { LIBNFTABLES_PATHS } from "../process/libraries.ts";
 import { installHint } from "../process/packages.ts";
 
@@ -387,21 +388,4 @@ async function checkConfiguredFiles(
     }
   }
   return out;
-}
-
-const OPENSSL_PATHS = ["/usr/bin/openssl", "/bin/openssl", "/usr/local/bin/openssl"];
-
-async function checkOpenssl(host: CheckHost, config: Config | undefined): Promise<Finding[]> {
-  const proxy = config?.server.proxy;
-  if (!proxy?.enabled || !config?.server.enableHttps || (proxy.certFile && proxy.keyFile)) {
-    return [];
-  }
-  const found = (await Promise.all(OPENSSL_PATHS.map((p) => host.stat(p)))).some(Boolean);
-  return found ? [] : [
-    finding.error(
-      "forward.openssl",
-      "forward HTTPS has no <cert_file> and <key_file>, and openssl is not installed: the daemon cannot make its self-signed certificate and will not start",
-      `${installHint("openssl")}, or set <cert_file> and <key_file> in <proxy>`,
-    ),
-  ];
 }

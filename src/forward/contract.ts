@@ -68,19 +68,21 @@ export interface SessionView {
   readonly expires_at: string;
 }
 
-const VIEW_FIELDS: Record<keyof SessionView, "string" | "number"> = {
-  id: "string",
-  user: "string",
-  client: "string",
-  destination: "string",
-  address: "string",
-  ssh_port: "number",
-  udp_port: "number",
-  proxy_host: "string",
-  port: "number",
-  keepalive_interval: "number",
-  expires_at: "string",
-};
+const VIEW_STRINGS = [
+  "id",
+  "user",
+  "client",
+  "destination",
+  "address",
+  "proxy_host",
+  "expires_at",
+] as const satisfies ReadonlyArray<keyof SessionView>;
+const VIEW_NUMBERS = [
+  "ssh_port",
+  "udp_port",
+  "port",
+  "keepalive_interval",
+] as const satisfies ReadonlyArray<keyof SessionView>;
 
 /** Reads a session the daemon sent; undefined when it is not one. */
 export function parseSessionView(text: string): SessionView | undefined {
@@ -92,7 +94,8 @@ export function parseSessionView(text: string): SessionView | undefined {
   }
   if (typeof value !== "object" || value === null) return undefined;
   const v = value as Record<string, unknown>;
-  const ok = Object.entries(VIEW_FIELDS).every(([key, type]) => typeof v[key] === type);
+  const ok = VIEW_STRINGS.every((key) => typeof v[key] === "string") &&
+    VIEW_NUMBERS.every((key) => typeof v[key] === "number");
   return ok ? v as unknown as SessionView : undefined;
 }
 
