@@ -24,7 +24,7 @@ import { openLogOutputs } from "./log_outputs.ts";
 import { realRunner } from "./runner.ts";
 import { serveHttp } from "./http_server.ts";
 import { ensureSelfSigned } from "./self_signed.ts";
-import { terminationSignal } from "./session_io.ts";
+import { catchStrayRejections, terminationSignal } from "./session_io.ts";
 import { realFs } from "./fs.ts";
 
 /** The real platform of forward mode. */
@@ -36,12 +36,7 @@ export const forwardPlatform: ForwardPlatform = {
   writeUsers: writeUsersText,
   readStdin: async () => await new Response(Deno.stdin.readable).text(),
   newPassword: () => crypto.randomUUID().replaceAll("-", ""),
-  catchStrayRejections(report) {
-    globalThis.addEventListener("unhandledrejection", (event) => {
-      event.preventDefault();
-      report(event.reason);
-    });
-  },
+  catchStrayRejections,
   async daemonHost(config, loadUsers) {
     const processes = psProcessTable(realRunner);
     const own = (await processes.lookup([Deno.pid])).get(Deno.pid);

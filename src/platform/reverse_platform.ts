@@ -12,7 +12,7 @@ import { logger } from "../log/mod.ts";
 import { probeSsh } from "../ssh/probe.ts";
 import { openLogOutputs } from "./log_outputs.ts";
 import { openSharedJson } from "./locked_file.ts";
-import { writeStderrLine } from "./session_io.ts";
+import { catchStrayRejections, writeStderrLine } from "./session_io.ts";
 import { realFs } from "./fs.ts";
 import { dialTcp } from "./tcp.ts";
 import { sudoDnatCall } from "./dnat_call.ts";
@@ -26,12 +26,7 @@ export const reversePlatform: ReversePlatform = {
   fs: realFs,
   openLogs: (directory) => openLogOutputs(directory ? { directory } : {}),
   tellClient: writeStderrLine,
-  catchStrayRejections(report) {
-    globalThis.addEventListener("unhandledrejection", (event) => {
-      event.preventDefault();
-      report(event.reason);
-    });
-  },
+  catchStrayRejections,
   sessionDeps: (self, log) => ({
     pid: Deno.pid,
     uid: Deno.uid() ?? -1,

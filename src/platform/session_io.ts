@@ -19,6 +19,14 @@ export function terminationSignal(): { signal: AbortSignal; dispose(): void } {
   };
 }
 
+/** Hands stray promise rejections (a socket event, say) to `report` instead of letting them print. */
+export function catchStrayRejections(report: (reason: unknown) => void): void {
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    report(event.reason);
+  });
+}
+
 /** Writes one line to stderr, synchronously; a client that is gone is ignored. */
 export function writeStderrLine(line: string): void {
   const bytes = new TextEncoder().encode(line + "\n");
