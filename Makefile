@@ -57,7 +57,7 @@ check-static: deps
 test-unit: deps
 	@$(DENO) test --quiet $(FROZEN) --allow-read=. --allow-env=TMPDIR,TMP,TEMP $(UNIT_TESTS)
 
-test-e2e: dist sysdeps
+test-e2e: sysdeps dist
 	@$(DENO) test --quiet $(FROZEN) --allow-all $(E2E_TESTS)
 
 test: check-static test-unit test-e2e
