@@ -8,7 +8,7 @@
 
 import { type Config, expandKeyfile, InvalidUserError } from "../config/mod.ts";
 import { formatEndpoint } from "../net/endpoint.ts";
-import { hostKeyAlgorithms, parseKnownHosts, verifyHostKey } from "../ssh/known_hosts.ts";
+import { parseKnownHosts, pinnedHostKeys } from "../ssh/known_hosts.ts";
 import type { LoginOutcome, LoginSpec } from "../ssh/login_check.ts";
 import { classifyPrivateKey } from "../ssh/private_key.ts";
 import { type Finding, finding } from "./findings.ts";
@@ -85,8 +85,7 @@ export async function checkUpstreams(
         username: user,
         privateKey: keyText,
         timeoutMs: rule.connectTimeout * 1000,
-        hostKeyAlgorithms: await hostKeyAlgorithms(knownHosts, host, upstream.port),
-        verifyHostKey: (blob) => verifyHostKey(knownHosts, host, upstream.port, blob),
+        pinned: await pinnedHostKeys(knownHosts, host, upstream.port),
       });
       out.push(describe(outcome, label, { keyPath, user, host, port: upstream.port }));
     }

@@ -142,6 +142,62 @@ async function entriesForHost(
   return out;
 }
 
+/**
+ * What known_hosts says about one host, resolved ahead of the connection:
+ * hashed names need WebCrypto, which answers only asynchronously, while an
+ * SSH client must judge the presented key at once (ssh2 stalls the key
+ * exchange when its host key callback answers late).
+ */
+export interface PinnedHostKeys {
+  /** Plain entries for the host. */
+  readonly forHost: readonly KnownHostEntry[];
+  /** Keys marked `@revoked`, for any host. */
+  readonly revoked: readonly Uint8Array[];
+}
+
+/** The host's pinned keys, for `judgeHostKey`. */
+export async function pinnedHostKeys(
+  entries: readonly KnownHostEntry[],
+  host: string,
+  port: number,
+): Promise<PinnedHostKeys> {
+  return {
+    forHost: await entriesForHost(entries, host, port),
+    revoked: entries.filter((e) => e.marker === "revoked").map((e) => e.key),
+  };
+}
+
+/** The verdict on a presented key, without fingerprints. */
+export type HostKeyJudgement = "ok" | "unknown" | "changed" | "revoked";
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+/** Judges a presented key synchronously against what `pinnedHostKeys` resolved. */
+export function judgeHostKey(pinned: PinnedHostKeys, presented: Uint8Array): HostKeyJudgement {
+  if (pinned.revoked.some((key) => sameBytes(key, presented))) return "revoked";
+  if (pinned.forHost.some((e) => sameBytes(e.key, presented))) return "ok";
+  return pinned.forHost.length === 0 ? "unknown" : "changed";
+}
+
+/** A judgement with the fingerprints a person compares. */
+export async function describeJudgement(
+  pinned: PinnedHostKeys,
+  presented: Uint8Array,
+  judgement: HostKeyJudgement,
+): Promise<HostKeyVerdict> {
+  if (judgement === "ok") return { ok: true };
+  return {
+    ok: false,
+    reason: judgement,
+    presented: await fingerprint(presented),
+    expected: judgement === "revoked"
+      ? []
+      : await Promise.all(pinned.forHost.map((e) => fingerprint(e.key))),
+  };
+}
+
 /** Checks the key a host presented against known_hosts entries. */
 export async function verifyHostKey(
   entries: readonly KnownHostEntry[],
@@ -149,20 +205,8 @@ export async function verifyHostKey(
   port: number,
   presented: Uint8Array,
 ): Promise<HostKeyVerdict> {
-  const same = (e: KnownHostEntry) =>
-    e.key.length === presented.length && e.key.every((b, i) => b === presented[i]);
-  const presentedPrint = await fingerprint(presented);
-  if (entries.some((e) => e.marker === "revoked" && same(e))) {
-    return { ok: false, reason: "revoked", presented: presentedPrint, expected: [] };
-  }
-  const forHost = await entriesForHost(entries, host, port);
-  if (forHost.some(same)) return { ok: true };
-  return {
-    ok: false,
-    reason: forHost.length === 0 ? "unknown" : "changed",
-    presented: presentedPrint,
-    expected: await Promise.all(forHost.map((e) => fingerprint(e.key))),
-  };
+  const pinned = await pinnedHostKeys(entries, host, port);
+  return describeJudgement(pinned, presented, judgeHostKey(pinned, presented));
 }
 
 /** Host key algorithms to offer so the server presents a key type known_hosts holds for it. */
@@ -171,7 +215,12 @@ export async function hostKeyAlgorithms(
   host: string,
   port: number,
 ): Promise<string[]> {
-  const types = new Set((await entriesForHost(entries, host, port)).map((e) => e.keyType));
+  return pinnedAlgorithms(await entriesForHost(entries, host, port));
+}
+
+/** The algorithms that let a server present one of these pinned keys. */
+export function pinnedAlgorithms(forHost: readonly KnownHostEntry[]): string[] {
+  const types = new Set(forHost.map((e) => e.keyType));
   return [...types].flatMap((
     t,
   ) => (t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [t]));

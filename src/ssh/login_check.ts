@@ -8,8 +8,14 @@
 
 import ssh2 from "ssh2";
 import { connect as tcpConnect } from "node:net";
-import type { Buffer } from "node:buffer";
-import { fingerprint, type HostKeyVerdict } from "./known_hosts.ts";
+import {
+  describeJudgement,
+  fingerprint,
+  type HostKeyJudgement,
+  judgeHostKey,
+  pinnedAlgorithms,
+  type PinnedHostKeys,
+} from "./known_hosts.ts";
 
 /** Where and how to log in. */
 export interface LoginSpec {
@@ -19,9 +25,8 @@ export interface LoginSpec {
   /** The private key text. */
   readonly privateKey: string;
   readonly timeoutMs: number;
-  /** Host key algorithms known_hosts pins for the server; empty: any (to show what it presents). */
-  readonly hostKeyAlgorithms: readonly string[];
-  readonly verifyHostKey: (blob: Uint8Array) => Promise<HostKeyVerdict>;
+  /** What known_hosts pins for the server, resolved before connecting. */
+  readonly pinned: PinnedHostKeys;
 }
 
 /** What happened. */
@@ -36,17 +41,36 @@ export type LoginOutcome =
   }
   | { readonly kind: "refused"; readonly message: string };
 
+/**
+ * ssh2's host key callback, answered before it returns. ssh2 1.17 never
+ * sends its own NEWKEYS when the server's NEWKEYS and EXT_INFO arrive
+ * before the answer, and the login stalls until the timeout: so the
+ * judgement must not wait for anything (no WebCrypto, no I/O).
+ */
+export function hostKeyCallback(
+  pinned: PinnedHostKeys,
+  record: (blob: Uint8Array, judgement: HostKeyJudgement) => void,
+): (key: Uint8Array, answer: (ok: boolean) => void) => void {
+  return (key, answer) => {
+    const blob = new Uint8Array(key);
+    const judgement = judgeHostKey(pinned, blob);
+    record(blob, judgement);
+    answer(judgement === "ok");
+  };
+}
+
 /** Logs in and out; never throws. */
 export function tryLogin(spec: LoginSpec): Promise<LoginOutcome> {
   const label = `${spec.host.includes(":") ? `[${spec.host}]` : spec.host}:${spec.port}`;
+  const algorithms = pinnedAlgorithms(spec.pinned.forHost);
   return new Promise((resolve) => {
     const client = new ssh2.Client();
-    let verdict: HostKeyVerdict | undefined;
-    let presented = "";
+    let judged: { blob: Uint8Array; judgement: HostKeyJudgement } | undefined;
     let settled = false;
-    const done = (outcome: LoginOutcome) => {
+    const done = (outcome: LoginOutcome | Promise<LoginOutcome>) => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       client.end();
       socket.destroy();
       resolve(outcome);
@@ -65,18 +89,22 @@ export function tryLogin(spec: LoginSpec): Promise<LoginOutcome> {
       spec.timeoutMs,
     );
     client.on("ready", () => {
-      clearTimeout(timer);
-      done({ kind: "ok", fingerprint: presented });
+      const blob = judged?.blob ?? new Uint8Array(0);
+      done(fingerprint(blob).then((print) => ({ kind: "ok", fingerprint: print })));
     });
     client.on("error", (error: Error & { level?: string }) => {
-      clearTimeout(timer);
-      if (verdict && !verdict.ok) {
-        return done({
-          kind: "hostkey",
-          reason: verdict.reason,
-          presented: verdict.presented,
-          expected: verdict.expected,
-        });
+      if (judged && judged.judgement !== "ok") {
+        const { blob, judgement } = judged;
+        return done(
+          describeJudgement(spec.pinned, blob, judgement).then((verdict) =>
+            verdict.ok ? { kind: "protocol", message: `SSH with ${label} failed` } : {
+              kind: "hostkey",
+              reason: verdict.reason,
+              presented: verdict.presented,
+              expected: verdict.expected,
+            }
+          ),
+        );
       }
       if (error.level === "client-authentication") {
         return done({
@@ -94,21 +122,13 @@ export function tryLogin(spec: LoginSpec): Promise<LoginOutcome> {
         readyTimeout: spec.timeoutMs,
         tryKeyboard: false,
         agent: undefined,
-        ...(spec.hostKeyAlgorithms.length
-          ? {
-            algorithms: {
-              serverHostKey: [...spec.hostKeyAlgorithms] as ssh2.ServerHostKeyAlgorithm[],
-            },
-          }
+        // Without a pinned key the server is asked for any type, to show what it presents.
+        ...(algorithms.length
+          ? { algorithms: { serverHostKey: algorithms as ssh2.ServerHostKeyAlgorithm[] } }
           : {}),
-        hostVerifier: (key: Buffer, answer: (ok: boolean) => void) => {
-          const blob = new Uint8Array(key);
-          Promise.all([fingerprint(blob), spec.verifyHostKey(blob)]).then(([print, result]) => {
-            presented = print;
-            verdict = result;
-            answer(result.ok);
-          }, () => answer(false));
-        },
+        hostVerifier: hostKeyCallback(spec.pinned, (blob, judgement) => {
+          judged = { blob, judgement };
+        }),
       });
     });
   });

@@ -2,6 +2,7 @@ import { assertEquals, assertMatch } from "../_assert.ts";
 import { checkUpstreams } from "../../src/check/upstreams.ts";
 import type { LoginOutcome, LoginSpec } from "../../src/ssh/login_check.ts";
 import { parseInline } from "../config/_load.ts";
+import { pinnedAlgorithms } from "../../src/ssh/known_hosts.ts";
 
 const KEY = Deno.readTextFileSync(new URL("../fixtures/keys/openssh_plain", import.meta.url));
 const ENCRYPTED = Deno.readTextFileSync(
@@ -49,7 +50,9 @@ Deno.test("each rule's servers are logged in to with its key, account and pinned
     ["upstream.ok", "info"],
   ]);
   assertEquals(
-    specs.map((s) => [s.host, s.port, s.username, s.timeoutMs, s.hostKeyAlgorithms.join()]),
+    specs.map((
+      s,
+    ) => [s.host, s.port, s.username, s.timeoutMs, pinnedAlgorithms(s.pinned.forHost).join()]),
     [
       ["198.18.2.2", 22, "xfer", 4000, "ssh-ed25519"],
       ["198.18.2.2", 22, "bob", 10000, "ssh-ed25519"],
