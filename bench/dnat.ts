@@ -5,6 +5,7 @@
  * @module
  */
 // deno-lint-ignore-file no-console
+import { namespaceName } from "../tests/testbed/prefix.ts";
 import { BINARY, must, ROOT, run } from "../tests/testbed/mod.ts";
 import { dnatArgv } from "../src/dnat/contract.ts";
 import { parseIp } from "../src/net/ip.ts";
@@ -14,7 +15,7 @@ import { denoScriptInNs, timed } from "./_measure.ts";
 /** DNAT add/delete cost with 0, 100 and 1000 live sessions, and the whole CLI call. */
 export async function dnatBenchmarks(report: Report): Promise<void> {
   console.log("DNAT cost: add and delete with 0, 100, 1000 live sessions");
-  const ns = `xpb${crypto.randomUUID().slice(0, 6)}`;
+  const ns = namespaceName("b");
   await must(["ip", "netns", "add", ns]);
   try {
     const out = await must(denoScriptInNs(ns, `${ROOT}bench/dnat_cost.ts`), { timeoutMs: 600_000 });

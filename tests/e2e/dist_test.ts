@@ -91,7 +91,7 @@ Deno.test({
       // A FASP-style session: the sudo call runs the copy too (sudoers names it).
       const udp = await bed.ssh(alice, IP.proxy, [`python3 ${ROOT}tests/udp_echo.py 33001`]);
       assertEquals(udp.code, 0, udp.stderr);
-      assertMatch(await bed.log(), /user=xpt_alice .*udp=forwarded/);
+      assertMatch(await bed.log(), new RegExp(`user=${USERS.alice} .*udp=forwarded`));
       assertEquals(await Deno.stat(`${bed.dir}/shipped/xferproxy`).then((i) => i.isFile), true);
     } finally {
       await bed.close();

@@ -3,6 +3,7 @@
  * same state: the DNAT service uses the library where it is found and the
  * command elsewhere. Real nftables, in a namespace the test creates.
  */
+import { namespaceName } from "../testbed/prefix.ts";
 import { assertEquals, assertIncludes } from "../_assert.ts";
 import { addNamespaces } from "../testbed/netns.ts";
 import { must } from "../testbed/exec.ts";
@@ -27,7 +28,7 @@ async function drive(ns: string, runner: "lib" | "command") {
 Deno.test("libnftables and the nft command make the same changes and refuse alike", async () => {
   if (!findLibnftables()) throw new Error("libnftables is not installed: apt-get install nftables");
   const cleanups: Array<() => Promise<unknown>> = [];
-  const ns = `xp-nft-${crypto.randomUUID().slice(0, 8)}`;
+  const ns = namespaceName("n");
   try {
     await addNamespaces([ns], cleanups);
     const lib = await drive(ns, "lib");

@@ -59,11 +59,15 @@ Deno.test({
           const log = await bed.log();
           assertMatch(
             log,
-            /LOG Received connection request from 198\.18\.1\.2 session=[0-9a-f-]{36} user=xpt_alice/,
+            new RegExp(
+              `LOG Received connection request from 198\\.18\\.1\\.2 session=[0-9a-f-]{36} user=${USERS.alice}`,
+            ),
           );
           assertMatch(
             log,
-            /LOG Handing over to ssh for server 198\.18\.2\.2:22 .*upstream_user=xpt_xfer pid=\d+ udp=none host_key=SHA256:\S+/,
+            new RegExp(
+              `LOG Handing over to ssh for server 198\\.18\\.2\\.2:22 .*upstream_user=${USERS.xfer} pid=\\d+ udp=none host_key=SHA256:\\S+`,
+            ),
           );
         },
       );
@@ -514,7 +518,9 @@ Deno.test({
           20_000,
         );
         // The session's own process (ssh since the hand-off) is gone too.
-        const handed = [...(await bed.log()).matchAll(/user=xpt_bob .*pid=(\d+)/g)].at(-1);
+        const handed = [
+          ...(await bed.log()).matchAll(new RegExp(`user=${USERS.bob} .*pid=(\\d+)`, "g")),
+        ].at(-1);
         assertOk(handed, "bob's session was handed over");
         assertEquals(await Deno.stat(`/proc/${handed[1]}`).then(() => true, () => false), false);
       });

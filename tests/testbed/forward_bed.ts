@@ -20,6 +20,7 @@ import {
   startSshd,
 } from "./sshd.ts";
 import { BINARY } from "./paths.ts";
+import { namespaceName, prefixed } from "./prefix.ts";
 
 /** Addresses of the forward testbed. */
 export const FIP = {
@@ -36,7 +37,7 @@ export const FIP6 = {
   outside: "2001:db8:40::2",
 } as const;
 /** The account on the outside server. */
-export const OUT_USER = "xpt_out";
+export const OUT_USER = prefixed("out");
 
 /** A running forward testbed. */
 export interface ForwardBed {
@@ -82,8 +83,8 @@ export function forwardConfig(dir: string, proxyExtra = "", serverExtra = ""): s
 
 /** Builds the testbed (root, iproute2, OpenSSH). */
 export async function createForwardBed(): Promise<ForwardBed> {
-  const id = crypto.randomUUID().slice(0, 6);
-  const ns = { inside: `xf${id}i`, proxy: `xf${id}p`, outside: `xf${id}o` };
+  const id = namespaceName("f");
+  const ns = { inside: `${id}i`, proxy: `${id}p`, outside: `${id}o` };
   const dir = await Deno.makeTempDir({ prefix: "xferproxy-fwd-" });
   await Deno.chmod(dir, 0o755);
   const cleanups: Array<() => Promise<unknown>> = [];

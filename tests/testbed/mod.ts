@@ -9,6 +9,7 @@
  * - udp.ts: UDP echo and sink sessions standing in for ascp's data flow
  * - sshd.ts, netns.ts: the parts both beds are built from
  * - exec.ts, paths.ts: running programs and the shipped binary
+ * - prefix.ts: the names this run creates (XFERPROXY_TEST_PREFIX)
  * @module
  */
 
@@ -19,3 +20,4 @@ export * from "./sshd.ts";
 export * from "./reverse_bed.ts";
 export * from "./forward_bed.ts";
 export * from "./udp.ts";
+export * from "./prefix.ts";

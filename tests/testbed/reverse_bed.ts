@@ -4,8 +4,8 @@
  *   client ns (198.18.1.2) ── proxy ns (198.18.1.1, .17 │ 198.18.2.1) ──┬── server A (198.18.2.2)
  *                             OpenSSH sshd, ForceCommand dist/xferproxy  └── server B (198.18.2.3)
  *
- * Users xpt_alice and xpt_bob log in to the proxy with their own keys; the
- * squash account xpt_xfer exists only upstream. The proxy's sshd runs in a
+ * Users <prefix>_alice and <prefix>_bob log in to the proxy with their own
+ * keys; the squash account <prefix>_xfer exists only upstream (prefix.ts). The proxy's sshd runs in a
  * private mount namespace whose /etc is overlaid with the bed's
  * etc/xferproxy, so sessions and their sudo DNAT calls find the bed's config
  * at /etc/xferproxy/aspera.conf, as on a real proxy, and the host's /etc is
@@ -28,6 +28,7 @@ import {
 import { dnatArgv } from "../../src/dnat/contract.ts";
 import { parseIp } from "../../src/net/ip.ts";
 import { BINARY, ROOT } from "./paths.ts";
+import { namespaceName, PREFIX, prefixed } from "./prefix.ts";
 
 /** Addresses of the testbed hosts. */
 export const IP = {
@@ -43,12 +44,12 @@ export const IP = {
 /** Proxy users (they log in to the proxy) and the upstream-only squash account. */
 /** Test accounts; carol's name is one an AD/LDAP-joined host has (capitals, a dot, a domain). */
 export const USERS = {
-  alice: "xpt_alice",
-  bob: "xpt_bob",
-  carol: "Xpt.Carol@corp",
-  xfer: "xpt_xfer",
+  alice: prefixed("alice"),
+  bob: prefixed("bob"),
+  carol: `${PREFIX[0]!.toUpperCase()}${PREFIX.slice(1)}.Carol@corp`,
+  xfer: prefixed("xfer"),
 } as const;
-const GROUP = "xpt_proxy";
+const GROUP = prefixed("proxy");
 
 /** The namespaces' names. */
 export interface Namespaces {
@@ -146,8 +147,8 @@ function sessionBinaryOf(dir: string, options: TestbedOptions): string {
 
 /** Builds the testbed. Needs root, iproute2 and OpenSSH. */
 export async function createTestbed(options: TestbedOptions = {}): Promise<Testbed> {
-  const id = crypto.randomUUID().slice(0, 6);
-  const ns: Namespaces = { client: `xp${id}c`, proxy: `xp${id}p`, a: `xp${id}a`, b: `xp${id}b` };
+  const id = namespaceName("");
+  const ns: Namespaces = { client: `${id}c`, proxy: `${id}p`, a: `${id}a`, b: `${id}b` };
   const dir = await Deno.makeTempDir({ prefix: "xferproxy-bed-" });
   const sessionBinary = sessionBinaryOf(dir, options);
   const servers = new Map<string, Deno.ChildProcess>();
