@@ -34,9 +34,12 @@ unpack() { # $1: parent directory (ours, not writable by others); prints the run
   mv "$work/runtime" "$1/$XP_SHA256"
   rm -rf "$work"
   fresh=1
-  # Older versions' runtimes: a running process keeps its open files, a new start re-unpacks.
+  # Other versions' runtimes, once unpacked over a day ago: one unpacked more recently may be in
+  # use (two versions installed side by side, a test run). A start of a removed one re-unpacks.
   for old in "$1"/????????????????????????????????????????????????????????????????; do
-    [ "$old" = "$1/$XP_SHA256" ] || [ ! -d "$old" ] || rm -rf "$old"
+    [ "$old" != "$1/$XP_SHA256" ] && [ -d "$old" ] || continue
+    [ -z "$(find "$old/.ok" -mmin -1440 2>/dev/null)" ] || continue
+    rm -rf "$old" 2>/dev/null || true
   done
 }
 
