@@ -87,6 +87,8 @@ export interface Conntrack {
   purgeOtherPorts(s: FlowSelector, keep: ReadonlySet<number>): Promise<void>;
   /** Every client's UDP flows to a proxy address (one listing serves all its sessions). */
   flows(proxy: DnatSession["proxy"]): Promise<Flow[]>;
+  /** Sets the conntrack mark of the session's live flows (every port of its span). */
+  mark(s: FlowSelector, protocol: "udp" | "tcp", mark: number): Promise<void>;
 }
 
 function spanPorts(s: FlowSelector): number[] {
@@ -131,5 +133,16 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
       for (const f of doomed) await remove(flowFilter({ ...s, clientPort: f.sport }, f.dport));
     },
     flows,
+    async mark(s, protocol, mark) {
+      const ports = protocol === "udp" ? spanPorts(s) : [s.proxyPort];
+      for (const port of ports) {
+        const args = ["-U", ...flowFilter(s, port, protocol), "--mark", `0x${mark.toString(16)}`];
+        const result = await runner.run("conntrack", args);
+        // conntrack exits 1 when nothing matched: nothing to mark is success here.
+        if (result.code !== 0 && !/0 flow entries/.test(result.stderr)) {
+          throw new Error(`conntrack -U failed: ${result.stderr.trim()}`);
+        }
+      }
+    },
   };
 }

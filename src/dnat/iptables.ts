@@ -6,8 +6,10 @@
 
 import { UserError } from "../errors.ts";
 import type { CommandRunner } from "../process/runner.ts";
+import { type Conntrack, conntrackTool } from "./conntrack.ts";
 import {
   ensureText,
+  isLegacyRule,
   type OurRule,
   parseOurRules,
   restoreText,
@@ -15,7 +17,12 @@ import {
   sessionsOf,
   teardownText,
 } from "./iptables_plan.ts";
-import type { DnatBackend, DnatSession, InstalledSession } from "./types.ts";
+import {
+  type DnatBackend,
+  type DnatSession,
+  type InstalledSession,
+  SESSION_CT_MARK,
+} from "./types.ts";
 
 /** A netfilter tool failed; the message carries its stderr. */
 export class NetfilterError extends UserError {}
@@ -29,8 +36,14 @@ function byFamily<T extends { client: { family: 4 | 6 } }>(items: readonly T[], 
   return items.filter((s) => s.client.family === family);
 }
 
-/** Creates the iptables backend over a command runner. */
-export function iptablesBackend(runner: CommandRunner): DnatBackend {
+/**
+ * Creates the iptables backend over a command runner; `conntrack` marks the
+ * live flows of sessions converted from the per-session plan.
+ */
+export function iptablesBackend(
+  runner: CommandRunner,
+  conntrack: Pick<Conntrack, "mark"> = conntrackTool(runner),
+): DnatBackend {
   const save = async (family: 4 | 6): Promise<string> => {
     const result = await runner.run(TOOLS[family].save, []);
     if (result.code !== 0) {
@@ -59,6 +72,32 @@ export function iptablesBackend(runner: CommandRunner): DnatBackend {
       knownFamilies = v6 ? [4, 6] : [4];
     }
     return knownFamilies;
+  };
+  /**
+   * Replaces rules, nat table first. Sessions still holding per-session
+   * ACCEPT rules (a proxy upgraded with sessions live) get their live flows
+   * marked before those rules go, so the fixed rule takes over without a
+   * dropped packet.
+   */
+  const swap = async (
+    family: 4 | 6,
+    remove: readonly OurRule[],
+    add: readonly OurRule[],
+    converting: readonly DnatSession[] = [],
+  ) => {
+    const inTable = (rules: readonly OurRule[], table: string) =>
+      rules.filter((r) => r.table === table);
+    await restore(family, restoreText(inTable(remove, "nat"), inTable(add, "nat")));
+    for (const session of converting) {
+      for (
+        const protocol of session.tcpServerPort === undefined
+          ? ["udp"] as const
+          : ["udp", "tcp"] as const
+      ) {
+        await conntrack.mark(session, protocol, SESSION_CT_MARK);
+      }
+    }
+    await restore(family, restoreText(inTable(remove, "filter"), inTable(add, "filter")));
   };
   const removeIds = async (ids: ReadonlySet<string>, only?: 4 | 6) => {
     const removed: InstalledSession[] = [];
@@ -94,10 +133,10 @@ export function iptablesBackend(runner: CommandRunner): DnatBackend {
     async replace(before, after) {
       const family = before.client.family;
       const current = (await rulesOf(family)).filter((r) => r.id === before.id);
-      await restore(family, restoreText(current, sessionRules(after)));
+      await swap(family, current, sessionRules(after), current.some(isLegacyRule) ? [after] : []);
     },
     async reconcile(wanted) {
-      const repaired: string[] = [];
+      const result: { repaired: string[]; converted: string[] } = { repaired: [], converted: [] };
       for (const family of await families()) {
         const mine = byFamily(wanted, family);
         // Nothing to assert: never bring back chains that `reap --all` or an administrator removed.
@@ -106,22 +145,32 @@ export function iptablesBackend(runner: CommandRunner): DnatBackend {
         const chains = ensureText(before);
         await restore(family, chains);
         const present = chains === undefined ? parseOurRules(before) : await rulesOf(family);
-        const stale: OurRule[] = [];
-        const missing: OurRule[] = [];
+        const remove: OurRule[] = [];
+        const add: OurRule[] = [];
+        const converting: DnatSession[] = [];
         for (const session of mine) {
           const expected = sessionRules(session);
           const actual = present.filter((r) => r.id === session.id);
-          const same = (a: OurRule, b: OurRule) => a.chain === b.chain && a.spec === b.spec;
-          const absent = expected.filter((e) => !actual.some((a) => same(a, e)));
-          stale.push(...actual.filter((a) => !expected.some((e) => same(a, e))));
-          if (absent.length) {
-            missing.push(...absent);
-            repaired.push(session.id);
+          const legacy = actual.filter(isLegacyRule);
+          const current = actual.filter((r) => !isLegacyRule(r));
+          const intact = current.length === expected.length &&
+            current.every((r, i) => r.spec === expected[i]?.spec);
+          if (!intact) {
+            // Missing, partial or out of order: the session's rules again, mark before DNAT.
+            remove.push(...current);
+            add.push(...expected);
+          }
+          if (legacy.length) {
+            remove.push(...legacy);
+            converting.push(session);
+            result.converted.push(session.id);
+          } else if (!intact) {
+            result.repaired.push(session.id);
           }
         }
-        await restore(family, restoreText(stale, missing));
+        await swap(family, remove, add, converting);
       }
-      return repaired;
+      return result;
     },
     async list() {
       const all: InstalledSession[] = [];

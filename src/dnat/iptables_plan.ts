@@ -3,9 +3,17 @@
  * iptables-save text → our rules. Rules are written exactly as iptables-save
  * prints them, so what we add can be deleted by the same text. Only our own
  * chains and the single jump into each are ever written.
+ *
+ * Per-packet cost does not grow with the sessions: each session owns two
+ * rules in the nat PREROUTING chain, which conntrack shows only a flow's
+ * first packet (mark the connection, then DNAT it); every later packet, both
+ * ways, is accepted and masqueraded by one fixed rule each that matches the
+ * mark. Nothing else carries the mark, so nothing else is accepted or
+ * masqueraded.
  * @module
  */
 
+import { SESSION_CT_MARK } from "./types.ts";
 import type { DnatSession, InstalledSession, Owner } from "./types.ts";
 import { parseRuleTag, ruleTag } from "./types.ts";
 
@@ -28,6 +36,27 @@ export interface OurRule {
   readonly owner: Owner;
 }
 
+/** The mark as iptables-save prints a match on it. */
+const MARK = `0x${SESSION_CT_MARK.toString(16)}`;
+const FLOWS_TAG = `-m comment --comment "xferproxy:session-flows"`;
+
+/**
+ * The rules every session shares, one per chain that sees every packet of a
+ * flow (FORWARD) or acts on the flow as a whole (POSTROUTING).
+ */
+export const FIXED_RULES = [
+  {
+    table: "nat",
+    chain: "XFERPROXY-POST",
+    spec: `-m connmark --mark ${MARK} ${FLOWS_TAG} -j MASQUERADE`,
+  },
+  {
+    table: "filter",
+    chain: "XFERPROXY-FWD",
+    spec: `-m conntrack --ctstate DNAT -m connmark --mark ${MARK} ${FLOWS_TAG} -j ACCEPT`,
+  },
+] as const;
+
 function host(ip: DnatSession["client"]): string {
   return `${ip.text}/${ip.family === 4 ? 32 : 128}`;
 }
@@ -44,31 +73,23 @@ function portMatch(port: number, count: number): string {
   return count > 1 ? `${port}:${port + count - 1}` : String(port);
 }
 
-/** The rules of one protocol of a session: DNAT, masquerade, forward accept. */
+/**
+ * The rules of one protocol of a session, in chain order: mark the new
+ * flow, then DNAT it (DNAT ends the chain, so the mark must come first).
+ */
 function protocolRules(s: DnatSession, proto: "udp" | "tcp", serverPort: number): OurRule[] {
   const tag = `-m comment --comment "${ruleTag(s.id, s.owner)}"`;
   const count = proto === "udp" ? s.portCount : 1;
-  const dport = portMatch(s.proxyPort, count);
   const sport = s.clientPort === undefined ? "" : ` --sport ${s.clientPort}`;
-  const origSport = s.clientPort === undefined ? "" : ` --ctorigsrcport ${s.clientPort}`;
-  // Both directions of this session's flows, and nothing else: conntrack remembers the original tuple.
-  const flows =
-    `-p ${proto} -m conntrack --ctstate DNAT --ctorigsrc ${s.client.text} --ctorigdst ${s.proxy.text}` +
-    `${origSport} --ctorigdstport ${dport} ${tag}`;
-  const base = { id: s.id, owner: s.owner };
+  const match = `-s ${host(s.client)} -d ${host(s.proxy)} -p ${proto} -m ${proto}${sport} ` +
+    `--dport ${portMatch(s.proxyPort, count)} ${tag}`;
+  const base = { id: s.id, owner: s.owner, table: "nat", chain: "XFERPROXY-PRE" } as const;
   return [
+    { ...base, spec: `${match} -j CONNMARK --set-xmark ${MARK}/0xffffffff` },
     {
       ...base,
-      table: "nat",
-      chain: "XFERPROXY-PRE",
-      spec:
-        `-s ${host(s.client)} -d ${
-          host(s.proxy)
-        } -p ${proto} -m ${proto}${sport} --dport ${dport} ` +
-        `${tag} -j DNAT --to-destination ${destination(s, serverPort, count > 1)}`,
+      spec: `${match} -j DNAT --to-destination ${destination(s, serverPort, count > 1)}`,
     },
-    { ...base, table: "nat", chain: "XFERPROXY-POST", spec: `${flows} -j MASQUERADE` },
-    { ...base, table: "filter", chain: "XFERPROXY-FWD", spec: `${flows} -j ACCEPT` },
   ];
 }
 
@@ -81,21 +102,38 @@ export function sessionRules(s: DnatSession): OurRule[] {
 }
 
 /**
+ * Rules of the plan before the fixed rules (one MASQUERADE and one ACCEPT per
+ * session, matched on the conntrack original tuple): a proxy upgraded with
+ * sessions live still holds them until they are converted.
+ */
+export function isLegacyRule(rule: OurRule): boolean {
+  return rule.chain !== "XFERPROXY-PRE";
+}
+
+function isPortSpecific(r: OurRule): boolean {
+  return r.chain === "XFERPROXY-PRE" && r.spec.includes(" --sport ");
+}
+
+/**
  * iptables-restore input: per table, `-D` lines then the new rules, one
- * COMMIT each. A port-specific DNAT rule goes first in its chain and an
- * address-only one last, so a session that has learned its source port is
- * never shadowed by another session of the same client still learning.
+ * COMMIT each. Port-specific rules go first in their chain and address-only
+ * ones last, so a session that has learned its source port is never
+ * shadowed by another session of the same client still learning; each
+ * keeps its mark rule before its DNAT rule.
  */
 export function restoreText(remove: readonly OurRule[], add: readonly OurRule[]): string {
   const out: string[] = [];
-  const addLine = (r: OurRule) =>
-    r.chain === "XFERPROXY-PRE" && r.spec.includes(" --sport ")
-      ? `-I ${r.chain} 1 ${r.spec}`
-      : `-A ${r.chain} ${r.spec}`;
   for (const table of ["nat", "filter"] as const) {
+    const adding = add.filter((r) => r.table === table);
+    // `-I 1` in reverse keeps the given order at the top of the chain.
+    const inserted = adding.filter(isPortSpecific).reverse().map((r) =>
+      `-I ${r.chain} 1 ${r.spec}`
+    );
+    const appended = adding.filter((r) => !isPortSpecific(r)).map((r) => `-A ${r.chain} ${r.spec}`);
     const lines = [
       ...remove.filter((r) => r.table === table).map((r) => `-D ${r.chain} ${r.spec}`),
-      ...add.filter((r) => r.table === table).map(addLine),
+      ...inserted,
+      ...appended,
     ];
     if (lines.length) out.push(`*${table}`, ...lines, "COMMIT");
   }
@@ -103,24 +141,30 @@ export function restoreText(remove: readonly OurRule[], add: readonly OurRule[])
 }
 
 /**
- * Creates whichever of our chains and jumps are missing, given current
- * iptables-save output. Jumps go first in their built-in chain so admins'
- * own rules (a FORWARD DROP, say) cannot shadow session flows. Undefined
- * when all is in place. Existing chains are never redeclared: with
- * --noflush a declaration would flush them.
+ * Creates whichever of our chains, jumps and fixed rules are missing, given
+ * current iptables-save output. Jumps go first in their built-in chain so
+ * admins' own rules (a FORWARD DROP, say) cannot shadow session flows.
+ * Undefined when all is in place. Existing chains are never redeclared:
+ * with --noflush a declaration would flush them.
  */
 export function ensureText(save: string): string | undefined {
   return perTable(save, (lines, chains) => [
     ...chains.filter((c) => !hasChain(lines, c.chain)).map((c) => `:${c.chain} - [0:0]`),
     ...chains.filter((c) => !hasJump(lines, c)).map((c) => `-I ${c.from} 1 -j ${c.chain}`),
+    ...FIXED_RULES.filter((r) => chains.some((c) => c.chain === r.chain))
+      .filter((r) => !lines.includes(`-A ${r.chain} ${r.spec}`))
+      .map((r) => `-A ${r.chain} ${r.spec}`),
   ]);
 }
 
-/** Removes our jumps and chains (after their rules are gone); nothing else. */
+/** Removes our jumps and chains with whatever they still hold; nothing else. */
 export function teardownText(save: string): string | undefined {
   return perTable(save, (lines, chains) => [
     ...chains.filter((c) => hasJump(lines, c)).map((c) => `-D ${c.from} -j ${c.chain}`),
-    ...chains.filter((c) => hasChain(lines, c.chain)).map((c) => `-X ${c.chain}`),
+    ...chains.filter((c) => hasChain(lines, c.chain)).flatMap((c) => [
+      `-F ${c.chain}`,
+      `-X ${c.chain}`,
+    ]),
   ]);
 }
 
@@ -169,7 +213,10 @@ export function sessionsOf(rules: readonly OurRule[]): InstalledSession[] {
   const sessions: InstalledSession[] = [];
   const tcpPorts = new Map<string, number>();
   const pre = (proto: string) =>
-    rules.filter((r) => r.chain === "XFERPROXY-PRE" && r.spec.includes(` -p ${proto} `));
+    rules.filter((r) =>
+      r.chain === "XFERPROXY-PRE" && r.spec.includes(` -p ${proto} `) &&
+      r.spec.includes(" -j DNAT ")
+    );
   for (const rule of pre("tcp")) {
     const port = /--to-destination \S*:(\d+)$/.exec(rule.spec)?.[1];
     if (port) tcpPorts.set(rule.id, Number(port));

@@ -291,10 +291,17 @@ export async function repairKernel(
   registry: Registry,
 ): Promise<number> {
   if (registry.entries.length === 0) return 0;
-  const repaired = await deps.backend.reconcile(registry.entries.map((e) => e.session));
+  const { repaired, converted } = await deps.backend.reconcile(
+    registry.entries.map((e) => e.session),
+  );
   for (const id of repaired) {
     deps.log.warn("Re-asserted UDP forwarding of session {session}: its rules were missing", {
       session: id,
+    });
+  }
+  if (converted.length) {
+    deps.log.info("Converted the rules of {count} live sessions to the fixed forwarding rules", {
+      count: converted.length,
     });
   }
   return repaired.length;

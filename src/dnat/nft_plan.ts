@@ -7,14 +7,14 @@
  * @module
  */
 
-import type { DnatSession } from "./types.ts";
+import { type DnatSession, SESSION_CT_MARK } from "./types.ts";
 
 /** Seconds an element lives without a refresh; the DNAT service refreshes every REFRESH_SECONDS. */
 export const ELEMENT_TIMEOUT_S = 120;
 /** How often the DNAT service refreshes the elements of live sessions. */
 export const REFRESH_SECONDS = 30;
 /** Marks session flows' conntrack entries, so other firewall tables can accept them. */
-export const CT_MARK = "0x78700000";
+export const CT_MARK = `0x${SESSION_CT_MARK.toString(16)}`;
 
 /** Address family words nft uses. */
 export function nftFamily(family: 4 | 6): "ip" | "ip6" {

@@ -133,7 +133,7 @@ export function nftablesBackend(nft: NftRunner): DnatBackend {
         }
         await apply(lines);
       }
-      return [...repaired];
+      return { repaired: [...repaired], converted: [] };
     },
     list: () => Promise.resolve([]),
     removeTagged: () => Promise.resolve([]),

@@ -109,11 +109,13 @@ export async function runService(deps: ServiceDeps): Promise<void> {
             last.liveness = now;
             registry = await reapDead(deps, registry);
           }
-          if (due.learn) registry = await learnPorts(deps, registry);
+          // Repair first: the first round after an upgrade converts the rules an earlier
+          // version wrote (and logs it) before learning touches them.
           if (due.reconcile) {
             last.reconcile = now;
             await repairKernel(deps, registry);
           }
+          if (due.learn) registry = await learnPorts(deps, registry);
           if (due.orphans) {
             last.orphans = now;
             await reapOrphanRules(deps, new Set(registry.entries.map((e) => e.session.id)));

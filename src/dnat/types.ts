@@ -81,6 +81,13 @@ export function formatPorts(ip: IpAddress | string, port: number, count: number)
   return count > 1 ? `${host}:${port}-${port + count - 1}` : `${host}:${port}`;
 }
 
+/**
+ * The conntrack mark session flows carry, whatever the backend: the fixed
+ * forward and masquerade rules match it, and so can an administrator's own
+ * firewall ("xp" in ASCII, then zeros).
+ */
+export const SESSION_CT_MARK = 0x78700000;
+
 /** The comment tag on every rule: `xferproxy:<session-uuid>:<owner-pid>:<owner-start>`. */
 export function ruleTag(id: string, owner: Owner): string {
   return `xferproxy:${id}:${owner.pid}:${owner.start}`;
@@ -93,6 +100,14 @@ const TAG =
 export function parseRuleTag(text: string): { id: string; owner: Owner } | undefined {
   const m = TAG.exec(text);
   return m ? { id: m[1] as string, owner: { pid: Number(m[2]), start: Number(m[3]) } } : undefined;
+}
+
+/** What `reconcile` changed, by session id. */
+export interface Reconciled {
+  /** Sessions whose rules were missing (a firewall reload dropped them). */
+  readonly repaired: readonly string[];
+  /** Sessions whose rules an earlier version wrote, now in the current form. */
+  readonly converted: readonly string[];
 }
 
 /** A netfilter front end. Mutating methods are called under the DNAT lock. */
@@ -117,10 +132,11 @@ export interface DnatBackend {
   ): Promise<void>;
   /**
    * Makes the kernel hold exactly what `wanted` needs of what is ours: puts
-   * back what a firewall reload dropped and returns the ids it put back.
-   * Tagged rules of sessions not in `wanted` are left for `list` to report.
+   * back what a firewall reload dropped, converts rules an earlier version
+   * wrote, and says which sessions needed either. Tagged rules of sessions
+   * not in `wanted` are left for `list` to report.
    */
-  reconcile(wanted: readonly DnatSession[]): Promise<string[]>;
+  reconcile(wanted: readonly DnatSession[]): Promise<Reconciled>;
   /** Sessions the kernel's rules name (iptables); nftables elements carry no owner, so none. */
   list(): Promise<InstalledSession[]>;
   /** Removes tagged rules by session id, whatever they hold (orphans); returns what went. */

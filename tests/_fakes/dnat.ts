@@ -64,7 +64,7 @@ export function fakeBackend(tagged: InstalledSession[] = []): FakeBackend {
       );
       for (const s of repaired) kernel.set(s.id, toInstalled(s));
       if (repaired.length) ops.push(`reconcile ${repaired.map(label).join(",")}`);
-      return Promise.resolve(repaired.map((s) => s.id));
+      return Promise.resolve({ repaired: repaired.map((s) => s.id), converted: [] });
     },
     list: () => Promise.resolve([...kernel.values()]),
     removeTagged(ids) {
@@ -87,12 +87,20 @@ export function fakeBackend(tagged: InstalledSession[] = []): FakeBackend {
 /** conntrack whose flows the test sets; purges are recorded and report fixed counters. */
 export function fakeConntrack(
   counters: FlowCounters = { bytes: 2800, packets: 40 },
-): Conntrack & { flowList: Flow[]; purged: string[] } {
+): Conntrack & { flowList: Flow[]; purged: string[]; marked: string[] } {
   const flowList: Flow[] = [];
   const purged: string[] = [];
+  const marked: string[] = [];
   return {
     flowList,
     purged,
+    marked,
+    mark(s, protocol, mark) {
+      marked.push(
+        `${protocol} ${s.client.text}:${s.clientPort ?? "*"}>${s.proxyPort} 0x${mark.toString(16)}`,
+      );
+      return Promise.resolve();
+    },
     purge(s, protocol = "udp") {
       purged.push(`${protocol} ${s.client.text}:${s.clientPort ?? "*"}>${s.proxyPort}`);
       return Promise.resolve(counters);

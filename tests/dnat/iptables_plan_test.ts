@@ -1,6 +1,8 @@
 import { assertEquals } from "../_assert.ts";
 import {
   ensureText,
+  FIXED_RULES,
+  isLegacyRule,
   parseOurRules,
   restoreText,
   sessionRules,
@@ -12,6 +14,7 @@ import { parseIp } from "../../src/net/ip.ts";
 import { iptablesBackend } from "../../src/dnat/iptables.ts";
 import { recordingRunner } from "../_fakes/runner.ts";
 import { dnatSession } from "./_build.ts";
+import { legacyIptablesRules } from "../testbed/legacy_rules.ts";
 
 const ID = "3a9fd819-59c3-42bc-b0a2-d26304a1eb84";
 const OWNER = { pid: 4242, start: 1_800_000_000 };
@@ -21,39 +24,41 @@ function session(extra: Partial<DnatSession> = {}): DnatSession {
   return dnatSession({ id: ID, owner: OWNER, ...extra });
 }
 
+const MARK = "-j CONNMARK --set-xmark 0x78700000/0xffffffff";
+
 Deno.test("sessionRules() writes the exact iptables-save text for each case", async (t) => {
-  await t.step("address only (filtering off, or still learning)", () => {
+  await t.step("address only (filtering off, or still learning): mark, then DNAT", () => {
+    const match = `-s 198.18.1.2/32 -d 198.18.1.1/32 -p udp -m udp --dport 33001 ${TAG}`;
     assertEquals(sessionRules(session()).map((r) => `${r.table} ${r.chain} ${r.spec}`), [
-      `nat XFERPROXY-PRE -s 198.18.1.2/32 -d 198.18.1.1/32 -p udp -m udp --dport 33001 ${TAG} -j DNAT --to-destination 198.18.2.2:33001`,
-      `nat XFERPROXY-POST -p udp -m conntrack --ctstate DNAT --ctorigsrc 198.18.1.2 --ctorigdst 198.18.1.1 --ctorigdstport 33001 ${TAG} -j MASQUERADE`,
-      `filter XFERPROXY-FWD -p udp -m conntrack --ctstate DNAT --ctorigsrc 198.18.1.2 --ctorigdst 198.18.1.1 --ctorigdstport 33001 ${TAG} -j ACCEPT`,
+      `nat XFERPROXY-PRE ${match} ${MARK}`,
+      `nat XFERPROXY-PRE ${match} -j DNAT --to-destination 198.18.2.2:33001`,
     ]);
   });
   await t.step("source port learned", () => {
+    const match =
+      `-s 198.18.1.2/32 -d 198.18.1.1/32 -p udp -m udp --sport 60953 --dport 33001 ${TAG}`;
     assertEquals(sessionRules(session({ clientPort: 60953 })).map((r) => r.spec), [
-      `-s 198.18.1.2/32 -d 198.18.1.1/32 -p udp -m udp --sport 60953 --dport 33001 ${TAG} -j DNAT --to-destination 198.18.2.2:33001`,
-      `-p udp -m conntrack --ctstate DNAT --ctorigsrc 198.18.1.2 --ctorigdst 198.18.1.1 --ctorigsrcport 60953 --ctorigdstport 33001 ${TAG} -j MASQUERADE`,
-      `-p udp -m conntrack --ctstate DNAT --ctorigsrc 198.18.1.2 --ctorigdst 198.18.1.1 --ctorigsrcport 60953 --ctorigdstport 33001 ${TAG} -j ACCEPT`,
+      `${match} ${MARK}`,
+      `${match} -j DNAT --to-destination 198.18.2.2:33001`,
     ]);
   });
   await t.step("a server's port span, passed through unchanged", () => {
-    assertEquals(sessionRules(session({ portCount: 10, clientPort: 60953 })).map((r) => r.spec), [
+    assertEquals(
+      sessionRules(session({ portCount: 10, clientPort: 60953 }))[1]!.spec,
       `-s 198.18.1.2/32 -d 198.18.1.1/32 -p udp -m udp --sport 60953 --dport 33001:33010 ${TAG} -j DNAT --to-destination 198.18.2.2`,
-      `-p udp -m conntrack --ctstate DNAT --ctorigsrc 198.18.1.2 --ctorigdst 198.18.1.1 --ctorigsrcport 60953 --ctorigdstport 33001:33010 ${TAG} -j MASQUERADE`,
-      `-p udp -m conntrack --ctstate DNAT --ctorigsrc 198.18.1.2 --ctorigdst 198.18.1.1 --ctorigsrcport 60953 --ctorigdstport 33001:33010 ${TAG} -j ACCEPT`,
-    ]);
+    );
   });
   await t.step("a fixed proxy port's slot 2", () => {
-    const [pre] = sessionRules(
+    const [, dnat] = sessionRules(
       session({ proxyPort: 33003, server: parseIp("198.18.2.3")!, serverPort: 33002 }),
     );
     assertEquals(
-      pre!.spec,
+      dnat!.spec,
       `-s 198.18.1.2/32 -d 198.18.1.1/32 -p udp -m udp --dport 33003 ${TAG} -j DNAT --to-destination 198.18.2.3:33002`,
     );
   });
   await t.step("IPv6", () => {
-    const [pre] = sessionRules(
+    const [, dnat] = sessionRules(
       session({
         client: parseIp("2001:db8::2")!,
         proxy: parseIp("2001:db8::1")!,
@@ -61,25 +66,43 @@ Deno.test("sessionRules() writes the exact iptables-save text for each case", as
       }),
     );
     assertEquals(
-      pre!.spec,
+      dnat!.spec,
       `-s 2001:db8::2/128 -d 2001:db8::1/128 -p udp -m udp --dport 33001 ${TAG} -j DNAT --to-destination [2001:db8:1::5]:33001`,
     );
   });
+  await t.step("a forward session: TCP to the SSH port and UDP, each marked then DNATed", () => {
+    assertEquals(
+      sessionRules(session({ proxyPort: 5000, tcpServerPort: 22 })).map((r) =>
+        r.spec.replace(TAG, "TAG")
+      ),
+      [
+        `-s 198.18.1.2/32 -d 198.18.1.1/32 -p tcp -m tcp --dport 5000 TAG ${MARK}`,
+        `-s 198.18.1.2/32 -d 198.18.1.1/32 -p tcp -m tcp --dport 5000 TAG -j DNAT --to-destination 198.18.2.2:22`,
+        `-s 198.18.1.2/32 -d 198.18.1.1/32 -p udp -m udp --dport 5000 TAG ${MARK}`,
+        `-s 198.18.1.2/32 -d 198.18.1.1/32 -p udp -m udp --dport 5000 TAG -j DNAT --to-destination 198.18.2.2:33001`,
+      ],
+    );
+  });
+  await t.step("however many sessions, one fixed ACCEPT and one fixed MASQUERADE", () => {
+    assertEquals(FIXED_RULES.map((r) => `${r.table} ${r.chain} ${r.spec}`), [
+      `nat XFERPROXY-POST -m connmark --mark 0x78700000 -m comment --comment "xferproxy:session-flows" -j MASQUERADE`,
+      `filter XFERPROXY-FWD -m conntrack --ctstate DNAT -m connmark --mark 0x78700000 -m comment --comment "xferproxy:session-flows" -j ACCEPT`,
+    ]);
+  });
 });
 
-Deno.test("restoreText() puts port-specific DNAT rules first and removes before adding", () => {
+Deno.test("restoreText() puts port-specific rules first, mark before DNAT, and removes before adding", () => {
   const before = sessionRules(session());
   const after = sessionRules(session({ clientPort: 60953 }));
-  const text = restoreText(before, after).split("\n");
-  assertEquals(text[0], "*nat");
-  assertEquals(text[1], `-D XFERPROXY-PRE ${before[0]!.spec}`);
-  assertEquals(text[3], `-I XFERPROXY-PRE 1 ${after[0]!.spec}`);
-  assertEquals(text[4], `-A XFERPROXY-POST ${after[1]!.spec}`);
-  assertEquals(text.slice(5), [
-    "COMMIT",
-    "*filter",
-    `-D XFERPROXY-FWD ${before[2]!.spec}`,
-    `-A XFERPROXY-FWD ${after[2]!.spec}`,
+  const other = sessionRules(session({ id: "0b1e2d3c-59c3-42bc-b0a2-d26304a1eb84" }));
+  assertEquals(restoreText(before, [...after, ...other]).split("\n"), [
+    "*nat",
+    `-D XFERPROXY-PRE ${before[0]!.spec}`,
+    `-D XFERPROXY-PRE ${before[1]!.spec}`,
+    `-I XFERPROXY-PRE 1 ${after[1]!.spec}`,
+    `-I XFERPROXY-PRE 1 ${after[0]!.spec}`,
+    `-A XFERPROXY-PRE ${other[0]!.spec}`,
+    `-A XFERPROXY-PRE ${other[1]!.spec}`,
     "COMMIT",
     "",
   ]);
@@ -89,7 +112,9 @@ Deno.test("restoreText() puts port-specific DNAT rules first and removes before 
 const EMPTY_SAVE =
   `*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -i eth0 -j DROP\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n`;
 
-Deno.test("ensureText() creates only missing chains and jumps, jumps first in line", () => {
+const [FIXED_POST, FIXED_FWD] = FIXED_RULES;
+
+Deno.test("ensureText() creates only missing chains, jumps and fixed rules, jumps first in line", () => {
   assertEquals(
     ensureText(EMPTY_SAVE),
     [
@@ -98,10 +123,12 @@ Deno.test("ensureText() creates only missing chains and jumps, jumps first in li
       ":XFERPROXY-POST - [0:0]",
       "-I PREROUTING 1 -j XFERPROXY-PRE",
       "-I POSTROUTING 1 -j XFERPROXY-POST",
+      `-A XFERPROXY-POST ${FIXED_POST.spec}`,
       "COMMIT",
       "*filter",
       ":XFERPROXY-FWD - [0:0]",
       "-I FORWARD 1 -j XFERPROXY-FWD",
+      `-A XFERPROXY-FWD ${FIXED_FWD.spec}`,
       "COMMIT",
       "",
     ].join("\n"),
@@ -109,11 +136,11 @@ Deno.test("ensureText() creates only missing chains and jumps, jumps first in li
   const ready = EMPTY_SAVE
     .replace(
       ":FORWARD DROP [0:0]\n",
-      ":FORWARD DROP [0:0]\n:XFERPROXY-FWD - [0:0]\n-A FORWARD -j XFERPROXY-FWD\n",
+      `:FORWARD DROP [0:0]\n:XFERPROXY-FWD - [0:0]\n-A FORWARD -j XFERPROXY-FWD\n-A XFERPROXY-FWD ${FIXED_FWD.spec}\n`,
     )
     .replace(
       ":POSTROUTING ACCEPT [0:0]\n",
-      ":POSTROUTING ACCEPT [0:0]\n:XFERPROXY-PRE - [0:0]\n:XFERPROXY-POST - [0:0]\n-A PREROUTING -j XFERPROXY-PRE\n-A POSTROUTING -j XFERPROXY-POST\n",
+      `:POSTROUTING ACCEPT [0:0]\n:XFERPROXY-PRE - [0:0]\n:XFERPROXY-POST - [0:0]\n-A PREROUTING -j XFERPROXY-PRE\n-A POSTROUTING -j XFERPROXY-POST\n-A XFERPROXY-POST ${FIXED_POST.spec}\n`,
     );
   assertEquals(ensureText(ready), undefined);
   // A chain that exists without its jump gets only the jump (never a redeclaration, which would flush it).
@@ -121,17 +148,25 @@ Deno.test("ensureText() creates only missing chains and jumps, jumps first in li
     ensureText(ready.replace("-A FORWARD -j XFERPROXY-FWD\n", "")),
     "*filter\n-I FORWARD 1 -j XFERPROXY-FWD\nCOMMIT\n",
   );
+  // A fixed rule an administrator or a reload removed comes back alone.
+  assertEquals(
+    ensureText(ready.replace(`-A XFERPROXY-FWD ${FIXED_FWD.spec}\n`, "")),
+    `*filter\n-A XFERPROXY-FWD ${FIXED_FWD.spec}\nCOMMIT\n`,
+  );
   assertEquals(
     teardownText(ready),
     [
       "*nat",
       "-D PREROUTING -j XFERPROXY-PRE",
       "-D POSTROUTING -j XFERPROXY-POST",
+      "-F XFERPROXY-PRE",
       "-X XFERPROXY-PRE",
+      "-F XFERPROXY-POST",
       "-X XFERPROXY-POST",
       "COMMIT",
       "*filter",
       "-D FORWARD -j XFERPROXY-FWD",
+      "-F XFERPROXY-FWD",
       "-X XFERPROXY-FWD",
       "COMMIT",
       "",
@@ -139,25 +174,36 @@ Deno.test("ensureText() creates only missing chains and jumps, jumps first in li
   );
 });
 
+/** The per-session MASQUERADE and ACCEPT rules of the plan before the fixed rules. */
+function legacyRules(s: DnatSession): string[] {
+  return legacyIptablesRules({ ...s, client: s.client.text, proxy: s.proxy.text });
+}
+
 Deno.test("parseOurRules() finds only tagged rules in our chains and reads sessions back", () => {
   const rules = sessionRules(session({ clientPort: 60953 }));
+  const [legacyPost, legacyFwd] = legacyRules(session({ clientPort: 60953 }));
   const save = [
     "*nat",
-    ...rules.filter((r) => r.table === "nat").map((r) => `-A ${r.chain} ${r.spec}`),
+    ...rules.map((r) => `-A ${r.chain} ${r.spec}`),
+    `-A XFERPROXY-POST ${FIXED_POST.spec}`,
+    legacyPost,
     `-A XFERPROXY-PRE -s 1.2.3.4/32 -j DNAT --to-destination 5.6.7.8:1`,
     `-A PREROUTING -m comment --comment "xferproxy:${ID}:1:1" -j ACCEPT`,
     `-A XFERPROXY-PRE -m comment --comment "xferproxy:${ID}:1" -j ACCEPT`,
     "COMMIT",
     "*filter",
-    `-A XFERPROXY-FWD ${rules[2]!.spec}`,
+    `-A XFERPROXY-FWD ${FIXED_FWD.spec}`,
+    legacyFwd,
     "COMMIT",
   ].join("\n");
   const parsed = parseOurRules(save);
-  assertEquals(parsed.map((r) => [r.table, r.chain, r.id, r.owner]), [
-    ["nat", "XFERPROXY-PRE", ID, OWNER],
-    ["nat", "XFERPROXY-POST", ID, OWNER],
-    ["filter", "XFERPROXY-FWD", ID, OWNER],
+  assertEquals(parsed.map((r) => [r.table, r.chain, r.id, r.owner, isLegacyRule(r)]), [
+    ["nat", "XFERPROXY-PRE", ID, OWNER, false],
+    ["nat", "XFERPROXY-PRE", ID, OWNER, false],
+    ["nat", "XFERPROXY-POST", ID, OWNER, true],
+    ["filter", "XFERPROXY-FWD", ID, OWNER, true],
   ]);
+  // One session, though it holds two rules (mark and DNAT) and legacy ones.
   assertEquals(sessionsOf(parsed), [{
     id: ID,
     owner: OWNER,
@@ -171,7 +217,7 @@ Deno.test("parseOurRules() finds only tagged rules in our chains and reads sessi
   }]);
   // A span's DNAT without a port reads back as the same ports on the server.
   const span = sessionRules(session({ portCount: 10 }));
-  const spanSave = `*nat\n-A XFERPROXY-PRE ${span[0]!.spec}\nCOMMIT\n`;
+  const spanSave = `*nat\n${span.map((r) => `-A XFERPROXY-PRE ${r.spec}`).join("\n")}\nCOMMIT\n`;
   assertEquals(
     sessionsOf(parseOurRules(spanSave)).map((s) => [s.proxyPort, s.portCount, s.serverPort]),
     [[33001, 10, 33001]],
@@ -191,21 +237,10 @@ Deno.test("iptablesBackend sends one iptables-restore --noflush --wait transacti
   assertEquals(runner.calls.some((c) => c.program.startsWith("ip6tables-restore")), false);
 });
 
-Deno.test("iptablesBackend.reconcile() restores chains, jumps and missing rules, drops stale ones", async () => {
-  const narrowed = session({ clientPort: 60953 });
-  const stale = sessionRules(session()); // the address-only rules a crash left behind
-  // After a reload: our chains exist again but hold only stale rules, and the jumps are gone.
-  let save = [
-    "*nat",
-    ":XFERPROXY-PRE - [0:0]",
-    ":XFERPROXY-POST - [0:0]",
-    ...stale.filter((r) => r.table === "nat").map((r) => `-A ${r.chain} ${r.spec}`),
-    "COMMIT",
-    "*filter",
-    ":XFERPROXY-FWD - [0:0]",
-    "COMMIT",
-  ].join("\n");
-  const runner = recordingRunner((call) => {
+/** A runner over one iptables-save text the restores change (jumps only), no IPv6. */
+function savedRunner(initial: string) {
+  let save = initial;
+  return recordingRunner((call) => {
     if (call.program === "iptables-save") return { stdout: save };
     if (call.program === "iptables-restore" && call.stdin?.includes("-I PREROUTING")) {
       save = save.replace(
@@ -215,11 +250,100 @@ Deno.test("iptablesBackend.reconcile() restores chains, jumps and missing rules,
     }
     return call.program.startsWith("ip6tables") ? { code: 1 } : {};
   });
-  assertEquals(await iptablesBackend(runner).reconcile([narrowed]), [ID]);
+}
+
+Deno.test("iptablesBackend.reconcile() restores chains, jumps and missing rules, drops stale ones", async () => {
+  const narrowed = session({ clientPort: 60953 });
+  const stale = sessionRules(session()); // the address-only rules a crash left behind
+  // After a reload: our chains exist again but hold only stale rules, and the jumps are gone.
+  const runner = savedRunner([
+    "*nat",
+    ":XFERPROXY-PRE - [0:0]",
+    ":XFERPROXY-POST - [0:0]",
+    ...stale.map((r) => `-A ${r.chain} ${r.spec}`),
+    "COMMIT",
+    "*filter",
+    ":XFERPROXY-FWD - [0:0]",
+    "COMMIT",
+  ].join("\n"));
+  assertEquals(await iptablesBackend(runner).reconcile([narrowed]), {
+    repaired: [ID],
+    converted: [],
+  });
   const restores = runner.calls.filter((c) => c.program === "iptables-restore").map((c) => c.stdin);
   assertEquals(restores[0]?.includes("-I PREROUTING 1 -j XFERPROXY-PRE"), true);
+  assertEquals(restores[0]?.includes(`-A XFERPROXY-FWD ${FIXED_FWD.spec}`), true);
+  assertEquals(restores[1], restoreText(stale, sessionRules(narrowed)));
+  assertEquals(restores.length, 2);
+});
+
+Deno.test("iptablesBackend.reconcile() puts a session's mark rule back before its DNAT rule", async () => {
+  const s = session({ clientPort: 60953 });
+  const [mark, dnat] = sessionRules(s);
+  // Only the DNAT rule survived: appending the mark after it would never mark a flow.
+  const runner = savedRunner(
+    `*nat\n:XFERPROXY-PRE - [0:0]\n:XFERPROXY-POST - [0:0]\n-A PREROUTING -j XFERPROXY-PRE\n-A POSTROUTING -j XFERPROXY-POST\n-A XFERPROXY-POST ${FIXED_POST.spec}\n-A XFERPROXY-PRE ${
+      dnat!.spec
+    }\nCOMMIT\n*filter\n:XFERPROXY-FWD - [0:0]\n-A FORWARD -j XFERPROXY-FWD\n-A XFERPROXY-FWD ${FIXED_FWD.spec}\nCOMMIT\n`,
+  );
+  assertEquals((await iptablesBackend(runner).reconcile([s])).repaired, [ID]);
+  const restores = runner.calls.filter((c) => c.program === "iptables-restore").map((c) => c.stdin);
+  assertEquals(restores, [
+    `*nat\n-D XFERPROXY-PRE ${dnat!.spec}\n-I XFERPROXY-PRE 1 ${dnat!.spec}\n-I XFERPROXY-PRE 1 ${
+      mark!.spec
+    }\nCOMMIT\n`,
+  ]);
+});
+
+Deno.test("iptablesBackend.reconcile() converts an upgraded proxy's live sessions without cutting them", async () => {
+  const s = session({ clientPort: 60953 });
+  const [, dnat] = sessionRules(s);
+  const [legacyPost, legacyFwd] = legacyRules(s);
+  // What the previous version left: the DNAT rule, and a MASQUERADE and ACCEPT per session.
+  const runner = savedRunner(
+    `*nat\n:XFERPROXY-PRE - [0:0]\n:XFERPROXY-POST - [0:0]\n-A PREROUTING -j XFERPROXY-PRE\n-A POSTROUTING -j XFERPROXY-POST\n-A XFERPROXY-PRE ${
+      dnat!.spec
+    }\n${legacyPost}\nCOMMIT\n*filter\n:XFERPROXY-FWD - [0:0]\n-A FORWARD -j XFERPROXY-FWD\n${legacyFwd}\nCOMMIT\n`,
+  );
+  const order: string[] = [];
+  const conntrack = {
+    mark(f: { client: { text: string }; clientPort?: number }, protocol: string, mark: number) {
+      order.push(`mark ${protocol} ${f.client.text}:${f.clientPort} 0x${mark.toString(16)}`);
+      return Promise.resolve();
+    },
+  };
+  const recorded = new Proxy(runner, {
+    get(target, key) {
+      if (key !== "run") return Reflect.get(target, key);
+      return (program: string, args: string[], options?: { stdin?: string }) => {
+        if (program === "iptables-restore") order.push(options?.stdin?.split("\n")[0] ?? "");
+        return target.run(program, args, options);
+      };
+    },
+  });
+  assertEquals(await iptablesBackend(recorded, conntrack).reconcile([s]), {
+    repaired: [],
+    converted: [ID],
+  });
+  // The fixed rules first, the mark rule, then the live flows marked, and only then the old ACCEPT goes.
+  assertEquals(order, [
+    "*nat",
+    "*nat",
+    "mark udp 198.18.1.2:60953 0x78700000",
+    "*filter",
+  ]);
+  const restores = runner.calls.filter((c) => c.program === "iptables-restore").map((c) => c.stdin);
+  assertEquals(restores[0]?.includes(`-A XFERPROXY-FWD ${FIXED_FWD.spec}`), true);
   assertEquals(
     restores[1],
-    restoreText(stale.filter((r) => r.table === "nat"), sessionRules(narrowed)),
+    restoreText(
+      [{ ...sessionRules(s)[1]!, spec: dnat!.spec }, {
+        ...sessionRules(s)[1]!,
+        chain: "XFERPROXY-POST",
+        spec: legacyPost!.replace("-A XFERPROXY-POST ", ""),
+      }],
+      sessionRules(s),
+    ),
   );
+  assertEquals(restores[2], `*filter\n-D ${legacyFwd!.slice(3)}\nCOMMIT\n`);
 });

@@ -11,6 +11,7 @@ import { must, run, waitFor } from "../testbed/exec.ts";
 import { BINARY } from "../testbed/paths.ts";
 import { createTestbed, dnatAddArgs, IP, type Testbed, USERS } from "../testbed/reverse_bed.ts";
 import { type EchoSession, sendUdp, startEchoSession } from "../testbed/udp.ts";
+import { legacyIptablesRules } from "../testbed/legacy_rules.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -101,6 +102,72 @@ async function spawnWithPid(pid: number, argv: string[]): Promise<Deno.ChildProc
     await child.status;
   }
   return undefined;
+}
+
+/**
+ * Puts a live session's rules in the shape the previous version wrote (per-session MASQUERADE and
+ * ACCEPT, no mark, no fixed rules), then starts the DNAT service as an upgrade would: the flow that
+ * crosses under a FORWARD DROP policy all along must keep crossing, its conntrack entry marked.
+ */
+async function convertsLegacyRules(bed: Testbed): Promise<void> {
+  const inProxy = (...argv: string[]) => must(["ip", "netns", "exec", bed.ns.proxy, ...argv]);
+  await bed.stopDnatService();
+  const session = await startEchoSession(bed, USERS.alice, IP.proxy, 33001);
+  try {
+    const [s] = await listed(bed);
+    const save = await inProxy("iptables-save");
+    const ours = (chain: string, marker: string) =>
+      save.split("\n").filter((l) => l.startsWith(`-A ${chain} `) && l.includes(marker));
+    const [post, fwd] = legacyIptablesRules(s!);
+    const legacy = [
+      "*nat",
+      ...ours("XFERPROXY-PRE", "CONNMARK").map((l) => l.replace("-A ", "-D ")),
+      ...ours("XFERPROXY-POST", "session-flows").map((l) => l.replace("-A ", "-D ")),
+      post,
+      "COMMIT",
+      "*filter",
+      ...ours("XFERPROXY-FWD", "session-flows").map((l) => l.replace("-A ", "-D ")),
+      fwd,
+      "COMMIT",
+      "",
+    ].join("\n");
+    const restored = await run(
+      ["ip", "netns", "exec", bed.ns.proxy, "iptables-restore", "--noflush", "--wait"],
+      { stdin: legacy },
+    );
+    assertEquals(restored.code, 0, restored.stderr);
+    await inProxy("iptables", "-P", "FORWARD", "DROP");
+    try {
+      assertEquals(await sendUdp(bed, 48000, IP.proxy, 33001, 10), 10);
+      const flow = async () =>
+        (await conntrackFlows(bed)).split("\n").find((l) => l.includes("sport=48000")) ?? "";
+      assertIncludes(await flow(), "mark=0 ");
+      // The upgrade: the service starts while datagrams keep crossing, every one echoed.
+      const rounds = (async () => {
+        const echoed: number[] = [];
+        for (let i = 0; i < 8; i++) echoed.push(await sendUdp(bed, 48000, IP.proxy, 33001, 5));
+        return echoed;
+      })();
+      await bed.startDnatService();
+      assertEquals(await rounds, [5, 5, 5, 5, 5, 5, 5, 5]);
+      await waitFor(
+        "the conversion",
+        async () => (await bed.log()).includes("Converted the rules of 1 live sessions"),
+      );
+      assertIncludes(await flow(), "mark=2020605952 ");
+      const after = await inProxy("iptables-save");
+      const tagged = (chain: string) =>
+        after.split("\n").filter((l) => l.startsWith(`-A ${chain} `) && l.includes(s!.id));
+      assertEquals([tagged("XFERPROXY-POST").length, tagged("XFERPROXY-FWD").length], [0, 0]);
+      assertEquals(tagged("XFERPROXY-PRE").length, 2);
+      assertEquals(await sendUdp(bed, 48000, IP.proxy, 33001, 10), 10);
+    } finally {
+      await inProxy("iptables", "-P", "FORWARD", "ACCEPT");
+    }
+  } finally {
+    await session.end();
+  }
+  await noSessionsLeft(bed);
 }
 
 function dnatSuite(backend: "iptables" | "nftables") {
@@ -318,6 +385,13 @@ function dnatSuite(backend: "iptables" | "nftables") {
           }
           await noSessionsLeft(bed);
         });
+
+        if (backend === "iptables") {
+          await t.step(
+            "an upgrade with a session live converts its per-session rules without losing a datagram",
+            () => convertsLegacyRules(bed),
+          );
+        }
 
         await t.step(
           "a firewall flush during a session is healed by the DNAT service",

@@ -33,6 +33,9 @@ async function curl(bed: ForwardBed, args: string[]): Promise<{ status: number; 
   return { status: Number(lines.pop()), body: lines.join("\n") };
 }
 
+/** A forward session's own rules: mark and DNAT, for TCP and for UDP (accept and masquerade are shared). */
+const SESSION_RULES = 4;
+
 async function rulesWith(bed: ForwardBed, id: string): Promise<number> {
   const save = await must(["ip", "netns", "exec", bed.ns.proxy, "iptables-save"]);
   return save.split("\n").filter((l) => l.includes(`xferproxy:${id}:`)).length;
@@ -105,7 +108,7 @@ Deno.test({
           1,
         ]);
         assertOk(Date.parse(session.expires_at) > Date.now());
-        assertEquals(await rulesWith(bed, session.id), 6);
+        assertEquals(await rulesWith(bed, session.id), SESSION_RULES);
         const listed = await curl(bed, ["-u", "alice:wonder", `${API}/v1/sessions`]);
         assertEquals(JSON.parse(listed.body).map((s: { id: string }) => s.id), [session.id]);
         assertEquals(
@@ -413,7 +416,7 @@ Deno.test({
             `${API}/v1/sessions`,
           ])).body,
         );
-        assertEquals(await rulesWith(bed, created.id), 6);
+        assertEquals(await rulesWith(bed, created.id), SESSION_RULES);
         await waitFor("expiry", async () => (await rulesWith(bed, created.id)) === 0, 15_000, 250);
         assertEquals(
           (await curl(bed, ["-u", "alice:wonder", `${API}/v1/sessions/${created.id}`])).status,
@@ -542,7 +545,7 @@ Deno.test({
             const [, closed, total] = /closed (\d+) of (\d+)/.exec(outs[i]!) ?? [];
             assertEquals(closed, total, outs[i]);
           }
-          assertEquals(await rulesWith(bed, session.id), 6);
+          assertEquals(await rulesWith(bed, session.id), SESSION_RULES);
           assertEquals((await spareCurl([`${API}/healthz`])).status, 200);
           assertMatch(bed.daemonLog(), /Refusing connections over the limits/);
           await spareCurl([
@@ -559,7 +562,8 @@ Deno.test({
         const log = await bed.stopDaemon();
         assertMatch(log, /Stopped; every forwarding rule removed/);
         const save = await must(["ip", "netns", "exec", bed.ns.proxy, "iptables-save"]);
-        assertEquals(save.includes("xferproxy:"), false);
+        // Session rules carry their UUID; the chains and their two fixed rules stay (they match nothing).
+        assertEquals(/xferproxy:[0-9a-f-]{36}:/.test(save), false);
       });
 
       await t.step(

@@ -58,7 +58,7 @@ steps.replaced = await kernel();
 await backend.remove([other], [learned]);
 steps.removed = await kernel();
 await realRunner.run("nft", ["flush", "map", "ip", "xferproxy", "dnat_port"]);
-steps.repaired = await backend.reconcile([learned]);
+steps.repaired = [...(await backend.reconcile([learned])).repaired];
 steps.afterRepair = await kernel();
 let refused = "";
 try {
