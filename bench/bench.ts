@@ -11,6 +11,7 @@ import { createReport, markdown } from "./_report.ts";
 import { reverseBenchmarks, SCP_ROUNDS } from "./reverse.ts";
 import { dnatBenchmarks } from "./dnat.ts";
 import { forwardBenchmarks } from "./forward.ts";
+import { udpScaleBenchmarks } from "./udp_scale.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
 
@@ -39,6 +40,7 @@ const t0 = performance.now();
 if (!only || only === "reverse") await reverseBenchmarks(report);
 if (!only || only === "dnat") await dnatBenchmarks(report);
 if (!only || only === "forward") await forwardBenchmarks(report);
+if (!only || only === "udpscale") await udpScaleBenchmarks(report);
 const info = await versions();
 const seconds = (performance.now() - t0) / 1000;
 await Deno.writeTextFile(
