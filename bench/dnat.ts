@@ -66,13 +66,14 @@ export async function dnatBenchmarks(report: Report): Promise<void> {
           ...dnatArgv({
             action: "add",
             request: {
-              id: crypto.randomUUID(),
-              owner: 1,
-              client: parseIp(`198.18.9.${r + 1}`)!,
-              proxy: parseIp("198.18.1.1")!,
               rule: 1,
               host: 0,
               server: { ip: parseIp("198.18.2.2")!, port: 22 },
+              named: {
+                owner: 1,
+                client: parseIp(`198.18.9.${r + 1}`)!,
+                proxy: parseIp("198.18.1.1")!,
+              },
             },
           }),
           "--config",

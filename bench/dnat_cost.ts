@@ -9,7 +9,12 @@
 // deno-lint-ignore-file no-console
 import { iptablesBackend } from "../src/dnat/iptables.ts";
 import { nftablesBackend, nftCommandRunner } from "../src/dnat/nftables.ts";
-import { type RegistryEntry, withEntry, withoutSessions } from "../src/dnat/registry.ts";
+import {
+  forwardedSessions,
+  type ForwardingEntry,
+  withEntry,
+  withoutSessions,
+} from "../src/dnat/registry.ts";
 import type { DnatBackend, DnatSession } from "../src/dnat/types.ts";
 import { parseIp } from "../src/net/ip.ts";
 import { prepareDnatDirectory, registryStore } from "../src/platform/dnat_host.ts";
@@ -18,10 +23,12 @@ import { openNft } from "../src/platform/libnftables.ts";
 
 const ROUNDS = 10;
 
-function entry(i: number): RegistryEntry {
+function entry(i: number): ForwardingEntry {
+  const id = crypto.randomUUID();
+  const owner = { pid: Deno.pid, start: 1 };
   const session: DnatSession = {
-    id: crypto.randomUUID(),
-    owner: { pid: Deno.pid, start: 1 },
+    id,
+    owner,
     client: parseIp(`198.18.${100 + (i >> 8)}.${i & 255}`)!,
     clientPort: 40000 + (i % 20000),
     proxy: parseIp("198.18.1.1")!,
@@ -30,7 +37,14 @@ function entry(i: number): RegistryEntry {
     server: parseIp("198.18.2.2")!,
     serverPort: 33001,
   };
-  return { session, uid: 0, rule: 1, filtering: true, created: Date.now() };
+  return {
+    id,
+    owner,
+    uid: 0,
+    rule: 1,
+    created: Date.now(),
+    forwarding: { session, filtering: true },
+  };
 }
 
 function median(values: number[]): number {
@@ -57,7 +71,7 @@ try {
       await backend.ensureReady(4);
       const preload = Array.from({ length: live }, (_, i) => entry(i));
       for (let i = 0; i < preload.length; i += 200) {
-        await backend.add(preload.slice(i, i + 200).map((e) => e.session));
+        await backend.add(preload.slice(i, i + 200).map((e) => e.forwarding.session));
       }
       await store.write({ entries: preload });
       const adds: number[] = [];
@@ -67,15 +81,15 @@ try {
         let t = performance.now();
         await store.lock(async () => {
           const registry = await store.read();
-          await backend.add([e.session]);
+          await backend.add([e.forwarding.session]);
           await store.write(withEntry(registry, e));
         });
         adds.push(performance.now() - t);
         t = performance.now();
         await store.lock(async () => {
           const registry = await store.read();
-          const after = withoutSessions(registry, new Set([e.session.id]));
-          await backend.remove([e.session], after.entries.map((x) => x.session));
+          const after = withoutSessions(registry, new Set([e.id]));
+          await backend.remove([e.forwarding.session], forwardedSessions(after));
           await store.write(after);
         });
         dels.push(performance.now() - t);

@@ -10,3 +10,20 @@ export interface SharedJson {
   /** Runs `change` on the current value (undefined when missing or unparsable) under the lock. */
   update<T>(change: (current: unknown) => { value: unknown; result: T }): Promise<T>;
 }
+
+/** One JSON value in memory, updates in order: the DNAT service's balancer state (a restart starts afresh). */
+export function memoryJson(): SharedJson {
+  let value: unknown;
+  let chain: Promise<unknown> = Promise.resolve();
+  return {
+    update(change) {
+      const run = chain.then(() => {
+        const { value: next, result } = change(value);
+        value = next;
+        return result;
+      });
+      chain = run.catch(() => {});
+      return run;
+    },
+  };
+}

@@ -7,7 +7,8 @@
  */
 
 import type { Config } from "../config/mod.ts";
-import { isAlive, parsePs } from "../dnat/owner.ts";
+import { isAlive, procProcessTable } from "../dnat/owner.ts";
+import { splitHeadOutput } from "../dnat/procfs.ts";
 import { parseRegistry } from "../dnat/registry.ts";
 import { parseRuleTag } from "../dnat/types.ts";
 import { SSH_PATH } from "../ssh/handoff.ts";
@@ -68,25 +69,69 @@ export async function checkDnatState(
   return out;
 }
 
+/** Which of `pids` run, with their start times, through check's one /proc query. */
+async function running(host: CheckHost, pids: readonly number[]) {
+  const read = await host.run({ kind: "proc_stat", pids });
+  const texts = splitHeadOutput(read?.stdout ?? "");
+  return procProcessTable({
+    readTexts: () => Promise.resolve(texts),
+    linkTargets: () => Promise.resolve([]),
+  }).lookup(pids).catch(() => new Map());
+}
+
+interface Heartbeat {
+  pid?: number;
+  updated?: number;
+  socket?: string;
+  socketError?: string;
+  configError?: string;
+}
+
 async function checkService(host: CheckHost, dir: string, now: number): Promise<Finding[]> {
   const out: Finding[] = [];
   const heartbeat = await host.readText(`${dir}/service.json`);
   const beat = heartbeat === undefined ? undefined : (() => {
     try {
-      return JSON.parse(heartbeat) as { pid?: number; updated?: number };
+      return JSON.parse(heartbeat) as Heartbeat;
     } catch {
       return undefined;
     }
   })();
   const dirInfo = await host.stat(dir);
-  if (beat?.updated !== undefined && now - beat.updated < HEARTBEAT_STALE_MS) {
-    out.push(finding.info("dnat.service", `the DNAT service runs (pid ${beat.pid})`));
+  const fresh = beat?.updated !== undefined && now - beat.updated < HEARTBEAT_STALE_MS;
+  // A heartbeat outlives a kill -9 by up to 15 s: its pid must still run.
+  const alive = fresh && beat?.pid !== undefined &&
+    (await running(host, [beat.pid])).has(beat.pid);
+  if (alive && beat?.socketError) {
+    out.push(finding.error(
+      "dnat.socket",
+      `the DNAT service runs (pid ${beat.pid}) but sessions cannot reach it (${beat.socketError}): FASP sessions fall back to sudo and get no closing line`,
+      "fix what it says, then systemctl restart xferproxy-dnat",
+    ));
+  } else if (alive) {
+    out.push(finding.info(
+      "dnat.service",
+      `the DNAT service runs (pid ${beat?.pid}); sessions register through ${
+        beat?.socket ?? "its socket"
+      }, no sudo`,
+    ));
+  }
+  if (alive) {
+    if (beat?.configError) {
+      out.push(finding.error(
+        "dnat.config",
+        `the DNAT service keeps its last good config: the file on disk is invalid (${beat.configError})`,
+        "fix the file (xferproxy check config); the service picks it up within a second",
+      ));
+    }
   } else if (dirInfo && heartbeat === undefined && (await host.list(dir)).length === 0) {
     out.push(finding.info("dnat.service", `cannot read ${dir} (run check as root)`));
   } else {
     out.push(finding.warning(
       "dnat.service",
-      "the DNAT service is not running: ended sessions keep their UDP forwarding until the next session starts, source ports are not learned, and rules a firewall reload drops are not put back",
+      `the DNAT service is not running${
+        fresh ? ` (its pid ${beat?.pid} is gone)` : ""
+      }: FASP sessions fall back to "sudo xferproxy dnat add", ended sessions keep their UDP forwarding until the next session starts, source ports are not learned, rules a firewall reload drops are not put back, and no session gets its closing line`,
       "systemctl enable --now xferproxy-dnat (docs/dnat.md)",
     ));
   }
@@ -94,7 +139,7 @@ async function checkService(host: CheckHost, dir: string, now: number): Promise<
   const registry = await host.readText(`${dir}/sessions.json`);
   if (registry !== undefined) {
     for (const e of parseRegistry(registry).registry.entries) {
-      owners.set(e.session.id, e.session.owner);
+      if (e.forwarding) owners.set(e.id, e.owner);
     }
   }
   const save = await host.run({ kind: "iptables_save" });
@@ -106,10 +151,8 @@ async function checkService(host: CheckHost, dir: string, now: number): Promise<
     out.push(finding.info("dnat.rules", "no session holds UDP forwarding"));
     return out;
   }
-  const pids = [...new Set([...owners.values()].map((o) => o.pid))];
-  const ps = await host.run({ kind: "ps", pids });
-  const running = parsePs(ps?.stdout ?? "");
-  const ended = [...owners].filter(([, owner]) => !isAlive(owner, running));
+  const live = await running(host, [...new Set([...owners.values()].map((o) => o.pid))]);
+  const ended = [...owners].filter(([, owner]) => !isAlive(owner, live));
   if (ended.length === 0) {
     out.push(finding.info("dnat.rules", `${owners.size} live session(s) hold UDP forwarding`));
   } else {

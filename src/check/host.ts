@@ -4,6 +4,8 @@
  * @module
  */
 
+import { headArgv } from "../dnat/procfs.ts";
+
 /** A file's owner and mode. */
 export interface FileInfo {
   readonly uid: number;
@@ -34,10 +36,10 @@ export type ReadOnlyQuery =
   | { readonly kind: "version"; readonly program: "iptables" | "nft" | "conntrack" }
   | { readonly kind: "ip_forward" }
   | { readonly kind: "iptables_save" }
-  | { readonly kind: "ps"; readonly pids: readonly number[] };
+  | { readonly kind: "proc_stat"; readonly pids: readonly number[] };
 
 /** The programs check runs, for its permission set. */
-export const CHECK_PROGRAMS = ["iptables", "iptables-save", "nft", "conntrack", "sysctl", "ps"];
+export const CHECK_PROGRAMS = ["iptables", "iptables-save", "nft", "conntrack", "sysctl", "head"];
 
 /** The one place check's command lines are written. */
 export function queryArgv(query: ReadOnlyQuery): readonly string[] {
@@ -48,9 +50,9 @@ export function queryArgv(query: ReadOnlyQuery): readonly string[] {
       return ["sysctl", "-n", "net.ipv4.ip_forward"];
     case "iptables_save":
       return ["iptables-save"];
-    case "ps": {
+    case "proc_stat": {
       const pids = query.pids.filter((p) => Number.isSafeInteger(p) && p > 0);
-      return ["ps", "-o", "pid=,uid=,lstart=", "-p", pids.length ? pids.join(",") : "0"];
+      return headArgv(["/proc/stat", ...pids.map((p) => `/proc/${p}/stat`)]);
     }
   }
 }

@@ -11,6 +11,7 @@ import {
   parseBoolean,
   parseCommandPattern,
   parseDnatBackend,
+  parseGroupName,
   parseIpValue,
   parseKeyfileTemplate,
   parseLogLevel,
@@ -23,6 +24,7 @@ import {
   parsePortValue,
   parseSeconds,
   parseSessionCap,
+  parseSocketPath,
   parseTimeout,
   type ValueParser,
 } from "./values.ts";
@@ -92,6 +94,15 @@ export const SERVER = {
     type: "iptables|nftables",
     description: "Netfilter front end that installs the UDP DNAT rules",
     parse: parseDnatBackend,
+    extension: true,
+  }),
+  service_socket: option({
+    tag: "service_socket",
+    default: "/run/xferproxy/dnat.sock",
+    type: "absolute path",
+    description:
+      "The DNAT service's local socket, where reverse sessions register (root and proxy_group only)",
+    parse: parseSocketPath,
     extension: true,
   }),
 } as const;
@@ -227,6 +238,14 @@ export const RPROXY = {
     type: "absolute path",
     description: "Pinned host keys of the internal servers (OpenSSH format)",
     parse: parseAbsolutePath,
+    extension: true,
+  }),
+  proxy_group: option({
+    tag: "proxy_group",
+    default: "xferproxy",
+    type: "group name",
+    description: "Unix group of the proxy users: may open the DNAT service's socket",
+    parse: parseGroupName,
     extension: true,
   }),
 } as const;

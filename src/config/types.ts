@@ -53,6 +53,8 @@ export interface ReverseConfig {
   /** Blank means syslog. */
   readonly logDirectory?: string;
   readonly knownHosts: string;
+  /** The Unix group of the proxy users (the DNAT service's socket is theirs and root's). */
+  readonly proxyGroup: string;
   readonly rules: readonly ReverseRule[];
 }
 
@@ -83,6 +85,8 @@ export interface ServerConfig {
   readonly httpsPort: number;
   readonly stateDirectory: string;
   readonly dnatBackend: DnatBackend;
+  /** The DNAT service's local socket. */
+  readonly serviceSocket: string;
   readonly proxy: ForwardConfig;
   readonly rproxy: ReverseConfig;
 }

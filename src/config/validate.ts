@@ -84,6 +84,7 @@ function readServer(reader: SectionReader, problems: Problems): ServerConfig {
     httpsPort: reader.value(SERVER.https_port),
     stateDirectory: reader.value(SERVER.state_directory),
     dnatBackend: reader.value(SERVER.dnat_backend),
+    serviceSocket: reader.value(SERVER.service_socket),
   };
   const proxyReader = new SectionReader(problems, reader.child("proxy"), Object.keys(PROXY));
   const proxy = readProxy(proxyReader, problems);
@@ -198,6 +199,7 @@ function readReverse(element: RawElement | undefined, problems: Problems): Rever
     logLevel: reader.value(RPROXY.log_level),
     ...(logDirectory ? { logDirectory } : {}),
     knownHosts: reader.value(RPROXY.known_hosts),
+    proxyGroup: reader.value(RPROXY.proxy_group),
     rules,
   };
 }

@@ -153,6 +153,21 @@ export const parseAbsolutePath: ValueParser<string> = (text) => {
   return ok(text);
 };
 
+/** An absolute path short enough for a Unix socket address (107 bytes). */
+export const parseSocketPath: ValueParser<string> = (text) => {
+  const path = parseAbsolutePath(text);
+  if (!path.ok) return path;
+  return new TextEncoder().encode(text).length > 107
+    ? fail(`must be at most 107 bytes long (a Unix socket's limit), got ${text.length}`)
+    : path;
+};
+
+/** A Unix group name as groupadd accepts it. */
+export const parseGroupName: ValueParser<string> = (text) =>
+  /^[a-z_][a-z0-9_-]{0,31}$/i.test(text) ? ok(text) : fail(
+    `must be a group name (letters, digits, _ and -, 1-32 characters), got ${JSON.stringify(text)}`,
+  );
+
 /** An absolute path, or blank for "not set". */
 export const parseOptionalPath: ValueParser<string | undefined> = (text) =>
   text === "" ? ok(undefined) : parseAbsolutePath(text);

@@ -16,7 +16,8 @@ import { UserError } from "../errors.ts";
 import type { Config, ReverseRule } from "../config/mod.ts";
 import { cidrContains } from "../net/ip.ts";
 import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
-import type { AddRequest } from "./contract.ts";
+import type { IpAddress } from "../net/ip.ts";
+import type { Target } from "./contract.ts";
 import type { DnatSession, Owner } from "./types.ts";
 
 /** A request the config or the caller's identity does not allow. */
@@ -32,11 +33,17 @@ export interface Authorized {
   readonly server: IpEndpoint;
 }
 
+/** What is checked: where the session goes, and the addresses it comes from. */
+export interface AuthorizeRequest extends Target {
+  readonly client: IpAddress;
+  readonly proxy: IpAddress;
+}
+
 /**
  * Checks the request against the config.
  * @throws {NotAuthorizedError}
  */
-export function authorize(config: Config, request: AddRequest): Authorized {
+export function authorize(config: Config, request: AuthorizeRequest): Authorized {
   const rproxy = config.server.rproxy;
   if (!rproxy.enabled) throw new NotAuthorizedError("the reverse proxy is disabled in the config");
   const rule = rproxy.rules[request.rule - 1];
@@ -86,14 +93,13 @@ function sameTarget(a: DnatSession, b: DnatSession): boolean {
  */
 export function choosePorts(
   authorized: Authorized,
-  request: AddRequest,
-  owner: Owner,
+  request: { id: string; owner: Owner; client: IpAddress; proxy: IpAddress },
   existing: readonly DnatSession[],
 ): DnatSession {
   const { rule, server } = authorized;
   const base = {
     id: request.id,
-    owner,
+    owner: request.owner,
     client: request.client,
     proxy: request.proxy,
     server: server.ip,

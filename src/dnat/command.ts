@@ -7,7 +7,7 @@
 
 import { type ConfigArg, takeConfigOption } from "../cli/parse.ts";
 import type { ModeCommand } from "../cli/command.ts";
-import { LIBNFTABLES_PATHS } from "../process/libraries.ts";
+import { LIBC_PATHS, LIBNFTABLES_PATHS } from "../process/libraries.ts";
 import { IPTABLES_PROGRAMS } from "../process/packages.ts";
 import { type DnatRequest, parseDnatArgs } from "./contract.ts";
 import type { DnatPlatform } from "./run.ts";
@@ -19,29 +19,35 @@ export interface DnatArgs extends ConfigArg {
 
 const USAGE = `Usage: xferproxy dnat <action> [--config PATH]
 
-The only code that changes netfilter. Reverse sessions run "add" through sudo
-(sudoers: %xferproxy ALL=(root) NOPASSWD: /usr/local/bin/xferproxy dnat *);
-through sudo only /etc/xferproxy/aspera.conf counts (--config is ignored), it
-must be root's, and a caller sees and changes only its own sessions.
+The only code that changes netfilter. Reverse sessions register with the DNAT
+service ("serve") over its socket (<service_socket>, root and <proxy_group>
+only); while it is down, FASP sessions run "add" through sudo (sudoers:
+%xferproxy ALL=(root) NOPASSWD: /usr/local/bin/xferproxy dnat *). Through sudo
+only /etc/xferproxy/aspera.conf counts (--config is ignored), it must be
+root's, and a caller sees and changes only its own sessions.
 
-  add --session UUID --owner PID --client IP --proxy IP --rule N --host I
-      --server IP:PORT
-        install one session's UDP forwarding and return. The destination and
+  add --rule N --host I --server IP:PORT
+        install one session's UDP forwarding and return. The session is the
+        process that ran sudo, its client and proxy addresses those of the sshd
+        connection it descends from (read from the kernel); the destination and
         ports come from rule N, host I (0-based) of the config, which must be
-        the server given; the owner must be the caller's SSH session from that
-        client to that proxy address. The rules live as long as the owner
-        (pid and start time). Answers one JSON line: {"event":"installed",…},
+        the server given. The rules live as long as the session (pid and start
+        time). Answers one JSON line: {"event":"installed","session":ID,…},
         {"event":"refused","reason":…} or {"event":"failed","reason":…}
+      [--owner PID --client IP --proxy IP]
+        root only: name the owner and addresses (administration, tests)
   del --session UUID     remove a session's forwarding and purge its flows
   list [--json]          sessions, their ports and whether their owner runs
   reap [--all]           remove sessions whose owner has ended; --all (root):
                          every session, and our chains or table
-  serve                  the DNAT service (root, one per host, systemd): learns
-                         source ports, removes ended sessions' forwarding within
-                         2 s logging what it carried, puts back rules a firewall
-                         reload dropped
+  serve                  the DNAT service (root, one per host, systemd): owns
+                         reverse sessions (issues their ids, keeps round robin
+                         and faulty marks), removes a session's forwarding the
+                         moment it ends and logs "Connection closed" with what
+                         it carried, learns source ports, puts back rules a
+                         firewall reload dropped
 
-Only typed values are accepted (UUIDs, pids, IP literals, numbers), never
+Only typed values are accepted (indexes, pids, IP literals, UUIDs), never
 rule text. Backend: <dnat_backend> (iptables or nftables). See docs/dnat.md.
 Exit status: 0 done, 1 refused or failed, 2 bad arguments.`;
 
@@ -51,8 +57,9 @@ const NETFILTER_PROGRAMS = [
   "conntrack",
   "logger",
   "sysctl",
-  "ps",
-  "cat",
+  // /proc, which Deno opens only for a fully privileged process (the service reads it via libc).
+  "head",
+  "find",
 ];
 
 /** The dnat mode. */
@@ -65,15 +72,18 @@ export const dnatMode: ModeCommand<DnatArgs, DnatPlatform> = {
     const { rest, ...config } = takeConfigOption(args, "dnat");
     return { ...config, request: parseDnatArgs(rest) };
   },
-  // Netfilter and conntrack tools, the config, its lock and log; never the network. The service
-  // alone (root, started by the init system, no caller's input) may load libnftables: one
-  // netlink socket instead of an nft run per change. The calls sessions and users make through
-  // sudo run nft instead.
+  // Netfilter and conntrack tools, the config, its lock and log. The service alone (root,
+  // started by the init system) may load libraries: libnftables (one netlink socket instead of
+  // an nft run per change) and libc (its sessions' socket with the kernel's word on the peer,
+  // pidfds, /proc), and use the network (to check a server a session reports unreachable). The
+  // calls sessions and users make through sudo hold neither.
   needs: (args) => ({
     read: true,
     write: true,
     env: true,
-    ...(args.request.action === "serve" ? { ffi: LIBNFTABLES_PATHS } : {}),
+    ...(args.request.action === "serve"
+      ? { ffi: [...LIBNFTABLES_PATHS, ...LIBC_PATHS], net: true as const }
+      : {}),
     run: NETFILTER_PROGRAMS,
   }),
   async run(args, platform, context) {

@@ -79,6 +79,35 @@ export function parseCounters(listing: string): FlowCounters {
   return { bytes, packets };
 }
 
+/** A TCP connection as conntrack tracks it: its state and what each direction carried. */
+export interface TrackedConnection {
+  /** ESTABLISHED, FIN_WAIT, TIME_WAIT, CLOSE … */
+  readonly state: string;
+  /** Client to proxy. */
+  readonly original: FlowCounters;
+  /** Proxy to client. */
+  readonly reply: FlowCounters;
+}
+
+/** One TCP connection from a `conntrack -L` listing; undefined when none or no counters. */
+export function parseConnection(listing: string): TrackedConnection | undefined {
+  const line = listing.split("\n").find((l) => l.startsWith("tcp "));
+  if (!line) return undefined;
+  const state = /^tcp\s+\d+\s+\d+\s+([A-Z_]+)/.exec(line)?.[1] ?? "";
+  const counters = [...line.matchAll(/\bpackets=(\d+) bytes=(\d+)\b/g)].map((m) => ({
+    packets: Number(m[1]),
+    bytes: Number(m[2]),
+  }));
+  const [original, reply] = counters;
+  return original && reply ? { state, original, reply } : undefined;
+}
+
+/** Both ends of one TCP connection. */
+export interface TcpTuple {
+  readonly client: { readonly ip: DnatSession["client"]; readonly port: number };
+  readonly proxy: { readonly ip: DnatSession["client"]; readonly port: number };
+}
+
 /** conntrack operations for sessions. */
 export interface Conntrack {
   /** Deletes the session's flows (every source port unless `clientPort` is set); returns what they carried. */
@@ -89,6 +118,8 @@ export interface Conntrack {
   flows(proxy: DnatSession["proxy"]): Promise<Flow[]>;
   /** Sets the conntrack mark of the session's live flows (every port of its span). */
   mark(s: FlowSelector, protocol: "udp" | "tcp", mark: number): Promise<void>;
+  /** A TCP connection's state and counters; undefined when conntrack does not know it. */
+  connection(tuple: TcpTuple): Promise<TrackedConnection | undefined>;
 }
 
 function spanPorts(s: FlowSelector): number[] {
@@ -133,6 +164,24 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
       for (const f of doomed) await remove(flowFilter({ ...s, clientPort: f.sport }, f.dport));
     },
     flows,
+    async connection(t) {
+      const family = t.client.ip.family === 6 ? ["-f", "ipv6"] : [];
+      const result = await runner.run("conntrack", [
+        "-L",
+        ...family,
+        "-p",
+        "tcp",
+        "--orig-src",
+        t.client.ip.text,
+        "--orig-dst",
+        t.proxy.ip.text,
+        "--sport",
+        String(t.client.port),
+        "--dport",
+        String(t.proxy.port),
+      ]);
+      return result.code === 0 ? parseConnection(result.stdout) : undefined;
+    },
     async mark(s, protocol, mark) {
       const ports = protocol === "udp" ? spanPorts(s) : [s.proxyPort];
       for (const port of ports) {

@@ -15,19 +15,26 @@ import { formatEndpoint, type IpEndpoint, parseIpEndpoint } from "../net/endpoin
 import { UsageError } from "../cli/parse.ts";
 import type { InstalledSession } from "./types.ts";
 
-/** What a session asks for. Every value is typed: the helper never takes rule text. */
-export interface AddRequest {
-  readonly id: string;
-  /** The session process (its pid survives the exec into ssh). */
-  readonly owner: number;
-  readonly client: IpAddress;
-  readonly proxy: IpAddress;
-  /** 1-based, as in logs. */
+/** Where a session goes: host `host` (0-based) of rule `rule` (1-based), the server it logs in to. */
+export interface Target {
   readonly rule: number;
-  /** 0-based position in the rule's host list. */
   readonly host: number;
-  /** The server the session is about to log in to: must be rule `rule`'s host `host`. */
   readonly server: IpEndpoint;
+}
+
+/**
+ * `dnat add`: a FASP session's forwarding through sudo, while the DNAT
+ * service is down. Who the session is comes from the kernel (the process
+ * that ran sudo and the sshd connection it descends from), never from here;
+ * the session's id is issued by the call.
+ */
+export interface AddRequest extends Target {
+  /** Root alone may name the owner and addresses itself (administration, tests). */
+  readonly named?: {
+    readonly owner: number;
+    readonly client: IpAddress;
+    readonly proxy: IpAddress;
+  };
 }
 
 /** A request to the helper: one per action. */
@@ -42,31 +49,36 @@ export type DnatRequest =
 export const DNAT_ACTIONS = ["add", "del", "list", "reap", "serve"] as const;
 
 /** The options of `dnat add`, in the order the session passes them. */
-export const ADD_OPTIONS = [
-  "session",
-  "owner",
-  "client",
-  "proxy",
-  "rule",
-  "host",
-  "server",
-] as const;
+export const ADD_OPTIONS = ["rule", "host", "server"] as const;
+/** The options only root may add: a named owner and addresses, all or none. */
+export const NAMED_OPTIONS = ["owner", "client", "proxy"] as const;
 
 /** The words after the executable for a request: `dnat <action> [options]`. */
 export function dnatArgv(request: DnatRequest): string[] {
   switch (request.action) {
     case "add": {
       const r = request.request;
-      const values: Record<(typeof ADD_OPTIONS)[number], string> = {
-        session: r.id,
-        owner: String(r.owner),
-        client: r.client.text,
-        proxy: r.proxy.text,
-        rule: String(r.rule),
-        host: String(r.host),
-        server: formatEndpoint(r.server),
-      };
-      return ["dnat", "add", ...ADD_OPTIONS.flatMap((o) => [`--${o}`, values[o]])];
+      const named = r.named
+        ? [
+          "--owner",
+          String(r.named.owner),
+          "--client",
+          r.named.client.text,
+          "--proxy",
+          r.named.proxy.text,
+        ]
+        : [];
+      return [
+        "dnat",
+        "add",
+        "--rule",
+        String(r.rule),
+        "--host",
+        String(r.host),
+        "--server",
+        formatEndpoint(r.server),
+        ...named,
+      ];
     }
     case "del":
       return ["dnat", "del", "--session", request.id];
@@ -80,8 +92,8 @@ export function dnatArgv(request: DnatRequest): string[] {
 }
 
 /** argv for `sudo -n <binary> dnat add …`, as a session runs it. */
-export function sudoAddArgv(binary: string, request: AddRequest): string[] {
-  return ["-n", binary, ...dnatArgv({ action: "add", request })];
+export function sudoAddArgv(binary: string, target: Target): string[] {
+  return ["-n", binary, ...dnatArgv({ action: "add", request: target })];
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -129,7 +141,9 @@ function endpoint(name: string, value: string | undefined) {
 export function parseDnatArgs(args: readonly string[]): DnatRequest {
   const [action, ...rest] = args;
   const options = {
-    ...Object.fromEntries(ADD_OPTIONS.map((o) => [o, { type: "string" }])),
+    ...Object.fromEntries(
+      [...ADD_OPTIONS, ...NAMED_OPTIONS, "session"].map((o) => [o, { type: "string" }]),
+    ),
     json: { type: "boolean" },
     all: { type: "boolean" },
   } as Record<string, { type: "string" | "boolean" }>;
@@ -145,20 +159,30 @@ export function parseDnatArgs(args: readonly string[]): DnatRequest {
     if (extra.length) refuse(`dnat ${action} does not take --${extra[0]}`);
   };
   switch (action) {
-    case "add":
-      allowed(ADD_OPTIONS);
+    case "add": {
+      allowed([...ADD_OPTIONS, ...NAMED_OPTIONS]);
+      const target = {
+        rule: integer("rule", str("rule"), 1, 10000),
+        host: integer("host", str("host"), 0, 1000),
+        server: endpoint("server", str("server")),
+      };
+      const given = NAMED_OPTIONS.filter((o) => values[o] !== undefined);
+      if (given.length === 0) return { action, request: target };
+      if (given.length !== NAMED_OPTIONS.length) {
+        refuse(`dnat add takes --owner, --client and --proxy together or not at all`);
+      }
       return {
         action,
         request: {
-          id: uuid("session", str("session")),
-          owner: integer("owner", str("owner"), 1, 4194304),
-          client: ip("client", str("client")),
-          proxy: ip("proxy", str("proxy")),
-          rule: integer("rule", str("rule"), 1, 10000),
-          host: integer("host", str("host"), 0, 1000),
-          server: endpoint("server", str("server")),
+          ...target,
+          named: {
+            owner: integer("owner", str("owner"), 1, 4194304),
+            client: ip("client", str("client")),
+            proxy: ip("proxy", str("proxy")),
+          },
         },
       };
+    }
     case "del":
       allowed(["session"]);
       return { action, id: uuid("session", str("session")) };
@@ -184,6 +208,8 @@ export function parseDnatArgs(args: readonly string[]): DnatRequest {
 export type AddReply =
   | {
     readonly event: "installed";
+    /** The session's id, issued by the call. */
+    readonly session: string;
     /** `ip:port` or `ip:low-high` the proxy receives on. */
     readonly proxy: string;
     /** `ip:port` or `ip:low-high` it forwards to. */
@@ -203,27 +229,41 @@ export function formatAddReply(reply: AddReply): string {
 
 /** Parses the last line of the helper's stdout; undefined when it is no reply (sudo said no). */
 export function parseAddReply(text: string): AddReply | undefined {
-  let value: unknown;
   try {
-    value = JSON.parse(text.trim().split("\n").at(-1) ?? "");
+    return toAddReply(JSON.parse(text.trim().split("\n").at(-1) ?? ""));
   } catch {
     return undefined;
   }
+}
+
+/** A parsed JSON value as an `AddReply`; undefined when it is none. */
+export function toAddReply(value: unknown): AddReply | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   const v = value as Record<string, unknown>;
   switch (v.event) {
     case "installed":
       if (
-        typeof v.proxy !== "string" || typeof v.server !== "string" ||
-        typeof v.filtering !== "boolean"
+        typeof v.session !== "string" || !UUID.test(v.session) || typeof v.proxy !== "string" ||
+        typeof v.server !== "string" || typeof v.filtering !== "boolean"
       ) return undefined;
-      return { event: v.event, proxy: v.proxy, server: v.server, filtering: v.filtering };
+      return {
+        event: v.event,
+        session: v.session,
+        proxy: v.proxy,
+        server: v.server,
+        filtering: v.filtering,
+      };
     case "refused":
     case "failed":
       return typeof v.reason === "string" ? { event: v.event, reason: v.reason } : undefined;
     default:
       return undefined;
   }
+}
+
+/** True for a session id as the service and the privileged call issue them. */
+export function isSessionId(value: unknown): value is string {
+  return typeof value === "string" && UUID.test(value);
 }
 
 /** One session of `dnat list --json` (which prints an array of them). */

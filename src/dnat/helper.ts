@@ -14,7 +14,7 @@ import {
   removeEntries,
 } from "./manager.ts";
 import { isAlive } from "./owner.ts";
-import { emptyRegistry, type RegistryEntry } from "./registry.ts";
+import { emptyRegistry, forwardingEntries, type RegistryEntry } from "./registry.ts";
 import { NotAuthorizedError } from "./authorize.ts";
 import { formatPorts, toInstalled } from "./types.ts";
 import type { Listed } from "./contract.ts";
@@ -36,10 +36,11 @@ function mine(entry: RegistryEntry, caller: Caller): boolean {
 export async function deleteSession(deps: HelperDeps, id: string, caller: Caller): Promise<void> {
   await deps.store.lock(async () => {
     const registry = await deps.store.read();
-    const entry = registry.entries.find((e) => e.session.id === id);
+    const entry = registry.entries.find((e) => e.id === id);
     if (entry) {
       if (!mine(entry, caller)) throw new NotAuthorizedError(`session ${id} is not the caller's`);
-      await deps.store.write(await removeEntries(deps, registry, [entry], "removed by dnat del"));
+      const after = await removeEntries(deps, registry, [entry], "removed by dnat del");
+      await deps.store.write(after.registry);
       return;
     }
     if (caller.uid === undefined) {
@@ -61,19 +62,19 @@ export async function listSessions(
   json: boolean,
 ): Promise<void> {
   const registry = await deps.store.read();
-  const entries = registry.entries.filter((e) => mine(e, caller));
-  const known = new Set(registry.entries.map((e) => e.session.id));
+  const entries = forwardingEntries(registry).filter((e) => mine(e, caller));
+  const known = new Set(registry.entries.map((e) => e.id));
   const kernel = caller.uid === undefined
     ? (await deps.backend.list()).filter((s) => !known.has(s.id))
     : [];
   const running = await deps.processes.lookup([
-    ...entries.map((e) => e.session.owner.pid),
+    ...entries.map((e) => e.owner.pid),
     ...kernel.map((s) => s.owner.pid),
   ]);
   const listed: Listed[] = [
     ...entries.map((e) => ({
-      ...toInstalled(e.session),
-      alive: isAlive(e.session.owner, running),
+      ...toInstalled(e.forwarding.session),
+      alive: isAlive(e.owner, running),
       registered: true,
       uid: e.uid,
       rule: e.rule,
@@ -113,7 +114,7 @@ export async function reapSessions(
     if (all) {
       const kernel = await deps.backend.list();
       await removeEntries(deps, registry, registry.entries, "reap --all");
-      const known = new Set(registry.entries.map((e) => e.session.id));
+      const known = new Set(registry.entries.map((e) => e.id));
       const strangers = kernel.filter((s) => !known.has(s.id));
       await deps.backend.removeTagged(new Set(strangers.map((s) => s.id)));
       await purgeInstalledFlows(deps.conntrack, strangers, deps.log);
@@ -124,11 +125,9 @@ export async function reapSessions(
       });
       return registry.entries.length + strangers.length;
     }
-    const running = await deps.processes.lookup(registry.entries.map((e) => e.session.owner.pid));
-    const dead = registry.entries.filter((e) =>
-      mine(e, caller) && !isAlive(e.session.owner, running)
-    );
-    await deps.store.write(await removeEntries(deps, registry, dead, "reaped"));
+    const running = await deps.processes.lookup(registry.entries.map((e) => e.owner.pid));
+    const dead = registry.entries.filter((e) => mine(e, caller) && !isAlive(e.owner, running));
+    await deps.store.write((await removeEntries(deps, registry, dead, "reaped")).registry);
     if (caller.uid !== undefined) return dead.length;
     const { reaped } = await reconcileKernel(deps, await deps.store.read());
     return dead.length + reaped;

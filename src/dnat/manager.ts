@@ -8,18 +8,30 @@
 
 import { logIgnored, UserError } from "../errors.ts";
 import type { Logger } from "@logtape/logtape";
+import type { IpAddress } from "../net/ip.ts";
+import { formatEndpoint } from "../net/endpoint.ts";
 import type { Config } from "../config/mod.ts";
-import type { AddRequest } from "./contract.ts";
+import type { Target } from "./contract.ts";
 import { authorize, choosePorts, conflicts, NotAuthorizedError } from "./authorize.ts";
-import { anyPort, type Conntrack, type Flow } from "./conntrack.ts";
-import { isAlive, type ProcessTable, verifyOwner } from "./owner.ts";
-import { type Registry, type RegistryEntry, withEntry, withoutSessions } from "./registry.ts";
+import { anyPort, type Conntrack, type Flow, type FlowCounters } from "./conntrack.ts";
+import { isAlive, type ProcessTable } from "./owner.ts";
+import {
+  forwardedSessions,
+  forwardingEntries,
+  type ForwardingEntry,
+  type Registry,
+  type RegistryEntry,
+  withEntry,
+  withForwarding,
+  withoutSessions,
+} from "./registry.ts";
 import {
   type DnatBackend,
   type DnatSession,
   formatPorts,
   fromInstalled,
   type InstalledSession,
+  type Owner,
 } from "./types.ts";
 
 /** Where the registry lives, and the lock around it. */
@@ -61,9 +73,29 @@ export class ForwardingDisabledError extends UserError {
 export const SERIALISE_WAIT_MS = 10_000;
 const RETRY_MS = 100;
 
-/** Who asks: a sudo caller's uid, or root (undefined). */
+/** Who asks: a sudo or socket caller's uid, or root (undefined). */
 export interface Caller {
   readonly uid?: number;
+}
+
+/** Who registers, as the kernel says (or root names it). */
+export interface Claimant {
+  readonly owner: Owner;
+  /** The session's user; 0 for root. */
+  readonly uid: number;
+  readonly client: IpAddress;
+  readonly proxy: IpAddress;
+  /** The client's SSH connection, when it was read from sshd's socket. */
+  readonly ssh?: RegistryEntry["ssh"];
+}
+
+/** One session to register: its issued id, who it is, where it goes. */
+export interface Registration {
+  readonly id: string;
+  readonly claimant: Claimant;
+  readonly target: Target;
+  /** The proxy user as the session names itself, for the closing line. */
+  readonly user?: string;
 }
 
 function clientSide(s: DnatSession | InstalledSession): string {
@@ -76,39 +108,62 @@ function serverSide(s: DnatSession): string {
   return formatPorts(s.server, s.serverPort, s.portCount);
 }
 
+function entryOf(registration: Registration, created: number): RegistryEntry {
+  const { id, claimant, target, user } = registration;
+  return {
+    id,
+    owner: claimant.owner,
+    uid: claimant.uid,
+    rule: target.rule,
+    created,
+    ...(user ? { user } : {}),
+    upstream: formatEndpoint(target.server),
+    ...(claimant.ssh ? { ssh: claimant.ssh } : {}),
+  };
+}
+
+/**
+ * Records a session that needs no forwarding (scp, sftp, rsync): the
+ * service writes its closing line when it ends. Checked against the config
+ * like any other.
+ * @throws {NotAuthorizedError}
+ */
+export async function record(deps: DnatDeps, registration: Registration): Promise<RegistryEntry> {
+  authorize(deps.config, { ...registration.target, ...registration.claimant });
+  return await deps.store.lock(async () => {
+    const entry = entryOf(registration, deps.now());
+    await deps.store.write(withEntry(await deps.store.read(), entry));
+    return entry;
+  });
+}
+
 /**
  * Installs one session's forwarding and records it; the rules then live as
  * long as the owner process.
- * @throws {NotAuthorizedError} when the config, the caller or a conflict forbids it
+ * @throws {NotAuthorizedError} when the config or a conflict forbids it
  * @throws {ForwardingDisabledError}
  */
 export async function install(
   deps: DnatDeps,
-  request: AddRequest,
-  caller: Caller,
-): Promise<{ session: DnatSession; filtering: boolean }> {
-  const authorized = authorize(deps.config, request);
-  const owner = await verifyOwner(deps.processes, request, caller.uid);
-  const family = request.client.family;
+  registration: Registration,
+): Promise<ForwardingEntry> {
+  const { id, claimant, target } = registration;
+  const authorized = authorize(deps.config, { ...target, ...claimant });
+  const family = claimant.client.family;
   if (!(await deps.forwardingEnabled(family))) throw new ForwardingDisabledError(family);
   const filtering = authorized.rule.srcPortFiltering;
-  const log = deps.log.with({ session: request.id, rule: request.rule });
+  const log = deps.log.with({ session: id, rule: target.rule });
   const deadline = deps.now() + SERIALISE_WAIT_MS;
   for (;;) {
     const installed = await deps.store.lock(async () => {
       let registry = await reapDead(deps, await deps.store.read());
       await deps.backend.ensureReady(family);
-      const session = choosePorts(
-        authorized,
-        request,
-        owner,
-        registry.entries.map((e) => e.session),
-      );
-      let blocking = conflicts(session, registry.entries);
+      const session = choosePorts(authorized, { id, ...claimant }, forwardedSessions(registry));
+      let blocking = conflicts(session, forwardingEntries(registry).map((e) => e.forwarding));
       const stuck = blocking.find((c) => c.permanent);
       if (stuck) {
         throw new NotAuthorizedError(
-          `session ${stuck.session.id} of ${request.client.text} is forwarded to ${
+          `session ${stuck.session.id} of ${claimant.client.text} is forwarded to ${
             serverSide(stuck.session)
           } without source-port filtering, so UDP to ${serverSide(session)} cannot be told apart`,
         );
@@ -116,7 +171,7 @@ export async function install(
       if (blocking.length) {
         // Learn here too: sessions still get through while the DNAT service is down.
         registry = await learnPorts(deps, registry);
-        blocking = conflicts(session, registry.entries);
+        blocking = conflicts(session, forwardingEntries(registry).map((e) => e.forwarding));
       }
       if (blocking.length) {
         await deps.store.write(registry);
@@ -125,33 +180,32 @@ export async function install(
       await deps.backend.add([session]);
       // A flow that reached the proxy before the rule (un-NATed) would blackhole the session.
       await deps.conntrack.purge(session);
-      await deps.store.write(withEntry(registry, {
-        session,
-        uid: caller.uid ?? 0,
-        rule: request.rule,
-        filtering,
-        created: deps.now(),
-      }));
-      return session;
+      const entry: ForwardingEntry = {
+        ...entryOf(registration, deps.now()),
+        forwarding: { session, filtering },
+      };
+      await deps.store.write(withEntry(registry, entry));
+      return entry;
     });
     if (installed) {
+      const session = installed.forwarding.session;
       if (filtering) {
         log.debug("Waiting for the first UDP flow from {client} to {proxy}", {
-          client: installed.client.text,
-          proxy: formatPorts(installed.proxy, installed.proxyPort, installed.portCount),
+          client: session.client.text,
+          proxy: formatPorts(session.proxy, session.proxyPort, session.portCount),
         });
       } else {
         log.info("Setup UDP forwarding between {client} and {server}", {
-          client: clientSide(installed),
-          server: serverSide(installed),
-          owner: installed.owner.pid,
+          client: clientSide(session),
+          server: serverSide(session),
+          owner: session.owner.pid,
         });
       }
-      return { session: installed, filtering };
+      return installed;
     }
     if (deps.now() >= deadline) {
       throw new NotAuthorizedError(
-        `another session of ${request.client.text} to this proxy port has not sent UDP within ${
+        `another session of ${claimant.client.text} to this proxy port has not sent UDP within ${
           SERIALISE_WAIT_MS / 1000
         } s; its flows and this one's could not be told apart`,
       );
@@ -160,22 +214,40 @@ export async function install(
   }
 }
 
+/** What a session's end leaves to say: its entry, and what its UDP flows carried. */
+export interface Ended {
+  readonly entry: RegistryEntry;
+  readonly udp?: FlowCounters;
+}
+
 /**
- * Removes sessions' rules and flows, logs what each carried, and returns the
- * registry without them. Call under the lock; the caller writes the result.
+ * Removes sessions' rules and flows, logs what each forwarding carried, and
+ * returns the registry without them and what each ended with. Call under the
+ * lock; the caller writes the result.
  */
 export async function removeEntries(
   deps: Pick<DnatDeps, "backend" | "conntrack" | "now" | "log">,
   registry: Registry,
   doomed: readonly RegistryEntry[],
   reason: string,
-): Promise<Registry> {
-  if (doomed.length === 0) return registry;
-  const ids = new Set(doomed.map((e) => e.session.id));
+): Promise<{ registry: Registry; ended: Ended[] }> {
+  if (doomed.length === 0) return { registry, ended: [] };
+  const ids = new Set(doomed.map((e) => e.id));
   const after = withoutSessions(registry, ids);
-  await deps.backend.remove(doomed.map((e) => e.session), after.entries.map((e) => e.session));
+  const forwarding = doomed.filter((e): e is ForwardingEntry => e.forwarding !== undefined);
+  if (forwarding.length) {
+    await deps.backend.remove(
+      forwarding.map((e) => e.forwarding.session),
+      forwardedSessions(after),
+    );
+  }
+  const ended: Ended[] = [];
   for (const entry of doomed) {
-    const s = entry.session;
+    if (!entry.forwarding) {
+      ended.push({ entry });
+      continue;
+    }
+    const s = entry.forwarding.session;
     // Every source port: learned or not, the session's flows stop the moment it ends.
     const counters = await deps.conntrack.purge(anyPort(s)).catch((error) => {
       deps.log.warn("Purging the flows of session {session} failed: {error}", {
@@ -184,6 +256,7 @@ export async function removeEntries(
       });
       return { bytes: 0, packets: 0 };
     });
+    ended.push({ entry, udp: counters });
     deps.log.info(`Removed UDP forwarding between {client} and {server} (${reason})`, {
       client: clientSide(s),
       server: serverSide(s),
@@ -195,20 +268,25 @@ export async function removeEntries(
       duration_ms: Math.max(0, deps.now() - entry.created),
     });
   }
-  return after;
+  return { registry: after, ended };
 }
 
-/** Removes the sessions whose owner has ended. Call under the lock; writes the registry. */
+/**
+ * Removes the sessions whose owner has ended. Call under the lock; writes
+ * the registry. `onEnded` hears of each, for its closing line.
+ */
 export async function reapDead(
   deps: Pick<DnatDeps, "backend" | "conntrack" | "processes" | "store" | "now" | "log">,
   registry: Registry,
+  onEnded?: (ended: readonly Ended[]) => void,
 ): Promise<Registry> {
   if (registry.entries.length === 0) return registry;
-  const running = await deps.processes.lookup(registry.entries.map((e) => e.session.owner.pid));
-  const dead = registry.entries.filter((e) => !isAlive(e.session.owner, running));
+  const running = await deps.processes.lookup(registry.entries.map((e) => e.owner.pid));
+  const dead = registry.entries.filter((e) => !isAlive(e.owner, running));
   if (dead.length === 0) return registry;
-  const after = await removeEntries(deps, registry, dead, "session ended");
+  const { registry: after, ended } = await removeEntries(deps, registry, dead, "session ended");
   await deps.store.write(after);
+  onEnded?.(ended);
   return after;
 }
 
@@ -223,41 +301,43 @@ export async function learnPorts(
   deps: Pick<DnatDeps, "backend" | "conntrack" | "log">,
   registry: Registry,
 ): Promise<Registry> {
-  const learning = registry.entries.filter((e) =>
-    e.filtering && e.session.clientPort === undefined
+  const learning = forwardingEntries(registry).filter((e) =>
+    e.forwarding.filtering && e.forwarding.session.clientPort === undefined
   );
   if (learning.length === 0) return registry;
   let current = registry;
-  const byPair = new Map<string, RegistryEntry[]>();
+  const byPair = new Map<string, ForwardingEntry[]>();
   for (const entry of learning) {
-    const key = `${entry.session.client.text}|${entry.session.proxy.text}`;
+    const s = entry.forwarding.session;
+    const key = `${s.client.text}|${s.proxy.text}`;
     byPair.set(key, [...(byPair.get(key) ?? []), entry]);
   }
+  const sameSpan = (a: DnatSession, b: DnatSession) =>
+    a.client.text === b.client.text && a.proxy.text === b.proxy.text &&
+    a.proxyPort < b.proxyPort + b.portCount && b.proxyPort < a.proxyPort + a.portCount;
+  const peersOf = (s: DnatSession) =>
+    forwardingEntries(current).filter((e) => sameSpan(e.forwarding.session, s));
   // One conntrack listing per proxy address, whatever the number of clients.
   const listings = new Map<string, Promise<Flow[]>>();
   for (const group of byPair.values()) {
-    const first = group[0] as RegistryEntry;
-    const proxy = first.session.proxy;
-    if (!listings.has(proxy.text)) listings.set(proxy.text, deps.conntrack.flows(proxy));
-    const flows = (await listings.get(proxy.text) as Flow[]).filter((f) =>
-      f.src === first.session.client.text
+    const first = (group[0] as ForwardingEntry).forwarding.session;
+    if (!listings.has(first.proxy.text)) {
+      listings.set(first.proxy.text, deps.conntrack.flows(first.proxy));
+    }
+    const flows = (await listings.get(first.proxy.text) as Flow[]).filter((f) =>
+      f.src === first.client.text
     );
-    const sameSpan = (a: DnatSession, b: DnatSession) =>
-      a.client.text === b.client.text && a.proxy.text === b.proxy.text &&
-      a.proxyPort < b.proxyPort + b.portCount && b.proxyPort < a.proxyPort + a.portCount;
     for (const entry of [...group].sort((a, b) => a.created - b.created)) {
-      const s = entry.session;
-      const claimed = new Set(
-        current.entries.filter((e) => sameSpan(e.session, s)).map((e) => e.session.clientPort),
-      );
+      const s = entry.forwarding.session;
+      const claimed = new Set(peersOf(s).map((e) => e.forwarding.session.clientPort));
       const flow = flows.find((f) =>
         f.dport >= s.proxyPort && f.dport < s.proxyPort + s.portCount && !claimed.has(f.sport)
       );
       if (!flow) continue;
       const narrowed: DnatSession = { ...s, clientPort: flow.sport };
-      const others = current.entries.filter((e) => e.session.id !== s.id).map((e) => e.session);
+      const others = forwardedSessions(current).filter((o) => o.id !== s.id);
       await deps.backend.replace(s, narrowed, others);
-      current = withEntry(current, { ...entry, session: narrowed });
+      current = withEntry(current, withForwarding(entry, narrowed));
       deps.log.info("Setup UDP forwarding between {client} and {server}", {
         client: clientSide(narrowed),
         server: serverSide(narrowed),
@@ -267,12 +347,16 @@ export async function learnPorts(
       });
     }
     for (const entry of group) {
-      const s = current.entries.find((e) => e.session.id === entry.session.id)?.session;
+      const s = forwardingEntries(current).find((e) => e.id === entry.id)?.forwarding.session;
       if (!s) continue;
-      const peers = current.entries.filter((e) => sameSpan(e.session, s));
-      if (peers.some((e) => e.filtering && e.session.clientPort === undefined)) continue;
-      if (!peers.every((e) => e.filtering)) continue;
-      const keep = new Set(peers.map((e) => e.session.clientPort as number));
+      const peers = peersOf(s);
+      if (
+        peers.some((e) => e.forwarding.filtering && e.forwarding.session.clientPort === undefined)
+      ) {
+        continue;
+      }
+      if (!peers.every((e) => e.forwarding.filtering)) continue;
+      const keep = new Set(peers.map((e) => e.forwarding.session.clientPort as number));
       await deps.conntrack.purgeOtherPorts(s, keep).catch(
         logIgnored(deps.log, `Cannot purge other ports' flows of session ${s.id}`),
       );
@@ -290,10 +374,9 @@ export async function repairKernel(
   deps: Pick<DnatDeps, "backend" | "log">,
   registry: Registry,
 ): Promise<number> {
-  if (registry.entries.length === 0) return 0;
-  const { repaired, converted } = await deps.backend.reconcile(
-    registry.entries.map((e) => e.session),
-  );
+  const sessions = forwardedSessions(registry);
+  if (sessions.length === 0) return 0;
+  const { repaired, converted } = await deps.backend.reconcile(sessions);
   for (const id of repaired) {
     deps.log.warn("Re-asserted UDP forwarding of session {session}: its rules were missing", {
       session: id,
@@ -358,6 +441,6 @@ export async function reconcileKernel(
   registry: Registry,
 ): Promise<{ repaired: number; reaped: number }> {
   const repaired = await repairKernel(deps, registry);
-  const known = new Set(registry.entries.map((e) => e.session.id));
+  const known = new Set(registry.entries.map((e) => e.id));
   return { repaired, reaped: await reapOrphanRules(deps, known) };
 }

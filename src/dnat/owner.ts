@@ -1,18 +1,19 @@
 /**
- * Session owners: processes identified by pid and start time. A session's
- * rules live exactly as long as its owner; a pid reused by another process
- * has another start time and keeps nothing. The privileged call also checks
- * that the owner is the caller's own SSH session for the addresses asked.
- * Parsing is pure; `ProcessTable` is implemented with ps(1) in platform/.
+ * Session owners: processes identified by pid and start time, read from
+ * /proc. A session's rules live exactly as long as its owner; a pid reused
+ * by another process has another start time and keeps nothing. Who may own
+ * what is decided from the kernel's view only: the connecting process of
+ * the service's socket, or the process that ran sudo.
  * @module
  */
 
-import { parseIp } from "../net/ip.ts";
-import type { AddRequest } from "./contract.ts";
+import { type IpAddress, parseIp } from "../net/ip.ts";
 import { NotAuthorizedError } from "./authorize.ts";
-import type { Owner } from "./types.ts";
+import { type ProcessFacts, processFacts, sshOrigin } from "./ancestry.ts";
+import { parseBootTime, parseStat, type ProcReader, startMs } from "./procfs.ts";
+import { type Owner, sameStart } from "./types.ts";
 
-/** A running process's start time (seconds since the epoch) and real uid. */
+/** A running process's start time (ms since the epoch) and real uid. */
 export interface ProcessInfo {
   readonly start: number;
   readonly uid: number;
@@ -20,79 +21,113 @@ export interface ProcessInfo {
 
 /** The processes the DNAT code asks about. */
 export interface ProcessTable {
-  /** Those of `pids` that run now. */
+  /** Those of `pids` that run now (their start times); uids where cheap to know, else -1. */
   lookup(pids: readonly number[]): Promise<Map<number, ProcessInfo>>;
-  /** A process's SSH_CONNECTION variable (sshd sets it for every session). */
-  sshConnection(pid: number): Promise<string | undefined>;
-}
-
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
-/** Parses `ps -o pid=,uid=,lstart=` output taken with TZ=UTC and LC_ALL=C. */
-export function parsePs(text: string): Map<number, ProcessInfo> {
-  const table = new Map<number, ProcessInfo>();
-  for (const line of text.split("\n")) {
-    const m = /^\s*(\d+)\s+(\d+)\s+\w{3}\s+(\w{3})\s+(\d{1,2})\s+(\d\d):(\d\d):(\d\d)\s+(\d{4})\s*$/
-      .exec(line);
-    if (!m) continue;
-    const month = MONTHS.indexOf(m[3] as string);
-    if (month < 0) continue;
-    const start = Date.UTC(
-      Number(m[8]),
-      month,
-      Number(m[4]),
-      Number(m[5]),
-      Number(m[6]),
-      Number(m[7]),
-    ) / 1000;
-    table.set(Number(m[1]), { uid: Number(m[2]), start });
-  }
-  return table;
-}
-
-/** One variable of a NUL-separated environment block (/proc/PID/environ). */
-export function environValue(environ: string, name: string): string | undefined {
-  const prefix = `${name}=`;
-  return environ.split("\0").find((entry) => entry.startsWith(prefix))?.slice(prefix.length);
 }
 
 /** True when the owner runs now: same pid, same start time. */
 export function isAlive(owner: Owner, running: ReadonlyMap<number, ProcessInfo>): boolean {
-  return running.get(owner.pid)?.start === owner.start;
+  const info = running.get(owner.pid);
+  return info !== undefined && sameStart(owner, info.start);
 }
 
 /**
- * Checks the owner a caller names and returns its identity. Through sudo
- * (`callerUid` set) the owner must be the caller's own process, and its
- * SSH_CONNECTION must be the client and proxy addresses of the request: a
- * user cannot make rules for another user's process or another client.
+ * Start times of many processes from their /proc/PID/stat files, read in
+ * one batch (one program run where /proc is read through programs).
+ */
+export function procProcessTable(proc: ProcReader): ProcessTable {
+  return {
+    async lookup(pids) {
+      const unique = [...new Set(pids)].filter((p) => Number.isSafeInteger(p) && p > 0);
+      const out = new Map<number, ProcessInfo>();
+      if (unique.length === 0) return out;
+      const texts = await proc.readTexts(["/proc/stat", ...unique.map((p) => `/proc/${p}/stat`)]);
+      const boot = parseBootTime(texts.get("/proc/stat") ?? "");
+      if (boot === undefined) throw new Error("Cannot read the boot time from /proc/stat");
+      for (const pid of unique) {
+        const stat = parseStat(texts.get(`/proc/${pid}/stat`) ?? "");
+        // A zombie has ended: its session is over even before its parent reaps it.
+        if (stat && stat.pid === pid && stat.state !== "Z") {
+          out.set(pid, { start: startMs(boot, stat.startTicks), uid: -1 });
+        }
+      }
+      return out;
+    },
+  };
+}
+
+/** Who a session is and where its client connected, as the kernel says. */
+export interface SessionIdentity {
+  readonly owner: Owner;
+  readonly uid: number;
+  readonly client: { readonly ip: IpAddress; readonly port: number };
+  readonly proxy: { readonly ip: IpAddress; readonly port: number };
+}
+
+/**
+ * The identity of a session process: its start, its user, and the TCP
+ * connection of the sshd it descends from. Read twice around the walk, so a
+ * process replaced during it is refused.
  * @throws {NotAuthorizedError}
  */
-export async function verifyOwner(
-  table: ProcessTable,
-  request: AddRequest,
-  callerUid: number | undefined,
-): Promise<Owner> {
-  const pid = request.owner;
-  const before = (await table.lookup([pid])).get(pid);
-  if (!before) throw new NotAuthorizedError(`owner process ${pid} is not running`);
-  if (callerUid !== undefined) {
-    if (before.uid !== callerUid) {
-      throw new NotAuthorizedError(`process ${pid} is not the caller's`);
-    }
-    const connection = await table.sshConnection(pid);
-    const [client, , proxy] = (connection ?? "").split(" ");
-    const same = (a: string | undefined, b: string) => parseIp(a ?? "")?.text === b;
-    if (!same(client, request.client.text) || !same(proxy, request.proxy.text)) {
-      throw new NotAuthorizedError(
-        `process ${pid} is not an SSH session from ${request.client.text} to ${request.proxy.text}`,
-      );
-    }
+export async function identifySession(proc: ProcReader, pid: number): Promise<SessionIdentity> {
+  const before = await processFacts(proc, pid);
+  if (!before || before.stat.state === "Z") {
+    throw new NotAuthorizedError(`process ${pid} is not running`);
   }
-  // The checks above read a process: make sure it is still the same one.
-  const after = (await table.lookup([pid])).get(pid);
+  const origin = await sshOrigin(proc, before);
+  const after = await processFacts(proc, pid);
   if (after?.start !== before.start) {
-    throw new NotAuthorizedError(`owner process ${pid} ended during the check`);
+    throw new NotAuthorizedError(`process ${pid} ended during the check`);
   }
-  return { pid, start: before.start };
+  return {
+    owner: { pid, start: before.start },
+    uid: before.uid,
+    client: origin.connection.remote,
+    proxy: origin.connection.local,
+  };
+}
+
+/**
+ * The session behind a privileged call made through sudo: the process that
+ * ran sudo (sudo's parent; or our parent, where sudo replaced itself), which
+ * must be the calling user's.
+ * @throws {NotAuthorizedError}
+ */
+export async function sudoCaller(
+  proc: ProcReader,
+  self: number,
+  callerUid: number,
+): Promise<ProcessFacts> {
+  const me = await processFacts(proc, self);
+  const parent = me && await processFacts(proc, me.stat.ppid);
+  if (!parent) throw new NotAuthorizedError("cannot find the process that ran sudo");
+  // sudo is setuid root: its real uid is the caller's, its effective uid root's. Only sudo
+  // itself can be a process of that name with root's effective uid in a user's tree.
+  const runner = parent.euid === 0 && parent.stat.comm === "sudo"
+    ? await processFacts(proc, parent.stat.ppid)
+    : parent;
+  if (!runner || runner.uid !== callerUid) {
+    throw new NotAuthorizedError("the process that ran sudo is not the calling user's");
+  }
+  return runner;
+}
+
+/**
+ * Root names an owner and addresses itself (administration and tests): the
+ * owner must run; nothing is checked against sshd.
+ * @throws {NotAuthorizedError}
+ */
+export async function rootNamedOwner(
+  table: ProcessTable,
+  pid: number,
+): Promise<Owner> {
+  const info = (await table.lookup([pid])).get(pid);
+  if (!info) throw new NotAuthorizedError(`owner process ${pid} is not running`);
+  return { pid, start: info.start };
+}
+
+/** `ip` as the canonical text of an address, for comparisons with what a caller named. */
+export function sameAddress(a: IpAddress, b: string): boolean {
+  return parseIp(b)?.text === a.text;
 }

@@ -1,26 +1,50 @@
 /**
- * The DNAT registry: every reverse session with UDP forwarding, as the
- * privileged call recorded it. It is the desired state the DNAT service
- * reconciles the kernel against (rules a firewall reload dropped come back)
- * and the record of whose sessions are whose. It lives in a root-only
- * directory; this module only converts it. Pure.
+ * The registry: every session the DNAT service or a privileged call
+ * registered, with its owner process, what its closing line names, and its
+ * UDP (and TCP) forwarding if it has any. It is the desired state the
+ * service reconciles the kernel against and the record of whose sessions
+ * are whose. It lives in a root-only directory; this module only converts
+ * it. Pure.
  * @module
  */
 
 import { type IpAddress, parseIp } from "../net/ip.ts";
-import type { DnatSession } from "./types.ts";
+import type { DnatSession, Owner } from "./types.ts";
+
+/** One end of a TCP connection. */
+export interface TcpEnd {
+  readonly ip: IpAddress;
+  readonly port: number;
+}
+
+/** A session's forwarding: what the backends install, and whether its source port is to be learned. */
+export interface Forwarding {
+  readonly session: DnatSession;
+  readonly filtering: boolean;
+}
 
 /** One registered session. */
 export interface RegistryEntry {
-  readonly session: DnatSession;
-  /** The uid that registered it (the sudo caller; 0 for root). */
+  /** Issued at registration; every rule of the session carries it. */
+  readonly id: string;
+  readonly owner: Owner;
+  /** The uid that registered it (the session's user; 0 for root). */
   readonly uid: number;
+  /** 1-based reverse rule; 0 for a session of no rule (the forward daemon's). */
   readonly rule: number;
-  /** The client's source port is to be learned. */
-  readonly filtering: boolean;
   /** When it was registered (ms since the epoch). */
   readonly created: number;
+  /** The proxy user as the session named itself, for the closing line. */
+  readonly user?: string;
+  /** The internal server, `ip:port`, for the closing line. */
+  readonly upstream?: string;
+  /** The client's SSH connection to the proxy, as the kernel showed it. */
+  readonly ssh?: { readonly client: TcpEnd; readonly proxy: TcpEnd };
+  readonly forwarding?: Forwarding;
 }
+
+/** A registry entry that forwards. */
+export type ForwardingEntry = RegistryEntry & { readonly forwarding: Forwarding };
 
 /** The whole registry. */
 export interface Registry {
@@ -32,8 +56,18 @@ export function emptyRegistry(): Registry {
   return { entries: [] };
 }
 
+/** The entries that forward. */
+export function forwardingEntries(registry: Registry): ForwardingEntry[] {
+  return registry.entries.filter((e): e is ForwardingEntry => e.forwarding !== undefined);
+}
+
+/** The forwarded sessions, as the backends take them. */
+export function forwardedSessions(registry: Registry): DnatSession[] {
+  return forwardingEntries(registry).map((e) => e.forwarding.session);
+}
+
 /**
- * One entry as stored: a flat array, because a privileged call parses the
+ * One entry as stored: flat arrays, because a privileged call parses the
  * whole registry on every session start and arrays of scalars parse fastest.
  */
 type StoredEntry = [
@@ -42,8 +76,15 @@ type StoredEntry = [
   start: number,
   uid: number,
   rule: number,
-  filtering: 0 | 1,
   created: number,
+  user: string,
+  upstream: string,
+  ssh: 0 | [client: string, clientPort: number, proxy: string, proxyPort: number],
+  forwarding: 0 | StoredForwarding,
+];
+
+type StoredForwarding = [
+  filtering: 0 | 1,
   client: string,
   clientPort: number,
   proxy: string,
@@ -51,69 +92,44 @@ type StoredEntry = [
   portCount: number,
   server: string,
   serverPort: number,
+  tcpServerPort: number,
 ];
 
-/** The registry as stored (version 2). */
+/** The registry as stored (version 3). */
 export function serializeRegistry(registry: Registry): string {
   const entries = registry.entries.map((e): StoredEntry => {
-    const s = e.session;
+    const f = e.forwarding;
+    const s = f?.session;
     return [
-      s.id,
-      s.owner.pid,
-      s.owner.start,
+      e.id,
+      e.owner.pid,
+      e.owner.coarse ? e.owner.start / 1000 : e.owner.start,
       e.uid,
       e.rule,
-      e.filtering ? 1 : 0,
       e.created,
-      s.client.text,
-      s.clientPort ?? 0,
-      s.proxy.text,
-      s.proxyPort,
-      s.portCount,
-      s.server.text,
-      s.serverPort,
+      e.user ?? "",
+      e.upstream ?? "",
+      e.ssh ? [e.ssh.client.ip.text, e.ssh.client.port, e.ssh.proxy.ip.text, e.ssh.proxy.port] : 0,
+      f && s
+        ? [
+          f.filtering ? 1 : 0,
+          s.client.text,
+          s.clientPort ?? 0,
+          s.proxy.text,
+          s.proxyPort,
+          s.portCount,
+          s.server.text,
+          s.serverPort,
+          s.tcpServerPort ?? 0,
+        ]
+        : 0,
     ];
   });
-  return `{"version":2,"entries":[\n${entries.map((e) => JSON.stringify(e)).join(",\n")}\n]}\n`;
+  return `{"version":3,"entries":[\n${entries.map((e) => JSON.stringify(e)).join(",\n")}\n]}\n`;
 }
 
 const isInt = (v: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): v is number =>
   typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max;
-
-function toEntry(
-  raw: unknown,
-  ip: (text: unknown) => IpAddress | undefined,
-): RegistryEntry | undefined {
-  if (!Array.isArray(raw) || raw.length !== 14) return undefined;
-  // Indexed reads, not destructuring: a fresh process runs this uncompiled, where the
-  // iterator protocol costs more than everything else here.
-  const e = raw as unknown[];
-  const id = e[0], pid = e[1], start = e[2], uid = e[3], rule = e[4], filtering = e[5];
-  const created = e[6], clientPort = e[8], proxyPort = e[10], count = e[11], serverPort = e[13];
-  const client = ip(e[7]);
-  const proxy = ip(e[9]);
-  const server = ip(e[12]);
-  if (
-    typeof id !== "string" || !client || !proxy || !server || !isInt(pid, 1) || !isInt(start) ||
-    !isInt(uid) || !isInt(rule, 1) || (filtering !== 0 && filtering !== 1) || !isInt(created) ||
-    !isInt(clientPort, 0, 65535) || !isInt(proxyPort, 1, 65535) || !isInt(count, 1, 1000) ||
-    !isInt(serverPort, 1, 65535)
-  ) return undefined;
-  const session: DnatSession = clientPort === 0
-    ? { id, owner: { pid, start }, client, proxy, proxyPort, portCount: count, server, serverPort }
-    : {
-      id,
-      owner: { pid, start },
-      client,
-      clientPort,
-      proxy,
-      proxyPort,
-      portCount: count,
-      server,
-      serverPort,
-    };
-  return { session, uid, rule, filtering: filtering === 1, created };
-}
 
 /** Only characters of IP literals: nothing that could change a netfilter command. */
 const ADDRESS_SHAPE = /^[0-9a-f.:]{2,39}$/;
@@ -121,20 +137,124 @@ const ADDRESS_SHAPE = /^[0-9a-f.:]{2,39}$/;
 /**
  * An address from the registry, which only root writes and only as canonical
  * text: its shape is checked at once, its bytes parsed on first use. Every
- * session start reads the whole registry in a fresh process, where parsing a
- * thousand addresses up front would cost more than the netfilter change.
+ * session start without the service reads the whole registry in a fresh
+ * process, where parsing a thousand addresses up front would cost more than
+ * the netfilter change.
  */
-function storedAddress(text: string): IpAddress | undefined {
-  if (!ADDRESS_SHAPE.test(text)) return undefined;
+function storedAddress(value: unknown): IpAddress | undefined {
+  if (typeof value !== "string" || !ADDRESS_SHAPE.test(value)) return undefined;
   let parsed: IpAddress | undefined;
   return {
-    family: text.includes(":") ? 6 : 4,
-    text,
+    family: value.includes(":") ? 6 : 4,
+    text: value,
     get bytes() {
-      parsed ??= parseIp(text);
+      parsed ??= parseIp(value);
       return parsed?.bytes ?? [];
     },
   };
+}
+
+/** Starts below this are whole seconds (an earlier version's, ps's lstart): 1973 in milliseconds. */
+const MS_STARTS_FROM = 1e11;
+
+/** An owner as stored: start in milliseconds, or whole seconds for one an earlier version recorded. */
+function storedOwner(pid: number, start: number, version: number): Owner {
+  return version < 3 || start < MS_STARTS_FROM
+    ? { pid, start: start * 1000, coarse: true }
+    : { pid, start };
+}
+
+function toForwarding(
+  raw: unknown,
+  id: string,
+  owner: Owner,
+): Forwarding | undefined | null {
+  if (raw === 0) return undefined;
+  if (!Array.isArray(raw) || raw.length !== 9) return null;
+  const f = raw as unknown[];
+  const filtering = f[0], clientPort = f[2], proxyPort = f[4], count = f[5], serverPort = f[7];
+  const tcpServerPort = f[8];
+  const client = storedAddress(f[1]);
+  const proxy = storedAddress(f[3]);
+  const server = storedAddress(f[6]);
+  if (
+    !client || !proxy || !server || (filtering !== 0 && filtering !== 1) ||
+    !isInt(clientPort, 0, 65535) || !isInt(proxyPort, 1, 65535) || !isInt(count, 1, 1000) ||
+    !isInt(serverPort, 1, 65535) || !isInt(tcpServerPort, 0, 65535)
+  ) return null;
+  const session: DnatSession = {
+    id,
+    owner,
+    client,
+    ...(clientPort === 0 ? {} : { clientPort }),
+    proxy,
+    proxyPort,
+    portCount: count,
+    server,
+    serverPort,
+    ...(tcpServerPort === 0 ? {} : { tcpServerPort }),
+  };
+  return { session, filtering: filtering === 1 };
+}
+
+function toSsh(raw: unknown): RegistryEntry["ssh"] | null {
+  if (raw === 0) return undefined;
+  if (!Array.isArray(raw) || raw.length !== 4) return null;
+  const client = storedAddress(raw[0]);
+  const proxy = storedAddress(raw[2]);
+  if (!client || !proxy || !isInt(raw[1], 1, 65535) || !isInt(raw[3], 1, 65535)) return null;
+  return { client: { ip: client, port: raw[1] }, proxy: { ip: proxy, port: raw[3] } };
+}
+
+const text = (v: unknown, max: number): string | undefined =>
+  typeof v === "string" && v.length <= max ? v : undefined;
+
+function toEntry(raw: unknown, version: number): RegistryEntry | undefined {
+  if (!Array.isArray(raw)) return undefined;
+  // Indexed reads, not destructuring: a fresh process runs this uncompiled, where the
+  // iterator protocol costs more than everything else here.
+  const e = raw as unknown[];
+  if (version < 3) return legacyEntry(e);
+  if (e.length !== 10) return undefined;
+  const id = e[0], pid = e[1], start = e[2], uid = e[3], rule = e[4], created = e[5];
+  const user = text(e[6], 256), upstream = text(e[7], 64);
+  if (
+    typeof id !== "string" || !isInt(pid, 1) || !isInt(start) || !isInt(uid) ||
+    !isInt(rule, 0) || !isInt(created) || user === undefined || upstream === undefined
+  ) return undefined;
+  const owner = storedOwner(pid, start, version);
+  const ssh = toSsh(e[8]);
+  const forwarding = toForwarding(e[9], id, owner);
+  if (ssh === null || forwarding === null) return undefined;
+  return {
+    id,
+    owner,
+    uid,
+    rule,
+    created,
+    ...(user ? { user } : {}),
+    ...(upstream ? { upstream } : {}),
+    ...(ssh ? { ssh } : {}),
+    ...(forwarding ? { forwarding } : {}),
+  };
+}
+
+/** A version 2 entry (every one forwarded UDP): kept across an upgrade with sessions live. */
+function legacyEntry(e: unknown[]): RegistryEntry | undefined {
+  if (e.length !== 14) return undefined;
+  const id = e[0], pid = e[1], start = e[2], uid = e[3], rule = e[4], created = e[6];
+  if (
+    typeof id !== "string" || !isInt(pid, 1) || !isInt(start) || !isInt(uid) ||
+    !isInt(rule, 1) || !isInt(created)
+  ) return undefined;
+  const owner = storedOwner(pid, start, 2);
+  const forwarding = toForwarding(
+    [e[5], e[7], e[8], e[9], e[10], e[11], e[12], e[13], 0],
+    id,
+    owner,
+  );
+  if (!forwarding) return undefined;
+  return { id, owner, uid, rule, created, forwarding };
 }
 
 /** Reads a stored registry; entries that do not parse are dropped and counted. */
@@ -146,19 +266,28 @@ export function parseRegistry(text: string): { registry: Registry; dropped: numb
     return { registry: emptyRegistry(), dropped: 1 };
   }
   const raw = (doc as { entries?: unknown })?.entries;
-  if (!Array.isArray(raw)) return { registry: emptyRegistry(), dropped: 1 };
-  const ip = (value: unknown) => (typeof value === "string" ? storedAddress(value) : undefined);
-  const entries = raw.map((e) => toEntry(e, ip)).filter((e): e is RegistryEntry => e !== undefined);
+  const version = (doc as { version?: unknown })?.version;
+  if (!Array.isArray(raw) || (version !== 2 && version !== 3)) {
+    return { registry: emptyRegistry(), dropped: 1 };
+  }
+  const entries = raw.map((e) => toEntry(e, version)).filter((e): e is RegistryEntry =>
+    e !== undefined
+  );
   return { registry: { entries }, dropped: raw.length - entries.length };
 }
 
 /** The registry without the given sessions. */
 export function withoutSessions(registry: Registry, ids: ReadonlySet<string>): Registry {
-  return { entries: registry.entries.filter((e) => !ids.has(e.session.id)) };
+  return { entries: registry.entries.filter((e) => !ids.has(e.id)) };
 }
 
 /** The registry with one entry replaced (same session id). */
 export function withEntry(registry: Registry, entry: RegistryEntry): Registry {
-  const others = registry.entries.filter((e) => e.session.id !== entry.session.id);
+  const others = registry.entries.filter((e) => e.id !== entry.id);
   return { entries: [...others, entry] };
+}
+
+/** The entry with its forwarding narrowed (or otherwise replaced). */
+export function withForwarding(entry: ForwardingEntry, session: DnatSession): ForwardingEntry {
+  return { ...entry, forwarding: { ...entry.forwarding, session } };
 }

@@ -14,14 +14,26 @@ import { resolveConfigPath } from "../cli/parse.ts";
 import { EXIT } from "../cli/exit.ts";
 import { type Config, DEFAULT_CONFIG_PATH, loadConfig } from "../config/mod.ts";
 import type { Fs } from "../config/fs.ts";
-import { UserError } from "../errors.ts";
+import { errorText, UserError } from "../errors.ts";
 import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
+import type { Balancer } from "../balancer/balancer.ts";
+import type { IpEndpoint } from "../net/endpoint.ts";
 import { NotAuthorizedError } from "./authorize.ts";
 import type { DnatArgs } from "./command.ts";
-import { formatAddReply, sudoCallerUid } from "./contract.ts";
+import { type AddRequest, formatAddReply, sudoCallerUid } from "./contract.ts";
 import { deleteSession, type HelperDeps, listSessions, reapSessions } from "./helper.ts";
-import { type Caller, type DnatDeps, install } from "./manager.ts";
-import { runService } from "./service.ts";
+import { type Caller, type Claimant, type DnatDeps, install } from "./manager.ts";
+import { identifySession, rootNamedOwner, sudoCaller } from "./owner.ts";
+import type { ProcReader } from "./procfs.ts";
+import { runService, type ServiceStatus } from "./service.ts";
+import {
+  type ExitWatch,
+  type SessionConnection,
+  sessionService,
+  type SshCounters,
+} from "./service_sessions.ts";
+import type { RegistryEntry } from "./registry.ts";
+import { MAX_LINE } from "./service_protocol.ts";
 import { formatPorts } from "./types.ts";
 
 /** What the dnat actions need from the system (platform/dnat_platform.ts implements it). */
@@ -36,17 +48,42 @@ export interface DnatPlatform {
   prepareDirectory(stateDirectory: string): Promise<string>;
   /** Everything the manager touches; `service`: one long-lived netfilter context. */
   dnatDeps(config: Config, dir: string, log: Logger, service: boolean): DnatDeps;
+  /** /proc, as the one-shot calls read it (programs: they hold no FFI). */
+  proc(): ProcReader;
+  /** This process's pid. */
+  readonly pid: number;
+  /** A fresh session id. */
+  newId(): string;
   /** The service's own parts, released by `close`. */
   serviceHost(dir: string, log: Logger): ServiceHost;
 }
 
 /** What only the long-lived service has. */
 export interface ServiceHost {
-  /** Fires on SIGTERM, SIGINT or SIGHUP. */
+  /** Fires on SIGTERM or SIGINT. */
   readonly stop: AbortSignal;
-  heartbeat(): Promise<void>;
+  heartbeat(
+    status: ServiceStatus & ({ socket: string } | { socketError: string }),
+  ): Promise<void>;
   enableAccounting(): Promise<boolean>;
-  /** Stops listening for signals and removes the heartbeat: stopped, not stale. */
+  /** /proc through libc. */
+  readonly proc: ProcReader;
+  readonly exits: ExitWatch;
+  /** Round robin and faulty marks in memory. */
+  readonly balancer: Balancer;
+  reachable(endpoint: IpEndpoint, timeoutMs: number): Promise<boolean>;
+  sshCounters(ssh: NonNullable<RegistryEntry["ssh"]>): Promise<SshCounters | undefined>;
+  /**
+   * Listens on `path` (its directory root's, the socket root's and `group`'s, mode 660) and
+   * calls `onConnection` for each session.
+   */
+  listen(
+    path: string,
+    group: string,
+    maxLine: number,
+    onConnection: (connection: SessionConnection) => void,
+  ): Promise<void>;
+  /** Stops listening and watching, removes the socket and the heartbeat: stopped, not stale. */
   close(): Promise<void>;
 }
 
@@ -105,12 +142,21 @@ async function perform(
   };
   switch (request.action) {
     case "add": {
-      const { session, filtering } = await install(deps, request.request, caller);
+      const id = platform.newId();
+      const claimant = await claimantOf(request.request, caller, deps, platform);
+      const entry = await install(deps, {
+        id,
+        claimant,
+        target: request.request,
+        ...(context.env("SUDO_USER") ? { user: context.env("SUDO_USER") as string } : {}),
+      });
+      const s = entry.forwarding.session;
       context.output.out(formatAddReply({
         event: "installed",
-        proxy: formatPorts(session.proxy, session.proxyPort, session.portCount),
-        server: formatPorts(session.server, session.serverPort, session.portCount),
-        filtering,
+        session: id,
+        proxy: formatPorts(s.proxy, s.proxyPort, s.portCount),
+        server: formatPorts(s.server, s.serverPort, s.portCount),
+        filtering: entry.forwarding.filtering,
       }));
       return;
     }
@@ -127,17 +173,128 @@ async function perform(
       if (callerUid !== undefined) {
         throw new NotAuthorizedError("dnat serve is the root DNAT service: run it as root");
       }
-      const host = platform.serviceHost(dir, log);
-      try {
-        await runService({
-          ...deps,
-          stop: host.stop,
-          heartbeat: () => host.heartbeat(),
-          enableAccounting: () => host.enableAccounting(),
-        });
-      } finally {
-        await host.close();
-      }
+      return await serve(deps, config, dir, platform, log);
     }
+  }
+}
+
+/**
+ * Who a `dnat add` is for: through sudo, the session that ran sudo and the
+ * sshd connection it descends from; as root, the owner and addresses named.
+ * @throws {NotAuthorizedError}
+ */
+async function claimantOf(
+  request: AddRequest,
+  caller: Caller,
+  deps: DnatDeps,
+  platform: DnatPlatform,
+): Promise<Claimant> {
+  if (caller.uid === undefined) {
+    if (!request.named) {
+      throw new NotAuthorizedError(
+        "as root, name the session with --owner, --client and --proxy (sessions call through sudo or the service)",
+      );
+    }
+    const owner = await rootNamedOwner(deps.processes, request.named.owner);
+    return { owner, uid: 0, client: request.named.client, proxy: request.named.proxy };
+  }
+  if (request.named) {
+    throw new NotAuthorizedError("--owner, --client and --proxy are for root only");
+  }
+  const proc = platform.proc();
+  const session = await sudoCaller(proc, platform.pid, caller.uid);
+  const identity = await identifySession(proc, session.pid);
+  return {
+    owner: identity.owner,
+    uid: identity.uid,
+    client: identity.client.ip,
+    proxy: identity.proxy.ip,
+    ssh: { client: identity.client, proxy: identity.proxy },
+  };
+}
+
+/** The DNAT service: the loop, the sessions' socket, and config reloads. */
+async function serve(
+  base: HelperDeps,
+  config: Config,
+  dir: string,
+  platform: DnatPlatform,
+  log: Logger,
+): Promise<void> {
+  const host = platform.serviceHost(dir, log);
+  let current = config;
+  let lastText: string | undefined;
+  const deps = {
+    ...base,
+    get config() {
+      return current;
+    },
+  };
+  let configError: string | undefined;
+  /** Rereads the config if the file changed; logs once per change, keeps the last good one. */
+  const reloadConfig = async (): Promise<void> => {
+    const text = await platform.fs.readTextFile(current.source).catch(() => undefined);
+    if (text === lastText) return;
+    lastText = text;
+    try {
+      current = (await loadConfig(current.source, platform.fs)).config;
+      configError = undefined;
+      log.info("Loaded the changed config {path}", { path: current.source });
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error;
+      configError = error.message;
+      log.error("Keeping the last good config: {error}", { error: error.message });
+    }
+  };
+  const sessions = sessionService({
+    ...deps,
+    get config() {
+      return current;
+    },
+    proc: host.proc,
+    exits: host.exits,
+    balancer: host.balancer,
+    reachable: (endpoint, timeoutMs) => host.reachable(endpoint, timeoutMs),
+    sshCounters: (ssh) => host.sshCounters(ssh),
+    newId: () => platform.newId(),
+    refreshConfig: reloadConfig,
+  });
+  const socket = config.server.serviceSocket;
+  const group = config.server.rproxy.proxyGroup;
+  let listening: { socket: string } | { socketError: string };
+  try {
+    await host.listen(socket, group, MAX_LINE, (connection) => {
+      sessions.serve(connection).catch((error) =>
+        log.error("Serving a session failed: {error}", { error: errorText(error) })
+      );
+    });
+    listening = { socket };
+    log.info("Sessions register through {socket} (group {group})", { socket, group });
+  } catch (error) {
+    // The service still reaps and heals what sessions install through sudo.
+    listening = { socketError: errorText(error) };
+    log.error("Sessions cannot register through {socket}: {error}; they fall back to sudo", {
+      socket,
+      error: errorText(error),
+    });
+  }
+  try {
+    await sessions.adopt(await deps.store.read());
+    lastText = await platform.fs.readTextFile(config.source).catch(() => undefined);
+    await runService({
+      ...deps,
+      get config() {
+        return current;
+      },
+      stop: host.stop,
+      heartbeat: (status) => host.heartbeat({ ...status, ...listening }),
+      enableAccounting: () => host.enableAccounting(),
+      sessions,
+      reloadConfig,
+      configError: () => configError,
+    });
+  } finally {
+    sessions.close();
+    await host.close();
   }
 }

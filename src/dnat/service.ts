@@ -1,31 +1,35 @@
 /**
- * The DNAT service: one long-lived root process that keeps reverse sessions'
- * UDP forwarding true to the registry. It learns clients' source ports,
- * removes a session's rules and flows within a second or two of its owner
- * ending (logging what the flows carried), puts back rules a firewall reload
- * dropped, and refreshes nftables element timeouts. Sessions register their
- * forwarding without it; if it is down, the next session start reaps ended
+ * The DNAT service: one long-lived root process that owns reverse sessions.
+ * Sessions register through its socket (service_sessions.ts); it learns
+ * clients' source ports, removes a session's rules and flows the moment its
+ * owner exits and writes its closing line, puts back rules a firewall
+ * reload dropped, and refreshes nftables element timeouts. Sessions still
+ * get forwarding without it (sudo); then the next session start reaps ended
  * ones and `check system` says so.
  * @module
  */
 
+import { errorText } from "../errors.ts";
 import { learnPorts, reapDead, reapOrphanRules, repairKernel } from "./manager.ts";
-import type { Registry } from "./registry.ts";
+import { forwardedSessions, type Registry } from "./registry.ts";
 import type { DnatDeps } from "./manager.ts";
+import type { SessionService } from "./service_sessions.ts";
 import { REFRESH_SECONDS } from "./nft_plan.ts";
 
 /** Timings of the loop, in ms. */
 export const SERVICE_TIMING = {
   /** The idle round: only the registry's stamp is looked at. */
   roundMs: 100,
-  /** Owner liveness: rules go at most this long (plus removal) after the owner ends. */
-  livenessEveryMs: 1000,
+  /** A safety net: owners' exits are learned from pidfds as they happen. */
+  livenessEveryMs: 5000,
   /** Put back registered sessions' rules a firewall reload dropped (only while there are any). */
   reconcileEveryMs: 2000,
   /** Look for tagged rules whose owner ended and that no registry knows. */
   orphansEveryMs: 10_000,
   refreshEveryMs: REFRESH_SECONDS * 1000,
   heartbeatEveryMs: 5000,
+  /** Look at the config file for changes. */
+  configEveryMs: 1000,
 } as const;
 
 /**
@@ -43,11 +47,19 @@ export function learnIntervalMs(ageMs: number): number {
 function nextLearnAt(registry: Registry, now: number): number {
   let next = Infinity;
   for (const e of registry.entries) {
-    if (e.filtering && e.session.clientPort === undefined) {
+    if (e.forwarding?.filtering && e.forwarding.session.clientPort === undefined) {
       next = Math.min(next, now + learnIntervalMs(now - e.created));
     }
   }
   return next;
+}
+
+/** What the heartbeat tells `check system`. */
+export interface ServiceStatus {
+  /** Sessions registered now. */
+  readonly sessions: number;
+  /** Why the config file on disk is not in use (the last good one is). */
+  readonly configError?: string;
 }
 
 /** What the service needs beyond the manager's dependencies. */
@@ -55,18 +67,31 @@ export interface ServiceDeps extends DnatDeps {
   /** Fires when the service should stop. */
   readonly stop: AbortSignal;
   /** Records that the service is alive (for `check system`). */
-  heartbeat(): Promise<void>;
+  heartbeat(status: ServiceStatus): Promise<void>;
   /** Turns on conntrack byte accounting; true when it was off. */
   enableAccounting(): Promise<boolean>;
+  /** The sessions it owns (absent in tests of the loop alone). */
+  readonly sessions?: SessionService;
+  /** Rereads the config file if it changed (logging the outcome); the last good one stays. */
+  reloadConfig?(): Promise<void>;
+  /** Why the config file on disk is not in use, if it is not. */
+  configError?(): string | undefined;
 }
 
 /** Runs until `stop` fires. Errors of one round are logged; the next round tries again. */
 export async function runService(deps: ServiceDeps): Promise<void> {
   if (await deps.enableAccounting().catch(() => false)) {
     deps.log.info(
-      "Enabled conntrack accounting (net.netfilter.nf_conntrack_acct=1) for UDP byte counts",
+      "Enabled conntrack accounting (net.netfilter.nf_conntrack_acct=1) for byte counts",
     );
   }
+  // Our chains make conntrack follow every connection, the sessions' SSH legs included.
+  await deps.backend.ensureReady(4).catch((error) =>
+    deps.log.warn("Cannot prepare {backend}: {error}", {
+      backend: deps.backend.name,
+      error: errorText(error),
+    })
+  );
   deps.log.info("DNAT service started ({backend} backend, changes through {via})", {
     backend: deps.backend.name,
     via: deps.backend.via,
@@ -77,18 +102,26 @@ export async function runService(deps: ServiceDeps): Promise<void> {
     orphans: -Infinity,
     refresh: -Infinity,
     heartbeat: -Infinity,
+    config: deps.now(),
   };
   let learnAt = Infinity;
   let seen = "";
+  let sessions = 0;
+  const onEnded = deps.sessions ? deps.sessions.closed.bind(deps.sessions) : undefined;
   const stopped = new Promise<void>((resolve) =>
     deps.stop.addEventListener("abort", () => resolve(), { once: true })
   );
   while (!deps.stop.aborted) {
     const now = deps.now();
     try {
+      if (deps.reloadConfig && now - last.config >= SERVICE_TIMING.configEveryMs) {
+        last.config = now;
+        await deps.reloadConfig();
+      }
       if (now - last.heartbeat >= SERVICE_TIMING.heartbeatEveryMs) {
         last.heartbeat = now;
-        await deps.heartbeat();
+        const configError = deps.configError?.();
+        await deps.heartbeat({ sessions, ...(configError ? { configError } : {}) });
       }
       // A session registered since the last round may be waiting for its port to be learned.
       const stamp = await deps.store.stamp();
@@ -102,12 +135,13 @@ export async function runService(deps: ServiceDeps): Promise<void> {
         learn: changed || now >= learnAt,
       };
       if (due.learn || due.liveness || due.reconcile || due.orphans || due.refresh) {
+        let current: Registry | undefined;
         learnAt = await deps.store.lock(async () => {
           const read = await deps.store.read();
           let registry = read;
           if (due.liveness) {
             last.liveness = now;
-            registry = await reapDead(deps, registry);
+            registry = await reapDead(deps, registry, onEnded);
           }
           // Repair first: the first round after an upgrade converts the rules an earlier
           // version wrote (and logs it) before learning touches them.
@@ -118,21 +152,27 @@ export async function runService(deps: ServiceDeps): Promise<void> {
           if (due.learn) registry = await learnPorts(deps, registry);
           if (due.orphans) {
             last.orphans = now;
-            await reapOrphanRules(deps, new Set(registry.entries.map((e) => e.session.id)));
+            await reapOrphanRules(deps, new Set(registry.entries.map((e) => e.id)));
           }
           if (due.refresh) {
             last.refresh = now;
-            await deps.backend.refresh(registry.entries.map((e) => e.session));
+            await deps.backend.refresh(forwardedSessions(registry));
           }
           if (registry !== read) await deps.store.write(registry);
           seen = await deps.store.stamp();
+          sessions = registry.entries.length;
+          current = registry;
           return nextLearnAt(registry, now);
         });
+        // Sessions registered by others (sudo while the service was down, or before a restart).
+        // Outside the lock: ending one whose owner is already gone takes the lock itself.
+        if (changed && current) await deps.sessions?.adopt(current);
       }
     } catch (error) {
       deps.log.error("DNAT service round failed: {error}", { error: String(error) });
     }
     await Promise.race([deps.sleep(SERVICE_TIMING.roundMs), stopped]);
   }
+  deps.sessions?.close();
   deps.log.info("DNAT service stopped; sessions keep their rules until they end");
 }

@@ -7,12 +7,20 @@
 import { type IpAddress, parseIp } from "../net/ip.ts";
 
 /**
- * The process a session's rules belong to: pid and start time (seconds since
- * the epoch), so a pid reused by another process never keeps them.
+ * The process a session's rules belong to: pid and start time (milliseconds
+ * since the epoch, 10 ms resolution, from /proc), so a pid reused by
+ * another process never keeps them.
  */
 export interface Owner {
   readonly pid: number;
   readonly start: number;
+  /** Recorded by an earlier version in whole seconds: compare seconds only. */
+  readonly coarse?: boolean;
+}
+
+/** True when a process started at `start` (ms) is this owner. */
+export function sameStart(owner: Owner, start: number): boolean {
+  return owner.coarse ? Math.floor(start / 1000) * 1000 === owner.start : start === owner.start;
 }
 
 /**
@@ -88,18 +96,30 @@ export function formatPorts(ip: IpAddress | string, port: number, count: number)
  */
 export const SESSION_CT_MARK = 0x78700000;
 
-/** The comment tag on every rule: `xferproxy:<session-uuid>:<owner-pid>:<owner-start>`. */
+/**
+ * The comment tag on every rule: `xferproxy:<session-uuid>:<owner-pid>:<owner-start>`,
+ * the start in milliseconds (whole seconds for an owner an earlier version recorded).
+ */
 export function ruleTag(id: string, owner: Owner): string {
-  return `xferproxy:${id}:${owner.pid}:${owner.start}`;
+  return `xferproxy:${id}:${owner.pid}:${owner.coarse ? owner.start / 1000 : owner.start}`;
 }
 
 const TAG =
-  /^xferproxy:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}):(\d{1,10}):(\d{1,12})$/;
+  /^xferproxy:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}):(\d{1,10}):(\d{1,14})$/;
+
+/** Starts below this are whole seconds (an earlier version's tags): 1973 in milliseconds. */
+const MS_STARTS_FROM = 1e11;
 
 /** Parses a rule tag; undefined when it is not ours. */
 export function parseRuleTag(text: string): { id: string; owner: Owner } | undefined {
   const m = TAG.exec(text);
-  return m ? { id: m[1] as string, owner: { pid: Number(m[2]), start: Number(m[3]) } } : undefined;
+  if (!m) return undefined;
+  const pid = Number(m[2]);
+  const start = Number(m[3]);
+  const owner = start < MS_STARTS_FROM
+    ? { pid, start: start * 1000, coarse: true }
+    : { pid, start };
+  return { id: m[1] as string, owner };
 }
 
 /** What `reconcile` changed, by session id. */

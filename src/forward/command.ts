@@ -67,7 +67,7 @@ export const forwardMode: ModeCommand<ForwardArgs, ForwardPlatform> = {
         "conntrack",
         "logger",
         "sysctl",
-        "ps",
+        "head",
         "ip",
         "openssl",
       ],

@@ -1,8 +1,10 @@
 /**
- * The session side of UDP forwarding: one short `sudo -n xferproxy dnat add
- * …` that validates, installs and returns. The rules then belong to this
+ * The session side of UDP forwarding while the DNAT service is down: one
+ * short `sudo -n xferproxy dnat add …` that identifies the session from the
+ * kernel, validates, installs and returns. The rules then belong to this
  * process (pid and start time), which keeps its pid when it becomes ssh;
- * the root DNAT service removes them when it ends. If the call is refused
+ * the next session start (or the service, once it runs) removes them when
+ * it ends. If the call is refused
  * or fails, the SSH session goes on and the client is told UDP forwarding is
  * unavailable.
  * @module
@@ -11,6 +13,7 @@
 import type { Logger } from "@logtape/logtape";
 import { parseAddReply, sudoAddArgv } from "../dnat/contract.ts";
 import type { UdpForwarder } from "../reverse/udp.ts";
+import { udpUnavailable } from "../reverse/registrar.ts";
 
 /** How to reach the helper. */
 export interface DnatCallOptions {
@@ -28,10 +31,6 @@ export function sudoDnatCall(options: DnatCallOptions): UdpForwarder {
   return {
     async register(session) {
       const args = sudoAddArgv(options.binary, {
-        id: session.id,
-        owner: session.owner,
-        client: session.clientIp,
-        proxy: session.proxyIp,
         rule: session.rule.index,
         host: session.upstreamIndex,
         server: session.upstream,
@@ -64,6 +63,7 @@ export function sudoDnatCall(options: DnatCallOptions): UdpForwarder {
         proxy: reply.proxy,
         server: reply.server,
         filtering: reply.filtering,
+        dnat_session: reply.session,
       });
       return true;
     },
@@ -71,10 +71,6 @@ export function sudoDnatCall(options: DnatCallOptions): UdpForwarder {
 }
 
 function unavailable(options: DnatCallOptions, why: string): false {
-  const hint = /password is required|not allowed|may not run/.test(why)
-    ? " (sudo refused: add the sudoers line from docs/dnat.md)"
-    : "";
-  options.log.error("UDP forwarding unavailable: {reason}{hint}", { reason: why, hint });
-  options.tellClient("xferproxy: UDP forwarding is unavailable; the SSH session continues");
+  udpUnavailable(options.log, options.tellClient, why);
   return false;
 }

@@ -11,28 +11,14 @@ import { UserError } from "../errors.ts";
 import { strictText } from "../config/text.ts";
 import type { Fs } from "../config/fs.ts";
 import type { CommandRunner } from "../process/runner.ts";
-import { environValue, parsePs, type ProcessTable } from "../dnat/owner.ts";
+import { type ProcessTable, procProcessTable } from "../dnat/owner.ts";
+import { commandProcReader } from "./proc_readers.ts";
 import type { RegistryStore } from "../dnat/manager.ts";
 import { emptyRegistry, parseRegistry, serializeRegistry } from "../dnat/registry.ts";
 
-/** Processes through ps(1) and /proc/PID/environ through cat(1). */
-export function psProcessTable(runner: CommandRunner): ProcessTable {
-  return {
-    async lookup(pids) {
-      const unique = [...new Set(pids)].filter((p) => Number.isSafeInteger(p) && p > 0);
-      if (unique.length === 0) return new Map();
-      const result = await runner.run("ps", ["-o", "pid=,uid=,lstart=", "-p", unique.join(",")]);
-      // ps exits 1 when none of the pids runs.
-      if (result.code !== 0 && result.stdout.trim() !== "") {
-        throw new Error(`ps failed: ${result.stderr.trim()}`);
-      }
-      return parsePs(result.stdout);
-    },
-    async sshConnection(pid) {
-      const result = await runner.run("cat", [`/proc/${Math.trunc(pid)}/environ`]);
-      return result.code === 0 ? environValue(result.stdout, "SSH_CONNECTION") : undefined;
-    },
-  };
+/** Processes through /proc, read by head(1) in one batch (the one-shot calls hold no FFI). */
+export function commandProcessTable(runner: CommandRunner): ProcessTable {
+  return procProcessTable(commandProcReader(runner));
 }
 
 /** net.ipv4.ip_forward / net.ipv6.conf.all.forwarding of this network namespace, via sysctl(8). */
@@ -204,11 +190,17 @@ export function registryStore(
   };
 }
 
-/** Records that the DNAT service is alive: `<dir>/service.json` with its pid and the time. */
-export async function writeHeartbeat(dir: string, now: number): Promise<void> {
+/**
+ * Records that the DNAT service is alive: `<dir>/service.json` with its pid,
+ * the time, where sessions register, and what else `check system` shows.
+ */
+export async function writeHeartbeat(
+  dir: string,
+  now: number,
+  status: Record<string, unknown>,
+): Promise<void> {
   const temp = `${dir}/service.json.tmp`;
-  await Deno.writeTextFile(temp, JSON.stringify({ pid: Deno.pid, updated: now }) + "\n", {
-    mode: 0o644,
-  });
+  const beat = { pid: Deno.pid, updated: now, ...status };
+  await Deno.writeTextFile(temp, JSON.stringify(beat) + "\n", { mode: 0o644 });
   await Deno.rename(temp, `${dir}/service.json`);
 }

@@ -10,21 +10,14 @@ import type { Config } from "../config/mod.ts";
 import { conntrackTool } from "../dnat/conntrack.ts";
 import { iptablesBackend } from "../dnat/iptables.ts";
 import { nftablesBackend, nftCommandRunner } from "../dnat/nftables.ts";
-import { errorText } from "../errors.ts";
+import { procProcessTable } from "../dnat/owner.ts";
 import { openLogOutputs } from "./log_outputs.ts";
-import { terminationSignal } from "./session_io.ts";
 import { realRunner } from "./runner.ts";
+import { commandProcReader, libcProcReader } from "./proc_readers.ts";
+import { realServiceHost } from "./service_host.ts";
 import { openNft } from "./libnftables.ts";
 import { realFs } from "./fs.ts";
-import {
-  enableAccounting,
-  forwardingEnabled,
-  prepareDnatDirectory,
-  psProcessTable,
-  registryStore,
-  trustedFs,
-  writeHeartbeat,
-} from "./dnat_host.ts";
+import { forwardingEnabled, prepareDnatDirectory, registryStore, trustedFs } from "./dnat_host.ts";
 
 /** The real platform of the dnat actions. */
 export const dnatPlatform: DnatPlatform = {
@@ -33,31 +26,22 @@ export const dnatPlatform: DnatPlatform = {
   openLogs: (service) => (directory) =>
     openLogOutputs({ ...(directory ? { directory } : {}), ...(service ? { stderr: true } : {}) }),
   prepareDirectory: prepareDnatDirectory,
+  proc: () => commandProcReader(realRunner),
+  pid: Deno.pid,
+  newId: () => crypto.randomUUID(),
   dnatDeps: (config, dir, log, service) => ({
     backend: backendFor(config, service),
     conntrack: conntrackTool(realRunner),
     store: registryStore(dir, (message) => log.warn(message)),
-    processes: psProcessTable(realRunner),
+    // The service reads /proc through libc; a one-shot call through head(1).
+    processes: procProcessTable(service ? libcProcReader() : commandProcReader(realRunner)),
     config,
     forwardingEnabled: (family) => forwardingEnabled(realRunner, family),
     now: Date.now,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     log,
   }),
-  serviceHost(dir, log) {
-    const termination = terminationSignal();
-    return {
-      stop: termination.signal,
-      heartbeat: () => writeHeartbeat(dir, Date.now()),
-      enableAccounting: () => enableAccounting(realRunner),
-      async close() {
-        termination.dispose();
-        await Deno.remove(`${dir}/service.json`).catch((error) =>
-          log.debug("Cannot remove the heartbeat: {error}", { error: errorText(error) })
-        );
-      },
-    };
-  },
+  serviceHost: (dir, log) => realServiceHost(dir, log, conntrackTool(realRunner)),
 };
 
 /** The service keeps one libnftables context; a one-off call runs nft (its permissions hold no FFI). */

@@ -19,7 +19,7 @@ import {
   resolveName,
   writeUsersText,
 } from "./forward_host.ts";
-import { forwardingEnabled, psProcessTable } from "./dnat_host.ts";
+import { commandProcessTable, forwardingEnabled } from "./dnat_host.ts";
 import { openLogOutputs } from "./log_outputs.ts";
 import { realRunner } from "./runner.ts";
 import { serveHttp } from "./http_server.ts";
@@ -38,7 +38,7 @@ export const forwardPlatform: ForwardPlatform = {
   newPassword: () => crypto.randomUUID().replaceAll("-", ""),
   catchStrayRejections,
   async daemonHost(config, loadUsers) {
-    const processes = psProcessTable(realRunner);
+    const processes = commandProcessTable(realRunner);
     const own = (await processes.lookup([Deno.pid])).get(Deno.pid);
     if (!own) throw new Error("Cannot read this process's start time from ps");
     const termination = terminationSignal();

@@ -7,7 +7,9 @@
  */
 
 import type { ReversePlatform } from "../reverse/run.ts";
-import { createBalancer } from "../balancer/balancer.ts";
+import { balancerPicker, createBalancer } from "../balancer/balancer.ts";
+import { fallbackRegistrar, serviceRegistrar } from "../reverse/registrar.ts";
+import { connectService } from "./service_link.ts";
 import { logger } from "../log/mod.ts";
 import { probeSsh } from "../ssh/probe.ts";
 import { openLogOutputs } from "./log_outputs.ts";
@@ -30,16 +32,30 @@ export const reversePlatform: ReversePlatform = {
   sessionDeps: (self, log) => ({
     pid: Deno.pid,
     uid: Deno.uid() ?? -1,
-    newId: () => crypto.randomUUID(),
-    balancer: (dir) =>
-      createBalancer(
-        openSharedJson(`${dir}/${BALANCER_SUBDIRECTORY}`, "balancer", (path, error) =>
-          log.warn("Ignoring corrupt balancer state {path}: {error}", {
-            path,
-            error: error.message,
-          })),
+    async registrar(config) {
+      const link = await connectService(config.server.serviceSocket);
+      const viaService = link &&
+        await serviceRegistrar(link, () => logger("reverse", "udp"), writeStderrLine);
+      if (viaService) return viaService;
+      const balancer = createBalancer(
+        openSharedJson(
+          `${config.server.stateDirectory}/${BALANCER_SUBDIRECTORY}`,
+          "balancer",
+          (path, error) =>
+            log.warn("Ignoring corrupt balancer state {path}: {error}", {
+              path,
+              error: error.message,
+            }),
+        ),
         Date.now,
-      ),
+      );
+      const udp = sudoDnatCall({
+        binary: self,
+        log: logger("reverse", "udp"),
+        tellClient: writeStderrLine,
+      });
+      return fallbackRegistrar(crypto.randomUUID(), balancerPicker(balancer), udp);
+    },
     probe: (endpoint, hostKeyAlgorithms, timeoutMs) =>
       probeSsh(() => dialTcp(endpoint.ip.text, endpoint.port), {
         hostKeyAlgorithms,
@@ -48,11 +64,6 @@ export const reversePlatform: ReversePlatform = {
           endpoint.ip.family === 6 ? `[${endpoint.ip.text}]` : endpoint.ip.text
         }:${endpoint.port}`,
       }),
-    udp: sudoDnatCall({
-      binary: self,
-      log: logger("reverse", "udp"),
-      tellClient: writeStderrLine,
-    }),
     pty: Deno.stdin.isTerminal(),
   }),
   isExecutable(path) {

@@ -29,8 +29,11 @@ The config comes from --config or /etc/xferproxy/aspera.conf, never from the
 environment. Only allowed commands run (<allowed_commands>). Each candidate
 server is probed (connect, SSH version, host key pinned in <known_hosts>) within
 <connect_timeout>; one that does not answer is marked faulty for 120 s and the
-next is tried. FASP commands (<udp_commands>: ascp, ascp4, async) get kernel UDP
-forwarding first, through "sudo xferproxy dnat add". Logs go to syslog or
+next is tried. Each session registers with the DNAT service over its socket
+(which names the session from the kernel, issues its id, and logs its closing
+line); FASP commands (<udp_commands>: ascp, ascp4, async) get kernel UDP
+forwarding first. While the service is down, round robin uses the shared file
+and FASP commands run "sudo xferproxy dnat add". Logs go to syslog or
 <log_directory>; ssh's own messages to syslog as xferproxy-ssh; never to the
 client.
 
@@ -47,9 +50,9 @@ export const reverseMode: ModeCommand<ConfigArg, ReversePlatform> = {
     const { values } = parseStrict(args, "reverse", CONFIG_OPTION, false);
     return withConfig({}, values.config);
   },
-  // Config, keys and known_hosts; balancer state and log files; the host key probe; logger(1)
-  // for syslog, sudo for the DNAT call; FFI on libc for the exec into ssh; the uid, to tell
-  // whether ssh will accept a key's mode.
+  // Config, keys and known_hosts; balancer state and log files; the host key probe and the DNAT
+  // service's socket; logger(1) for syslog, sudo for the DNAT call while the service is down;
+  // FFI on libc for the exec into ssh; the uid, to tell whether ssh will accept a key's mode.
   needs: () => ({
     read: true,
     write: true,

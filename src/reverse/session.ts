@@ -10,7 +10,6 @@
 import type { Logger } from "@logtape/logtape";
 import { type Config, expandKeyfile, InvalidUserError, type ReverseRule } from "../config/mod.ts";
 import { formatEndpoint } from "../net/endpoint.ts";
-import type { Balancer } from "../balancer/balancer.ts";
 import { parseKnownHosts } from "../ssh/known_hosts.ts";
 import { checkCommand } from "../ssh/policy.ts";
 import { buildHandoff, type Handoff, HandoffError } from "../ssh/handoff.ts";
@@ -19,7 +18,8 @@ import type { Fs } from "../config/fs.ts";
 import type { SessionInputs } from "./inputs.ts";
 import { matchRule } from "./rules.ts";
 import { chooseUpstream, HostKeyError, NoUpstreamError, type Prober } from "./upstream.ts";
-import { type UdpForwarder, usesUdp } from "./udp.ts";
+import { usesUdp } from "./udp.ts";
+import type { Registrar } from "./registrar.ts";
 
 /** Everything a session touches. */
 export interface ReverseDeps {
@@ -27,10 +27,9 @@ export interface ReverseDeps {
   /** This process: its pid owns the session's UDP rules, its uid matters for key modes. */
   readonly pid: number;
   readonly uid: number;
-  readonly newId: () => string;
-  readonly balancer: (stateDirectory: string) => Balancer;
+  /** The session's registrar: the DNAT service when it runs, sudo and shared files otherwise. */
+  readonly registrar: (config: Config) => Promise<Registrar>;
   readonly probe: Prober;
-  readonly udp: UdpForwarder;
   /** sshd gave the session a pty (the client asked for one). */
   readonly pty: boolean;
   /** The session's environment (USER, HOME, TERM for the hand-off). */
@@ -56,7 +55,21 @@ export async function decideSession(
   config: Config,
   deps: ReverseDeps,
 ): Promise<SessionOutcome> {
-  const session = deps.newId();
+  const registrar = await deps.registrar(config);
+  try {
+    return await decideWith(registrar, inputs, config, deps);
+  } finally {
+    registrar.close();
+  }
+}
+
+async function decideWith(
+  registrar: Registrar,
+  inputs: SessionInputs,
+  config: Config,
+  deps: ReverseDeps,
+): Promise<SessionOutcome> {
+  const session = registrar.id;
   const log = deps.log.with({ session, user: inputs.user });
   const refuse = (
     clientLine: string,
@@ -126,7 +139,7 @@ export async function decideSession(
   try {
     chosen = await chooseUpstream(rule, {
       knownHosts: parseKnownHosts(knownHostsText).entries,
-      balancer: deps.balancer(config.server.stateDirectory),
+      hosts: registrar.hosts,
       probe: deps.probe,
       log: ruleLog,
     });
@@ -172,20 +185,18 @@ export async function decideSession(
   }
 
   // FASP sends UDP as soon as ssh has negotiated it upstream: the rules must be in place first.
-  const udp = usesUdp(rule, inputs.request) &&
-    await deps.udp.register({
-      id: session,
-      owner: deps.pid,
-      clientIp: inputs.clientIp,
-      proxyIp: inputs.proxyIp,
-      rule,
-      upstream: chosen.endpoint,
-      upstreamIndex: chosen.index,
-    });
+  const udp = await registrar.register({
+    rule,
+    upstream: chosen.endpoint,
+    upstreamIndex: chosen.index,
+    udp: usesUdp(rule, inputs.request),
+    user: inputs.user,
+  });
   sessionLog.info("Handing over to ssh for server {server}", {
     server,
     pid: deps.pid,
-    udp: udp ? "forwarded" : "none",
+    udp,
+    via: registrar.via,
     ...(chosen.fingerprint ? { host_key: chosen.fingerprint } : {}),
   });
   return { kind: "handoff", handoff };

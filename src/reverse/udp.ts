@@ -5,18 +5,16 @@
  * @module
  */
 
-import type { IpAddress } from "../net/ip.ts";
 import type { IpEndpoint } from "../net/endpoint.ts";
 import type { ReverseRule } from "../config/mod.ts";
 import { type ChannelRequest, matchesCommand } from "../ssh/policy.ts";
 
-/** What registering a session's forwarding needs to know. */
+/**
+ * What registering a session's forwarding through sudo names: where it
+ * goes. Who the session is (the process that ran sudo, its sshd connection)
+ * the privileged call reads from the kernel.
+ */
 export interface UdpSession {
-  readonly id: string;
-  /** The session process: it owns the rules, and keeps its pid through the exec. */
-  readonly owner: number;
-  readonly clientIp: IpAddress;
-  readonly proxyIp: IpAddress;
   readonly rule: ReverseRule;
   readonly upstream: IpEndpoint;
   readonly upstreamIndex: number;

@@ -11,7 +11,7 @@ import type { Logger } from "@logtape/logtape";
 import type { ReverseRule } from "../config/mod.ts";
 import { FAULTY_SECONDS } from "../config/mod.ts";
 import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
-import type { Balancer } from "../balancer/balancer.ts";
+import type { HostPicker } from "../balancer/balancer.ts";
 import {
   fingerprint,
   hostKeyAlgorithms,
@@ -41,7 +41,7 @@ export type Prober = (
 /** What choosing needs besides the rule. */
 export interface ChooseOptions {
   readonly knownHosts: readonly KnownHostEntry[];
-  readonly balancer: Balancer;
+  readonly hosts: HostPicker;
   readonly probe: Prober;
   readonly log: Logger;
 }
@@ -66,18 +66,13 @@ export class HostKeyError extends Error {
   }
 }
 
-/** A stable key for a rule's rotation counter: its position and host list. */
-export function ruleKey(rule: ReverseRule): string {
-  return `${rule.index}:${rule.upstreams.map(formatEndpoint).join(",")}`;
-}
-
 /** The order to try the rule's hosts in: the balancer's, or list order without one. */
 async function tryOrder(rule: ReverseRule, options: ChooseOptions): Promise<readonly number[]> {
   const hostKeys = rule.upstreams.map(formatEndpoint);
   if (rule.upstreams.length <= 1) return rule.upstreams.map((_, i) => i);
   let order: readonly number[];
   try {
-    const pick = await options.balancer.pick(ruleKey(rule), hostKeys);
+    const pick = await options.hosts.pick(rule);
     for (const skipped of pick.skipped) {
       options.log.debug("Skipping faulty server {server} until {until}", {
         server: hostKeys[skipped.index],
@@ -86,8 +81,8 @@ async function tryOrder(rule: ReverseRule, options: ChooseOptions): Promise<read
     }
     order = pick.order;
   } catch (error) {
-    // The shared state is a convenience: without it, sessions still go through in list order.
-    options.log.warn("Balancer state unavailable, using list order: {error}", {
+    // Balancing is a convenience: without it, sessions still go through in list order.
+    options.log.warn("Balancer unavailable, using list order: {error}", {
       error: String(error),
     });
     return rule.upstreams.map((_, i) => i);
@@ -123,13 +118,21 @@ export async function chooseUpstream(
     if (outcome.kind === "failed") {
       lastFailure = outcome.message;
       if (balanced) {
-        options.log.warn(
-          "Server {server} is not responding, marked faulty for {seconds} s: {reason}",
-          { server: label, seconds: FAULTY_SECONDS, reason: outcome.message },
-        );
-        await options.balancer.markFaulty(label, FAULTY_SECONDS).catch((error) =>
-          options.log.warn("Cannot record the faulty mark: {error}", { error: String(error) })
-        );
+        const marked = await options.hosts.failed(rule, index, outcome.message).catch((error) => {
+          options.log.warn("Cannot record the faulty mark: {error}", { error: String(error) });
+          return false;
+        });
+        if (marked) {
+          options.log.warn(
+            "Server {server} is not responding, marked faulty for {seconds} s: {reason}",
+            { server: label, seconds: FAULTY_SECONDS, reason: outcome.message },
+          );
+        } else {
+          options.log.warn("Server {server} is not responding, trying the next: {reason}", {
+            server: label,
+            reason: outcome.message,
+          });
+        }
       }
       continue;
     }

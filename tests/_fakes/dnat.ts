@@ -95,6 +95,7 @@ export function fakeConntrack(
     flowList,
     purged,
     marked,
+    connection: () => Promise.resolve(undefined),
     mark(s, protocol, mark) {
       marked.push(
         `${protocol} ${s.client.text}:${s.clientPort ?? "*"}>${s.proxyPort} 0x${mark.toString(16)}`,
@@ -142,20 +143,14 @@ export function fakeStore(initial: Registry = emptyRegistry()): RegistryStore & 
 }
 
 /** Processes the test starts and ends. */
-export function fakeProcesses(): ProcessTable & {
-  running: Map<number, ProcessInfo>;
-  connections: Map<number, string>;
-} {
+export function fakeProcesses(): ProcessTable & { running: Map<number, ProcessInfo> } {
   const running = new Map<number, ProcessInfo>();
-  const connections = new Map<number, string>();
   return {
     running,
-    connections,
     lookup: (pids) =>
       Promise.resolve(
         new Map([...running].filter(([pid]) => pids.includes(pid))),
       ),
-    sshConnection: (pid) => Promise.resolve(connections.get(pid)),
   };
 }
 

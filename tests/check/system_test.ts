@@ -82,9 +82,23 @@ function healthy(query: ReadOnlyQuery): Answer {
       return { code: 0, stdout: `${query.program} v1.8.9\n`, stderr: "" };
     case "iptables_save":
       return { code: 0, stdout: "*nat\nCOMMIT\n", stderr: "" };
-    case "ps":
-      return { code: 0, stdout: "", stderr: "" };
+    case "proc_stat":
+      return procStat(query.pids.filter((p) => RUNNING.has(p)));
   }
+}
+
+/** Processes running on the fake host (pid → start ticks). */
+const RUNNING = new Map([[9, 100]]);
+
+/** `head -v` of /proc/stat and the stat files of running pids, as check's query prints them. */
+function procStat(pids: readonly number[]): Answer {
+  const files = [
+    "==> /proc/stat <==\ncpu  1 2 3\nbtime 1796000000\n",
+    ...pids.map((p) =>
+      `==> /proc/${p}/stat <==\n${p} (xferproxy) S 1 ${"0 ".repeat(17)}${RUNNING.get(p)} 0\n`
+    ),
+  ];
+  return { code: 0, stdout: files.join("\n"), stderr: "" };
 }
 
 async function audit(host: CheckHost): Promise<Finding[]> {
@@ -101,7 +115,11 @@ const ids = (findings: Finding[], severity: string) =>
   [...new Set(findings.filter((f) => f.severity === severity).map((f) => f.id))].sort();
 
 const HEARTBEAT = {
-  "/var/lib/xferproxy/dnat/service.json": JSON.stringify({ pid: 9, updated: NOW - 1000 }),
+  "/var/lib/xferproxy/dnat/service.json": JSON.stringify({
+    pid: 9,
+    updated: NOW - 1000,
+    socket: "/run/xferproxy/dnat.sock",
+  }),
 };
 
 Deno.test("a clean live host: nothing to fix, the DNAT service seen running", async () => {
@@ -110,13 +128,49 @@ Deno.test("a clean live host: nothing to fix, the DNAT service seen running", as
   );
   assertEquals([ids(findings, "error"), ids(findings, "warning")], [[], []]);
   const info = (id: string) => findings.find((f) => f.id === id)?.message;
-  assertEquals(info("dnat.service"), "the DNAT service runs (pid 9)");
+  assertEquals(
+    info("dnat.service"),
+    "the DNAT service runs (pid 9); sessions register through /run/xferproxy/dnat.sock, no sudo",
+  );
   assertEquals(info("system.tool.iptables"), "iptables: iptables v1.8.9");
   assertEquals(info("dnat.rules"), "no session holds UDP forwarding");
 });
 
+Deno.test("a fresh heartbeat whose pid is gone (kill -9) is a service that does not run", async () => {
+  const findings = await audit(fixtureHost("clean", {
+    live: true,
+    run: healthy,
+    extra: {
+      "/var/lib/xferproxy/dnat/service.json": JSON.stringify({ pid: 4711, updated: NOW - 1000 }),
+    },
+  }));
+  const service = findings.find((f) => f.id === "dnat.service");
+  assertEquals(service?.severity, "warning");
+  assertMatch(
+    service?.message ?? "",
+    /not running \(its pid 4711 is gone\): FASP sessions fall back to "sudo/,
+  );
+});
+
+Deno.test("a service keeping its last good config says the file on disk is not in use", async () => {
+  const findings = await audit(fixtureHost("clean", {
+    live: true,
+    run: healthy,
+    extra: {
+      "/var/lib/xferproxy/dnat/service.json": JSON.stringify({
+        pid: 9,
+        updated: NOW - 1000,
+        configError: 'line 3: <proxy_port> must be an integer 0-65535, got "x"',
+      }),
+    },
+  }));
+  const said = findings.find((f) => f.id === "dnat.config");
+  assertEquals(said?.severity, "error");
+  assertMatch(said?.message ?? "", /keeps its last good config: .*line 3: <proxy_port>/);
+});
+
 Deno.test("live only: a stale heartbeat, a missing tool, forwarding off, an orphaned rule", async () => {
-  const owner = "xferproxy:3a9fd819-59c3-42bc-b0a2-d26304a1eb84:4242:1800000000";
+  const owner = "xferproxy:3a9fd819-59c3-42bc-b0a2-d26304a1eb84:4242:1800000000000";
   const findings = await audit(fixtureHost("clean", {
     live: true,
     extra: {

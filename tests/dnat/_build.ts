@@ -4,7 +4,8 @@
  * @module
  */
 
-import type { AddRequest } from "../../src/dnat/contract.ts";
+import type { Target } from "../../src/dnat/contract.ts";
+import type { Claimant, Registration } from "../../src/dnat/manager.ts";
 import type { DnatSession, InstalledSession } from "../../src/dnat/types.ts";
 import { type IpEndpoint, parseIpEndpoint } from "../../src/net/endpoint.ts";
 import { parseIp } from "../../src/net/ip.ts";
@@ -16,17 +17,27 @@ export function endpoint(text: string): IpEndpoint {
   return ep;
 }
 
-/** A request from client 198.18.1.2 to proxy 198.18.1.1, rule 1 host 0 (server 198.18.2.2:22). */
-export function addRequest(extra: Partial<AddRequest> = {}): AddRequest {
+/** Rule 1 host 0 (server 198.18.2.2:22). */
+export function target(extra: Partial<Target> = {}): Target {
+  return { rule: 1, host: 0, server: endpoint("198.18.2.2:22"), ...extra };
+}
+
+/** A session registering: owner `pid`, client 198.18.1.2 through proxy 198.18.1.1, rule 1 host 0. */
+export function registration(
+  pid: number,
+  extra: { claimant?: Partial<Claimant>; target?: Partial<Target>; start?: number } = {},
+): Registration {
   return {
     id: crypto.randomUUID(),
-    owner: 77,
-    client: parseIp("198.18.1.2")!,
-    proxy: parseIp("198.18.1.1")!,
-    rule: 1,
-    host: 0,
-    server: endpoint("198.18.2.2:22"),
-    ...extra,
+    claimant: {
+      owner: { pid, start: extra.start ?? 1_800_000_000_000 },
+      uid: 1001,
+      client: parseIp("198.18.1.2")!,
+      proxy: parseIp("198.18.1.1")!,
+      ...extra.claimant,
+    },
+    target: target(extra.target),
+    user: "alice",
   };
 }
 
@@ -34,7 +45,7 @@ export function addRequest(extra: Partial<AddRequest> = {}): AddRequest {
 export function dnatSession(extra: Partial<DnatSession> = {}): DnatSession {
   return {
     id: crypto.randomUUID(),
-    owner: { pid: 4242, start: 1_800_000_000 },
+    owner: { pid: 4242, start: 1_800_000_000_000 },
     client: parseIp("198.18.1.2")!,
     proxy: parseIp("198.18.1.1")!,
     proxyPort: 33001,
@@ -49,7 +60,7 @@ export function dnatSession(extra: Partial<DnatSession> = {}): DnatSession {
 export function kernelSession(extra: Partial<InstalledSession> = {}): InstalledSession {
   return {
     id: "3a9fd819-59c3-42bc-b0a2-d26304a1eb84",
-    owner: { pid: 9, start: 9 },
+    owner: { pid: 9, start: 9_000_000_000_000 },
     client: "198.18.1.9",
     proxy: "198.18.1.1",
     proxyPort: 5000,

@@ -1,10 +1,10 @@
 import { assertEquals, assertThrows } from "../_assert.ts";
 import { authorize, choosePorts, conflicts, NotAuthorizedError } from "../../src/dnat/authorize.ts";
-import type { AddRequest } from "../../src/dnat/contract.ts";
+import type { AuthorizeRequest } from "../../src/dnat/authorize.ts";
 import type { DnatSession } from "../../src/dnat/types.ts";
 import { parseIp } from "../../src/net/ip.ts";
 import { parseInline } from "../config/_load.ts";
-import { addRequest, dnatSession, endpoint } from "./_build.ts";
+import { dnatSession, endpoint, target } from "./_build.ts";
 
 const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
 <rule host_ip="198.18.1.1"><host>198.18.2.2</host><keyfile>/k</keyfile></rule>
@@ -14,10 +14,18 @@ const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
 <rule host_ip="2001:db8::1"><host>198.18.2.5</host><keyfile>/k</keyfile></rule>
 </rules></rproxy></server>`).config!;
 
-const OWNER = { pid: 7, start: 1_800_000_000 };
+const OWNER = { pid: 7, start: 1_800_000_000_000 };
 
-function request(extra: Partial<AddRequest> = {}): AddRequest {
-  return addRequest({ id: "3a9fd819-59c3-42bc-b0a2-d26304a1eb84", owner: 7, ...extra });
+type Request = AuthorizeRequest & { id: string };
+
+function request(extra: Partial<Request> = {}): Request {
+  return {
+    ...target(),
+    id: "3a9fd819-59c3-42bc-b0a2-d26304a1eb84",
+    client: parseIp("198.18.1.2")!,
+    proxy: parseIp("198.18.1.1")!,
+    ...extra,
+  };
 }
 
 function session(extra: Partial<DnatSession> = {}): DnatSession {
@@ -40,7 +48,7 @@ Deno.test("authorize() takes the destination from the config, never the caller",
 });
 
 Deno.test("authorize() refuses requests the config does not allow", async (t) => {
-  const cases: Array<[Partial<AddRequest>, string]> = [
+  const cases: Array<[Partial<Request>, string]> = [
     [{ rule: 9 }, "the config has no rule 9"],
     [{ host: 1 }, "rule 1 has no host 1"],
     [{ proxy: parseIp("198.18.1.99")! }, "proxy address 198.18.1.99 is not covered by rule 1"],
@@ -64,7 +72,7 @@ Deno.test("authorize() refuses requests the config does not allow", async (t) =>
 });
 
 Deno.test("choosePorts(): the proxy receives on proxy_port, which balanced hosts share", () => {
-  const plain = choosePorts(authorize(config, request()), request(), OWNER, []);
+  const plain = choosePorts(authorize(config, request()), { ...request(), owner: OWNER }, []);
   assertEquals([plain.proxyPort, plain.portCount, plain.serverPort], [33001, 1, 33001]);
   const second = request({
     proxy: parseIp("198.18.1.20")!,
@@ -72,17 +80,18 @@ Deno.test("choosePorts(): the proxy receives on proxy_port, which balanced hosts
     host: 1,
     server: endpoint("198.18.2.3:22"),
   });
-  const b = choosePorts(authorize(config, second), second, OWNER, [plain]);
+  const b = choosePorts(authorize(config, second), { ...second, owner: OWNER }, [plain]);
   assertEquals([b.proxyPort, b.server.text, b.serverPort], [33001, "198.18.2.3", 33001]);
 });
 
 Deno.test("choosePorts(): proxy_port 0 without port reuse forwards the server's span as is", () => {
   const r = request({ proxy: parseIp("198.18.1.40")!, rule: 3, server: endpoint("198.18.2.4:22") });
-  const s = choosePorts(authorize(config, r), r, OWNER, []);
+  const s = choosePorts(authorize(config, r), { ...r, owner: OWNER }, []);
   assertEquals([s.proxyPort, s.portCount, s.serverPort], [40001, 5, 40001]);
   // Every session of the rule covers the same span: the server picks the port.
   assertEquals(
-    choosePorts(authorize(config, r), { ...r, id: crypto.randomUUID() }, OWNER, [s]).proxyPort,
+    choosePorts(authorize(config, r), { ...r, id: crypto.randomUUID(), owner: OWNER }, [s])
+      .proxyPort,
     40001,
   );
 });
@@ -92,12 +101,16 @@ Deno.test("choosePorts(): a fixed proxy_port without port reuse takes the lowest
   const authorized = authorize(config, r);
   const taken: DnatSession[] = [];
   for (const expected of [[34000, 33001], [34001, 33002], [34002, 33003]]) {
-    const s = choosePorts(authorized, { ...r, id: crypto.randomUUID() }, OWNER, taken);
+    const s = choosePorts(
+      authorized,
+      { ...r, id: crypto.randomUUID(), owner: OWNER },
+      taken,
+    );
     assertEquals([s.proxyPort, s.serverPort], expected);
     taken.push(s);
   }
   assertThrows(
-    () => choosePorts(authorized, { ...r, id: crypto.randomUUID() }, OWNER, taken),
+    () => choosePorts(authorized, { ...r, id: crypto.randomUUID(), owner: OWNER }, taken),
     NotAuthorizedError,
     "no free UDP port for rule 4: every slot from 34000 is in use",
   );

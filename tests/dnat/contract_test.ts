@@ -14,39 +14,24 @@ import {
 import { formatEndpoint } from "../../src/net/endpoint.ts";
 
 const ID = "3a9fd819-59c3-42bc-b0a2-d26304a1eb84";
-const ADD = [
-  "add",
-  "--session",
-  ID,
-  "--owner",
-  "4242",
-  "--client",
-  "198.18.1.2",
-  "--proxy",
-  "198.18.1.1",
-  "--rule",
-  "2",
-  "--host",
-  "1",
-  "--server",
-  "198.18.2.3:22",
-];
+/** A session's call: where it goes, nothing about who it is. */
+const ADD = ["add", "--rule", "2", "--host", "1", "--server", "198.18.2.3:22"];
+/** Root's call, naming the owner and addresses itself. */
+const NAMED = [...ADD, "--owner", "4242", "--client", "198.18.1.2", "--proxy", "198.18.1.1"];
 
 Deno.test("parseDnatArgs() reads typed values", () => {
   const command = parseDnatArgs(ADD);
   assertEquals(command.action, "add");
   if (command.action !== "add") return;
-  assertEquals([
-    command.request.id,
-    command.request.owner,
-    command.request.rule,
-    command.request.host,
-  ], [ID, 4242, 2, 1]);
-  assertEquals([
-    command.request.client.text,
-    command.request.proxy.text,
-    formatEndpoint(command.request.server),
-  ], ["198.18.1.2", "198.18.1.1", "198.18.2.3:22"]);
+  assertEquals([command.request.rule, command.request.host], [2, 1]);
+  assertEquals(formatEndpoint(command.request.server), "198.18.2.3:22");
+  assertEquals(command.request.named, undefined);
+  const named = parseDnatArgs(NAMED);
+  if (named.action !== "add") throw new Error("not add");
+  assertEquals(
+    [named.request.named?.owner, named.request.named?.client.text, named.request.named?.proxy.text],
+    [4242, "198.18.1.2", "198.18.1.1"],
+  );
   assertEquals(parseDnatArgs(["del", "--session", ID]), { action: "del", id: ID });
   assertEquals(parseDnatArgs(["list", "--json"]), { action: "list", json: true });
   assertEquals(parseDnatArgs(["reap", "--all"]), { action: "reap", all: true });
@@ -63,9 +48,9 @@ Deno.test("the session builds exactly the argv the helper parses back", () => {
 });
 
 Deno.test("dnatArgv() and parseDnatArgs() round-trip every action", async (t) => {
-  const add = parseDnatArgs(ADD);
   const requests: DnatRequest[] = [
-    add,
+    parseDnatArgs(ADD),
+    parseDnatArgs(NAMED),
     { action: "del", id: ID },
     { action: "list", json: true },
     { action: "list", json: false },
@@ -84,7 +69,13 @@ Deno.test("dnatArgv() and parseDnatArgs() round-trip every action", async (t) =>
 
 Deno.test("every reply the helper prints, the caller reads back as the same event", () => {
   const replies: AddReply[] = [
-    { event: "installed", proxy: "198.18.1.1:33001", server: "198.18.2.2:33001", filtering: true },
+    {
+      event: "installed",
+      session: ID,
+      proxy: "198.18.1.1:33001",
+      server: "198.18.2.2:33001",
+      filtering: true,
+    },
     { event: "refused", reason: "rule 1 has no host 5" },
     { event: "failed", reason: "net.ipv4.ip_forward is 0" },
   ];
@@ -102,6 +93,7 @@ Deno.test("every reply the helper prints, the caller reads back as the same even
 Deno.test("parseAddReply() reads the helper's answer and nothing else", () => {
   const reply: AddReply = {
     event: "installed",
+    session: ID,
     proxy: "198.18.1.1:33001",
     server: "198.18.2.2:33001",
     filtering: true,
@@ -109,11 +101,12 @@ Deno.test("parseAddReply() reads the helper's answer and nothing else", () => {
   assertEquals(parseAddReply(`${JSON.stringify(reply)}\n`), reply);
   assertEquals(parseAddReply("Password:\n"), undefined);
   assertEquals(parseAddReply(JSON.stringify({ ...reply, filtering: "yes" })), undefined);
+  assertEquals(parseAddReply(JSON.stringify({ ...reply, session: "../x" })), undefined);
 });
 
 Deno.test("parseDnatArgs() refuses anything that is not a typed value", async (t) => {
   const swap = (flag: string, value: string) => {
-    const args = [...ADD];
+    const args = [...NAMED];
     args[args.indexOf(flag) + 1] = value;
     return args;
   };
@@ -128,17 +121,20 @@ Deno.test("parseDnatArgs() refuses anything that is not a typed value", async (t
     ],
     [swap("--client", "example.com"), `--client must be an IP address, got "example.com"`],
     [swap("--proxy", "0x7f000001"), `--proxy must be an IP address, got "0x7f000001"`],
-    [swap("--session", "../../etc"), `--session must be a lower-case UUID, got "../../etc"`],
+    [["del", "--session", "../../etc"], `--session must be a lower-case UUID, got "../../etc"`],
     [
-      swap("--session", ID.toUpperCase()),
+      ["del", "--session", ID.toUpperCase()],
       `--session must be a lower-case UUID, got "${ID.toUpperCase()}"`,
     ],
+    // Sessions' ids are issued, never named by the caller.
+    [[...ADD, "--session", ID], "dnat add does not take --session"],
+    [[...ADD, "--owner", "4242"], "dnat add takes --owner, --client and --proxy together"],
     [swap("--owner", "0"), `--owner must be an integer 1-4194304, got "0"`],
     [swap("--owner", "-1"), "bad arguments for dnat add: Option '--owner' argument is ambiguous"],
     [swap("--owner", "99999999"), `--owner must be an integer 1-4194304, got "99999999"`],
     [swap("--rule", "1;2"), `--rule must be an integer 1-10000, got "1;2"`],
     [swap("--host", "0 1"), `--host must be an integer 0-1000, got "0 1"`],
-    [ADD.filter((a, i) => a !== "--client" && ADD[i - 1] !== "--client"), "--client is required"],
+    [ADD.filter((a, i) => a !== "--rule" && ADD[i - 1] !== "--rule"), "--rule is required"],
     [
       [...ADD, "--to-destination", "203.0.113.1"],
       "bad arguments for dnat add: Unknown option '--to-destination'",

@@ -10,7 +10,7 @@ import { install } from "../../src/dnat/manager.ts";
 import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
-import { addRequest, kernelSession } from "./_build.ts";
+import { kernelSession, registration } from "./_build.ts";
 
 const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
 <rule host_ip="198.18.1.1"><host>198.18.2.2</host><keyfile>/k</keyfile></rule>
@@ -28,10 +28,9 @@ function setup() {
     print: (text) => void printed.push(text),
   };
   const add = async (pid: number, uid: number) => {
-    fakes.processes.running.set(pid, { uid, start: 5 });
-    fakes.processes.connections.set(pid, "198.18.1.2 50000 198.18.1.1 22");
-    const request = addRequest({ owner: pid });
-    return (await install(deps, request, { uid })).session;
+    fakes.processes.running.set(pid, { uid, start: 5_000 });
+    const request = registration(pid, { start: 5_000, claimant: { uid } });
+    return (await install(deps, request)).forwarding.session;
   };
   return { ...fakes, deps, printed, add };
 }
@@ -96,7 +95,7 @@ Deno.test("dnat reap: a user reaps only their own ended sessions; --all is root'
     NotAuthorizedError,
     "as root",
   );
-  processes.running.set(71, { uid: BOB, start: 5 }); // else the next install reaps it
+  processes.running.set(71, { uid: BOB, start: 5_000 }); // else the next install reaps it
   await add(72, ALICE);
   assertEquals(await reapSessions(deps, {}, true), 2);
   assertEquals([store.registry.entries, backend.kernel.size, backend.ops.at(-1)], [

@@ -17,8 +17,8 @@ import { dnatSession } from "./_build.ts";
 import { legacyIptablesRules } from "../testbed/legacy_rules.ts";
 
 const ID = "3a9fd819-59c3-42bc-b0a2-d26304a1eb84";
-const OWNER = { pid: 4242, start: 1_800_000_000 };
-const TAG = `-m comment --comment "xferproxy:${ID}:4242:1800000000"`;
+const OWNER = { pid: 4242, start: 1_800_000_000_000 };
+const TAG = `-m comment --comment "xferproxy:${ID}:4242:1800000000000"`;
 
 function session(extra: Partial<DnatSession> = {}): DnatSession {
   return dnatSession({ id: ID, owner: OWNER, ...extra });

@@ -5,17 +5,18 @@ import {
   learnPorts,
   reapDead,
   reconcileKernel,
+  record,
   removeEntries,
   SERIALISE_WAIT_MS,
 } from "../../src/dnat/manager.ts";
 import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
-import type { AddRequest } from "../../src/dnat/contract.ts";
-import type { RegistryEntry } from "../../src/dnat/registry.ts";
+import type { ForwardingEntry } from "../../src/dnat/registry.ts";
 import type { DnatSession } from "../../src/dnat/types.ts";
 import { parseIp } from "../../src/net/ip.ts";
+import type { Registration } from "../../src/dnat/manager.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
-import { addRequest, endpoint, kernelSession } from "./_build.ts";
+import { endpoint, kernelSession, registration } from "./_build.ts";
 
 const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
 <rule host_ip="198.18.1.1"><host>198.18.2.2</host><keyfile>/k</keyfile></rule>
@@ -23,19 +24,18 @@ const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
 <rule host_ip="198.18.1.18"><hosts><host>198.18.2.2</host><host>198.18.2.3</host></hosts><keyfile>/k</keyfile><src_port_filtering>false</src_port_filtering></rule>
 </rules></rproxy></server>`).config!;
 
-const START = 1_800_000_000;
+const START = 1_800_000_000_000;
 
-function request(owner: number, extra: Partial<AddRequest> = {}): AddRequest {
-  return addRequest({ owner, ...extra });
+function request(owner: number): Registration {
+  return registration(owner, { start: START });
 }
 
-/** A balanced rule's request: host 0 is server A, host 1 server B. */
-function balanced(owner: number, host: 0 | 1, rule = 2): AddRequest {
-  return request(owner, {
-    proxy: parseIp(rule === 2 ? "198.18.1.17" : "198.18.1.18")!,
-    rule,
-    host,
-    server: endpoint(host === 0 ? "198.18.2.2:22" : "198.18.2.3:22"),
+/** A balanced rule's registration: host 0 is server A, host 1 server B. */
+function balanced(owner: number, host: 0 | 1, rule = 2): Registration {
+  return registration(owner, {
+    start: START,
+    claimant: { proxy: parseIp(rule === 2 ? "198.18.1.17" : "198.18.1.18")! },
+    target: { rule, host, server: endpoint(host === 0 ? "198.18.2.2:22" : "198.18.2.3:22") },
   });
 }
 
@@ -46,11 +46,13 @@ function setup() {
 }
 
 Deno.test("install() records the session, installs it, and purges flows that came first", async () => {
-  const { deps, backend, conntrack, store, processes, run } = setup();
+  const { deps, backend, conntrack, store, run } = setup();
   run(77);
-  processes.connections.set(77, "198.18.1.2 50000 198.18.1.1 22");
-  const { session, filtering } = await install(deps, request(77), { uid: 1001 });
+  const reg = request(77);
+  const installed = await install(deps, reg);
+  const { session, filtering } = installed.forwarding;
   assertEquals(filtering, true);
+  assertEquals(session.id, reg.id);
   assertEquals([session.owner, session.proxyPort, session.server.text], [
     { pid: 77, start: START },
     33001,
@@ -59,39 +61,51 @@ Deno.test("install() records the session, installs it, and purges flows that cam
   assertEquals(backend.ops, ["ensure 4", `add ${session.id.slice(0, 4)}:*`]);
   assertEquals(conntrack.purged, ["udp 198.18.1.2:*>33001"]);
   const [entry] = store.registry.entries;
-  assertEquals([entry?.session.id, entry?.uid, entry?.rule, entry?.filtering], [
+  assertEquals([entry?.id, entry?.uid, entry?.rule, entry?.user, entry?.upstream], [
     session.id,
     1001,
     1,
-    true,
+    "alice",
+    "198.18.2.2:22",
   ]);
 });
 
-Deno.test("install() changes nothing when ip_forward is off or the owner is not running", async () => {
+Deno.test("record() keeps a session without forwarding for its closing line, after the config's checks", async () => {
+  const { deps, backend, store } = setup();
+  const entry = await record(deps, request(77));
+  assertEquals([entry.forwarding, backend.ops], [undefined, []]);
+  assertEquals(store.registry.entries.map((e) => e.id), [entry.id]);
+  await assertRejects(
+    () => record(deps, registration(78, { target: { rule: 9 } })),
+    NotAuthorizedError,
+    "no rule 9",
+  );
+});
+
+Deno.test("install() changes nothing when ip_forward is off", async () => {
   const { deps, backend, store, run } = setup();
-  await assertRejects(() => install(deps, request(77), {}), NotAuthorizedError, "not running");
   run(77);
   const off = { ...deps, forwardingEnabled: () => Promise.resolve(false) };
-  await assertRejects(() => install(off, request(77), {}), ForwardingDisabledError, "ip_forward");
+  await assertRejects(() => install(off, request(77)), ForwardingDisabledError, "ip_forward");
   assertEquals([backend.ops, store.registry.entries], [[], []]);
 });
 
 Deno.test("install() reaps sessions whose owner has ended, including a reused pid", async () => {
   const { deps, backend, store, processes, run } = setup();
   run(77);
-  const first = await install(deps, request(77), {});
-  processes.running.set(77, { uid: 1001, start: START + 5 }); // pid 77 is another process now
+  const first = await install(deps, request(77));
+  processes.running.set(77, { uid: 1001, start: START + 10 }); // pid 77 is another process now
   run(78);
-  await install(deps, request(78), {});
-  assertEquals(store.registry.entries.map((e) => e.session.owner.pid), [78]);
-  assertEquals(backend.ops.includes(`remove ${first.session.id.slice(0, 4)}:*`), true);
+  await install(deps, request(78));
+  assertEquals(store.registry.entries.map((e) => e.owner.pid), [78]);
+  assertEquals(backend.ops.includes(`remove ${first.id.slice(0, 4)}:*`), true);
 });
 
 Deno.test("a client's second session to another server waits until the first has learned its port", async () => {
   const { deps, conntrack, store, clock, run } = setup();
   run(77);
   run(78);
-  const toA = await install(deps, balanced(77, 0), {});
+  const toA = await install(deps, balanced(77, 0));
   let sleeps = 0;
   const waiting = {
     ...deps,
@@ -103,31 +117,31 @@ Deno.test("a client's second session to another server waits until the first has
       await clock.sleep(ms);
     },
   };
-  const toB = await install(waiting, balanced(78, 1), {});
+  const toB = (await install(waiting, balanced(78, 1))).forwarding.session;
   assertEquals(sleeps, 3);
-  const byId = new Map(store.registry.entries.map((e) => [e.session.id, e.session]));
-  assertEquals(byId.get(toA.session.id)?.clientPort, 40000);
-  assertEquals([toB.session.server.text, toB.session.proxyPort], ["198.18.2.3", 33001]);
+  const byId = new Map(store.registry.entries.map((e) => [e.id, e.forwarding?.session]));
+  assertEquals(byId.get(toA.id)?.clientPort, 40000);
+  assertEquals([toB.server.text, toB.proxyPort], ["198.18.2.3", 33001]);
 });
 
 Deno.test("install() gives up after the wait, and at once when the other session never learns", async () => {
   const { deps, run, clock } = setup();
   run(77);
   run(78);
-  await install(deps, balanced(77, 0), {});
+  await install(deps, balanced(77, 0));
   const started = clock.now();
   await assertRejects(
-    () => install(deps, balanced(78, 1), {}),
+    () => install(deps, balanced(78, 1)),
     NotAuthorizedError,
     "has not sent UDP within 10 s",
   );
   assertEquals(clock.now() - started >= SERIALISE_WAIT_MS, true);
   run(79);
   run(80);
-  await install(deps, balanced(79, 0, 3), {});
+  await install(deps, balanced(79, 0, 3));
   const before = clock.now();
   await assertRejects(
-    () => install(deps, balanced(80, 1, 3), {}),
+    () => install(deps, balanced(80, 1, 3)),
     NotAuthorizedError,
     "without source-port filtering",
   );
@@ -138,8 +152,8 @@ Deno.test("learnPorts() gives each session of a client its own flow port, then p
   const { deps, backend, conntrack, store, run } = setup();
   run(77);
   run(78);
-  const a = await install(deps, request(77), {});
-  const b = await install(deps, request(78), {});
+  const a = await install(deps, request(77));
+  const b = await install(deps, request(78));
   conntrack.flowList.push(
     // Another client's flow to the same proxy port is never claimed.
     { src: "198.18.1.3", sport: 39999, dport: 33001 },
@@ -148,8 +162,8 @@ Deno.test("learnPorts() gives each session of a client its own flow port, then p
     { src: "198.18.1.2", sport: 40002, dport: 33001 },
   );
   const after = await learnPorts(deps, store.registry);
-  const ports = new Map(after.entries.map((e) => [e.session.id, e.session.clientPort]));
-  assertEquals([ports.get(a.session.id), ports.get(b.session.id)], [40000, 40001]);
+  const ports = new Map(after.entries.map((e) => [e.id, e.forwarding?.session.clientPort]));
+  assertEquals([ports.get(a.id), ports.get(b.id)], [40000, 40001]);
   assertEquals(backend.ops.filter((o) => o.startsWith("replace")).length, 2);
   assertEquals(conntrack.purged.filter((p) => p.startsWith("other")), [
     "other 198.18.1.2:40002",
@@ -162,7 +176,7 @@ Deno.test("learnPorts() gives each session of a client its own flow port, then p
 Deno.test("reconcileKernel() puts back what a reload dropped and reaps orphans of ended owners", async () => {
   const { deps, backend, store, run } = setup();
   run(77);
-  await install(deps, request(77), {});
+  await install(deps, request(77));
   const owner = { pid: 90, start: START };
   const orphan = kernelSession({ owner, tcpServerPort: 22 });
   const daemons = {
@@ -177,7 +191,7 @@ Deno.test("reconcileKernel() puts back what a reload dropped and reaps orphans o
   assertEquals(await reconcileKernel(deps, store.registry), { repaired: 1, reaped: 1 });
   assertEquals(
     [...backend.kernel.keys()].sort(),
-    [daemons.id, store.registry.entries[0]!.session.id].sort(),
+    [daemons.id, store.registry.entries[0]!.id].sort(),
   );
   assertEquals(await reconcileKernel(deps, store.registry), { repaired: 0, reaped: 0 });
 });
@@ -185,22 +199,50 @@ Deno.test("reconcileKernel() puts back what a reload dropped and reaps orphans o
 Deno.test("removeEntries() purges every source port of the session and drops it from the registry", async () => {
   const { deps, conntrack, store, run } = setup();
   run(77);
-  const { session } = await install(deps, request(77), {});
-  const narrowed: DnatSession = { ...session, clientPort: 40000 };
-  const entry: RegistryEntry = { ...store.registry.entries[0]!, session: narrowed };
+  const installed = await install(deps, request(77));
+  const narrowed: DnatSession = { ...installed.forwarding.session, clientPort: 40000 };
+  const entry: ForwardingEntry = {
+    ...installed,
+    forwarding: { ...installed.forwarding, session: narrowed },
+  };
   const after = await removeEntries(deps, { entries: [entry] }, [entry], "session ended");
-  assertEquals(after.entries, []);
+  assertEquals(after.registry.entries, []);
+  assertEquals(after.ended, [{ entry, udp: { bytes: 2800, packets: 40 } }]);
   assertEquals(conntrack.purged.at(-1), "udp 198.18.1.2:*>33001");
+  assertEquals(store.registry.entries.length, 1);
 });
 
-Deno.test("reapDead() writes the registry only when a session ended", async () => {
+Deno.test("reapDead() writes the registry only when a session ended, and says which ended", async () => {
   const { deps, store, processes, run } = setup();
   run(77);
-  await install(deps, request(77), {});
+  run(78);
+  await install(deps, request(77));
+  const plain = await record(deps, request(78));
   const writes = store.writes;
-  assertEquals(await reapDead(deps, store.registry), store.registry);
+  const heard: string[] = [];
+  const hear = (ended: readonly { entry: { id: string } }[]) =>
+    heard.push(...ended.map((e) => e.entry.id));
+  assertEquals(await reapDead(deps, store.registry, hear), store.registry);
   assertEquals(store.writes, writes);
   processes.running.delete(77);
-  assertEquals((await reapDead(deps, store.registry)).entries, []);
+  processes.running.delete(78);
+  assertEquals((await reapDead(deps, store.registry, hear)).entries, []);
   assertEquals(store.writes, writes + 1);
+  assertEquals(heard.length, 2);
+  assertEquals(heard.includes(plain.id), true);
+});
+
+Deno.test("an owner an earlier version recorded in whole seconds stays alive; another start does not", async () => {
+  const { deps, store, processes } = setup();
+  const reg = request(77);
+  await install(deps, reg);
+  const coarse = {
+    ...store.registry.entries[0]!,
+    owner: { pid: 77, start: 1_800_000_000_000, coarse: true },
+  };
+  store.registry = { entries: [coarse] };
+  processes.running.set(77, { uid: 1001, start: 1_800_000_000_730 }); // same second
+  assertEquals((await reapDead(deps, store.registry)).entries.length, 1);
+  processes.running.set(77, { uid: 1001, start: 1_800_000_001_000 }); // a second later: reused
+  assertEquals((await reapDead(deps, store.registry)).entries.length, 0);
 });

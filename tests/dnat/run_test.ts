@@ -8,13 +8,32 @@ import { fakeDnatDeps } from "../_fakes/dnat.ts";
 import { recordLogs } from "../_fakes/logs.ts";
 import { captureOutput } from "../_fakes/output.ts";
 import { parseInline } from "../config/_load.ts";
-import { addRequest, endpoint } from "./_build.ts";
+import { parseIp } from "../../src/net/ip.ts";
+import { endpoint, target } from "./_build.ts";
+import { fakeProc, hex4 } from "../_fakes/proc.ts";
+import { createBalancer } from "../../src/balancer/balancer.ts";
+import { memoryJson } from "../../src/balancer/shared_json.ts";
 
 const SYSTEM_CONFIG = `<server><state_directory>/s</state_directory><rproxy><enabled>true</enabled>
 <rules><rule host_ip="198.18.1.1"><host>198.18.2.2</host><keyfile>/k</keyfile>
 <src_port_filtering>false</src_port_filtering></rule></rules></rproxy></server>`;
 // What a caller might point --config at: a rule that would allow any server.
 const CALLERS_CONFIG = SYSTEM_CONFIG.replace("198.18.2.2", "198.18.2.99");
+
+const ID = "3a9fd819-59c3-42bc-b0a2-d26304a1eb84";
+
+/**
+ * The process tree of a sudo call from a session: sshd's monitor 600 holds client 198.18.1.2's
+ * connection; session 700 of uid 1001 ran sudo 800, which runs us (801).
+ */
+const PROC = fakeProc([
+  { pid: 1, ppid: 0, uid: 0, comm: "systemd" },
+  { pid: 600, ppid: 1, uid: 0, comm: "sshd", sockets: [4242] },
+  { pid: 601, ppid: 600, uid: 1001, comm: "sshd" },
+  { pid: 700, ppid: 601, uid: 1001, comm: "xferproxy", startTicks: 100 },
+  { pid: 800, ppid: 700, uid: 1001, euid: 0, comm: "sudo" },
+  { pid: 801, ppid: 800, uid: 0, comm: "deno" },
+], [{ local: hex4("198.18.1.1", 22), remote: hex4("198.18.1.2", 48686), inode: 4242 }]);
 
 /** A platform over the fake manager deps; `events` records the service's life. */
 function fakePlatform() {
@@ -35,12 +54,21 @@ function fakePlatform() {
     },
     prepareDirectory: (state) => Promise.resolve(`${state}/dnat`),
     dnatDeps: (config, _dir, log) => ({ ...fakes.deps, config, log }),
+    proc: () => PROC,
+    pid: 801,
+    newId: () => ID,
     serviceHost: () => {
       events.push("service host");
       return {
         stop: stop.signal,
         heartbeat: () => Promise.resolve(void stop.abort()),
         enableAccounting: () => Promise.resolve(false),
+        proc: PROC,
+        exits: { watch: () => Promise.resolve(undefined) },
+        balancer: createBalancer(memoryJson(), Date.now),
+        reachable: () => Promise.resolve(true),
+        sshCounters: () => Promise.resolve(undefined),
+        listen: (path, group) => Promise.resolve(void events.push(`listen ${path} ${group}`)),
         close: () => Promise.resolve(void events.push("service closed")),
       };
     },
@@ -48,7 +76,9 @@ function fakePlatform() {
   return { platform, fakes, events, logs };
 }
 
-const SUDO = { SUDO_UID: "1001", SUDO_COMMAND: "/usr/bin/xferproxy dnat add --session x" };
+const SUDO = { SUDO_UID: "1001", SUDO_COMMAND: "/usr/bin/xferproxy dnat add --rule 1" };
+const PROC_CLIENT = parseIp("198.18.1.2")!;
+const PROC_PROXY = parseIp("198.18.1.1")!;
 
 async function dnat(
   platform: DnatPlatform,
@@ -65,10 +95,13 @@ async function dnat(
   return { status, error, output };
 }
 
-Deno.test("dnat add answers its contract's installed event and installs the session", async () => {
+Deno.test("dnat add as root installs what root names and answers with the issued id", async () => {
   const { platform, fakes, events } = fakePlatform();
-  fakes.processes.running.set(77, { uid: 0, start: 1 });
-  const request = addRequest({ owner: 77 });
+  fakes.processes.running.set(77, { uid: 0, start: 1_000 });
+  const request = {
+    ...target(),
+    named: { owner: 77, client: PROC_CLIENT, proxy: PROC_PROXY },
+  };
   const { status, output } = await dnat(platform, [
     ...dnatArgv({ action: "add", request }).slice(1),
     "--config",
@@ -77,20 +110,59 @@ Deno.test("dnat add answers its contract's installed event and installs the sess
   assertEquals(status, 0);
   assertEquals(parseAddReply(output.stdout), {
     event: "installed",
+    session: ID,
     proxy: "198.18.1.1:33001",
     server: "198.18.2.2:33001",
     filtering: false,
   });
-  assertEquals([...fakes.backend.kernel.keys()], [request.id]);
+  assertEquals([...fakes.backend.kernel.keys()], [ID]);
   assertEquals([events[0], events.at(-1)], ["stderr false", "close"]);
+  // Root must name the session: there is no sshd connection behind root to read.
+  const unnamed = await dnat(platform, [
+    ...dnatArgv({ action: "add", request: target() }).slice(1),
+  ]);
+  assertEquals(parseAddReply(unnamed.output.stdout)?.event, "refused");
+});
+
+Deno.test("through sudo the session is whoever ran sudo, at the address of its sshd connection", async () => {
+  const { platform, fakes } = fakePlatform();
+  fakes.processes.running.set(700, { uid: 1001, start: 1_796_000_001_000 });
+  const { status, output } = await dnat(
+    platform,
+    dnatArgv({ action: "add", request: target() }).slice(1),
+    { ...SUDO, SUDO_USER: "alice" },
+  );
+  assertEquals(status, 0);
+  assertEquals(parseAddReply(output.stdout)?.event, "installed");
+  const [entry] = fakes.store.registry.entries;
+  assertEquals(
+    [entry?.owner.pid, entry?.uid, entry?.user, entry?.forwarding?.session.client.text],
+    [700, 1001, "alice", "198.18.1.2"],
+  );
+  assertEquals([entry?.ssh?.client.port, entry?.ssh?.proxy.port], [48686, 22]);
+});
+
+Deno.test("through sudo nobody names the owner or the addresses", async () => {
+  const { platform, fakes } = fakePlatform();
+  // A caller claims another client's address for its forwarding.
+  const forged = {
+    ...target(),
+    named: { owner: 700, client: PROC_PROXY, proxy: PROC_PROXY },
+  };
+  const { error, output } = await dnat(
+    platform,
+    dnatArgv({ action: "add", request: forged }).slice(1),
+    SUDO,
+  );
+  assertEquals(error instanceof NotAuthorizedError, true);
+  assertEquals(parseAddReply(output.stdout)?.event, "refused");
+  assertEquals(fakes.backend.kernel.size, 0);
 });
 
 Deno.test("through sudo only the trusted system config counts; a refusal is a refused event", async () => {
   const { platform, fakes, logs } = fakePlatform();
-  fakes.processes.running.set(77, { uid: 1001, start: 1 });
-  fakes.processes.connections.set(77, "198.18.1.2 50000 198.18.1.1 22");
   // Allowed by the config the caller would choose, not by the system's.
-  const wrong = addRequest({ owner: 77, server: endpoint("198.18.2.99:22") });
+  const wrong = target({ server: endpoint("198.18.2.99:22") });
   const { status, error, output } = await dnat(
     platform,
     [...dnatArgv({ action: "add", request: wrong }).slice(1), "--config", "/evil.conf"],
@@ -119,6 +191,7 @@ Deno.test("dnat serve logs to stderr too, runs until stopped, then releases its 
   const { status } = await dnat(platform, ["serve", "--config", "/a.conf"]);
   assertEquals(status, 0);
   assertEquals(events[0], "stderr true");
+  assertEquals(events.includes("listen /run/xferproxy/dnat.sock xferproxy"), true);
   assertMatch(logs.lines().join("\n"), /DNAT service started/);
   assertEquals(events.slice(-2), ["service closed", "close"]);
 });

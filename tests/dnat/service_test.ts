@@ -6,18 +6,23 @@ import {
   SERVICE_TIMING,
   type ServiceDeps,
 } from "../../src/dnat/service.ts";
-import type { AddRequest } from "../../src/dnat/contract.ts";
+import type { Registration } from "../../src/dnat/manager.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
-import { addRequest, dnatSession } from "./_build.ts";
+import { dnatSession, registration } from "./_build.ts";
 import { type DnatSession, toInstalled } from "../../src/dnat/types.ts";
+import { sessionService } from "../../src/dnat/service_sessions.ts";
+import { createBalancer } from "../../src/balancer/balancer.ts";
+import { memoryJson } from "../../src/balancer/shared_json.ts";
+import { fakeLogger } from "../_fakes/logger.ts";
+import { fakeProc } from "../_fakes/proc.ts";
 
 const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
 <rule host_ip="198.18.1.1"><host>198.18.2.2</host><keyfile>/k</keyfile></rule>
 </rules></rproxy></server>`).config!;
 
-function request(owner: number): AddRequest {
-  return addRequest({ owner });
+function request(owner: number): Registration {
+  return registration(owner, { start: 1_000 });
 }
 
 /**
@@ -54,8 +59,8 @@ Deno.test("the service removes a session's rules within the liveness interval af
     }
     if (ended && !gone && bed.store.registry.entries.length === 0) gone = elapsed;
   });
-  bed.processes.running.set(77, { uid: 0, start: 1 });
-  const { session } = await install(bed.deps, request(77), {});
+  bed.processes.running.set(77, { uid: 0, start: 1_000 });
+  const { forwarding: { session } } = await install(bed.deps, request(77));
   await bed.run();
   assertEquals(gone > 0 && gone - ended <= SERVICE_TIMING.livenessEveryMs + 200, true);
   assertEquals(bed.backend.kernel.has(session.id), false);
@@ -71,18 +76,18 @@ Deno.test("the service learns a source port as soon as the first flow shows", as
       bed.conntrack.flowList.push({ src: "198.18.1.2", sport: 40000, dport: 33001 });
     }
   });
-  bed.processes.running.set(77, { uid: 0, start: 1 });
-  await install(bed.deps, request(77), {});
+  bed.processes.running.set(77, { uid: 0, start: 1_000 });
+  await install(bed.deps, request(77));
   await bed.run();
-  assertEquals(bed.store.registry.entries[0]?.session.clientPort, 40000);
+  assertEquals(bed.store.registry.entries[0]?.forwarding?.session.clientPort, 40000);
 });
 
 Deno.test("the service puts back rules a firewall reload dropped", async () => {
   const bed = serviceRun(6000, (elapsed) => {
     if (elapsed >= 2500 && elapsed < 2700) bed.backend.flush();
   });
-  bed.processes.running.set(77, { uid: 0, start: 1 });
-  const { session } = await install(bed.deps, request(77), {});
+  bed.processes.running.set(77, { uid: 0, start: 1_000 });
+  const { forwarding: { session } } = await install(bed.deps, request(77));
   await bed.run();
   assertEquals(bed.backend.kernel.has(session.id), true);
   assertEquals(bed.backend.ops.some((o) => o.startsWith("reconcile")), true);
@@ -90,10 +95,10 @@ Deno.test("the service puts back rules a firewall reload dropped", async () => {
 
 Deno.test("a failing round is logged and the next one runs", async () => {
   let calls = 0;
-  const bed = serviceRun(5000, () => {});
+  const bed = serviceRun(2 * SERVICE_TIMING.livenessEveryMs + 1000, () => {});
   const lookup = bed.processes.lookup;
-  bed.processes.running.set(77, { uid: 0, start: 1 });
-  await install(bed.deps, request(77), {});
+  bed.processes.running.set(77, { uid: 0, start: 1_000 });
+  await install(bed.deps, request(77));
   const deps = {
     ...bed.deps,
     processes: {
@@ -115,11 +120,11 @@ Deno.test("a session registered while the service runs has its port learned with
   const bed = serviceRun(4000, async (elapsed) => {
     if (elapsed >= 1300 && !registeredAt) {
       registeredAt = elapsed;
-      bed.processes.running.set(77, { uid: 0, start: 1 });
-      await install(bed.deps, request(77), {});
+      bed.processes.running.set(77, { uid: 0, start: 1_000 });
+      await install(bed.deps, request(77));
       bed.conntrack.flowList.push({ src: "198.18.1.2", sport: 40000, dport: 33001 });
     }
-    if (!learnedAt && bed.store.registry.entries[0]?.session.clientPort === 40000) {
+    if (!learnedAt && bed.store.registry.entries[0]?.forwarding?.session.clientPort === 40000) {
       learnedAt = elapsed;
     }
   });
@@ -155,4 +160,27 @@ Deno.test("an idle service looks at the kernel only for orphans, every orphan in
   // At 0, 10 and 20 s: each listing costs a netfilter dump that competes with forwarding.
   assertEquals(listed, 3);
   assertEquals(reconciled, 0);
+});
+
+Deno.test("sessions registered by others are adopted outside the lock: one already gone ends at once", async () => {
+  const bed = serviceRun(1000, () => {});
+  const log = fakeLogger();
+  const sessions = sessionService({
+    ...bed.deps,
+    log,
+    proc: fakeProc([]),
+    // Its owner is gone: the watch cannot be set, so the session ends, taking the lock.
+    exits: { watch: () => Promise.resolve(undefined) },
+    balancer: createBalancer(memoryJson(), Date.now),
+    reachable: () => Promise.resolve(true),
+    sshCounters: () => Promise.resolve(undefined),
+    newId: () => crypto.randomUUID(),
+  });
+  bed.processes.running.set(77, { uid: 0, start: 1_000 });
+  await install(bed.deps, request(77));
+  // Registered through sudo while the service is not looking; its owner runs for the install only.
+  bed.processes.running.delete(77);
+  await runService({ ...bed.deps, sessions });
+  assertEquals(bed.store.registry.entries, []);
+  assertEquals(log.records.some((r) => r.text === "Connection closed"), true);
 });

@@ -25,13 +25,10 @@ function addArgs(client: string, owner: number): string[] {
   return dnatArgv({
     action: "add",
     request: {
-      id: crypto.randomUUID(),
-      owner,
-      client: parseIp(client)!,
-      proxy: parseIp(IP.proxy)!,
       rule: 1,
       host: 0,
       server: { ip: parseIp(IP.a)!, port: 22 },
+      named: { owner, client: parseIp(client)!, proxy: parseIp(IP.proxy)! },
     },
   }).slice(1);
 }

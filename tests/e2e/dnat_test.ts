@@ -447,7 +447,7 @@ function dnatSuite(backend: "iptables" | "nftables") {
               assertEquals(await sendUdp(bed, 48000, IP.proxy, 33001, 5), 5);
               // kill -9 of everything: the client and the session process (ssh).
               victim.kill();
-              await must(["kill", "-KILL", String(orphan.owner.pid)]);
+              await run(["kill", "-KILL", String(orphan.owner.pid)]);
               await waitFor(
                 "the owner to be gone",
                 async () => (await listed(bed))[0]?.alive === false,
@@ -508,51 +508,75 @@ function dnatSuite(backend: "iptables" | "nftables") {
 
         await t.step("through sudo the call trusts nothing the caller chose", async () => {
           const before = await kernelState(bed);
-          const owner = bed.spawnInProxy(["sleep", "60"], {
+          // A group member with a shell forges the environment sshd would have set.
+          const forger = bed.spawnInProxy(["sleep", "60"], {
             user: alice,
-            env: { SSH_CONNECTION: `${IP.client} 50000 ${IP.proxy} 22` },
+            env: { SSH_CONNECTION: `198.18.1.99 50000 ${IP.proxy} 22` },
           });
-          const stranger = bed.spawnInProxy(["sleep", "60"], { user: alice });
+          const target = dnatAddArgs(1).slice(0, 7); // add --rule 1 --host 0 --server A:22
           try {
-            const add = (pid: number, extra: string[] = []) =>
-              sudoDnat(bed, alice, [...dnatAddArgs(pid), ...extra]);
-            const refused = async (pid: number, why: RegExp, extra: string[] = []) => {
-              const result = await add(pid, extra);
-              assertEquals(result.code, 1, result.stdout + result.stderr);
+            const refused = async (user: string, args: string[], why: RegExp) => {
+              const result = await sudoDnat(bed, user, args);
+              assertEquals(result.code === 0, false, result.stdout + result.stderr);
               assertMatch(result.stderr, why);
+              assertMatch(result.stdout + result.stderr, /refused|does not take|together/);
             };
-            // Another user's process (root's sshd), and the caller's own without an SSH session.
-            await refused(1, /^xferproxy: dnat refused: process 1 is not the caller's\n$/);
-            await refused(
-              stranger.pid,
-              /is not an SSH session from 198\.18\.1\.2 to 198\.18\.1\.1/,
+            // Not an SSH session (alice's shell outside sshd's tree runs sudo): whatever
+            // SSH_CONNECTION says, nothing is installed, for the forger's address or any other.
+            const forged = await bed.inProxy([
+              "sh",
+              "-c",
+              `SSH_CONNECTION="198.18.1.99 50000 ${IP.proxy} 22" sudo -n ${BINARY} dnat ${
+                target.join(" ")
+              }; exit $?`,
+            ], { user: alice });
+            assertEquals(forged.code, 1, forged.stderr);
+            assertMatch(
+              forged.stderr,
+              /^xferproxy: dnat refused: process \d+ was not started by sshd/,
             );
-            // The destination comes from the system config: rule 1 host 0 is server A.
-            await refused(owner.pid, /host 0 of rule 1 is 198\.18\.2\.2:22, not 198\.18\.2\.3:22/, [
-              "--server",
-              `${IP.b}:22`,
-            ]);
+            await refused(alice, [
+              ...target,
+              "--owner",
+              String(forger.pid),
+              "--client",
+              "198.18.1.99",
+              "--proxy",
+              IP.proxy,
+            ], /--owner, --client and --proxy are for root only/);
+            // Sessions' ids are issued: a victim's id (seen in the log) cannot be re-registered.
+            await refused(
+              bob,
+              [...target, "--session", crypto.randomUUID()],
+              /does not take --session/,
+            );
             assertEquals(await kernelState(bed), before);
-            // --config is ignored through sudo: only the system config counts.
-            const ok = await add(owner.pid, ["--config", "/nonexistent.conf"]);
-            assertEquals(ok.code, 0, ok.stderr);
-            assertMatch(ok.stdout, /"event":"installed"/);
-            // Bob may neither see nor remove Alice's session, nor reap everything.
-            const [mine] = await listed(bed);
-            assertEquals((await sudoDnat(bed, bob, ["list", "--json"])).stdout, "[]\n");
-            const del = await sudoDnat(bed, bob, ["del", "--session", mine!.id]);
-            assertEquals([del.code, del.stderr], [
-              1,
-              `xferproxy: dnat refused: session ${mine!.id} is not the caller's\n`,
-            ]);
-            const all = await sudoDnat(bed, bob, ["reap", "--all"]);
-            assertEquals(all.code, 1);
-            assertEquals((await sudoDnat(bed, alice, ["del", "--session", mine!.id])).code, 0);
           } finally {
-            owner.kill("SIGKILL");
-            stranger.kill("SIGKILL");
-            await owner.output();
-            await stranger.output();
+            forger.kill("SIGKILL");
+            await forger.output();
+          }
+          // A real session through sudo (the service is down): the kernel names it.
+          await bed.stopDnatService();
+          try {
+            const session = await startEchoSession(bed, alice, IP.proxy, 33001);
+            try {
+              const [mine] = await listed(bed);
+              assertEquals([mine?.client, mine?.server, mine?.alive], [IP.client, IP.a, true]);
+              // Bob may neither see nor remove Alice's session, nor reap everything.
+              assertEquals((await sudoDnat(bed, bob, ["list", "--json"])).stdout, "[]\n");
+              const del = await sudoDnat(bed, bob, ["del", "--session", mine!.id]);
+              assertEquals([del.code, del.stderr], [
+                1,
+                `xferproxy: dnat refused: session ${mine!.id} is not the caller's\n`,
+              ]);
+              const all = await sudoDnat(bed, bob, ["reap", "--all"]);
+              assertEquals(all.code, 1);
+              assertEquals((await sudoDnat(bed, alice, ["del", "--session", mine!.id])).code, 0);
+            } finally {
+              await session.end();
+            }
+          } finally {
+            await bed.startDnatService();
           }
           await noSessionsLeft(bed);
           // A config others may write, or a link in its place, is not trusted through sudo.
@@ -585,48 +609,33 @@ function dnatSuite(backend: "iptables" | "nftables") {
 
         await t.step("injection attempts against the helper change nothing", async () => {
           const before = await kernelState(bed);
-          // dnat add arguments without --session and --client, which the attempts vary.
-          const base = dnatAddArgs(1).slice(3).filter((_, i, all) =>
+          // Root's dnat add, naming owner 1 and the addresses, without --client, which the attempts vary.
+          const base = dnatAddArgs(1).filter((_, i, all) =>
             all[i] !== "--client" && all[i - 1] !== "--client"
           );
-          const id = ["--session", crypto.randomUUID()];
+          const swap = (flag: string, value: string) => {
+            const args = [...base];
+            args[args.indexOf(flag) + 1] = value;
+            return args;
+          };
           const attempts: string[][] = [
-            [...id, ...base, "--client", "198.18.1.2 -j ACCEPT"],
-            [...id, ...base, "--client", "198.18.1.2\n-A INPUT -j ACCEPT"],
-            [...id, ...base, "--client", "--flush"],
-            [...id, ...base, "--client", "example.com"],
-            ["--session", "../../etc", ...base, "--client", IP.client],
-            [
-              ...id,
-              ...base.slice(0, -4),
-              "--host",
-              "0 1",
-              "--client",
-              IP.client,
-              "--server",
-              `${IP.a}:22`,
-            ],
-            [...id, "--owner", "-1", ...base.slice(2), "--client", IP.client],
-            [...id, ...base, "--client", IP.client, "--to-destination", "198.18.2.9"],
-            [...id, ...base.slice(0, -2), "--server", "198.18.2.2", "--client", IP.client],
+            [...base, "--client", "198.18.1.2 -j ACCEPT"],
+            [...base, "--client", "198.18.1.2\n-A INPUT -j ACCEPT"],
+            [...base, "--client", "--flush"],
+            [...base, "--client", "example.com"],
+            [...base, "--client", IP.client, "--session", "../../etc"],
+            [...swap("--host", "0 1"), "--client", IP.client],
+            [...swap("--owner", "-1"), "--client", IP.client],
+            [...base, "--client", IP.client, "--to-destination", "198.18.2.9"],
+            [...swap("--server", "198.18.2.2"), "--client", IP.client],
           ];
           for (const args of attempts) {
-            const result = await bed.dnat(["add", ...args]);
+            const result = await bed.dnat(args);
             assertEquals(result.code, 2, `accepted: ${JSON.stringify(args)}`);
             assertMatch(result.stderr, /^xferproxy: .+\n$/);
           }
           // Typed but not authorized by the config: a host the rule does not have.
-          const wrongHost = await bed.dnat([
-            "add",
-            ...id,
-            ...base.slice(0, -4),
-            "--host",
-            "5",
-            "--server",
-            `${IP.a}:22`,
-            "--client",
-            IP.client,
-          ]);
+          const wrongHost = await bed.dnat([...swap("--host", "5"), "--client", IP.client]);
           assertEquals([wrongHost.code, wrongHost.stderr], [
             1,
             "xferproxy: dnat refused: rule 1 has no host 5\n",

@@ -71,12 +71,19 @@ Deno.test("reverse mode alone keeps FFI on libc, and runs only logger and sudo",
   }
 });
 
-Deno.test("the DNAT service alone loads libnftables; no dnat call may, nor any other mode", async () => {
+Deno.test("the DNAT service alone loads libraries and reaches the network; no dnat call may", async () => {
   const dnat = { ...NOTHING, run: "allowed", write: "allowed", read: "allowed", env: "allowed" };
-  assertEquals(await probe(["dnat", "serve"]), { ...dnat, ffiNftables: "allowed" });
+  // libnftables, and libc for its socket's peer, pidfds and /proc; the network to check a server.
+  assertEquals(await probe(["dnat", "serve"]), {
+    ...dnat,
+    ffiNftables: "allowed",
+    ffiLibc: "allowed",
+    connect: "allowed (ConnectionRefused)",
+    listen: "allowed",
+  });
   const id = crypto.randomUUID();
   const add = parseDnatArgs(
-    `add --session ${id} --owner 1 --client 198.18.1.2 --proxy 198.18.1.1 --rule 1 --host 0 --server 198.18.2.2:22`
+    "add --rule 1 --host 0 --server 198.18.2.2:22 --owner 1 --client 198.18.1.2 --proxy 198.18.1.1"
       .split(" "),
   );
   const calls: DnatRequest[] = [

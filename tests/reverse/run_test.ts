@@ -1,7 +1,8 @@
 import { assertEquals, assertMatch } from "../_assert.ts";
 import { Buffer } from "node:buffer";
 import { type ReversePlatform, runReverse } from "../../src/reverse/run.ts";
-import { createBalancer } from "../../src/balancer/balancer.ts";
+import { balancerPicker, createBalancer } from "../../src/balancer/balancer.ts";
+import { fallbackRegistrar } from "../../src/reverse/registrar.ts";
 import type { SharedJson } from "../../src/balancer/shared_json.ts";
 import { createFakeFs, type FakeFile } from "../_fakes/fs.ts";
 import { fakeKeyBlob } from "../_fakes/ssh_server.ts";
@@ -47,10 +48,15 @@ function fakePlatform(options: {
     sessionDeps: () => ({
       pid: 4242,
       uid: 1001,
-      newId: () => "3a9fd819-59c3-42bc-b0a2-d26304a1eb84",
-      balancer: () => createBalancer(noState, () => 0),
+      registrar: () =>
+        Promise.resolve(
+          fallbackRegistrar(
+            "3a9fd819-59c3-42bc-b0a2-d26304a1eb84",
+            balancerPicker(createBalancer(noState, () => 0)),
+            { register: () => Promise.resolve(true) },
+          ),
+        ),
       probe: () => Promise.resolve({ kind: "answered", banner: "SSH-2.0-x", hostKey: KEY }),
-      udp: { register: () => Promise.resolve(true) },
       pty: false,
     }),
     isExecutable: () => options.sshInstalled ?? true,

@@ -2,9 +2,9 @@ import { assertEquals, assertIncludes } from "../_assert.ts";
 import { getLogger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
 import { decideSession, type ReverseDeps } from "../../src/reverse/session.ts";
-import type { UdpSession } from "../../src/reverse/udp.ts";
+import type { Registering, Registrar } from "../../src/reverse/registrar.ts";
 import { requestFromCommand, type SessionInputs } from "../../src/reverse/inputs.ts";
-import { createBalancer } from "../../src/balancer/balancer.ts";
+import { balancerPicker, createBalancer } from "../../src/balancer/balancer.ts";
 import type { SharedJson } from "../../src/balancer/shared_json.ts";
 import type { ProbeOutcome } from "../../src/ssh/probe.ts";
 import { parseIp } from "../../src/net/ip.ts";
@@ -57,8 +57,19 @@ function setup(
 ) {
   const told: string[] = [];
   const probed: string[] = [];
-  const registered: UdpSession[] = [];
+  const registered: Registering[] = [];
   const state = memoryJson();
+  const closed: string[] = [];
+  const registrar: Registrar = {
+    id: "3a9fd819-59c3-42bc-b0a2-d26304a1eb84",
+    via: "service",
+    hosts: balancerPicker(createBalancer(state, () => 1_800_000_000_000)),
+    register: (session) => {
+      registered.push(session);
+      return Promise.resolve(session.udp ? "forwarded" : "none");
+    },
+    close: () => void closed.push("closed"),
+  };
   const deps: ReverseDeps = {
     fs: createFakeFs({
       "/k/squash": { text: PRIVATE_KEY, uid: 0, mode: 0o100640 },
@@ -68,8 +79,7 @@ function setup(
     }),
     pid: 4242,
     uid: 1001,
-    newId: () => "3a9fd819-59c3-42bc-b0a2-d26304a1eb84",
-    balancer: () => createBalancer(state, () => 1_800_000_000_000),
+    registrar: () => Promise.resolve(registrar),
     probe: (endpoint) => {
       probed.push(formatEndpoint(endpoint));
       return Promise.resolve(
@@ -77,18 +87,12 @@ function setup(
           { kind: "failed", reason: "unreachable", message: "no answer" },
       );
     },
-    udp: {
-      register: (session) => {
-        registered.push(session);
-        return Promise.resolve(true);
-      },
-    },
     pty: false,
     env: (name) => ({ USER: "bear", HOME: "/home/bear" } as Record<string, string>)[name],
     tellClient: (line) => void told.push(line),
     log: getLogger(["xferproxy", "test"]),
   };
-  return { deps, told, probed, registered, state };
+  return { deps, told, probed, registered, state, closed };
 }
 
 const answered = (key: Uint8Array): ProbeOutcome => ({
@@ -97,27 +101,28 @@ const answered = (key: Uint8Array): ProbeOutcome => ({
   hostKey: key,
 });
 
-Deno.test("a scp session is handed to ssh for the rule's server and account, without UDP", async () => {
-  const { deps, probed, registered, told } = setup({ "198.18.2.2:22": answered(KEY_A) });
+const described = (registered: Registering[]) =>
+  registered.map((s) => [s.udp, s.user, s.rule.index, s.upstreamIndex, s.upstream.ip.text]);
+
+Deno.test("a scp session is handed to ssh for the rule's server and account, registered without UDP", async () => {
+  const { deps, probed, registered, told, closed } = setup({ "198.18.2.2:22": answered(KEY_A) });
   const outcome = await decideSession(inputs("scp -t /in"), config, deps);
   assertEquals(outcome.kind, "handoff");
   if (outcome.kind !== "handoff") return;
   const argv = outcome.handoff.argv;
   assertEquals(argv.slice(-5), ["xfer", "-T", "--", "198.18.2.2", "scp -t /in"]);
   assertIncludes(argv.join(" "), 'IdentityFile="/k/squash"');
-  assertEquals([probed, registered, told], [["198.18.2.2:22"], [], []]);
+  assertEquals([probed, told], [["198.18.2.2:22"], []]);
+  // Registered for its closing line, and the link closed before the hand-off.
+  assertEquals(described(registered), [[false, "bear", 1, 0, "198.18.2.2"]]);
+  assertEquals(closed, ["closed"]);
 });
 
-Deno.test("an ascp session registers UDP forwarding owned by this process before the hand-off", async () => {
+Deno.test("an ascp session registers UDP forwarding before the hand-off", async () => {
   const { deps, registered } = setup({ "198.18.2.2:22": answered(KEY_A) });
   const outcome = await decideSession(inputs("ascp --mode=recv /in"), config, deps);
   assertEquals(outcome.kind, "handoff");
-  assertEquals(
-    registered.map((s) => [s.owner, s.rule.index, s.upstreamIndex, s.upstream.ip.text]),
-    [
-      [4242, 1, 0, "198.18.2.2"],
-    ],
-  );
+  assertEquals(described(registered), [[true, "bear", 1, 0, "198.18.2.2"]]);
 });
 
 Deno.test("a refused command probes nothing, registers nothing, and exits 1", async () => {

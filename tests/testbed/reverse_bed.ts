@@ -391,13 +391,10 @@ export function dnatAddArgs(owner: number): string[] {
   return dnatArgv({
     action: "add",
     request: {
-      id: crypto.randomUUID(),
-      owner,
-      client: parseIp(IP.client)!,
-      proxy: parseIp(IP.proxy)!,
       rule: 1,
       host: 0,
       server: { ip: parseIp(IP.a)!, port: 22 },
+      named: { owner, client: parseIp(IP.client)!, proxy: parseIp(IP.proxy)! },
     },
   }).slice(1);
 }
@@ -566,12 +563,14 @@ function defaultConfig(dir: string, options: TestbedOptions): string {
   return `<CONF version="2">
   <server>
     <state_directory>${dir}/state</state_directory>
+    <service_socket>${dir}/run/dnat.sock</service_socket>
     ${options.serverExtra ?? ""}
     <rproxy>
       <enabled>true</enabled>
       <log_level>1</log_level>
       <log_directory>${dir}/log</log_directory>
       <known_hosts>${dir}/proxy/known_hosts</known_hosts>
+      <proxy_group>${GROUP}</proxy_group>
       <allowed_commands>${testCommands}</allowed_commands>
       <udp_commands>${udpCommands}</udp_commands>
       ${options.rproxyExtra ?? ""}

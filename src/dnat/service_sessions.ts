@@ -1,0 +1,317 @@
+/**
+ * Sessions owned by the DNAT service: a reverse session connects to the
+ * service's socket, is identified from the kernel (the connecting process
+ * and the sshd connection it descends from), gets its id issued, asks for
+ * its host (rotation and faulty marks live here, out of the group's reach),
+ * registers, and hands over to ssh. The service then watches the owner
+ * through a pidfd: the moment it exits, its forwarding goes and one
+ * closing line says what the session was and what it moved.
+ * @module
+ */
+
+import { UserError } from "../errors.ts";
+import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
+import type { Balancer } from "../balancer/balancer.ts";
+import { FAULTY_SECONDS, type ReverseRule } from "../config/mod.ts";
+import { NotAuthorizedError } from "./authorize.ts";
+import type { FlowCounters } from "./conntrack.ts";
+import { type Ended, install, record, type Registration } from "./manager.ts";
+import type { DnatDeps } from "./manager.ts";
+import { identifySession, type SessionIdentity } from "./owner.ts";
+import type { ProcReader } from "./procfs.ts";
+import type { Registry, RegistryEntry } from "./registry.ts";
+import { removeEntries } from "./manager.ts";
+import { encodeLine, parseRequest, type ServiceReply } from "./service_protocol.ts";
+import { formatPorts, type Owner } from "./types.ts";
+
+/** How a process ended, as far as the kernel still knew. */
+export interface ExitStatus {
+  readonly code?: number;
+  readonly signal?: number;
+}
+
+/** Learns of owners' exits (platform/exit_watch.ts: pidfds). */
+export interface ExitWatch {
+  /**
+   * Calls `onExit` once when the owner exits; `pidfd` is the peer's own when
+   * the socket gave one. Undefined when the owner is already gone (or its
+   * pid is another process's now).
+   */
+  watch(
+    owner: Owner,
+    pidfd: number | undefined,
+    onExit: (status: ExitStatus) => void,
+  ): Promise<{ cancel(): void } | undefined>;
+}
+
+/** One connection from a session (platform/unix_server.ts). */
+export interface SessionConnection {
+  readonly peer: { readonly pid: number; readonly uid: number; readonly pidfd?: number };
+  nextLine(timeoutMs: number): Promise<string | undefined>;
+  send(line: string): void;
+  close(): void;
+}
+
+/** What the SSH leg carried each way, from conntrack. */
+export interface SshCounters {
+  readonly in: FlowCounters;
+  readonly out: FlowCounters;
+}
+
+/** What serving sessions needs beyond the manager's dependencies. */
+export interface SessionServiceDeps extends DnatDeps {
+  readonly proc: ProcReader;
+  readonly exits: ExitWatch;
+  /** Rotation and faulty marks, kept in the service. */
+  readonly balancer: Balancer;
+  /** True when something answers an SSH version line at `endpoint` within the time. */
+  reachable(endpoint: IpEndpoint, timeoutMs: number): Promise<boolean>;
+  /** The client connection's counters once it has closed (or the wait ran out). */
+  sshCounters(ssh: NonNullable<RegistryEntry["ssh"]>): Promise<SshCounters | undefined>;
+  newId(): string;
+  /**
+   * Picks up a config file changed since the last look, so a session never
+   * meets an older config here than the one it decided with.
+   */
+  refreshConfig?(): Promise<void>;
+}
+
+/** How long a session may take between its requests (probing hosts is the slow part). */
+export const REQUEST_TIMEOUT_MS = 120_000;
+
+/** The rotation key of a rule: its position and host list. */
+export function ruleKey(rule: ReverseRule): string {
+  return `${rule.index}:${rule.upstreams.map(formatEndpoint).join(",")}`;
+}
+
+/** The closing line's fields for an ended session. */
+export function closingFields(
+  ended: Ended,
+  status: ExitStatus,
+  ssh: SshCounters | undefined,
+  now: number,
+): Record<string, unknown> {
+  const e = ended.entry;
+  return {
+    session: e.id,
+    user: e.user ?? `uid ${e.uid}`,
+    rule: e.rule,
+    upstream: e.upstream ?? "-",
+    duration_ms: Math.max(0, now - e.created),
+    exit: status.code ?? (status.signal !== undefined ? `signal ${status.signal}` : "unknown"),
+    ...(e.ssh ? { client: `${formatPorts(e.ssh.client.ip, e.ssh.client.port, 1)}` } : {}),
+    ...(ssh
+      ? {
+        ssh_bytes_in: ssh.in.bytes,
+        ssh_bytes_out: ssh.out.bytes,
+      }
+      : {}),
+    ...(ended.udp ? { udp_bytes: ended.udp.bytes, udp_packets: ended.udp.packets } : {}),
+  };
+}
+
+/** The service's session side. */
+export interface SessionService {
+  /** Serves one connection until the session has registered or gone. */
+  serve(connection: SessionConnection): Promise<void>;
+  /** Watches the owners of registered sessions not yet watched (start, registry written by others). */
+  adopt(registry: Registry): Promise<void>;
+  /** Writes closing lines for sessions others removed (a poll, `dnat del`, `reap`). */
+  closed(ended: readonly Ended[]): void;
+  /** Stops watching (the service stops; sessions keep their rules). */
+  close(): void;
+}
+
+/** Creates the session side of the service. */
+export function sessionService(deps: SessionServiceDeps): SessionService {
+  const watched = new Map<string, { cancel(): void }>();
+  const log = deps.log;
+
+  const writeClosing = (ended: Ended, status: ExitStatus) => {
+    const ssh = ended.entry.ssh;
+    (ssh ? deps.sshCounters(ssh).catch(() => undefined) : Promise.resolve(undefined)).then(
+      (counters) =>
+        log.info("Connection closed", closingFields(ended, status, counters, deps.now())),
+    );
+  };
+
+  const end = async (id: string, status: ExitStatus) => {
+    watched.delete(id);
+    const ended = await deps.store.lock(async () => {
+      const registry = await deps.store.read();
+      const entry = registry.entries.find((e) => e.id === id);
+      // Removed meanwhile (dnat del, reap): whoever removed it wrote its line.
+      if (!entry) return undefined;
+      const after = await removeEntries(deps, registry, [entry], "session ended");
+      await deps.store.write(after.registry);
+      return after.ended;
+    });
+    for (const e of ended ?? []) writeClosing(e, status);
+  };
+
+  const watch = async (id: string, owner: Owner, pidfd: number | undefined): Promise<boolean> => {
+    const handle = await deps.exits.watch(owner, pidfd, (status) => {
+      end(id, status).catch((error) =>
+        log.error("Ending session {session} failed: {error}", { session: id, error: String(error) })
+      );
+    });
+    if (handle) watched.set(id, handle);
+    return handle !== undefined;
+  };
+
+  const reply = (connection: SessionConnection, message: ServiceReply) =>
+    connection.send(encodeLine(message));
+
+  const refuse = (connection: SessionConnection, reason: string) => {
+    reply(connection, { event: "refused", reason });
+    connection.close();
+  };
+
+  async function identify(connection: SessionConnection): Promise<SessionIdentity> {
+    const identity = await identifySession(deps.proc, connection.peer.pid);
+    if (identity.uid !== connection.peer.uid) {
+      throw new NotAuthorizedError(`process ${connection.peer.pid} changed hands while connecting`);
+    }
+    return identity;
+  }
+
+  async function converse(connection: SessionConnection, id: string, identity: SessionIdentity) {
+    const rules = () => deps.config.server.rproxy.rules;
+    for (;;) {
+      const request = parseRequest((await connection.nextLine(REQUEST_TIMEOUT_MS)) ?? "");
+      if (!request) return connection.close();
+      switch (request.op) {
+        case "hello":
+          return refuse(connection, "hello twice");
+        case "pick": {
+          await deps.refreshConfig?.();
+          const rule = rules()[request.rule - 1];
+          if (!rule) return refuse(connection, `the config has no rule ${request.rule}`);
+          const pick = await deps.balancer.pick(ruleKey(rule), rule.upstreams.map(formatEndpoint));
+          reply(connection, { op: "pick", order: pick.order, skipped: pick.skipped });
+          break;
+        }
+        case "failed": {
+          const rule = rules()[request.rule - 1];
+          const host = rule?.upstreams[request.host];
+          if (!rule || !host) {
+            return refuse(connection, `rule ${request.rule} has no host ${request.host}`);
+          }
+          reply(connection, { op: "noted" });
+          // The session's word alone marks nothing: the service looks for itself.
+          checkFaulty(host, rule.connectTimeout * 1000, request.reason);
+          break;
+        }
+        case "register": {
+          await deps.refreshConfig?.();
+          const registration: Registration = {
+            id,
+            claimant: {
+              owner: identity.owner,
+              uid: identity.uid,
+              client: identity.client.ip,
+              proxy: identity.proxy.ip,
+              ssh: { client: identity.client, proxy: identity.proxy },
+            },
+            target: { rule: request.rule, host: request.host, server: request.server },
+            user: request.user,
+          };
+          // Claimed before it is written: the loop adopting it meanwhile must not watch it twice.
+          watched.set(id, { cancel() {} });
+          try {
+            if (request.udp) {
+              const entry = await install(deps, registration);
+              const s = entry.forwarding.session;
+              reply(connection, {
+                event: "installed",
+                session: id,
+                proxy: formatPorts(s.proxy, s.proxyPort, s.portCount),
+                server: formatPorts(s.server, s.serverPort, s.portCount),
+                filtering: entry.forwarding.filtering,
+              });
+            } else {
+              await record(deps, registration);
+              reply(connection, { event: "registered", session: id });
+            }
+          } catch (error) {
+            watched.delete(id);
+            if (!(error instanceof UserError)) throw error;
+            const event = error instanceof NotAuthorizedError ? "refused" : "failed";
+            reply(connection, { event, reason: error.message });
+            return connection.close();
+          }
+          connection.close();
+          if (!(await watch(id, identity.owner, connection.peer.pidfd))) await end(id, {});
+          return;
+        }
+      }
+    }
+  }
+
+  function checkFaulty(host: IpEndpoint, timeoutMs: number, reason: string) {
+    const label = formatEndpoint(host);
+    deps.reachable(host, timeoutMs).then(async (answers) => {
+      if (answers) {
+        log.debug("A session found {server} unreachable ({reason}); it answers here", {
+          server: label,
+          reason,
+        });
+        return;
+      }
+      await deps.balancer.markFaulty(label, FAULTY_SECONDS);
+      log.warn("Server {server} is not responding, marked faulty for {seconds} s: {reason}", {
+        server: label,
+        seconds: FAULTY_SECONDS,
+        reason,
+      });
+    }).catch((error) =>
+      log.warn("Cannot check server {server}: {error}", { server: label, error: String(error) })
+    );
+  }
+
+  return {
+    async serve(connection) {
+      const first = parseRequest((await connection.nextLine(5000)) ?? "");
+      if (first?.op !== "hello") {
+        connection.close();
+        return;
+      }
+      let identity: SessionIdentity;
+      try {
+        identity = await identify(connection);
+      } catch (error) {
+        if (!(error instanceof UserError)) throw error;
+        log.warn("Refused a connection from process {pid} (uid {uid}): {reason}", {
+          pid: connection.peer.pid,
+          uid: connection.peer.uid,
+          reason: error.message,
+        });
+        return refuse(connection, error.message);
+      }
+      const id = deps.newId();
+      reply(connection, { op: "hello", session: id });
+      try {
+        await converse(connection, id, identity);
+      } finally {
+        connection.close();
+      }
+    },
+    async adopt(registry) {
+      for (const entry of registry.entries) {
+        if (watched.has(entry.id)) continue;
+        if (!(await watch(entry.id, entry.owner, undefined))) await end(entry.id, {});
+      }
+    },
+    closed(ended) {
+      for (const e of ended) {
+        watched.get(e.entry.id)?.cancel();
+        watched.delete(e.entry.id);
+        writeClosing(e, {});
+      }
+    },
+    close() {
+      for (const handle of watched.values()) handle.cancel();
+      watched.clear();
+    },
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * One epoll loop for the DNAT service's own file descriptors: its listening
+ * socket, the sessions' connections and their owners' pidfds. epoll_wait
+ * runs on an FFI worker thread, so the service's JavaScript never blocks;
+ * each ready fd's callback runs on the main thread.
+ * @module
+ */
+
+import { errno, libc, LINUX } from "./libc.ts";
+
+/** Watches fds for readability. */
+export interface FdEvents {
+  /** Calls `onReady` each time `fd` is readable (or hung up) until the returned remover runs. */
+  watch(fd: number, onReady: () => void): () => void;
+  /** Stops the loop; watched fds are not closed. */
+  close(): Promise<void>;
+}
+
+const MAX_EVENTS = 64;
+
+/** Starts the loop. */
+export function epollEvents(): FdEvents {
+  const c = libc();
+  const epfd = c.epoll_create1(LINUX.EPOLL_CLOEXEC);
+  if (epfd < 0) throw new Error(`epoll_create1 failed (errno ${errno()})`);
+  const wake = c.eventfd(0, LINUX.EFD_CLOEXEC | LINUX.EFD_NONBLOCK);
+  if (wake < 0) throw new Error(`eventfd failed (errno ${errno()})`);
+  const callbacks = new Map<number, () => void>();
+  const size = LINUX.EPOLL_EVENT_SIZE;
+  const dataOffset = size === 12 ? 4 : 8;
+  const control = (op: number, fd: number) => {
+    const event = new Uint8Array(size);
+    const view = new DataView(event.buffer);
+    view.setUint32(0, LINUX.EPOLLIN, true);
+    view.setBigUint64(dataOffset, BigInt(fd), true);
+    return c.epoll_ctl(epfd, op, fd, event);
+  };
+  if (control(LINUX.EPOLL_CTL_ADD, wake) !== 0) throw new Error("epoll_ctl failed on eventfd");
+  let closed = false;
+  const events = new Uint8Array(size * MAX_EVENTS);
+  const view = new DataView(events.buffer);
+  const loop = (async () => {
+    while (!closed) {
+      const n = await c.epoll_wait(epfd, events, MAX_EVENTS, -1);
+      if (n < 0) {
+        if (errno() === LINUX.EINTR) continue;
+        throw new Error(`epoll_wait failed (errno ${errno()})`);
+      }
+      const ready: number[] = [];
+      for (let i = 0; i < n; i++) {
+        ready.push(Number(view.getBigUint64(i * size + dataOffset, true)));
+      }
+      for (const fd of ready) {
+        if (fd === wake) continue;
+        try {
+          callbacks.get(fd)?.();
+        } catch {
+          // A callback's failure is its own to report; the loop serves the others.
+        }
+      }
+    }
+  })();
+  return {
+    watch(fd, onReady) {
+      callbacks.set(fd, onReady);
+      if (control(LINUX.EPOLL_CTL_ADD, fd) !== 0) {
+        callbacks.delete(fd);
+        throw new Error(`epoll_ctl failed for fd ${fd} (errno ${errno()})`);
+      }
+      return () => {
+        if (!callbacks.delete(fd)) return;
+        control(LINUX.EPOLL_CTL_DEL, fd);
+      };
+    },
+    async close() {
+      closed = true;
+      const one = new Uint8Array(8);
+      new DataView(one.buffer).setBigUint64(0, 1n, true);
+      c.write(wake, one, 8n);
+      await loop.catch(() => {});
+      c.close(wake);
+      c.close(epfd);
+    },
+  };
+}

@@ -1,0 +1,117 @@
+/**
+ * The DNAT service's own parts on the real system: the sessions' socket,
+ * the fd loop with its exit watches, /proc through libc, the balancer kept
+ * in memory, the reachability check behind faulty marks, the SSH legs'
+ * counters from conntrack, the heartbeat, and the stop signals.
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { ServiceHost } from "../dnat/run.ts";
+import type { ExitWatch, SshCounters } from "../dnat/service_sessions.ts";
+import type { Conntrack } from "../dnat/conntrack.ts";
+import { memoryJson } from "../balancer/shared_json.ts";
+import { createBalancer } from "../balancer/balancer.ts";
+import { errorText } from "../errors.ts";
+import { epollEvents, type FdEvents } from "./fd_events.ts";
+import { pidfdExitWatch } from "./exit_watch.ts";
+import { groupId } from "./libc.ts";
+import { libcProcReader } from "./proc_readers.ts";
+import { listenUnix, type UnixServer } from "./unix_server.ts";
+import { terminationSignal } from "./session_io.ts";
+import { enableAccounting, writeHeartbeat } from "./dnat_host.ts";
+import { realRunner } from "./runner.ts";
+
+/** How long the closing line waits for the client's connection to finish closing. */
+const CLOSE_WAIT_MS = 2000;
+
+/** True when `host:port` answers with an SSH version line within the time. */
+async function answersSsh(hostname: string, port: number, timeoutMs: number): Promise<boolean> {
+  const deadline = AbortSignal.timeout(timeoutMs);
+  let conn: Deno.TcpConn | undefined;
+  try {
+    conn = await Promise.race([
+      Deno.connect({ hostname, port }),
+      new Promise<never>((_, reject) =>
+        deadline.addEventListener("abort", () => reject(new Error("timeout")), { once: true })
+      ),
+    ]);
+    const buffer = new Uint8Array(256);
+    const read = conn.read(buffer);
+    const n = await Promise.race([
+      read,
+      new Promise<null>((resolve) =>
+        deadline.addEventListener("abort", () => resolve(null), { once: true })
+      ),
+    ]);
+    return n !== null && new TextDecoder().decode(buffer.subarray(0, n)).includes("SSH-");
+  } catch {
+    return false;
+  } finally {
+    try {
+      conn?.close();
+    } catch { /* closed */ }
+  }
+}
+
+/** The service host over the real system. */
+export function realServiceHost(
+  dir: string,
+  log: Logger,
+  conntrack: Pick<Conntrack, "connection">,
+): ServiceHost {
+  const termination = terminationSignal();
+  const proc = libcProcReader();
+  let events: FdEvents | undefined;
+  const loop = () => (events ??= epollEvents());
+  let server: UnixServer | undefined;
+  let exits: ExitWatch | undefined;
+  return {
+    stop: termination.signal,
+    heartbeat: (status) => writeHeartbeat(dir, Date.now(), { ...status }),
+    enableAccounting: () => enableAccounting(realRunner),
+    proc,
+    exits: {
+      watch: (owner, pidfd, onExit) =>
+        (exits ??= pidfdExitWatch(loop(), proc)).watch(owner, pidfd, onExit),
+    },
+    balancer: createBalancer(memoryJson(), Date.now),
+    reachable: (endpoint, timeoutMs) => answersSsh(endpoint.ip.text, endpoint.port, timeoutMs),
+    async sshCounters(ssh): Promise<SshCounters | undefined> {
+      const deadline = Date.now() + CLOSE_WAIT_MS;
+      for (;;) {
+        const tracked = await conntrack.connection(ssh);
+        if (!tracked) return undefined;
+        if (tracked.state !== "ESTABLISHED" || Date.now() >= deadline) {
+          return { in: tracked.original, out: tracked.reply };
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+    async listen(path, group, maxLine, onConnection) {
+      const gid = groupId(group);
+      if (gid === undefined) {
+        throw new Error(
+          `group "${group}" does not exist: create it (groupadd ${group}) or set <proxy_group>`,
+        );
+      }
+      const dir = path.replace(/\/[^/]*$/, "") || "/";
+      await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
+      const info = await Deno.lstat(dir);
+      if (!info.isDirectory || info.uid !== 0 || ((info.mode ?? 0) & 0o022) !== 0) {
+        throw new Error(`"${dir}" must be a directory of root's that only root may write`);
+      }
+      server = listenUnix(path, loop(), maxLine, onConnection);
+      await Deno.chown(path, 0, gid);
+      await Deno.chmod(path, 0o660);
+    },
+    async close() {
+      termination.dispose();
+      server?.close();
+      await events?.close();
+      await Deno.remove(`${dir}/service.json`).catch((error) =>
+        log.debug("Cannot remove the heartbeat: {error}", { error: errorText(error) })
+      );
+    },
+  };
+}

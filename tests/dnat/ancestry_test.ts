@@ -1,0 +1,130 @@
+import { assertEquals, assertRejects } from "../_assert.ts";
+import { processFacts, sshOrigin } from "../../src/dnat/ancestry.ts";
+import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
+import { parseStat, parseTcpTable, startMs } from "../../src/dnat/procfs.ts";
+import { fakeProc, type FakeProcess, type FakeTcp, hex4, hex6, statLine } from "../_fakes/proc.ts";
+
+const USER = 1005;
+const CLIENT = hex4("198.18.1.2", 48686);
+const PROXY = hex4("198.18.1.1", 22);
+
+/** sshd's listener → its root monitor (holding the client socket) → the user's sshd → the session. */
+function sessionTree(extra: Partial<Record<number, Partial<FakeProcess>>> = {}): FakeProcess[] {
+  const tree: FakeProcess[] = [
+    { pid: 1, ppid: 0, uid: 0, comm: "systemd" },
+    { pid: 500, ppid: 1, uid: 0, comm: "sshd", sockets: [10] },
+    { pid: 600, ppid: 500, uid: 0, comm: "sshd", sockets: [4242, 11] },
+    { pid: 601, ppid: 600, uid: USER, comm: "sshd", sockets: [4242, 12] },
+    { pid: 700, ppid: 601, uid: USER, comm: "xferproxy", startTicks: 123456 },
+  ];
+  return tree.map((p) => ({ ...p, ...extra[p.pid] }));
+}
+
+const CONNECTION: FakeTcp = { local: PROXY, remote: CLIENT, inode: 4242 };
+
+async function origin(tree: FakeProcess[], tcp = [CONNECTION], pid = 700) {
+  const proc = fakeProc(tree, tcp);
+  const facts = await processFacts(proc, pid);
+  if (!facts) throw new Error("no facts");
+  return sshOrigin(proc, facts);
+}
+
+Deno.test("parseStat() reads names with spaces and parentheses, the start and a zombie's status", () => {
+  const line = statLine({ pid: 42, ppid: 7, uid: 0, comm: "a) (b", startTicks: 99, exitCode: 256 });
+  assertEquals(parseStat(line), {
+    pid: 42,
+    comm: "a) (b",
+    state: "Z",
+    ppid: 7,
+    startTicks: 99,
+    exitCode: 256,
+  });
+  assertEquals(parseStat("garbage"), undefined);
+});
+
+Deno.test("parseTcpTable() reads established IPv4, IPv6 and IPv4-mapped connections only", () => {
+  const mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 1, 2];
+  const v6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+  const header = "  sl  local_address rem_address   st ...\n";
+  const row = (local: string, remote: string, st: string, inode: number) =>
+    `   0: ${local} ${remote} ${st} 00000000:00000000 00:00000000 00000000  0 0 ${inode} 1 0 20 4 30 10 -1\n`;
+  const parsed = parseTcpTable(
+    header + row(PROXY, CLIENT, "01", 1) + row(PROXY, CLIENT, "0A", 2) +
+      row(hex6(v6, 22), hex6(mapped, 5000), "01", 3),
+  );
+  assertEquals(
+    parsed.map((c) =>
+      `${c.local.ip.text}:${c.local.port} ${c.remote.ip.text}:${c.remote.port} ${c.inode}`
+    ),
+    ["198.18.1.1:22 198.18.1.2:48686 1", "2001:db8::1:22 198.18.1.2:5000 3"],
+  );
+});
+
+Deno.test("processFacts() gives the start as epoch ms from the boot time and the start ticks", async () => {
+  const facts = await processFacts(fakeProc(sessionTree()), 700);
+  assertEquals([facts?.uid, facts?.start], [USER, startMs(1_796_000_000, 123456)]);
+  assertEquals(facts?.start, 1_796_000_000_000 + 1_234_560);
+  assertEquals(await processFacts(fakeProc(sessionTree()), 999), undefined);
+});
+
+Deno.test("sshOrigin() finds the client and proxy ends of the monitor's TCP connection", async (t) => {
+  await t.step("the session right under the user's sshd", async () => {
+    const found = await origin(sessionTree());
+    assertEquals(
+      [found.sshd, found.connection.remote.ip.text, found.connection.remote.port],
+      [600, "198.18.1.2", 48686],
+    );
+    assertEquals([found.connection.local.ip.text, found.connection.local.port], ["198.18.1.1", 22]);
+  });
+  await t.step(
+    "a shell in between (sshd runs the ForceCommand through the login shell)",
+    async () => {
+      const tree = [
+        ...sessionTree({ 700: { ppid: 650 } }),
+        { pid: 650, ppid: 601, uid: USER, comm: "sh" },
+      ];
+      assertEquals((await origin(tree)).sshd, 600);
+    },
+  );
+  await t.step("a process the user named sshd is passed like any other of theirs", async () => {
+    const tree = [
+      ...sessionTree({ 700: { ppid: 650 } }),
+      { pid: 650, ppid: 601, uid: USER, comm: "sshd", sockets: [9999] },
+    ];
+    const found = await origin(tree, [CONNECTION, { ...CONNECTION, inode: 9999 }]);
+    assertEquals(found.sshd, 600);
+  });
+});
+
+Deno.test("sshOrigin() refuses whatever is not a proxy user's SSH session", async (t) => {
+  const refused = (name: string, tree: FakeProcess[], tcp = [CONNECTION], pid = 700) =>
+    t.step(name, async () => {
+      await assertRejects(() => origin(tree, tcp, pid), NotAuthorizedError);
+    });
+  await refused("started from sudo, su or cron (a root ancestor that is not sshd)", [
+    ...sessionTree({ 700: { ppid: 650 } }),
+    { pid: 650, ppid: 601, uid: 0, comm: "sudo" },
+  ]);
+  await refused("no sshd at all up to init", [
+    { pid: 1, ppid: 0, uid: 0, comm: "systemd" },
+    { pid: 700, ppid: 1, uid: USER, comm: "xferproxy" },
+  ]);
+  await refused("another user's process in between", [
+    ...sessionTree({ 700: { ppid: 650 } }),
+    { pid: 650, ppid: 601, uid: 1006, comm: "sh" },
+  ]);
+  await refused("the monitor holds no TCP connection", sessionTree(), []);
+  await refused("the monitor's socket is not established", sessionTree(), [
+    { ...CONNECTION, state: "0A" },
+  ]);
+  await refused("a root session", sessionTree({ 700: { uid: 0 } }));
+  await refused("a chain deeper than any sshd session", [
+    ...sessionTree({ 700: { ppid: 800 } }),
+    ...Array.from({ length: 10 }, (_, i) => ({
+      pid: 800 + i,
+      ppid: i === 9 ? 601 : 801 + i,
+      uid: USER,
+      comm: "sh",
+    })),
+  ]);
+});

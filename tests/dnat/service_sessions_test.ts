@@ -1,0 +1,250 @@
+import { assertEquals, assertMatch } from "../_assert.ts";
+import {
+  type ExitStatus,
+  type SessionConnection,
+  sessionService,
+  type SessionServiceDeps,
+} from "../../src/dnat/service_sessions.ts";
+import { createBalancer } from "../../src/balancer/balancer.ts";
+import { memoryJson } from "../../src/balancer/shared_json.ts";
+import { parseReply, type ServiceReply } from "../../src/dnat/service_protocol.ts";
+import type { Owner } from "../../src/dnat/types.ts";
+import { startMs } from "../../src/dnat/procfs.ts";
+import { parseInline } from "../config/_load.ts";
+import { fakeDnatDeps } from "../_fakes/dnat.ts";
+import { fakeLogger } from "../_fakes/logger.ts";
+import { fakeProc, type FakeProcess, hex4 } from "../_fakes/proc.ts";
+import { registration } from "./_build.ts";
+import { install } from "../../src/dnat/manager.ts";
+
+const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
+<rule host_ip="198.18.1.1"><hosts><host>198.18.2.2</host><host>198.18.2.3</host></hosts><keyfile>/k</keyfile><src_port_filtering>false</src_port_filtering></rule>
+</rules></rproxy></server>`).config!;
+
+const BOOT = 1_796_000_000;
+const USER = 1005;
+const ID = "3a9fd819-59c3-42bc-b0a2-d26304a1eb84";
+
+/** sshd's monitor 600 holds client 198.18.1.2:48686 → proxy 198.18.1.1:22; session 700 is the user's. */
+const TREE: FakeProcess[] = [
+  { pid: 1, ppid: 0, uid: 0, comm: "systemd" },
+  { pid: 600, ppid: 1, uid: 0, comm: "sshd", sockets: [4242] },
+  { pid: 601, ppid: 600, uid: USER, comm: "sshd" },
+  { pid: 700, ppid: 601, uid: USER, comm: "xferproxy", startTicks: 300 },
+  { pid: 900, ppid: 1, uid: USER, comm: "sleep", startTicks: 400 },
+];
+const TCP = [{ local: hex4("198.18.1.1", 22), remote: hex4("198.18.1.2", 48686), inode: 4242 }];
+const OWNER_START = startMs(BOOT, 300);
+
+/** A connection that plays the session's lines and keeps the service's replies. */
+function connection(pid: number, lines: readonly string[], uid = USER) {
+  const queue = [...lines];
+  const replies: ServiceReply[] = [];
+  let closed = false;
+  const conn: SessionConnection = {
+    peer: { pid, uid },
+    nextLine: () => Promise.resolve(queue.shift()),
+    send: (line) => void replies.push(parseReply(line.trimEnd()) as ServiceReply),
+    close: () => void (closed = true),
+  };
+  return { conn, replies, closed: () => closed };
+}
+
+function setup() {
+  const fakes = fakeDnatDeps(config);
+  const log = fakeLogger();
+  const watches = new Map<number, (status: ExitStatus) => void>();
+  const reachable: string[] = [];
+  let answers = true;
+  const deps: SessionServiceDeps = {
+    ...fakes.deps,
+    log,
+    proc: fakeProc(TREE, TCP, BOOT),
+    exits: {
+      watch(owner: Owner, _pidfd, onExit) {
+        if (owner.pid === 999) return Promise.resolve(undefined); // already gone
+        watches.set(owner.pid, onExit);
+        return Promise.resolve({ cancel: () => void watches.delete(owner.pid) });
+      },
+    },
+    balancer: createBalancer(memoryJson(), () => fakes.clock.now()),
+    reachable: (endpoint) => {
+      reachable.push(`${endpoint.ip.text}:${endpoint.port}`);
+      return Promise.resolve(answers);
+    },
+    sshCounters: () =>
+      Promise.resolve({ in: { bytes: 5000, packets: 50 }, out: { bytes: 9000, packets: 60 } }),
+    newId: () => ID,
+  };
+  fakes.processes.running.set(700, { uid: USER, start: OWNER_START });
+  const service = sessionService(deps);
+  const ended = (pid: number, status: ExitStatus) => {
+    fakes.processes.running.delete(pid);
+    watches.get(pid)?.(status);
+  };
+  /** Waits until the fire-and-forget work (closing lines, checks) has run. */
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 10));
+  return {
+    ...fakes,
+    deps,
+    log,
+    service,
+    watches,
+    ended,
+    settle,
+    reachable,
+    unreachable: () => void (answers = false),
+  };
+}
+
+const line = (value: unknown) => JSON.stringify(value);
+const HELLO = line({ op: "hello" });
+const register = (udp: boolean, host = 0) =>
+  line({
+    op: "register",
+    rule: 1,
+    host,
+    server: host === 0 ? "198.18.2.2:22" : "198.18.2.3:22",
+    udp,
+    user: "alice",
+  });
+
+Deno.test("a FASP session: identified from the kernel, forwarding installed, gone the moment it exits", async () => {
+  const bed = setup();
+  const session = connection(700, [HELLO, line({ op: "pick", rule: 1 }), register(true)]);
+  await bed.service.serve(session.conn);
+  assertEquals(session.replies[0], { op: "hello", session: ID });
+  assertEquals(session.replies[1], { op: "pick", order: [0, 1], skipped: [] });
+  assertEquals(session.replies[2], {
+    event: "installed",
+    session: ID,
+    proxy: "198.18.1.1:33001",
+    server: "198.18.2.2:33001",
+    filtering: false,
+  });
+  assertEquals(session.closed(), true);
+  const [entry] = bed.store.registry.entries;
+  // The owner and the client's address are the kernel's, not anything the session said.
+  assertEquals(
+    [entry?.owner, entry?.uid, entry?.forwarding?.session.client.text, entry?.ssh?.client.port],
+    [{ pid: 700, start: OWNER_START }, USER, "198.18.1.2", 48686],
+  );
+  assertEquals([...bed.watches.keys()], [700]);
+  bed.ended(700, { code: 0 });
+  await bed.settle();
+  assertEquals([bed.store.registry.entries, bed.backend.kernel.size], [[], 0]);
+  const closing = bed.log.records.find((r) => r.text === "Connection closed");
+  assertEquals(closing?.fields, {
+    session: ID,
+    user: "alice",
+    rule: 1,
+    upstream: "198.18.2.2:22",
+    duration_ms: 0,
+    exit: 0,
+    client: "198.18.1.2:48686",
+    ssh_bytes_in: 5000,
+    ssh_bytes_out: 9000,
+    udp_bytes: 2800,
+    udp_packets: 40,
+  });
+});
+
+Deno.test("an scp session registers for its closing line only, with the signal that ended it", async () => {
+  const bed = setup();
+  const session = connection(700, [HELLO, register(false)]);
+  await bed.service.serve(session.conn);
+  assertEquals(session.replies[1], { event: "registered", session: ID });
+  assertEquals(bed.backend.ops, []);
+  bed.ended(700, { signal: 9 });
+  await bed.settle();
+  const closing = bed.log.records.find((r) => r.text === "Connection closed");
+  assertEquals([closing?.fields.exit, closing?.fields.udp_bytes], ["signal 9", undefined]);
+});
+
+Deno.test("a process no sshd started is refused at hello; nothing is issued or registered", async () => {
+  const bed = setup();
+  const stranger = connection(900, [HELLO, register(true)]);
+  await bed.service.serve(stranger.conn);
+  assertEquals(stranger.replies.length, 1);
+  const [reply] = stranger.replies;
+  assertEquals(reply && "event" in reply && reply.event, "refused");
+  assertMatch(reply && "reason" in reply ? reply.reason : "", /not started by sshd/);
+  assertEquals([stranger.closed(), bed.store.registry.entries], [true, []]);
+  // A uid the kernel reports differently from the process's owner: replaced while connecting.
+  const swapped = connection(700, [HELLO], 1006);
+  await bed.service.serve(swapped.conn);
+  assertMatch(JSON.stringify(swapped.replies), /changed hands/);
+});
+
+Deno.test("anything but hello first, or a malformed request later, ends the conversation", async (t) => {
+  const cases: Array<[string, string[], number]> = [
+    ["a register before hello", [register(true)], 0],
+    ["not JSON", ["ascp --mode=send"], 0],
+    ["hello twice", [HELLO, HELLO], 2],
+    ["a register naming a rule the config lacks", [
+      HELLO,
+      line({ ...JSON.parse(register(true)), rule: 9 }),
+    ], 2],
+  ];
+  for (const [name, lines, replies] of cases) {
+    await t.step(name, async () => {
+      const bed = setup();
+      const session = connection(700, lines);
+      await bed.service.serve(session.conn);
+      assertEquals([session.replies.length, session.closed()], [replies, true]);
+      assertEquals([bed.store.registry.entries, bed.backend.kernel.size], [[], 0]);
+    });
+  }
+});
+
+Deno.test("a reported failure marks a server faulty only when the service cannot reach it either", async () => {
+  const bed = setup();
+  const failed = line({ op: "failed", rule: 1, host: 0, reason: "no answer" });
+  await bed.service.serve(connection(700, [HELLO, failed]).conn);
+  await bed.settle();
+  assertEquals(bed.reachable, ["198.18.2.2:22"]);
+  const next = connection(700, [HELLO, line({ op: "pick", rule: 1 })]);
+  await bed.service.serve(next.conn);
+  // The session's word alone marks nothing: no host is skipped.
+  assertEquals(next.replies[1], { op: "pick", order: [0, 1], skipped: [] });
+  bed.unreachable();
+  await bed.service.serve(connection(700, [HELLO, failed]).conn);
+  await bed.settle();
+  const after = connection(700, [HELLO, line({ op: "pick", rule: 1 })]);
+  await bed.service.serve(after.conn);
+  const pick = after.replies[1];
+  assertEquals(pick && "order" in pick ? [pick.order, pick.skipped.map((s) => s.index)] : [], [
+    [1],
+    [0],
+  ]);
+  assertEquals(
+    bed.log.records.some((r) => /198\.18\.2\.2:22 is not responding, marked faulty/.test(r.text)),
+    true,
+  );
+});
+
+Deno.test("adopt() watches sessions registered through sudo, and ends those already gone", async () => {
+  const bed = setup();
+  bed.processes.running.set(999, { uid: USER, start: 1_000 });
+  const live = await install(bed.deps, registration(700, { start: OWNER_START }));
+  const gone = await install(bed.deps, registration(999, { start: 1_000 }));
+  await bed.service.adopt(bed.store.registry);
+  await bed.settle();
+  assertEquals([...bed.watches.keys()], [700]);
+  assertEquals(bed.store.registry.entries.map((e) => e.id), [live.id]);
+  const closing = bed.log.records.filter((r) => r.text === "Connection closed");
+  assertEquals(closing.map((r) => [r.fields.session, r.fields.exit]), [[gone.id, "unknown"]]);
+  // Adopting again watches nothing twice.
+  await bed.service.adopt(bed.store.registry);
+  assertEquals(bed.watches.size, 1);
+});
+
+Deno.test("closed() writes the closing line of sessions others removed and stops watching them", async () => {
+  const bed = setup();
+  await bed.service.serve(connection(700, [HELLO, register(false)]).conn);
+  const [entry] = bed.store.registry.entries;
+  bed.service.closed([{ entry: entry! }]);
+  await bed.settle();
+  assertEquals(bed.watches.size, 0);
+  assertEquals(bed.log.records.filter((r) => r.text === "Connection closed").length, 1);
+});
