@@ -110,7 +110,7 @@ Deno.test("a scp session is handed to ssh for the rule's server and account, wit
 
 Deno.test("an ascp session registers UDP forwarding owned by this process before the hand-off", async () => {
   const { deps, registered } = setup({ "198.18.2.2:22": answered(KEY_A) });
-  const outcome = await decideSession(inputs("ascp --mode=recv /in"), config, deps);
+  const outcome = await decideSession(inputs("ascp -S. -V1"), config, deps);
   assertEquals(outcome.kind, "handoff");
   assertEquals(
     registered.map((s) => [s.owner, s.rule.index, s.upstreamIndex, s.upstream.ip.text]),
