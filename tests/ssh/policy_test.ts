@@ -301,3 +301,111 @@ Deno.test("checkCommand() refuses Aspera programs as clients, which would connec
       }));
   }
 });
+
+Deno.test("checkCommand() refuses what csh, tcsh, zsh or bash would read as other words", async (t) => {
+  // Each passed the checks before and ran upstream as other words than the ones checked when
+  // the internal account's login shell is not sh (issue 19, item 7). The first is the attack:
+  // tcsh reads an rsync daemon run with an uploaded config.
+  const refused: Array<[string, string]> = [
+    [
+      `rsync --server . "\\" --daemon --config=/home/u/up.conf "\\"`,
+      "it has a backslash inside double quotes, which csh and tcsh keep and sh removes (use single quotes)",
+    ],
+    [
+      `scp -t "/in/a\\\\b"`,
+      "it has a backslash inside double quotes, which csh and tcsh keep and sh removes (use single quotes)",
+    ],
+    [
+      "scp -t /in/a!b",
+      `it contains "!", which csh and tcsh expand from history (write \\! outside quotes)`,
+    ],
+    [
+      "scp -t '/in/a!b'",
+      `it contains "!", which csh and tcsh expand from history (write \\! outside quotes)`,
+    ],
+    [
+      `scp -t "/in/!!"`,
+      `it contains "!", which csh and tcsh expand from history (write \\! outside quotes)`,
+    ],
+    ["scp -t '/in/a\nb'", "it has a line break inside quotes, which csh and tcsh refuse"],
+    [`scp -t "/in/a\rb"`, "it has a line break inside quotes, which csh and tcsh refuse"],
+    [
+      "scp -t /in/a#b /in/c",
+      `it contains "#", which starts a comment in csh and tcsh (quote it)`,
+    ],
+    [
+      "scp -t /in/x{}",
+      "it contains a brace, which bash, zsh and csh expand and dash does not (quote it)",
+    ],
+    [
+      "scp -t /in/{a}",
+      "it contains a brace, which bash, zsh and csh expand and dash does not (quote it)",
+    ],
+    [
+      "scp -t /in/}",
+      "it contains a brace, which bash, zsh and csh expand and dash does not (quote it)",
+    ],
+    [
+      "scp -t ~+/in",
+      `it has a "~" that bash, zsh and csh expand differently (quote it, or write ~/… or an absolute path)`,
+    ],
+    [
+      "scp -t ~root/in",
+      `it has a "~" that bash, zsh and csh expand differently (quote it, or write ~/… or an absolute path)`,
+    ],
+    [
+      "scp -t ''~/in",
+      `it has a "~" that bash, zsh and csh expand differently (quote it, or write ~/… or an absolute path)`,
+    ],
+    [
+      "scp -t x=~",
+      `it has a "~" that bash, zsh and csh expand differently (quote it, or write ~/… or an absolute path)`,
+    ],
+    [
+      "scp -t PATH=/in:~/x",
+      `it has a "~" that bash, zsh and csh expand differently (quote it, or write ~/… or an absolute path)`,
+    ],
+    ["scp -t =0", `it has a word starting with "=", which zsh and tcsh expand (quote it)`],
+    ["scp -t ''=ls", `it has a word starting with "=", which zsh and tcsh expand (quote it)`],
+    [
+      "scp -f ^x",
+      `"^x" could expand into an option upstream (quote it, or start it with ./)`,
+    ],
+  ];
+  for (const [command, reason] of refused) {
+    await t.step(
+      JSON.stringify(command),
+      () =>
+        assertEquals(checkCommand(DEFAULTS, { kind: "exec", command }), {
+          allowed: false,
+          reason: `command refused: ${reason}`,
+        }),
+    );
+  }
+});
+
+Deno.test("checkCommand() allows the spellings every login shell reads alike", async (t) => {
+  const allowed = [
+    "scp -t /in/a\\!b",
+    "scp -t '/in/a\"b'",
+    `scp -t "/in/it's"`,
+    "scp -t /in/x\\{\\}",
+    "scp -t '/in/{a,b}'",
+    "scp -t ~",
+    "scp -t ~/in",
+    "scp -t /in/file~",
+    "scp -t 'a#b' a\\#b",
+    "scp -t '/in/a\\b'",
+    "scp -t '/in/a=~' \\=0",
+    "scp -t /in/a^b",
+    "scp -f /data/*.txt",
+    // rsync 3.2.4 and later escape a path's shell characters with backslashes.
+    "rsync --server -logDtpre.iLsfxCIvu . dir\\ with\\ space/a\\!b\\{c\\}\\#d",
+  ];
+  for (const command of allowed) {
+    await t.step(
+      command,
+      () => assertEquals(checkCommand(DEFAULTS, { kind: "exec", command }), { allowed: true }),
+    );
+  }
+});
