@@ -13,7 +13,8 @@
  * async -q -S -s-
  * ```
  *
- * (`%d` a number; the trailing `%1s` is the scanf idiom that refuses anything after `-V1`.)
+ * (`%d` a number; the trailing `%1s` read as the scanf idiom that catches anything after `-V1`,
+ * so nothing may follow, as with the other forms.)
  * `-M` is the management connection ascp opens: "host:port or just a port" (Aspera developer
  * documentation, "FASP management ports"); only a port, on the internal server itself, is
  * allowed here, as in aspshell. Everything else is a client's command line: `--host`, `--user`,
