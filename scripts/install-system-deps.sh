@@ -11,6 +11,8 @@ declare -A need=(
   [sftp]=openssh-client [ssh-keygen]=openssh-client [sudo]=sudo [rsync]=rsync
   [iperf3]=iperf3 [logger]=bsdutils [curl]=curl [python3]=python3
   [openssl]=openssl [dpkg-deb]=dpkg [rpmbuild]=rpm [rpm]=rpm
+  # Login shells an internal account may have: the command policy is tested against each.
+  [tcsh]=tcsh [bsd-csh]=csh [zsh]=zsh
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -42,7 +42,11 @@ export function configFindings(report: ConfigReport): Finding[] {
         formatProblem(report.path, p),
         "correct the value; docs/configuration.md lists every option",
       )
-      : finding.warning(`config.${p.tag}`, formatProblem(report.path, p), "remove or move the tag")
+      : finding.warning(
+        `config.${p.tag}`,
+        formatProblem(report.path, p),
+        p.fix ?? "remove or move the tag",
+      )
   );
   if (report.config) out.push(finding.info("config.valid", `${report.path} is valid`));
   return out;

@@ -76,8 +76,15 @@ export class Problems {
     this.#list.push({ severity: "error", line: at.line, column: at.column, tag, message });
   }
 
-  warn(at: Position, tag: string, message: string): void {
-    this.#list.push({ severity: "warning", line: at.line, column: at.column, tag, message });
+  warn(at: Position, tag: string, message: string, fix?: string): void {
+    this.#list.push({
+      severity: "warning",
+      line: at.line,
+      column: at.column,
+      tag,
+      message,
+      ...(fix !== undefined ? { fix } : {}),
+    });
   }
 
   get hasErrors(): boolean {

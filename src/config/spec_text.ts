@@ -30,7 +30,7 @@ export function formatOptionSpec(version: string): string {
     `      <rules>`,
     `        <rule>${
       comment(
-        'one per proxy address; attributes host_ip="ip[/len]" and host_domain="name[:port]" select it, none = all',
+        'one per proxy address; attributes host_ip="ip[/len]" and host_domain="name[:port]" select it, none = all; host_domain is whatever the client sends, never a way to keep partners apart',
       )
     }`,
   );

@@ -111,4 +111,6 @@ export interface Problem extends Position {
   readonly tag: string;
   /** Starts with the tag, e.g. `<proxy_port> must be an integer 1-65535, got "abc"`. */
   readonly message: string;
+  /** What to do about it, when the generic advice of `check config` does not fit. */
+  readonly fix?: string;
 }

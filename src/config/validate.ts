@@ -7,7 +7,7 @@ import type { IpEndpoint } from "../net/endpoint.ts";
 import { formatEndpoint } from "../net/endpoint.ts";
 import type { RawElement } from "./raw.ts";
 import { ELSEWHERE, Problems, SectionReader } from "./reader.ts";
-import { warnRealAscp, warnShadowedRules } from "./warnings.ts";
+import { warnClientChosenRules, warnRealAscp, warnShadowedRules } from "./warnings.ts";
 import { PROXY, RPROXY, RULE, RULE_DEFAULTS_IN_RPROXY, SERVER, STRUCTURE } from "./spec.ts";
 import type {
   CommandPattern,
@@ -194,6 +194,7 @@ function readReverse(element: RawElement | undefined, problems: Problems): Rever
     );
   }
   warnShadowedRules(rules, ruleElements, problems);
+  warnClientChosenRules(rules, ruleElements, problems);
   return {
     enabled,
     logLevel: reader.value(RPROXY.log_level),

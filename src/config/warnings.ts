@@ -1,6 +1,7 @@
 /**
  * Warnings about settings that load but cannot work as written: a rule an
- * earlier one always wins over, and a proxy port a real ascp never uses.
+ * earlier one always wins over, a proxy port a real ascp never uses, and
+ * rules that only the client's own word (host_domain) tells apart.
  * @module
  */
 
@@ -31,16 +32,24 @@ export function warnRealAscp(
   );
 }
 
+/** True when `earlier` matches every session `later` matches, so `later` never gets one. */
+function covers(earlier: ReverseRule, later: ReverseRule): boolean {
+  const ip = !earlier.hostIp || earlier.hostIp.text === later.hostIp?.text;
+  const domain = !earlier.hostDomain || (
+    earlier.hostDomain.name === later.hostDomain?.name &&
+    (earlier.hostDomain.port === undefined || earlier.hostDomain.port === later.hostDomain.port)
+  );
+  return ip && domain;
+}
+
 /** Warns about rules an earlier rule always matches first. */
 export function warnShadowedRules(
   rules: ReverseRule[],
   elements: RawElement[],
   problems: Problems,
 ): void {
-  const key = (r: ReverseRule) =>
-    `${r.hostIp?.text ?? ""}|${r.hostDomain?.name ?? ""}:${r.hostDomain?.port ?? ""}`;
   rules.forEach((rule, i) => {
-    const earlier = rules.slice(0, i).find((r) => key(r) === "|:" || key(r) === key(rule));
+    const earlier = rules.slice(0, i).find((r) => covers(r, rule));
     if (earlier) {
       problems.warn(
         elements[i] as RawElement,
@@ -48,5 +57,39 @@ export function warnShadowedRules(
         `<rule> ${rule.index} can never match: <rule> ${earlier.index} (line ${earlier.line}) matches first`,
       );
     }
+  });
+}
+
+/** Who a session of the rule becomes upstream: the account, its key and the servers. */
+function accountOf(rule: ReverseRule): string {
+  return JSON.stringify([
+    rule.squashUser ?? null,
+    rule.keyfile ?? null,
+    rule.upstreams.map((u) => `${u.ip.text}:${u.port}`),
+  ]);
+}
+
+/**
+ * `host_domain` is the name the client says it dialled (`XFERPROXY_HOST`, set by the client
+ * with `ssh -o SetEnv=…`): any client may send any name. Two rules that differ only by it let
+ * every partner who reaches one use the other's account, so it must never separate partners.
+ */
+export function warnClientChosenRules(
+  rules: ReverseRule[],
+  elements: RawElement[],
+  problems: Problems,
+): void {
+  const live = rules.filter((rule, i) => !rules.slice(0, i).some((r) => covers(r, rule)));
+  live.forEach((rule, i) => {
+    const earlier = live.slice(0, i).find((r) =>
+      r.hostIp?.text === rule.hostIp?.text && accountOf(r) !== accountOf(rule)
+    );
+    if (!earlier) return;
+    problems.warn(
+      elements[rules.indexOf(rule)] as RawElement,
+      "host_domain",
+      `<rule> ${rule.index} and <rule> ${earlier.index} (line ${earlier.line}) differ only by host_domain but use different internal accounts or servers: host_domain is the name the client sends (XFERPROXY_HOST), so every client that reaches one rule can choose the other`,
+      "never separate partners by host_domain: give each partner their own proxy account and no <squash_user> (each logs in upstream as themselves), or a proxy address only their network reaches",
+    );
   });
 }

@@ -59,13 +59,16 @@ function quoteField(text: string): string {
 
 /**
  * Escapes control characters so a hostile value can never forge a second log
- * line: C0, DEL, C1 (NEL U+0085 among them) and the Unicode line and
- * paragraph separators, which some log viewers also break lines at.
+ * line or disguise one: C0, DEL, C1 (NEL U+0085 among them), the Unicode line
+ * and paragraph separators, which some log viewers also break lines at, and
+ * the bidirectional controls (ALM, LRM, RLM, LRE, RLE, PDF, LRO, RLO, LRI,
+ * RLI, FSI, PDI), which reorder what a terminal or viewer shows: a user name
+ * with U+202E reads backwards from there on.
  */
 export function oneLine(text: string): string {
   return text.replace(
     // deno-lint-ignore no-control-regex
-    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g,
     (c) => {
       const code = c.charCodeAt(0);
       return code < 0x100

@@ -5,7 +5,7 @@
 
 import type { CommandPattern } from "../config/mod.ts";
 import { checkProgramOptions } from "./options/mod.ts";
-import { splitShellWords } from "./shell_words.ts";
+import { scanCommand, splitShellWords } from "./shell_words.ts";
 
 /** What the client asked sshd to run. */
 export type ChannelRequest =
@@ -21,8 +21,9 @@ export type PolicyVerdict = { readonly allowed: true } | {
 
 /**
  * Decides whether the request is allowed by the patterns (order does not
- * matter); a known program must also pass its option allow-list. `*` allows
- * anything.
+ * matter); a known program must also pass its option allow-list, and every
+ * command must read as the same words whichever login shell runs it
+ * upstream (sh, bash, dash, zsh, tcsh, csh). `*` allows anything.
  */
 export function checkCommand(
   patterns: readonly CommandPattern[],
@@ -37,7 +38,7 @@ export function checkCommand(
         ? { allowed: true }
         : { allowed: false, reason: `subsystem "${request.name}" is not allowed` };
     case "exec": {
-      const split = splitShellWords(request.command);
+      const { split, shellsDiffer } = scanCommand(request.command);
       if (!split.ok) return { allowed: false, reason: `command refused: ${split.reason}` };
       const { words } = split;
       const program = words[0];
@@ -47,7 +48,9 @@ export function checkCommand(
       if (!matchesWords(patterns, words)) {
         return { allowed: false, reason: `command "${program}" is not allowed` };
       }
-      const refused = checkProgramOptions(words, split.mayBecomeOptions);
+      // The program's own rules first, for their more specific reasons; then what the internal
+      // account's login shell (sh, bash, dash, zsh, tcsh or csh) would read as other words.
+      const refused = checkProgramOptions(words, split.mayBecomeOptions) ?? shellsDiffer;
       return refused === undefined
         ? { allowed: true }
         : { allowed: false, reason: `command refused: ${refused}` };

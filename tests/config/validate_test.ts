@@ -292,6 +292,78 @@ Deno.test("validateConfig() warns about rules that can never match", () => {
   ]);
 });
 
+Deno.test("validateConfig() warns about rules shadowed by a rule with fewer attributes", async (t) => {
+  const rule = (attrs: string) =>
+    `<rule ${attrs}>\n<host>198.18.2.2</host>\n<keyfile>/k</keyfile>\n</rule>`;
+  const cases: Array<[string, string, string[]]> = [
+    ["same address, the earlier without a name", `host_ip="198.18.1.1"`, [
+      `9: <rule> 2 can never match: <rule> 1 (line 5) matches first`,
+    ]],
+    ["the earlier names the host without a port", `host_domain="a.example"`, [
+      `9: <rule> 2 can never match: <rule> 1 (line 5) matches first`,
+    ]],
+    ["the earlier names another port", `host_domain="a.example:22"`, []],
+    ["the earlier names another host", `host_ip="198.18.1.1" host_domain="b.example"`, []],
+  ];
+  for (const [name, first, warnings] of cases) {
+    await t.step(name, () => {
+      const later = `host_ip="198.18.1.1" host_domain="a.example:33001"`;
+      assertEquals(warningsOf(parseInline(withRule(`${rule(first)}\n${rule(later)}`))), warnings);
+    });
+  }
+});
+
+Deno.test("validateConfig() warns when only host_domain, the client's word, separates accounts", async (t) => {
+  const rule = (attrs: string, body: string) =>
+    `<rule ${attrs}>\n${body}\n<keyfile>/k/$(user)</keyfile>\n</rule>`;
+  const squash = (user: string) => `<host>198.18.2.2</host><squash_user>${user}</squash_user>`;
+  const warning =
+    `9: <rule> 2 and <rule> 1 (line 5) differ only by host_domain but use different internal accounts or servers: host_domain is the name the client sends (XFERPROXY_HOST), so every client that reaches one rule can choose the other`;
+  const cases: Array<[string, string, string, string[]]> = [
+    [
+      "two partners' squash accounts told apart by name",
+      rule(`host_domain="acme.example"`, squash("acme")),
+      rule(`host_domain="globex.example"`, squash("globex")),
+      [warning],
+    ],
+    [
+      "on the same proxy address",
+      rule(`host_ip="198.18.1.1" host_domain="acme.example"`, squash("acme")),
+      rule(`host_ip="198.18.1.1"`, squash("globex")),
+      [warning],
+    ],
+    [
+      "the same account on different servers",
+      rule(`host_domain="a.example"`, `<host>198.18.2.2</host>`),
+      rule(`host_domain="b.example"`, `<host>198.18.2.3</host>`),
+      [warning],
+    ],
+    [
+      "names that lead to the same account",
+      rule(`host_domain="a.example"`, squash("xfer")),
+      rule(`host_domain="b.example"`, squash("xfer")),
+      [],
+    ],
+    [
+      "told apart by proxy address",
+      rule(`host_ip="198.18.1.1" host_domain="acme.example"`, squash("acme")),
+      rule(`host_ip="198.18.1.17" host_domain="globex.example"`, squash("globex")),
+      [],
+    ],
+  ];
+  for (const [name, first, second, warnings] of cases) {
+    await t.step(name, () => {
+      const report = parseInline(withRule(`${first}\n${second}`));
+      assertOk(report.config);
+      assertEquals(warningsOf(report), warnings);
+      for (const p of report.problems) {
+        assertEquals(p.tag, "host_domain");
+        assertMatch(p.fix ?? "", /never separate partners by host_domain/);
+      }
+    });
+  }
+});
+
 Deno.test("validateConfig() reads the extensions and inherits rule defaults from <rproxy>", () => {
   const report = parseInline(
     `<CONF version="2"><server>

@@ -103,6 +103,34 @@ Deno.test("check config lists every problem and exits 1", async () => {
   }
 });
 
+Deno.test("check config warns when only host_domain, which the client sends, tells partners apart", async () => {
+  const dir = await tempDir();
+  try {
+    const path = `${dir.path}/partners.conf`;
+    const rule = (name: string) =>
+      `<rule host_domain="${name}.example"><host>198.18.2.2</host><squash_user>${name}</squash_user><keyfile>/k</keyfile></rule>`;
+    await Deno.writeTextFile(
+      path,
+      `<server>\n<rproxy>\n<enabled>true</enabled>\n<rules>\n${rule("acme")}\n${
+        rule("globex")
+      }\n</rules>\n</rproxy>\n</server>\n`,
+    );
+    const result = await runXferproxy(["check", "config", "--json", "--config", path]);
+    assertEquals(result.code, 0, result.stderr);
+    const findings = JSON.parse(result.stdout).findings as Array<
+      { id: string; severity: string; message: string; fix: string }
+    >;
+    assertEquals(findings.map((f) => [f.id, f.severity]), [
+      ["config.host_domain", "warning"],
+      ["config.valid", "info"],
+    ]);
+    assertIncludes(findings[0]?.message ?? "", "line 6, column 1: <rule> 2 and <rule> 1 (line 5)");
+    assertIncludes(findings[0]?.fix ?? "", "never separate partners by host_domain");
+  } finally {
+    await dir.remove();
+  }
+});
+
 Deno.test("check config explains a missing file, a directory and malformed XML", async () => {
   const dir = await tempDir();
   try {

@@ -194,14 +194,8 @@ Deno.test({
         await Deno.writeTextFile(`${tree}/a.txt`, "a\n");
         await Deno.writeTextFile(`${tree}/sub/b.txt`, "b\n");
         const result = await run([
-          "ip",
-          "netns",
-          "exec",
-          bed.ns.client,
-          "rsync",
+          ...bed.rsyncArgs(alice),
           "-a",
-          "-e",
-          bed.rsyncShell(alice),
           `${tree}/`,
           `${IP.proxy}:${bed.dataDir}/tree/`,
         ]);

@@ -54,6 +54,45 @@ Deno.test("oneLine() escapes C1 controls, NEL and the Unicode line separators to
   );
 });
 
+Deno.test("oneLine() escapes every bidirectional control, which would reorder what is read", async (t) => {
+  const controls: Array<[string, string]> = [
+    ["\u061c", "ALM"],
+    ["\u200e", "LRM"],
+    ["\u200f", "RLM"],
+    ["\u202a", "LRE"],
+    ["\u202b", "RLE"],
+    ["\u202c", "PDF"],
+    ["\u202d", "LRO"],
+    ["\u202e", "RLO"],
+    ["\u2066", "LRI"],
+    ["\u2067", "RLI"],
+    ["\u2068", "FSI"],
+    ["\u2069", "PDI"],
+  ];
+  for (const [c, name] of controls) {
+    await t.step(name, () => {
+      const escaped = `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+      assertEquals(oneLine(`a${c}b`), `a${escaped}b`);
+    });
+  }
+  await t.step("a user name that reverses the rest of the line", () => {
+    // Shown raw, a viewer would display: "... user=bear request=txt.exe" (RLO reverses it).
+    const line = formatRecord(
+      record("info", ["Received connection request from ", "198.18.1.2", ""], {
+        user: "bear\u202eexe.txt",
+        request: "scp -t /in",
+      }),
+    );
+    assertEquals(
+      line,
+      `LOG Received connection request from 198.18.1.2 user=bear\\u202eexe.txt request="scp -t /in"`,
+    );
+  });
+  await t.step("letters of right-to-left scripts stay as they are", () => {
+    assertEquals(oneLine("שלום مرحبا"), "שלום مرحبا");
+  });
+});
+
 Deno.test("levelFor() maps log_level 0/1/2 to info/debug/trace", () => {
   assertEquals([levelFor(0), levelFor(1), levelFor(2)], ["info", "debug", "trace"]);
 });

@@ -120,7 +120,7 @@ Deno.test("a scp session is handed to ssh for the rule's server and account, reg
 
 Deno.test("an ascp session registers UDP forwarding before the hand-off", async () => {
   const { deps, registered } = setup({ "198.18.2.2:22": answered(KEY_A) });
-  const outcome = await decideSession(inputs("ascp --mode=recv /in"), config, deps);
+  const outcome = await decideSession(inputs("ascp -S. -V1"), config, deps);
   assertEquals(outcome.kind, "handoff");
   assertEquals(described(registered), [[true, "bear", 1, 0, "198.18.2.2"]]);
 });

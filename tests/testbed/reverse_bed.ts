@@ -74,6 +74,8 @@ export interface TestbedOptions {
    * namespace hides: the shipped file alone must do.
    */
   readonly shippedCopy?: boolean;
+  /** Login shell of the squash account on the internal servers (default /bin/sh). */
+  readonly squashShell?: string;
 }
 
 /** A running testbed. */
@@ -94,8 +96,12 @@ export interface Testbed {
   clientArgs(tool: "scp" | "sftp", user: string): string[];
   /** argv of a legacy-protocol scp from the client straight to server A as the squash account (no proxy). */
   directScpArgs(src: string, remotePath: string): Promise<string[]>;
+  /** argv prefix of ssh from the client straight to server A as the squash account (no proxy). */
+  directSshArgs(): Promise<string[]>;
   /** The `-e` command for rsync: ssh with the same options as `user`. */
   rsyncShell(user: string): string;
+  /** argv prefix for rsync in the client namespace as `user`, over `rsyncShell(user)`. */
+  rsyncArgs(user: string): string[];
   /** Runs `ssh user@host command` from the client namespace. */
   ssh(
     user: string,
@@ -156,6 +162,14 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
   // A proxy user's ssh options on the client: their key, the proxy's known host key.
   const client = (user: string) =>
     sshClientOptions(`${dir}/client/known_hosts`, `${dir}/client/${user}`);
+  // The squash account's, straight to server A: ssh refuses the group-readable squash key, so a
+  // private copy.
+  const directOptions = async () => {
+    const key = `${dir}/direct_key`;
+    await Deno.copyFile(`${dir}/proxy/keys/squash`, key);
+    await Deno.chmod(key, 0o600);
+    return sshClientOptions(`${dir}/proxy/known_hosts`, key);
+  };
   const bed: Testbed = {
     dir,
     ns,
@@ -177,24 +191,30 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
       "-o",
       `User=${user}`,
     ],
-    directScpArgs: async (src, remotePath) => {
-      // ssh refuses the group-readable squash key: use a private copy.
-      const key = `${dir}/direct_key`;
-      await Deno.copyFile(`${dir}/proxy/keys/squash`, key);
-      await Deno.chmod(key, 0o600);
-      return [
-        "ip",
-        "netns",
-        "exec",
-        ns.client,
-        "scp",
-        "-O",
-        ...sshClientOptions(`${dir}/proxy/known_hosts`, key),
-        src,
-        `${USERS.xfer}@${IP.a}:${remotePath}`,
-      ];
-    },
+    directScpArgs: async (src, remotePath) => [
+      "ip",
+      "netns",
+      "exec",
+      ns.client,
+      "scp",
+      "-O",
+      ...await directOptions(),
+      src,
+      `${USERS.xfer}@${IP.a}:${remotePath}`,
+    ],
+    directSshArgs: async () => [
+      "ip",
+      "netns",
+      "exec",
+      ns.client,
+      "ssh",
+      ...await directOptions(),
+      "-l",
+      USERS.xfer,
+      IP.a,
+    ],
     rsyncShell: (user) => ["ssh", ...client(user), "-l", user].join(" "),
+    rsyncArgs: (user) => ["ip", "netns", "exec", ns.client, "rsync", "-e", bed.rsyncShell(user)],
     ssh: (user, host, command, o = {}) =>
       run([...bed.sshArgs(user), ...(o.extra ?? []), host, ...command], {
         ...(o.stdin !== undefined ? { stdin: o.stdin } : {}),
@@ -265,7 +285,7 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
   try {
     await checkReadableByOthers();
     await buildNetwork(ns, cleanups);
-    await createUsers(dir, cleanups);
+    await createUsers(dir, cleanups, options.squashShell);
     await writeFiles(bed, options);
     await installSudoers(id, sessionBinary, cleanups);
     servers.set(
@@ -376,13 +396,22 @@ async function buildNetwork(
   await must(["ip", "netns", "exec", ns.proxy, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
 }
 
-async function createUsers(dir: string, cleanups: Array<() => Promise<unknown>>): Promise<void> {
+async function createUsers(
+  dir: string,
+  cleanups: Array<() => Promise<unknown>>,
+  squashShell: string | undefined,
+): Promise<void> {
   await run(["groupdel", GROUP]);
   await must(["groupadd", GROUP]);
   cleanups.push(() => run(["groupdel", GROUP]));
   await Deno.mkdir(`${dir}/home`, { recursive: true });
   for (const [role, user] of Object.entries(USERS)) {
-    await addTestUser(user, `${dir}/home/${user}`, cleanups, role === "xfer" ? [] : [GROUP]);
+    await addTestUser(
+      user,
+      `${dir}/home/${user}`,
+      cleanups,
+      role === "xfer" ? (squashShell ? { shell: squashShell } : {}) : { groups: [GROUP] },
+    );
   }
 }
 

@@ -16,6 +16,14 @@ export async function publicKey(path: string): Promise<string> {
   return (await Deno.readTextFile(path)).trim().split(" ").slice(0, 2).join(" ");
 }
 
+/** Options of `addTestUser`. */
+export interface TestUserOptions {
+  /** Supplementary groups. */
+  readonly groups?: readonly string[];
+  /** Login shell, /bin/sh unless given: what sshd runs commands with (`shell -c COMMAND`). */
+  readonly shell?: string;
+}
+
 /**
  * Creates a test account with home `home` (and its .ssh) and no password, after removing one
  * left over by an interrupted run; pushes its removal (its processes killed first) onto
@@ -25,15 +33,16 @@ export async function addTestUser(
   user: string,
   home: string,
   cleanups: Array<() => Promise<unknown>>,
-  groups: readonly string[] = [],
+  options: TestUserOptions = {},
 ): Promise<void> {
+  const { groups = [], shell = "/bin/sh" } = options;
   const remove = async () => {
     await run(["pkill", "-KILL", "-u", user]);
     await run(["userdel", user]);
   };
   await remove();
   const groupArgs = groups.length ? ["-G", groups.join(",")] : [];
-  await must(["useradd", "--badname", "-M", "-d", home, "-s", "/bin/sh", ...groupArgs, user]);
+  await must(["useradd", "--badname", "-M", "-d", home, "-s", shell, ...groupArgs, user]);
   cleanups.push(remove);
   // A locked password ("!") makes sshd refuse even key logins when PAM is off; "*" means "no password".
   await must(["usermod", "-p", "*", user]);

@@ -1,152 +1,107 @@
 /**
- * Aspera's programs on the internal server: ascp and ascp4 with the options
- * of a transfer (from IBM's published ascp/ascp4 command references), async
- * with those of a sync session, and ascmd (the remote browsing the GUI and
- * CLI use) with no arguments at all. Refused: options that name a key, an
- * alternative config, a log directory, a program, or a persistent command
- * session, and anything not listed. `*` in <allowed_commands> lifts this.
+ * Aspera's programs on the internal server. A client (ascp, ascp4, async, Connect, ascli) logs
+ * in over SSH and starts the *server side* of its transfer there; direction, paths, rate and
+ * user travel through the SSH channel, not on that command line. So a server-side command
+ * line is one of a few fixed forms, the ones IBM's restricted shell accepts and nothing else
+ * (IBM Aspera support, "aspshell Overview", restricted mode,
+ * https://support.asperasoft.com/hc/en-us/articles/216125958):
+ *
+ * ```
+ * ascp -S. -V1
+ * ascp4 -S.
+ * ascp --no-mgmt-port-files -M %d -S. -V1 %1s
+ * async -q -S -s-
+ * ```
+ *
+ * (`%d` a number; the trailing `%1s` read as the scanf idiom that catches anything after `-V1`,
+ * so nothing may follow, as with the other forms.)
+ * `-M` is the management connection ascp opens: "host:port or just a port" (Aspera developer
+ * documentation, "FASP management ports"); only a port, on the internal server itself, is
+ * allowed here, as in aspshell. Everything else is a client's command line: `--host`, `--user`,
+ * `--mode`, `-P`, `-i`, `user@host:path` operands, async's `-r user@host:` would make the
+ * internal program connect onward with the internal account's keys. ascmd (the remote
+ * browsing of the GUI and CLI) speaks its protocol on stdin/stdout and takes no arguments.
+ * `*` in <allowed_commands> lifts all of this.
  * @module
  */
 
-import { type OptionTable, scanOptions } from "./scan.ts";
+/** A word of a server-side form: literal, or a number in a range. */
+type FormWord = string | { readonly min: number; readonly max: number };
 
-const REFUSED = {
-  "-i": "it names a private key for an onward connection",
-  "-f": "it names another config file",
-  "-L": "it writes logs to a directory of the client's choice",
-  "-R": "it writes logs to a directory of the client's choice",
-  "-S": "it names a program to run",
-  "--keepalive": "it opens a persistent session that reads commands",
-  "--proxy": "it sends the transfer through another proxy",
-  "--file-manifest-path": "it writes a file anywhere the account can",
-} as const;
+const PORT: FormWord = { min: 1, max: 65535 };
 
-/** ascp and ascp4. */
-const ASCP: OptionTable = {
-  flags: "ATpqdDv",
-  valued: "lmkOZgGcCuENXW@P",
-  longFlags: [
-    "--remove-after-transfer",
-    "--remove-empty-directories",
-    "--remove-empty-source-directory",
-    "--skip-special-files",
-    "--preserve-access-time",
-    "--preserve-modification-time",
-    "--preserve-creation-time",
-    "--preserve-times",
-    "--preserve-file-owner-uid",
-    "--preserve-file-owner-gid",
-    "--save-before-overwrite",
-    "--apply-local-docroot",
-    "--delete-before-transfer",
-    "--precalculate-job-size",
-    "--ignore-host-key",
-  ],
-  longValued: [
-    "--mode",
-    "--user",
-    "--host",
-    "--tags",
-    "--tags64",
-    "--overwrite",
-    "--policy",
-    "--multi-session",
-    "--multi-session-threshold",
-    "--src-base",
-    "--src-base64",
-    "--partial-file-suffix",
-    "--file-crypt",
-    "--file-checksum",
-    "--file-manifest",
-    "--file-list",
-    "--file-pair-list",
-    "--move-after-transfer",
-    "--exclude-newer-than",
-    "--exclude-older-than",
-    "--retry-timeout",
-    "--symbolic-links",
-    "--preserve-acls",
-    "--preserve-xattrs",
-    "--remote-preserve-acls",
-    "--remote-preserve-xattrs",
-    "--source-prefix",
-    "--source-prefix64",
-    "--check-sshfp",
-    "--compare",
-    "--dest64",
-    "--read-threads",
-    "--write-threads",
-    "--chunk-size",
-    "--memory",
-  ],
-  values: { "-P": /^\d{1,5}$/ },
-  refused: REFUSED,
-};
+/** The server-side command lines of aspshell's restricted mode, after the program name. */
+const SERVER_FORMS: Readonly<Record<"ascp" | "ascp4" | "async", readonly (readonly FormWord[])[]>> =
+  {
+    ascp: [["-S.", "-V1"], ["--no-mgmt-port-files", "-M", PORT, "-S.", "-V1"]],
+    ascp4: [["-S."]],
+    async: [["-q", "-S", "-s-"]],
+  };
 
-/** async (Aspera Sync). */
-const ASYNC: OptionTable = {
-  flags: "tqvD",
-  valued: "NdrKlacuoPCXEIW",
-  longFlags: [
-    "--preserve-access-time",
-    "--preserve-modification-time",
-    "--preserve-creation-time",
-    "--preserve-uid",
-    "--preserve-gid",
-    "--preserve-acls",
-    "--preserve-xattrs",
-    "--no-preserve-root-attrs",
-    "--delete-delay",
-    "--ignore-delete",
-    "--dedup",
-    "--remote-preserve-acls",
-    "--skip-special-files",
-    "--cooloff",
-    "--scan-threads",
-    "--transfer-threads",
-    "--create-dir",
-    "--no-log",
-  ],
-  longValued: [
-    "--name",
-    "--direction",
-    "--local-dir",
-    "--remote-dir",
-    "--user",
-    "--host",
-    "--tags",
-    "--tags64",
-    "--exclude",
-    "--include",
-    "--filter",
-    "--pending-max",
-    "--write-uid",
-    "--write-gid",
-    "--store",
-    "--overwrite",
-    "--compare",
-    "--checksum",
-    "--symbolic-links",
-    "--remote-store",
-    "--cookie",
-    "--cipher",
-    "--apply-local-docroot",
-    "--sharing-mode",
-  ],
-  values: { "-P": /^\d{1,5}$/ },
-  refused: { ...REFUSED, "--keep-alive": "it opens a persistent session that reads commands" },
-};
+/** Why some options are refused, gravest first, to name in the refusal. */
+const REASONS: ReadonlyArray<readonly [string, string]> = [
+  ["-i", "it names a private key for an onward connection"],
+  ["-f", "it names another config file"],
+  ["-L", "it writes logs to a directory of the client's choice"],
+  ["-R", "it writes logs to a directory of the client's choice"],
+  ["--keepalive", "it opens a persistent session that reads commands"],
+  ["--keep-alive", "it opens a persistent session that reads commands"],
+  ["--proxy", "it sends the transfer through another proxy"],
+  ["--file-manifest-path", "it writes a file anywhere the account can"],
+  ["--host", "it is a client's option: the program would connect onward"],
+  ["--user", "it is a client's option: the program would connect onward"],
+  ["--mode", "it is a client's option: the program would connect onward"],
+  ["-P", "it is a client's option: the SSH port of an onward connection"],
+];
 
-/** Why `ascp ARGS` / `ascp4 ARGS` may not run upstream, or undefined when it may. */
-export function checkAscp(program: string, args: readonly string[]): string | undefined {
-  const result = scanOptions(args, ASCP);
-  return result.ok ? undefined : `${program} ${result.reason}`;
+/** Why `ascp ARGS`, `ascp4 ARGS` or `async ARGS` may not run upstream, or undefined when it may. */
+export function checkAsperaServer(
+  program: "ascp" | "ascp4" | "async",
+  args: readonly string[],
+): string | undefined {
+  const forms = SERVER_FORMS[program];
+  if (forms.some((form) => matchesForm(form, args))) return undefined;
+  const allowed = forms.map((form) => [program, ...form.map(formText)].join(" ")).join(" or ");
+  return `${program} ${whyNot(args, forms)} (only the server side of a transfer: ${allowed})`;
 }
 
-/** Why `async ARGS` may not run upstream, or undefined when it may. */
-export function checkAsync(args: readonly string[]): string | undefined {
-  const result = scanOptions(args, ASYNC);
-  return result.ok ? undefined : `async ${result.reason}`;
+function matchesForm(form: readonly FormWord[], args: readonly string[]): boolean {
+  return form.length === args.length && form.every((want, i) => {
+    const word = args[i] as string;
+    if (typeof want === "string") return word === want;
+    return /^[1-9]\d{0,4}$/.test(word) && Number(word) >= want.min && Number(word) <= want.max;
+  });
+}
+
+function formText(word: FormWord): string {
+  return typeof word === "string" ? word : "PORT";
+}
+
+/** The gravest reason among the arguments, or the first one no form has at its place. */
+function whyNot(args: readonly string[], forms: readonly (readonly FormWord[])[]): string {
+  const names = args.map(optionName);
+  for (const [name, reason] of REASONS) {
+    if (names.includes(name)) return `option "${name}" is refused: ${reason}`;
+  }
+  const remote = args.find((a) => !a.startsWith("-") && /^[^/]*:/.test(a));
+  if (remote !== undefined) {
+    return `argument "${remote}" is refused: it names a remote host, as a client does`;
+  }
+  const stray = args.find((word, i) =>
+    !forms.some((form) => form[i] !== undefined && matchesForm([form[i] as FormWord], [word]))
+  );
+  if (stray === undefined) {
+    return args.length === 0
+      ? "needs its server-side arguments"
+      : `arguments "${args.join(" ")}" are incomplete`;
+  }
+  return `${stray.startsWith("-") ? "option" : "argument"} "${stray}" is not allowed`;
+}
+
+/** `--mode=send` → `--mode`, `-P33001` → `-P`, an operand → itself. */
+function optionName(word: string): string {
+  if (word.startsWith("--")) return word.split("=")[0] as string;
+  return word.startsWith("-") && word.length > 1 ? word.slice(0, 2) : word;
 }
 
 /** ascmd speaks its protocol on stdin/stdout; it takes no arguments from a client. */

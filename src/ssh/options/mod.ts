@@ -6,7 +6,7 @@
  * @module
  */
 
-import { checkAscmd, checkAscp, checkAsync } from "./aspera.ts";
+import { checkAscmd, checkAsperaServer } from "./aspera.ts";
 import { checkRsync } from "./rsync.ts";
 import { checkScp } from "./scp.ts";
 
@@ -15,9 +15,9 @@ const CHECKS: Readonly<
 > = {
   scp: (_, args) => checkScp(args),
   rsync: (_, args) => checkRsync(args),
-  ascp: checkAscp,
-  ascp4: checkAscp,
-  async: (_, args) => checkAsync(args),
+  ascp: (_, args) => checkAsperaServer("ascp", args),
+  ascp4: (_, args) => checkAsperaServer("ascp4", args),
+  async: (_, args) => checkAsperaServer("async", args),
   ascmd: (_, args) => checkAscmd(args),
 };
 
