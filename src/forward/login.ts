@@ -57,7 +57,7 @@ export function createLogin(
         headers: { "retry-after": String(retry) },
       };
     }
-    const user = (await deps.loadUsers()).users[name];
+    const user = (await deps.loadUsers()).users.get(name);
     // The cache key is a digest of the header, never the password; a changed hash voids it.
     const cacheKey = createHash("sha256").update(header).digest("base64");
     const cached = verified.get(cacheKey);

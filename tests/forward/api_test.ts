@@ -3,7 +3,7 @@ import { getLogger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
 import { createApi, type ForwardSession } from "../../src/forward/api.ts";
 import { parseSessionView } from "../../src/forward/contract.ts";
-import { hashesComputed, hashPassword, type UsersFile } from "../../src/forward/users.ts";
+import { type ApiUser, hashesComputed, hashPassword } from "../../src/forward/users.ts";
 import { parseCidr, parseIp } from "../../src/net/ip.ts";
 import { parseInline } from "../config/_load.ts";
 
@@ -29,20 +29,20 @@ function setup(
   let ids = 0;
   const installed: string[] = [];
   const removed: string[] = [];
-  const users: UsersFile = {
-    version: 1,
-    users: {
-      alice: {
+  const users = {
+    version: 1 as const,
+    users: new Map<string, ApiUser>([
+      ["alice", {
         ...hashPassword("pw", Buffer.from("salt-alice-16byt").toString("base64")),
         allow: ["198.19.0.0/16", "files.example"],
         admin: false,
-      },
-      boss: {
+      }],
+      ["boss", {
         ...hashPassword("pw2", Buffer.from("salt-boss-16byte").toString("base64")),
         allow: ["*"],
         admin: true,
-      },
-    },
+      }],
+    ]),
   };
   const api = createApi({
     config: config.server.proxy,
@@ -248,10 +248,7 @@ Deno.test("auth: a verified credential is reused, but not after the password cha
   assertEquals((await call("GET", "/v1/sessions")).status, 200);
   assertEquals((await call("GET", "/v1/sessions", undefined, "alice:other")).status, 401);
   // The administrator changes alice's password: the remembered credential no longer counts.
-  (users.users as Record<string, (typeof users.users)[string]>).alice = {
-    ...users.users.alice!,
-    ...hashPassword("new"),
-  };
+  users.users.set("alice", { ...users.users.get("alice")!, ...hashPassword("new") });
   assertEquals((await call("GET", "/v1/sessions")).status, 401);
   assertEquals((await call("GET", "/v1/sessions", undefined, "alice:new")).status, 200);
   advance(61_000);
@@ -312,7 +309,7 @@ Deno.test("policy: a protected range opens only for an allow prefix at least as 
   for (const [allow, destination, status, reason] of cases) {
     await t.step(`${allow.join(",")} → ${destination}`, async () => {
       const { call, users } = setup({ port_range_high: "5099" });
-      (users.users as Record<string, unknown>).carol = { ...users.users.alice, allow };
+      users.users.set("carol", { ...users.users.get("alice")!, allow });
       const r = await call("POST", "/v1/sessions", { destination }, "carol:pw");
       assertEquals(r.status, status, JSON.stringify(r.body));
       if (reason) assertMatch(r.body.error, reason);
@@ -345,20 +342,20 @@ Deno.test("IPv6: refused with 503 when the proxy does not forward it, allowed wh
   const client6 = parseIp("2001:db8:30::2")!;
   const body = { destination: "2001:db8:40::2" };
   const off = setup({}, { families: new Set([4]) });
-  (off.users.users as Record<string, unknown>).six = {
-    ...off.users.users.alice,
+  off.users.users.set("six", {
+    ...off.users.users.get("alice")!,
     allow: ["2001:db8:40::/64"],
-  };
+  });
   const refused = await off.call("POST", "/v1/sessions", body, "six:pw", client6);
   assertEquals([refused.status, refused.body.error], [
     503,
     "the proxy does not forward IPv6 (net.ipv6.conf.all.forwarding is 0, or no ip6tables: see its log)",
   ]);
   const on = setup({}, { families: new Set([4, 6]) });
-  (on.users.users as Record<string, unknown>).six = {
-    ...on.users.users.alice,
+  on.users.users.set("six", {
+    ...on.users.users.get("alice")!,
     allow: ["2001:db8:40::/64"],
-  };
+  });
   const made = await on.call("POST", "/v1/sessions", body, "six:pw", client6);
   assertEquals([made.status, made.body.client, made.body.address], [
     201,
@@ -374,4 +371,15 @@ Deno.test("IPv6: refused with 503 when the proxy does not forward it, allowed wh
     client6,
   );
   assertEquals(mixed.status, 400);
+});
+
+Deno.test("auth: names Object.prototype carries are ordinary unknown users, counted as failures", async () => {
+  const { api, call } = setup();
+  for (const name of ["constructor", "toString", "hasOwnProperty"]) {
+    const r = await call("GET", "/v1/sessions", undefined, `${name}:x`);
+    assertEquals([r.status, r.headers.get("www-authenticate")], [401, 'Basic realm="xferproxy"']);
+  }
+  assertEquals(api.metrics.authFailures, 3);
+  // Three failures from this address: the back-off holds the next name too.
+  assertEquals((await call("GET", "/v1/sessions", undefined, "__proto__:x")).status, 429);
 });

@@ -20,7 +20,7 @@ Deno.test("hashPassword() salts per user and verifyPassword() checks in constant
 Deno.test("parseUsers() round-trips and refuses malformed files", async (t) => {
   const file = {
     version: 1 as const,
-    users: { alice: { ...hashPassword("x"), allow: ["198.19.0.0/16"], admin: false } },
+    users: new Map([["alice", { ...hashPassword("x"), allow: ["198.19.0.0/16"], admin: false }]]),
   };
   assertEquals(parseUsers(serializeUsers(file), "u.json"), file);
   const cases: Array<[string, string]> = [
