@@ -260,7 +260,9 @@ export function createApi(deps: ApiDeps): ForwardApi {
         });
       }
       if (!path.startsWith(SESSIONS_PATH)) return error(404, `no such endpoint ${path}`);
-      const who = await login(request.headers.get("authorization") ?? "", remote);
+      const m = /^\/v1\/sessions\/([0-9a-f-]{36})(\/keepalive)?$/.exec(path);
+      const session = m ? sessions.get(m[1] as string) : undefined;
+      const who = await login(request.headers.get("authorization") ?? "", remote, session?.user);
       if ("status" in who) return error(who.status, who.message, who.headers);
       const owns = (s: ForwardSession) => s.user === who.name || who.user?.admin === true;
       if (path === SESSIONS_PATH) {
@@ -270,8 +272,6 @@ export function createApi(deps: ApiDeps): ForwardApi {
         }
         return error(405, "use GET or POST");
       }
-      const m = /^\/v1\/sessions\/([0-9a-f-]{36})(\/keepalive)?$/.exec(path);
-      const session = m ? sessions.get(m[1] as string) : undefined;
       if (!m || !session || !owns(session)) return error(404, "no such session");
       if (m[2] && request.method === "POST") {
         session.lastKeepalive = deps.now();

@@ -383,3 +383,101 @@ Deno.test("auth: names Object.prototype carries are ordinary unknown users, coun
   // Three failures from this address: the back-off holds the next name too.
   assertEquals((await call("GET", "/v1/sessions", undefined, "__proto__:x")).status, 429);
 });
+
+Deno.test("auth: one's own good login does not reset the back-off on guesses for another", async () => {
+  const { api, call } = setup();
+  // The attack: two guesses at boss's password, one good login as alice, from one address, 20 times.
+  const guesses: number[] = [];
+  for (let round = 0; round < 20; round++) {
+    for (let i = 0; i < 2; i++) {
+      guesses.push((await call("GET", "/v1/sessions", undefined, "boss:guess")).status);
+    }
+    await call("GET", "/v1/sessions");
+  }
+  assertEquals(guesses.length, 40);
+  assertEquals(guesses.filter((s) => s === 401).length, 3);
+  assertEquals(guesses.filter((s) => s === 429).length, 37);
+  assertEquals(api.metrics.authFailures, 3);
+});
+
+Deno.test("auth: spraying two guesses each at many names, between good logins, meets the address's back-off", async () => {
+  const { call } = setup();
+  const guesses: number[] = [];
+  for (let round = 0; round < 20; round++) {
+    for (let i = 0; i < 2; i++) {
+      guesses.push((await call("GET", "/v1/sessions", undefined, `user${round}:guess`)).status);
+    }
+    await call("GET", "/v1/sessions");
+  }
+  assertEquals(guesses.filter((s) => s === 401).length, 3);
+  assertEquals(guesses.filter((s) => s === 429).length, 37);
+});
+
+Deno.test("auth: failures count per target name across addresses; a success clears its own name", async () => {
+  const { call, advance } = setup();
+  const from = (n: number) => parseIp(`198.18.30.${10 + n}`)!;
+  // Three addresses, one guess each at boss: boss is held, from a fourth address too.
+  for (let n = 0; n < 3; n++) {
+    assertEquals((await call("GET", "/v1/sessions", undefined, "boss:guess", from(n))).status, 401);
+  }
+  const held = await call("GET", "/v1/sessions", undefined, "boss:pw2", from(3));
+  assertEquals([held.status, held.body.error], [
+    429,
+    "too many failed logins for boss; retry in 1 s",
+  ]);
+  // Other names are not held; alice's success does not clear boss's count.
+  assertEquals((await call("GET", "/v1/sessions", undefined, "alice:pw", from(3))).status, 200);
+  assertEquals((await call("GET", "/v1/sessions", undefined, "boss:pw2", from(3))).status, 429);
+  // boss's own success, once the hold is over, clears boss's count: one more failure is not held.
+  advance(1001);
+  assertEquals((await call("GET", "/v1/sessions", undefined, "boss:pw2", from(3))).status, 200);
+  assertEquals((await call("GET", "/v1/sessions", undefined, "boss:guess", from(4))).status, 401);
+  assertEquals((await call("GET", "/v1/sessions", undefined, "boss:pw2", from(3))).status, 200);
+});
+
+Deno.test("auth: guesses at a name hold its new sessions, never its running ones' keepalives", async () => {
+  const { call } = setup();
+  const attacker = parseIp("198.18.30.66")!;
+  const mine = (await call("POST", "/v1/sessions", { destination: "198.19.1.1" })).body;
+  const bosses = (await call("POST", "/v1/sessions", { destination: "198.20.1.2" }, "boss:pw2"))
+    .body;
+  for (let i = 0; i < 3; i++) {
+    assertEquals(
+      (await call("GET", "/v1/sessions", undefined, "alice:guess", attacker)).status,
+      401,
+    );
+  }
+  const created = await call("POST", "/v1/sessions", { destination: "198.19.1.1" });
+  assertEquals([created.status, created.body.error], [
+    429,
+    "too many failed logins for alice; retry in 1 s",
+  ]);
+  // Naming one of her sessions (an unguessable ID) gets past her name's hold, with her password.
+  assertEquals((await call("POST", `/v1/sessions/${mine.id}/keepalive`)).status, 200);
+  assertEquals((await call("GET", `/v1/sessions/${mine.id}`)).status, 200);
+  assertEquals(
+    (await call("POST", `/v1/sessions/${mine.id}/keepalive`, undefined, "alice:guess")).status,
+    401,
+  );
+  // Someone else's session is no way past it, and her keepalives did not clear her name's count.
+  assertEquals(
+    (await call("POST", `/v1/sessions/${bosses.id}/keepalive`, undefined, "alice:pw")).status,
+    429,
+  );
+  assertEquals((await call("POST", "/v1/sessions", { destination: "198.19.1.1" })).status, 429);
+});
+
+Deno.test("auth: 100 concurrent guesses at one name from 100 addresses get three checks", async () => {
+  const { call } = setup();
+  const before = hashesComputed();
+  const results = await Promise.all(
+    Array.from(
+      { length: 100 },
+      (_, i) => call("GET", "/v1/sessions", undefined, "alice:guess", parseIp(`198.18.31.${i}`)!),
+    ),
+  );
+  const statuses = results.map((r) => r.status);
+  assertEquals(statuses.filter((s) => s === 401).length, 3);
+  assertEquals(statuses.filter((s) => s === 429).length, 97);
+  assertEquals(hashesComputed() - before, 3);
+});
