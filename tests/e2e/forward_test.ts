@@ -467,6 +467,64 @@ Deno.test({
       });
 
       await t.step(
+        "authentication off: a session is its client address's; another address neither sees nor touches it",
+        async () => {
+          const neighbour = "198.18.30.21";
+          await must(["ip", "-n", bed.ns.inside, "addr", "add", `${neighbour}/24`, "dev", "i0"]);
+          await bed.startDaemon(
+            config.replace("<authentication>true", "<authentication>false")
+              .replace("<session_timeout>4", "<session_timeout>120"),
+          );
+          // Any public destination, and no traffic: the rules are what this step looks at.
+          const body = JSON.stringify({ destination: "198.19.50.5" });
+          const created = await curl(bed, ["-u", "alice:x", "-d", body, `${API}/v1/sessions`]);
+          assertEquals(created.status, 201, created.body);
+          const session = JSON.parse(created.body);
+          assertEquals(session.client, FIP.inside);
+          // Unguessable: a random (version 4) UUID.
+          assertMatch(
+            session.id,
+            /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+          );
+          const fromNeighbour = (args: string[]) => curl(bed, ["--interface", neighbour, ...args]);
+          // The attack: list, keep alive, delete from another address, under the same name or none.
+          for (const name of [["-u", "alice:x"], []]) {
+            const listed = await fromNeighbour([...name, `${API}/v1/sessions`]);
+            assertEquals([listed.status, JSON.parse(listed.body)], [200, []]);
+            for (
+              const [method, path] of [
+                ["POST", `${session.id}/keepalive`],
+                ["DELETE", session.id],
+                ["GET", session.id],
+              ]
+            ) {
+              const r = await fromNeighbour([...name, "-X", method!, `${API}/v1/sessions/${path}`]);
+              assertEquals(r.status, 404, `${name.join(" ")} ${method} ${r.body}`);
+            }
+          }
+          assertEquals(await rulesWith(bed, session.id), SESSION_RULES);
+          // The address that made it keeps it and ends it, whatever name it sends.
+          const kept = await curl(bed, [
+            "-X",
+            "POST",
+            `${API}/v1/sessions/${session.id}/keepalive`,
+          ]);
+          assertEquals(kept.status, 200, kept.body);
+          const listed = await curl(bed, ["-u", "bob:y", `${API}/v1/sessions`]);
+          assertEquals(JSON.parse(listed.body).map((s: { id: string }) => s.id), [session.id]);
+          const gone = await curl(bed, [
+            "-u",
+            "bob:y",
+            "-X",
+            "DELETE",
+            `${API}/v1/sessions/${session.id}`,
+          ]);
+          assertEquals(gone.status, 204);
+          assertEquals(await rulesWith(bed, session.id), 0);
+        },
+      );
+
+      await t.step(
         "a flood of 20,000 half-sent requests: the daemon lives, answers and keeps its rules",
         async () => {
           // Four flooding addresses and a fifth for the administrator's checks.

@@ -481,3 +481,44 @@ Deno.test("auth: 100 concurrent guesses at one name from 100 addresses get three
   assertEquals(statuses.filter((s) => s === 429).length, 97);
   assertEquals(hashesComputed() - before, 3);
 });
+
+Deno.test("authentication off: sessions belong to the client address that made them", async () => {
+  const { api, call, removed } = setup({ authentication: "false" });
+  const other = parseIp("198.18.30.3")!;
+  const mine = (await call("POST", "/v1/sessions", { destination: "203.0.113.9" }, "alice:x")).body;
+  // The attack: another address lists, keeps alive and deletes, under the same label or none.
+  for (const auth of ["alice:x", "", "anonymous:"]) {
+    assertEquals((await call("GET", "/v1/sessions", undefined, auth, other)).body, []);
+    for (
+      const [method, path] of [
+        ["GET", `/v1/sessions/${mine.id}`],
+        ["POST", `/v1/sessions/${mine.id}/keepalive`],
+        ["DELETE", `/v1/sessions/${mine.id}`],
+      ]
+    ) {
+      const r = await call(method!, path!, undefined, auth, other);
+      assertEquals([r.status, r.body.error], [404, "no such session"], `${auth} ${method}`);
+    }
+  }
+  assertEquals([api.sessions.size, removed], [1, []]);
+  // The address that made it, whatever label it sends.
+  const listed = await call("GET", "/v1/sessions", undefined, "bob:y");
+  assertEquals(listed.body.map((s: { id: string }) => s.id), [mine.id]);
+  assertEquals(
+    (await call("POST", `/v1/sessions/${mine.id}/keepalive`, undefined, "")).status,
+    200,
+  );
+  assertEquals((await call("DELETE", `/v1/sessions/${mine.id}`, undefined, "bob:y")).status, 204);
+});
+
+Deno.test("authentication on: sessions belong to the user, from any address", async () => {
+  const { call } = setup();
+  const other = parseIp("198.18.30.3")!;
+  const mine = (await call("POST", "/v1/sessions", { destination: "198.19.1.1" })).body;
+  const listed = await call("GET", "/v1/sessions", undefined, "alice:pw", other);
+  assertEquals(listed.body.map((s: { id: string }) => s.id), [mine.id]);
+  assertEquals(
+    (await call("POST", `/v1/sessions/${mine.id}/keepalive`, undefined, "alice:pw", other)).status,
+    200,
+  );
+});
