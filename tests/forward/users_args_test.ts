@@ -118,3 +118,31 @@ Deno.test("parseForwardArgs() reads serve, user and connect", () => {
   );
   assertThrows(() => parseForwardArgs(["fly"]), UsageError, `unknown forward action "fly"`);
 });
+
+Deno.test("parseForwardArgs() reads connect's --password-file, and refuses a second password in the URL", () => {
+  const c = parseForwardArgs([
+    "connect",
+    "--proxy",
+    "dnats://alice@proxy.example",
+    "--password-file",
+    "/home/alice/.xferproxy-pass",
+    "198.19.1.1",
+  ]);
+  assertEquals(c.action === "connect" ? [c.passwordFile, c.proxy.password] : [], [
+    "/home/alice/.xferproxy-pass",
+    undefined,
+  ]);
+  assertThrows(
+    () =>
+      parseForwardArgs([
+        "connect",
+        "--proxy",
+        "dnats://alice:pw@proxy.example",
+        "--password-file",
+        "/p",
+        "198.19.1.1",
+      ]),
+    UsageError,
+    "give the password once: --password-file or the --proxy URL, not both",
+  );
+});
