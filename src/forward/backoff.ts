@@ -9,7 +9,7 @@
 export interface BackoffLimits {
   /** Failures allowed before a hold. */
   readonly free: number;
-  /** One failure is forgotten per this many milliseconds without failing. */
+  /** One failure is forgotten every this many milliseconds. */
   readonly leakMs: number;
   /** The longest hold, in seconds. */
   readonly maxHoldS: number;
@@ -19,8 +19,8 @@ export interface BackoffLimits {
 
 /**
  * Three failures, then 1 s, 2 s, 4 s … at most 5 min. A failure is forgotten every 5 min, so
- * scattered typos from a shared address never add up, and one guess per hold is what a patient
- * attacker gets.
+ * typos from a shared address at most one per 5 min on average never add up, and one guess per
+ * 5 min is what a patient attacker gets.
  */
 export const LOGIN_BACKOFF: BackoffLimits = {
   free: 3,
@@ -51,15 +51,19 @@ export function createBackoff(now: () => number, limits: BackoffLimits = LOGIN_B
     },
     fail(key) {
       const t = now();
-      const entry = keys.get(key);
-      const left = entry ? Math.max(0, entry.count - (t - entry.at) / limits.leakMs) : 0;
+      const entry = keys.get(key) ?? { count: 0, at: t, until: 0 };
+      // Whole failures drain, one per leakMs since `at`; the part of a period not yet drained
+      // stays, so failures just under the drain rate never add up, nor does one just over it lose.
+      const leaked = Math.floor((t - entry.at) / limits.leakMs);
+      const left = Math.max(0, entry.count - leaked);
+      const at = left === 0 ? t : entry.at + leaked * limits.leakMs;
       const count = left + 1;
       const until = count >= limits.free
         ? t + Math.min(2 ** (count - limits.free), limits.maxHoldS) * 1000
         : 0;
       // Re-inserted, so the Map's order is the order of last failure: the first key is the quietest.
       keys.delete(key);
-      keys.set(key, { count, at: t, until });
+      keys.set(key, { count, at, until });
       if (keys.size > limits.maxKeys) keys.delete(keys.keys().next().value as string);
     },
     clear(key) {

@@ -72,3 +72,23 @@ Deno.test("createBackoff() remembers at most maxKeys keys, dropping the quietest
   assertEquals(b.size, 3);
   assertEquals(["a", "b", "c", "d"].map((k) => b.heldFor(k) > 0), [true, false, true, false]);
 });
+
+Deno.test("createBackoff() holds three failures a moment apart: time between them leaks nothing", () => {
+  const { now, advance } = clock();
+  const b = createBackoff(now);
+  for (let i = 0; i < 3; i++) {
+    advance(200);
+    b.fail("k");
+  }
+  assertEquals(b.heldFor("k"), 1000);
+});
+
+Deno.test("createBackoff() drains continuously: failures 4 and 6 minutes apart never hold", () => {
+  const { now, advance } = clock();
+  const b = createBackoff(now);
+  for (let i = 0; i < 30; i++) {
+    b.fail("office");
+    assertEquals(b.heldFor("office"), 0, `failure ${i + 1}`);
+    advance(i % 2 ? 360_000 : 240_000);
+  }
+});
