@@ -115,6 +115,13 @@ export function createApi(deps: ApiDeps): ForwardApi {
     onFailure: () => metrics.authFailures++,
   });
 
+  /**
+   * Whose a session is: the authenticated user's, or, with authentication off, where the name is
+   * only the client's own label, the client address's that made it.
+   */
+  const belongsTo = (s: ForwardSession, name: string, remote: IpAddress) =>
+    deps.config.authentication ? s.user === name : s.client.text === remote.text;
+
   const refuse = (status: number, message: string, fields: Record<string, unknown>) => {
     metrics.refusals++;
     deps.log.warn("Refused session: {reason}", { reason: message, ...fields });
@@ -163,9 +170,7 @@ export function createApi(deps: ApiDeps): ForwardApi {
     if (!verdict.ok) return refuse(403, verdict.reason, { user: who.name, destination });
     const proxy = await deps.proxyAddress(remote);
     if (!proxy) return error(500, "the proxy has no route back to you");
-    // With authentication off the name is the client's own label: the cap is per address then.
-    const mine = (s: ForwardSession) =>
-      deps.config.authentication ? s.user === who.name : s.client.text === remote.text;
+    const mine = (s: ForwardSession) => belongsTo(s, who.name, remote);
     const cap = deps.config.maxSessionsPerUser;
     // One allocation at a time: a port is never handed out twice, nor a cap passed.
     const result = allocating.then(async () => {
@@ -260,9 +265,13 @@ export function createApi(deps: ApiDeps): ForwardApi {
         });
       }
       if (!path.startsWith(SESSIONS_PATH)) return error(404, `no such endpoint ${path}`);
-      const who = await login(request.headers.get("authorization") ?? "", remote);
+      const m = /^\/v1\/sessions\/([0-9a-f-]{36})(\/keepalive)?$/.exec(path);
+      const session = m ? sessions.get(m[1] as string) : undefined;
+      const who = await login(request.headers.get("authorization") ?? "", remote, session?.user);
       if ("status" in who) return error(who.status, who.message, who.headers);
-      const owns = (s: ForwardSession) => s.user === who.name || who.user?.admin === true;
+      // Admins exist only with authentication: without it, a session is its address's alone.
+      const owns = (s: ForwardSession) =>
+        belongsTo(s, who.name, remote) || who.user?.admin === true;
       if (path === SESSIONS_PATH) {
         if (request.method === "POST") return await create(request, remote, who);
         if (request.method === "GET") {
@@ -270,8 +279,6 @@ export function createApi(deps: ApiDeps): ForwardApi {
         }
         return error(405, "use GET or POST");
       }
-      const m = /^\/v1\/sessions\/([0-9a-f-]{36})(\/keepalive)?$/.exec(path);
-      const session = m ? sessions.get(m[1] as string) : undefined;
       if (!m || !session || !owns(session)) return error(404, "no such session");
       if (m[2] && request.method === "POST") {
         session.lastKeepalive = deps.now();

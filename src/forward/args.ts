@@ -28,6 +28,8 @@ export type ForwardCommand =
     readonly udpPort: number;
     readonly printMapping: boolean;
     readonly cacert?: string;
+    /** Where the password is, instead of the URL (where `ps` shows it to everyone). */
+    readonly passwordFile?: string;
   };
 
 /** `dnat[s]://user[:pass]@host[:port]`. */
@@ -118,6 +120,7 @@ export function parseForwardArgs(args: readonly string[]): ForwardCommand {
         "udp-port": { type: "string" },
         "print-mapping": { type: "boolean" },
         cacert: { type: "string" },
+        "password-file": { type: "string" },
       },
     );
     const [destination, portText, extra] = positionals;
@@ -131,14 +134,20 @@ export function parseForwardArgs(args: readonly string[]): ForwardCommand {
     const udpPort = parsePort(String(values["udp-port"] ?? "33001"));
     if (sshPort === undefined) refuse(`PORT must be 1-65535, got "${portText}"`);
     if (udpPort === undefined) refuse(`--udp-port must be 1-65535, got "${values["udp-port"]}"`);
+    const proxy = parseProxyUrl(values.proxy);
+    const passwordFile = values["password-file"];
+    if (typeof passwordFile === "string" && proxy.password !== undefined) {
+      refuse("give the password once: --password-file or the --proxy URL, not both");
+    }
     return {
       action: "connect",
-      proxy: parseProxyUrl(values.proxy),
+      proxy,
       destination,
       sshPort,
       udpPort,
       printMapping: values["print-mapping"] === true,
       ...(typeof values.cacert === "string" ? { cacert: values.cacert } : {}),
+      ...(typeof passwordFile === "string" ? { passwordFile } : {}),
     };
   }
   refuse(`unknown forward action "${first}"; expected serve, user or connect`);

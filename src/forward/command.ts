@@ -19,8 +19,9 @@ export interface ForwardArgs extends ConfigArg {
 const USAGE = `Usage: xferproxy forward [serve] [--config PATH]
        xferproxy forward user add NAME [--password-stdin] [--allow DEST,...] [--admin]
        xferproxy forward user del NAME | user list
-       xferproxy forward connect --proxy dnat[s]://user[:pass]@host[:port] DEST [PORT]
-                                 [--udp-port N] [--print-mapping] [--cacert FILE]
+       xferproxy forward connect --proxy dnat[s]://user@host[:port] DEST [PORT]
+                                 [--password-file FILE] [--udp-port N] [--print-mapping]
+                                 [--cacert FILE]
 
 serve (default): the forward-proxy daemon. It listens as <server> says
 (enable_http/http_port 9091, enable_https/https_port 9092), allocates a proxy
@@ -35,9 +36,12 @@ user: API users in <users_file> (scrypt hashes, root-only). Without
 CIDRs, host names or *; private and the proxy's own ranges open only for a
 prefix at least as specific as the range.
 
-connect: the client, usable as OpenSSH ProxyCommand (%h %p). Password from the
-URL, XFERPROXY_PROXY_PASS or ASPERA_PROXY_PASS. --print-mapping prints the
-session as JSON and holds it until stdin closes.
+connect: the client, usable as OpenSSH ProxyCommand (%h %p). The password comes
+from --password-file (its first line; keep the file mode 600), else from the
+environment: XFERPROXY_PROXY_PASS, then ASPERA_PROXY_PASS. A password in the
+URL (dnat://user:pass@host) still works, but every user of the host sees it in
+ps: it prints a warning. --print-mapping prints the session as JSON and holds
+it until stdin closes.
 
 See docs/forward-api.md. Exit status: 0 success, 1 failure, 2 usage error;
 connect exits 255 when the proxy refuses or cannot be reached.`;

@@ -1,8 +1,11 @@
 /**
  * The forward API's logins: HTTP Basic against the users file, with a
- * per-address back-off. Checks from one address run one at a time, so each
- * sees the failures before it (100 concurrent guesses get three hashes); a
- * credential that verified is trusted for a minute without hashing again.
+ * back-off per client address and per target user name. A success clears
+ * only its own name's failures, never the address's: logging in with one's
+ * own account between guesses at another's buys nothing. Checks from one
+ * address, and checks for one name, run one at a time, so each sees the
+ * failures before it (100 concurrent guesses get three hashes); a credential
+ * that verified is trusted for a minute without hashing again.
  * @module
  */
 
@@ -10,6 +13,8 @@ import type { Logger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { IpAddress } from "../net/ip.ts";
+import { createBackoff } from "./backoff.ts";
+import { checkUserName } from "./user_names.ts";
 import { type ApiUser, type UsersFile, verifyPasswordAsync } from "./users.ts";
 
 /** How long a verified credential is trusted without running scrypt again. */
@@ -34,30 +39,42 @@ export type LoginResult =
     readonly headers: Readonly<Record<string, string>>;
   };
 
-/** A login check for `Authorization` header values from a client address. */
+/**
+ * A login check for `Authorization` header values from a client address. `holder` is the user
+ * holding the session the request names, if any: that user's name is not held back, because
+ * knowing one of the user's session IDs (unguessable) proves the caller is no guesser, so guesses
+ * at a name never cut that user's running sessions off their keepalives. Such a login does not
+ * clear the name's failures either.
+ */
 export function createLogin(
   deps: LoginDeps,
-): (authorization: string, remote: IpAddress) => Promise<LoginResult> {
-  const failures = new Map<string, { count: number; until: number }>();
+): (authorization: string, remote: IpAddress, holder?: string) => Promise<LoginResult> {
+  const backoff = createBackoff(deps.now);
   const verified = new Map<string, { hash: string; until: number }>();
   const turns = new Map<string, Promise<void>>();
 
   const check = async (
-    key: string,
+    address: string,
+    keys: Keys,
     name: string,
     password: string,
     header: string,
+    holder: string | undefined,
   ): Promise<LoginResult> => {
-    const blocked = failures.get(key);
-    if (blocked && blocked.until > deps.now()) {
-      const retry = Math.ceil((blocked.until - deps.now()) / 1000);
+    // Naming one's own session neither meets the name's hold nor clears it (below).
+    const ownSession = name === holder;
+    const fromAddress = backoff.heldFor(keys.address);
+    const forName = keys.name && !ownSession ? backoff.heldFor(keys.name) : 0;
+    if (fromAddress > 0 || forName > 0) {
+      const retry = Math.ceil(Math.max(fromAddress, forName) / 1000);
+      const why = fromAddress >= forName ? `from ${address}` : `for ${name}`;
       return {
         status: 429,
-        message: `too many failed logins from ${key}; retry in ${retry} s`,
+        message: `too many failed logins ${why}; retry in ${retry} s`,
         headers: { "retry-after": String(retry) },
       };
     }
-    const user = (await deps.loadUsers()).users[name];
+    const user = (await deps.loadUsers()).users.get(name);
     // The cache key is a digest of the header, never the password; a changed hash voids it.
     const cacheKey = createHash("sha256").update(header).digest("base64");
     const cached = verified.get(cacheKey);
@@ -66,13 +83,11 @@ export function createLogin(
     // An unknown user costs a scrypt too: the answer's timing must not tell names apart.
     if ((!fresh && !(await verifyPasswordAsync(user, password))) || !user) {
       deps.onFailure();
-      const count = (blocked?.count ?? 0) + 1;
-      // Three tries, then an exponential back-off per address (1 s, 2 s, 4 s … at most 5 min).
-      const until = count >= 3 ? deps.now() + Math.min(2 ** (count - 3), 300) * 1000 : 0;
-      failures.set(key, { count, until });
+      // Known or not, a name is counted alike: which names get held must not tell them apart.
+      for (const key of [keys.address, keys.name]) if (key) backoff.fail(key);
       deps.log.warn("Authentication failed for {user} from {client}", {
         user: name || "-",
-        client: key,
+        client: address,
       });
       return {
         status: 401,
@@ -80,7 +95,9 @@ export function createLogin(
         headers: { "www-authenticate": 'Basic realm="xferproxy"' },
       };
     }
-    failures.delete(key);
+    // Only this name's failures: the address keeps its count, whoever else logs in from it. A
+    // keepalive does not clear them: a running session must not reset the count for guessers.
+    if (keys.name && !ownSession) backoff.clear(keys.name);
     if (!fresh) {
       if (verified.size > 10_000) verified.clear();
       verified.set(cacheKey, { hash: user.hash, until: deps.now() + VERIFIED_TTL_MS });
@@ -88,22 +105,36 @@ export function createLogin(
     return { name, user };
   };
 
-  return async (header, remote) => {
+  return async (header, remote, holder) => {
     const match = /^Basic ([A-Za-z0-9+/=]+)$/.exec(header);
     const decoded = match ? Buffer.from(match[1] as string, "base64").toString("utf8") : "";
     const colon = decoded.indexOf(":");
     const name = colon >= 0 ? decoded.slice(0, colon) : decoded;
     const password = colon >= 0 ? decoded.slice(colon + 1) : "";
     if (!deps.authentication) return { name: name || "anonymous" };
-    const key = remote.text;
-    const turn = (turns.get(key) ?? Promise.resolve()).then(() =>
-      check(key, name, password, header)
-    );
+    const keys = backoffKeys(remote, name);
+    const queues = [keys.address, keys.name].filter((k): k is string => k !== undefined);
+    const before = Promise.all(queues.map((k) => turns.get(k)));
+    const turn = before.then(() => check(remote.text, keys, name, password, header, holder));
     const tail = turn.then(() => {}, () => {});
-    turns.set(key, tail);
+    for (const k of queues) turns.set(k, tail);
     void tail.then(() => {
-      if (turns.get(key) === tail) turns.delete(key);
+      for (const k of queues) if (turns.get(k) === tail) turns.delete(k);
     });
     return await turn;
+  };
+}
+
+/** A login's keys in the back-off table. */
+interface Keys {
+  readonly address: string;
+  /** None for a name that can be no user's: the address's count holds it. */
+  readonly name?: string;
+}
+
+function backoffKeys(remote: IpAddress, name: string): Keys {
+  return {
+    address: `address ${remote.text}`,
+    ...(checkUserName(name) === undefined ? { name: `name ${name}` } : {}),
   };
 }

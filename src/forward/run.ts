@@ -19,6 +19,7 @@ import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
 import type { ProxyUrl } from "./args.ts";
 import type { ForwardArgs } from "./command.ts";
 import { type DaemonHost, runDaemon } from "./daemon.ts";
+import { connectPassword } from "./password.ts";
 import { manageUsers } from "./user_cmd.ts";
 import { emptyUsers, parseUsers, serializeUsers, type UsersFile } from "./users.ts";
 
@@ -72,8 +73,11 @@ export async function runForward(
 ): Promise<number> {
   const { command } = args;
   if (command.action === "connect") {
-    const password = command.proxy.password ?? context.env("XFERPROXY_PROXY_PASS") ??
-      context.env("ASPERA_PROXY_PASS");
+    const { password, warnings } = await connectPassword({
+      ...(command.passwordFile !== undefined ? { passwordFile: command.passwordFile } : {}),
+      ...(command.proxy.password !== undefined ? { urlPassword: command.proxy.password } : {}),
+    }, { env: context.env, fs: platform.fs });
+    for (const warning of warnings) context.output.err(`xferproxy: ${warning}\n`);
     return await platform.connect({
       ...command,
       ...(password !== undefined ? { password } : {}),

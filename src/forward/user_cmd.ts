@@ -23,10 +23,10 @@ export async function manageUsers(
   const file = await store.load();
   switch (command.action) {
     case "user-list": {
-      const names = Object.keys(file.users).sort();
+      const names = [...file.users.keys()].sort();
       if (names.length === 0) store.out("no API users\n");
       for (const name of names) {
-        const u = file.users[name]!;
+        const u = file.users.get(name)!;
         store.out(
           `${name}${u.admin ? " (admin)" : ""}  allow: ${
             u.allow.length ? u.allow.join(",") : "(nothing)"
@@ -36,11 +36,12 @@ export async function manageUsers(
       return 0;
     }
     case "user-del": {
-      if (!file.users[command.name]) {
+      if (!file.users.has(command.name)) {
         store.out(`no API user "${command.name}"\n`);
         return 1;
       }
-      const { [command.name]: _gone, ...rest } = file.users;
+      const rest = new Map(file.users);
+      rest.delete(command.name);
       await store.save({ version: 1, users: rest });
       store.out(`removed API user "${command.name}"\n`);
       return 0;
@@ -58,14 +59,13 @@ export async function manageUsers(
         password = store.generatePassword();
         generated = true;
       }
-      const verb = file.users[command.name] ? "updated" : "added";
-      await store.save({
-        version: 1,
-        users: {
-          ...file.users,
-          [command.name]: { ...hashPassword(password), allow: command.allow, admin: command.admin },
-        },
+      const verb = file.users.has(command.name) ? "updated" : "added";
+      const users = new Map(file.users).set(command.name, {
+        ...hashPassword(password),
+        allow: command.allow,
+        admin: command.admin,
       });
+      await store.save({ version: 1, users });
       store.out(
         `${verb} API user "${command.name}"${generated ? `; password: ${password}` : ""}\n`,
       );

@@ -19,10 +19,14 @@ export interface ApiUser {
   readonly admin: boolean;
 }
 
-/** The users file: `{ "version": 1, "users": { name: ApiUser } }`. */
+/**
+ * The users file: `{ "version": 1, "users": { name: ApiUser } }` on disk. In memory the users are
+ * a Map, so a name such as `constructor` or `__proto__` is only ever a name, never a property
+ * every object inherits.
+ */
 export interface UsersFile {
   readonly version: 1;
-  readonly users: Readonly<Record<string, ApiUser>>;
+  readonly users: ReadonlyMap<string, ApiUser>;
 }
 
 /** A users file that cannot be used. */
@@ -103,7 +107,7 @@ export async function verifyPasswordAsync(
 
 /** An empty users file. */
 export function emptyUsers(): UsersFile {
-  return { version: 1, users: {} };
+  return { version: 1, users: new Map() };
 }
 
 /**
@@ -123,7 +127,7 @@ export function parseUsers(text: string, path: string): UsersFile {
   ) {
     throw new UsersFileError(`Users file "${path}" must be {"version": 1, "users": {...}}`);
   }
-  const out: Record<string, ApiUser> = {};
+  const out = new Map<string, ApiUser>();
   for (const [name, raw] of Object.entries(users)) {
     const u = raw as Partial<ApiUser>;
     const bad = checkUserName(name) ??
@@ -134,17 +138,19 @@ export function parseUsers(text: string, path: string): UsersFile {
         ? "allow must be a list"
         : u.allow.map((a) => checkAllowEntry(String(a))).find(Boolean));
     if (bad) throw new UsersFileError(`Users file "${path}": user "${name}": ${bad}`);
-    out[name] = {
+    out.set(name, {
       salt: u.salt as string,
       hash: u.hash as string,
       allow: (u.allow as string[]).map(String),
       admin: u.admin === true,
-    };
+    });
   }
   return { version: 1, users: out };
 }
 
 /** The file text (stable key order, trailing newline). */
 export function serializeUsers(file: UsersFile): string {
-  return JSON.stringify(file, null, 2) + "\n";
+  // fromEntries defines own properties: "__proto__" stays a key, as JSON.parse reads it back.
+  return JSON.stringify({ version: file.version, users: Object.fromEntries(file.users) }, null, 2) +
+    "\n";
 }

@@ -60,6 +60,36 @@ async function addUser(
   ], { stdin: password });
 }
 
+/**
+ * Runs `forward connect … --print-mapping` in the inside namespace and `use` on the mapping line it
+ * prints, while it holds the session (with keepalives) until its stdin closes; then its stderr.
+ */
+async function holdingMapping<T>(
+  bed: ForwardBed,
+  args: string[],
+  use: (line: string) => Promise<T>,
+  env: Record<string, string> = {},
+): Promise<{ result: T; stderr: string }> {
+  const holder = new Deno.Command("ip", {
+    args: ["netns", "exec", bed.ns.inside, BINARY, "forward", "connect", ...args],
+    env,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(holder.stderr).text();
+  const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let result: T;
+  try {
+    result = await use((await reader.read()).value ?? "");
+  } finally {
+    await holder.stdin.close().catch(() => {});
+    await holder.status;
+    reader.cancel().catch(() => {});
+  }
+  return { result, stderr: await stderr };
+}
+
 Deno.test({
   name: "forward mode: API, ProxyCommand, iperf3, lifetimes, limits",
   ignore: !isRoot,
@@ -266,31 +296,64 @@ Deno.test({
         },
       );
 
-      await t.step("iperf3 TCP and UDP through one allocated port", async () => {
-        // --print-mapping holds the session (with keepalives) until its stdin closes.
-        const holder = new Deno.Command("ip", {
-          args: [
-            "netns",
-            "exec",
-            bed.ns.inside,
-            BINARY,
-            "forward",
-            "connect",
+      await t.step(
+        "forward connect: a password from a file or the environment never shows in ps; one in the URL warns",
+        async () => {
+          // A password of this run only: other runs' processes on the host cannot hold it.
+          const secret = `pw-${crypto.randomUUID()}`;
+          await addUser(bed, "carol", secret, "--allow", `${FIP.outside}/32`);
+          const passFile = `${bed.dir}/carol.pass`;
+          await Deno.writeTextFile(passFile, `${secret}\n`, { mode: 0o600 });
+          /** Holds a session: its mapping line, whether ps shows the password meanwhile, stderr. */
+          const hold = async (args: string[], env: Record<string, string> = {}) => {
+            const { result, stderr } = await holdingMapping(bed, args, async (line) => {
+              // What every user of the host sees: full command lines, unlimited width.
+              const ps = await must(["ps", "-e", "-w", "-w", "-o", "args"]);
+              return { line, inPs: ps.includes(secret) };
+            }, env);
+            return { ...result, stderr };
+          };
+          const common = ["--print-mapping", FIP.outside];
+          const fromFile = await hold([
             "--proxy",
-            `dnat://alice:wonder@${FIP.proxyIn}`,
-            "--udp-port",
-            "5201",
-            "--print-mapping",
-            FIP.outside,
-            "5201",
-          ],
-          stdin: "piped",
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
-        const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
-        const mapping = JSON.parse((await reader.read()).value ?? "{}");
-        try {
+            `dnat://carol@${FIP.proxyIn}`,
+            "--password-file",
+            passFile,
+            ...common,
+          ]);
+          assertMatch(fromFile.line, /"port":\d+/, fromFile.stderr);
+          assertEquals([fromFile.inPs, fromFile.stderr], [false, ""]);
+          const fromEnv = await hold(["--proxy", `dnat://carol@${FIP.proxyIn}`, ...common], {
+            XFERPROXY_PROXY_PASS: secret,
+          });
+          assertMatch(fromEnv.line, /"port":\d+/, fromEnv.stderr);
+          assertEquals([fromEnv.inPs, fromEnv.stderr], [false, ""]);
+          // In the URL it still works, ps shows it (so the look above can see a password), and
+          // the client says so in one line.
+          const inUrl = await hold([
+            "--proxy",
+            `dnat://carol:${secret}@${FIP.proxyIn}`,
+            ...common,
+          ]);
+          assertMatch(inUrl.line, /"port":\d+/, inUrl.stderr);
+          assertEquals([inUrl.inPs, inUrl.stderr], [
+            true,
+            "xferproxy: WARN the password in the --proxy URL shows in ps to every user of this host; use --password-file PATH or XFERPROXY_PROXY_PASS\n",
+          ]);
+        },
+      );
+
+      await t.step("iperf3 TCP and UDP through one allocated port", async () => {
+        await holdingMapping(bed, [
+          "--proxy",
+          `dnat://alice:wonder@${FIP.proxyIn}`,
+          "--udp-port",
+          "5201",
+          "--print-mapping",
+          FIP.outside,
+          "5201",
+        ], async (line) => {
+          const mapping = JSON.parse(line || "{}");
           assertEquals([mapping.proxy_host, mapping.udp_port, mapping.ssh_port], [
             FIP.proxyIn,
             5201,
@@ -326,11 +389,7 @@ Deno.test({
           assertEquals(udp.code, 0, udp.stdout.slice(0, 500));
           const sum = JSON.parse(udp.stdout).end.sum;
           assertOk(sum.packets > 1000 && sum.lost_percent < 10, JSON.stringify(sum));
-        } finally {
-          await holder.stdin.close().catch(() => {});
-          await holder.status;
-          reader.cancel().catch(() => {});
-        }
+        });
         await waitFor(
           "the mapping's session to be deleted",
           async () =>
@@ -465,6 +524,64 @@ Deno.test({
         assertEquals(full.status, 503);
         assertEquals(JSON.parse(full.body).error, "no free proxy port in 5000-5001");
       });
+
+      await t.step(
+        "authentication off: a session is its client address's; another address neither sees nor touches it",
+        async () => {
+          const neighbour = "198.18.30.21";
+          await must(["ip", "-n", bed.ns.inside, "addr", "add", `${neighbour}/24`, "dev", "i0"]);
+          await bed.startDaemon(
+            config.replace("<authentication>true", "<authentication>false")
+              .replace("<session_timeout>4", "<session_timeout>120"),
+          );
+          // Any public destination, and no traffic: the rules are what this step looks at.
+          const body = JSON.stringify({ destination: "198.19.50.5" });
+          const created = await curl(bed, ["-u", "alice:x", "-d", body, `${API}/v1/sessions`]);
+          assertEquals(created.status, 201, created.body);
+          const session = JSON.parse(created.body);
+          assertEquals(session.client, FIP.inside);
+          // Unguessable: a random (version 4) UUID.
+          assertMatch(
+            session.id,
+            /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+          );
+          const fromNeighbour = (args: string[]) => curl(bed, ["--interface", neighbour, ...args]);
+          // The attack: list, keep alive, delete from another address, under the same name or none.
+          for (const name of [["-u", "alice:x"], []]) {
+            const listed = await fromNeighbour([...name, `${API}/v1/sessions`]);
+            assertEquals([listed.status, JSON.parse(listed.body)], [200, []]);
+            for (
+              const [method, path] of [
+                ["POST", `${session.id}/keepalive`],
+                ["DELETE", session.id],
+                ["GET", session.id],
+              ]
+            ) {
+              const r = await fromNeighbour([...name, "-X", method!, `${API}/v1/sessions/${path}`]);
+              assertEquals(r.status, 404, `${name.join(" ")} ${method} ${r.body}`);
+            }
+          }
+          assertEquals(await rulesWith(bed, session.id), SESSION_RULES);
+          // The address that made it keeps it and ends it, whatever name it sends.
+          const kept = await curl(bed, [
+            "-X",
+            "POST",
+            `${API}/v1/sessions/${session.id}/keepalive`,
+          ]);
+          assertEquals(kept.status, 200, kept.body);
+          const listed = await curl(bed, ["-u", "bob:y", `${API}/v1/sessions`]);
+          assertEquals(JSON.parse(listed.body).map((s: { id: string }) => s.id), [session.id]);
+          const gone = await curl(bed, [
+            "-u",
+            "bob:y",
+            "-X",
+            "DELETE",
+            `${API}/v1/sessions/${session.id}`,
+          ]);
+          assertEquals(gone.status, 204);
+          assertEquals(await rulesWith(bed, session.id), 0);
+        },
+      );
 
       await t.step(
         "a flood of 20,000 half-sent requests: the daemon lives, answers and keeps its rules",

@@ -3,7 +3,7 @@ import { getLogger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
 import { createApi, type ForwardSession } from "../../src/forward/api.ts";
 import { parseSessionView } from "../../src/forward/contract.ts";
-import { hashesComputed, hashPassword, type UsersFile } from "../../src/forward/users.ts";
+import { type ApiUser, hashesComputed, hashPassword } from "../../src/forward/users.ts";
 import { parseCidr, parseIp } from "../../src/net/ip.ts";
 import { parseInline } from "../config/_load.ts";
 
@@ -29,20 +29,20 @@ function setup(
   let ids = 0;
   const installed: string[] = [];
   const removed: string[] = [];
-  const users: UsersFile = {
-    version: 1,
-    users: {
-      alice: {
+  const users = {
+    version: 1 as const,
+    users: new Map<string, ApiUser>([
+      ["alice", {
         ...hashPassword("pw", Buffer.from("salt-alice-16byt").toString("base64")),
         allow: ["198.19.0.0/16", "files.example"],
         admin: false,
-      },
-      boss: {
+      }],
+      ["boss", {
         ...hashPassword("pw2", Buffer.from("salt-boss-16byte").toString("base64")),
         allow: ["*"],
         admin: true,
-      },
-    },
+      }],
+    ]),
   };
   const api = createApi({
     config: config.server.proxy,
@@ -248,10 +248,7 @@ Deno.test("auth: a verified credential is reused, but not after the password cha
   assertEquals((await call("GET", "/v1/sessions")).status, 200);
   assertEquals((await call("GET", "/v1/sessions", undefined, "alice:other")).status, 401);
   // The administrator changes alice's password: the remembered credential no longer counts.
-  (users.users as Record<string, (typeof users.users)[string]>).alice = {
-    ...users.users.alice!,
-    ...hashPassword("new"),
-  };
+  users.users.set("alice", { ...users.users.get("alice")!, ...hashPassword("new") });
   assertEquals((await call("GET", "/v1/sessions")).status, 401);
   assertEquals((await call("GET", "/v1/sessions", undefined, "alice:new")).status, 200);
   advance(61_000);
@@ -312,7 +309,7 @@ Deno.test("policy: a protected range opens only for an allow prefix at least as 
   for (const [allow, destination, status, reason] of cases) {
     await t.step(`${allow.join(",")} → ${destination}`, async () => {
       const { call, users } = setup({ port_range_high: "5099" });
-      (users.users as Record<string, unknown>).carol = { ...users.users.alice, allow };
+      users.users.set("carol", { ...users.users.get("alice")!, allow });
       const r = await call("POST", "/v1/sessions", { destination }, "carol:pw");
       assertEquals(r.status, status, JSON.stringify(r.body));
       if (reason) assertMatch(r.body.error, reason);
@@ -345,20 +342,20 @@ Deno.test("IPv6: refused with 503 when the proxy does not forward it, allowed wh
   const client6 = parseIp("2001:db8:30::2")!;
   const body = { destination: "2001:db8:40::2" };
   const off = setup({}, { families: new Set([4]) });
-  (off.users.users as Record<string, unknown>).six = {
-    ...off.users.users.alice,
+  off.users.users.set("six", {
+    ...off.users.users.get("alice")!,
     allow: ["2001:db8:40::/64"],
-  };
+  });
   const refused = await off.call("POST", "/v1/sessions", body, "six:pw", client6);
   assertEquals([refused.status, refused.body.error], [
     503,
     "the proxy does not forward IPv6 (net.ipv6.conf.all.forwarding is 0, or no ip6tables: see its log)",
   ]);
   const on = setup({}, { families: new Set([4, 6]) });
-  (on.users.users as Record<string, unknown>).six = {
-    ...on.users.users.alice,
+  on.users.users.set("six", {
+    ...on.users.users.get("alice")!,
     allow: ["2001:db8:40::/64"],
-  };
+  });
   const made = await on.call("POST", "/v1/sessions", body, "six:pw", client6);
   assertEquals([made.status, made.body.client, made.body.address], [
     201,
@@ -374,4 +371,154 @@ Deno.test("IPv6: refused with 503 when the proxy does not forward it, allowed wh
     client6,
   );
   assertEquals(mixed.status, 400);
+});
+
+Deno.test("auth: names Object.prototype carries are ordinary unknown users, counted as failures", async () => {
+  const { api, call } = setup();
+  for (const name of ["constructor", "toString", "hasOwnProperty"]) {
+    const r = await call("GET", "/v1/sessions", undefined, `${name}:x`);
+    assertEquals([r.status, r.headers.get("www-authenticate")], [401, 'Basic realm="xferproxy"']);
+  }
+  assertEquals(api.metrics.authFailures, 3);
+  // Three failures from this address: the back-off holds the next name too.
+  assertEquals((await call("GET", "/v1/sessions", undefined, "__proto__:x")).status, 429);
+});
+
+Deno.test("auth: one's own good login does not reset the back-off on guesses for another", async () => {
+  const { api, call } = setup();
+  // The attack: two guesses at boss's password, one good login as alice, from one address, 20 times.
+  const guesses: number[] = [];
+  for (let round = 0; round < 20; round++) {
+    for (let i = 0; i < 2; i++) {
+      guesses.push((await call("GET", "/v1/sessions", undefined, "boss:guess")).status);
+    }
+    await call("GET", "/v1/sessions");
+  }
+  assertEquals(guesses.length, 40);
+  assertEquals(guesses.filter((s) => s === 401).length, 3);
+  assertEquals(guesses.filter((s) => s === 429).length, 37);
+  assertEquals(api.metrics.authFailures, 3);
+});
+
+Deno.test("auth: spraying two guesses each at many names, between good logins, meets the address's back-off", async () => {
+  const { call } = setup();
+  const guesses: number[] = [];
+  for (let round = 0; round < 20; round++) {
+    for (let i = 0; i < 2; i++) {
+      guesses.push((await call("GET", "/v1/sessions", undefined, `user${round}:guess`)).status);
+    }
+    await call("GET", "/v1/sessions");
+  }
+  assertEquals(guesses.filter((s) => s === 401).length, 3);
+  assertEquals(guesses.filter((s) => s === 429).length, 37);
+});
+
+Deno.test("auth: failures count per target name across addresses; a success clears its own name", async () => {
+  const { call, advance } = setup();
+  const from = (n: number) => parseIp(`198.18.30.${10 + n}`)!;
+  // Three addresses, one guess each at boss: boss is held, from a fourth address too.
+  for (let n = 0; n < 3; n++) {
+    assertEquals((await call("GET", "/v1/sessions", undefined, "boss:guess", from(n))).status, 401);
+  }
+  const held = await call("GET", "/v1/sessions", undefined, "boss:pw2", from(3));
+  assertEquals([held.status, held.body.error], [
+    429,
+    "too many failed logins for boss; retry in 1 s",
+  ]);
+  // Other names are not held; alice's success does not clear boss's count.
+  assertEquals((await call("GET", "/v1/sessions", undefined, "alice:pw", from(3))).status, 200);
+  assertEquals((await call("GET", "/v1/sessions", undefined, "boss:pw2", from(3))).status, 429);
+  // boss's own success, once the hold is over, clears boss's count: one more failure is not held.
+  advance(1001);
+  assertEquals((await call("GET", "/v1/sessions", undefined, "boss:pw2", from(3))).status, 200);
+  assertEquals((await call("GET", "/v1/sessions", undefined, "boss:guess", from(4))).status, 401);
+  assertEquals((await call("GET", "/v1/sessions", undefined, "boss:pw2", from(3))).status, 200);
+});
+
+Deno.test("auth: guesses at a name hold its new sessions, never its running ones' keepalives", async () => {
+  const { call } = setup();
+  const attacker = parseIp("198.18.30.66")!;
+  const mine = (await call("POST", "/v1/sessions", { destination: "198.19.1.1" })).body;
+  const bosses = (await call("POST", "/v1/sessions", { destination: "198.20.1.2" }, "boss:pw2"))
+    .body;
+  for (let i = 0; i < 3; i++) {
+    assertEquals(
+      (await call("GET", "/v1/sessions", undefined, "alice:guess", attacker)).status,
+      401,
+    );
+  }
+  const created = await call("POST", "/v1/sessions", { destination: "198.19.1.1" });
+  assertEquals([created.status, created.body.error], [
+    429,
+    "too many failed logins for alice; retry in 1 s",
+  ]);
+  // Naming one of her sessions (an unguessable ID) gets past her name's hold, with her password.
+  assertEquals((await call("POST", `/v1/sessions/${mine.id}/keepalive`)).status, 200);
+  assertEquals((await call("GET", `/v1/sessions/${mine.id}`)).status, 200);
+  assertEquals(
+    (await call("POST", `/v1/sessions/${mine.id}/keepalive`, undefined, "alice:guess")).status,
+    401,
+  );
+  // Someone else's session is no way past it, and her keepalives did not clear her name's count.
+  assertEquals(
+    (await call("POST", `/v1/sessions/${bosses.id}/keepalive`, undefined, "alice:pw")).status,
+    429,
+  );
+  assertEquals((await call("POST", "/v1/sessions", { destination: "198.19.1.1" })).status, 429);
+});
+
+Deno.test("auth: 100 concurrent guesses at one name from 100 addresses get three checks", async () => {
+  const { call } = setup();
+  const before = hashesComputed();
+  const results = await Promise.all(
+    Array.from(
+      { length: 100 },
+      (_, i) => call("GET", "/v1/sessions", undefined, "alice:guess", parseIp(`198.18.31.${i}`)!),
+    ),
+  );
+  const statuses = results.map((r) => r.status);
+  assertEquals(statuses.filter((s) => s === 401).length, 3);
+  assertEquals(statuses.filter((s) => s === 429).length, 97);
+  assertEquals(hashesComputed() - before, 3);
+});
+
+Deno.test("authentication off: sessions belong to the client address that made them", async () => {
+  const { api, call, removed } = setup({ authentication: "false" });
+  const other = parseIp("198.18.30.3")!;
+  const mine = (await call("POST", "/v1/sessions", { destination: "203.0.113.9" }, "alice:x")).body;
+  // The attack: another address lists, keeps alive and deletes, under the same label or none.
+  for (const auth of ["alice:x", "", "anonymous:"]) {
+    assertEquals((await call("GET", "/v1/sessions", undefined, auth, other)).body, []);
+    for (
+      const [method, path] of [
+        ["GET", `/v1/sessions/${mine.id}`],
+        ["POST", `/v1/sessions/${mine.id}/keepalive`],
+        ["DELETE", `/v1/sessions/${mine.id}`],
+      ]
+    ) {
+      const r = await call(method!, path!, undefined, auth, other);
+      assertEquals([r.status, r.body.error], [404, "no such session"], `${auth} ${method}`);
+    }
+  }
+  assertEquals([api.sessions.size, removed], [1, []]);
+  // The address that made it, whatever label it sends.
+  const listed = await call("GET", "/v1/sessions", undefined, "bob:y");
+  assertEquals(listed.body.map((s: { id: string }) => s.id), [mine.id]);
+  assertEquals(
+    (await call("POST", `/v1/sessions/${mine.id}/keepalive`, undefined, "")).status,
+    200,
+  );
+  assertEquals((await call("DELETE", `/v1/sessions/${mine.id}`, undefined, "bob:y")).status, 204);
+});
+
+Deno.test("authentication on: sessions belong to the user, from any address", async () => {
+  const { call } = setup();
+  const other = parseIp("198.18.30.3")!;
+  const mine = (await call("POST", "/v1/sessions", { destination: "198.19.1.1" })).body;
+  const listed = await call("GET", "/v1/sessions", undefined, "alice:pw", other);
+  assertEquals(listed.body.map((s: { id: string }) => s.id), [mine.id]);
+  assertEquals(
+    (await call("POST", `/v1/sessions/${mine.id}/keepalive`, undefined, "alice:pw", other)).status,
+    200,
+  );
 });

@@ -57,7 +57,7 @@ function bed(options: { refusePort?: number } = {}) {
     ownNetworks: () => Promise.resolve([]),
     portFree: () => Promise.resolve(true),
     resolve: () => Promise.resolve([]),
-    loadUsers: () => Promise.resolve({ version: 1, users: {} }),
+    loadUsers: () => Promise.resolve({ version: 1, users: new Map() }),
     forwardingEnabled: (family) => Promise.resolve(family === 4),
     processes,
     stop: stop.signal,

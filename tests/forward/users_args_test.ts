@@ -20,7 +20,7 @@ Deno.test("hashPassword() salts per user and verifyPassword() checks in constant
 Deno.test("parseUsers() round-trips and refuses malformed files", async (t) => {
   const file = {
     version: 1 as const,
-    users: { alice: { ...hashPassword("x"), allow: ["198.19.0.0/16"], admin: false } },
+    users: new Map([["alice", { ...hashPassword("x"), allow: ["198.19.0.0/16"], admin: false }]]),
   };
   assertEquals(parseUsers(serializeUsers(file), "u.json"), file);
   const cases: Array<[string, string]> = [
@@ -117,4 +117,32 @@ Deno.test("parseForwardArgs() reads serve, user and connect", () => {
     "forward connect needs --proxy",
   );
   assertThrows(() => parseForwardArgs(["fly"]), UsageError, `unknown forward action "fly"`);
+});
+
+Deno.test("parseForwardArgs() reads connect's --password-file, and refuses a second password in the URL", () => {
+  const c = parseForwardArgs([
+    "connect",
+    "--proxy",
+    "dnats://alice@proxy.example",
+    "--password-file",
+    "/home/alice/.xferproxy-pass",
+    "198.19.1.1",
+  ]);
+  assertEquals(c.action === "connect" ? [c.passwordFile, c.proxy.password] : [], [
+    "/home/alice/.xferproxy-pass",
+    undefined,
+  ]);
+  assertThrows(
+    () =>
+      parseForwardArgs([
+        "connect",
+        "--proxy",
+        "dnats://alice:pw@proxy.example",
+        "--password-file",
+        "/p",
+        "198.19.1.1",
+      ]),
+    UsageError,
+    "give the password once: --password-file or the --proxy URL, not both",
+  );
 });
