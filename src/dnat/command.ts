@@ -8,7 +8,7 @@
 import { type ConfigArg, takeConfigOption } from "../cli/parse.ts";
 import type { ModeCommand } from "../cli/command.ts";
 import { LIBNFTABLES_PATHS } from "../process/libraries.ts";
-import { IPTABLES_PROGRAMS } from "../process/packages.ts";
+import { COPIED_PATH, IPTABLES_PROGRAMS, PACKAGED_PATH } from "../process/packages.ts";
 import { type DnatRequest, parseDnatArgs } from "./contract.ts";
 import type { DnatPlatform } from "./run.ts";
 
@@ -20,7 +20,8 @@ export interface DnatArgs extends ConfigArg {
 const USAGE = `Usage: xferproxy dnat <action> [--config PATH]
 
 The only code that changes netfilter. Reverse sessions run "add" through sudo
-(sudoers: %xferproxy ALL=(root) NOPASSWD: /usr/local/bin/xferproxy dnat *);
+(sudoers: %xferproxy ALL=(root) NOPASSWD: ${PACKAGED_PATH} dnat *, the
+package's path; ${COPIED_PATH} for the single file installed by hand);
 through sudo only /etc/xferproxy/aspera.conf counts (--config is ignored), it
 must be root's, and a caller sees and changes only its own sessions.
 
