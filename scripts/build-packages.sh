@@ -36,7 +36,7 @@ Package: xferproxy
 Version: $version
 Architecture: amd64
 Maintainer: xferproxy maintainers <maintainers@users.noreply.github.com>
-Depends: openssh-client, openssh-server, sudo, iptables | nftables, conntrack, iproute2
+Depends: openssh-client, openssh-server, sudo, iptables | nftables, conntrack, iproute2, procps
 Recommends: libnftables1, openssl
 Section: net
 Priority: optional
@@ -70,7 +70,7 @@ Release: 1
 Summary: Open DMZ proxy for SSH-negotiated high-speed file transfers
 License: NOASSERTION
 BuildArch: x86_64
-Requires: openssh-clients, openssh-server, sudo, conntrack-tools, iproute
+Requires: openssh-clients, openssh-server, sudo, (iptables or nftables), conntrack-tools, iproute, procps-ng
 Recommends: nftables, openssl
 AutoReqProv: no
 %description

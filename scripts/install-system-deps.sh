@@ -7,7 +7,7 @@ set -euo pipefail
 # command → Debian package
 declare -A need=(
   [iptables]=iptables [iptables-restore]=iptables [nft]=nftables [conntrack]=conntrack
-  [ip]=iproute2 [sshd]=openssh-server [ssh]=openssh-client [scp]=openssh-client
+  [ip]=iproute2 [ps]=procps [sysctl]=procps [sshd]=openssh-server [ssh]=openssh-client [scp]=openssh-client
   [sftp]=openssh-client [ssh-keygen]=openssh-client [sudo]=sudo [rsync]=rsync
   [iperf3]=iperf3 [logger]=bsdutils [curl]=curl [python3]=python3
   [openssl]=openssl [dpkg-deb]=dpkg [rpmbuild]=rpm [rpm]=rpm

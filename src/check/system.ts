@@ -23,7 +23,7 @@ import { checkAuthorizedKeys, checkKeyfiles } from "./keys.ts";
 import { checkDnatState } from "./dnat_state.ts";
 import { checkOpenssl } from "./forward.ts";
 import { LIBNFTABLES_PATHS } from "../process/libraries.ts";
-import { installHint } from "../process/packages.ts";
+import { COPIED_PATH, installHint, PACKAGED_PATH } from "../process/packages.ts";
 
 /** What the system audit needs besides the host. */
 export interface SystemInputs {
@@ -141,7 +141,7 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
           `libnftables is not at ${
             LIBNFTABLES_PATHS.join(", ")
           }: every DNAT change runs nft (about 20 ms to delete instead of under 1 ms)`,
-          "install libnftables1 (Debian) or nftables (Red Hat)",
+          installHint("libnftables"),
         ),
     );
   }
@@ -164,7 +164,7 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
       finding.error(
         "sudoers.dnat",
         'no sudoers entry lets proxy users run "xferproxy dnat": sessions get no UDP forwarding',
-        'add "%xferproxy ALL=(root) NOPASSWD: /usr/local/bin/xferproxy dnat *" with visudo -f /etc/sudoers.d/xferproxy',
+        `add "%xferproxy ALL=(root) NOPASSWD: ${PACKAGED_PATH} dnat *" with visudo -f /etc/sudoers.d/xferproxy (the package's path; for the single file installed by hand, the path sshd's ForceCommand runs, e.g. ${COPIED_PATH})`,
       ),
     );
   }

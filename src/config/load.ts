@@ -8,6 +8,7 @@ import { UserError } from "../errors.ts";
 import type { Fs } from "./fs.ts";
 import { InvalidUtf8Error } from "./text.ts";
 import { parseXml, XmlSyntaxError } from "./raw.ts";
+import { findPdfCharacters } from "./typography.ts";
 import type { Config, Problem } from "./types.ts";
 import { validateConfig } from "./validate.ts";
 
@@ -37,8 +38,16 @@ export class ConfigError extends UserError {
   }
 }
 
-/** Parses config text; never throws for bad content. */
+/**
+ * Parses config text; never throws for bad content. Ligatures and curly quotes
+ * of a PDF copy are errors found first, every one of them, since they would
+ * break the XML or rename a tag.
+ */
 export function parseConfigText(text: string, path: string): ConfigReport {
+  const pasted = findPdfCharacters(text);
+  if (pasted.length > 0) {
+    return { path, problems: pasted.map((p) => ({ severity: "error" as const, ...p })) };
+  }
   let root;
   try {
     root = parseXml(text);

@@ -5,7 +5,7 @@
  */
 
 import { XMLParser, XMLValidator } from "fast-xml-parser";
-import { screenXml } from "./text.ts";
+import { positionFinder, screenXml } from "./text.ts";
 
 /** One XML element, as written in the file. */
 export interface RawElement {
@@ -114,19 +114,4 @@ function cdataText(value: unknown): string {
   return Array.isArray(value)
     ? value.map((v) => String((v as Record<string, unknown>)[TEXT] ?? "")).join("")
     : String(value);
-}
-
-function positionFinder(text: string): (index: number) => { line: number; column: number } {
-  const lineStarts = [0];
-  for (let i = 0; i < text.length; i++) if (text[i] === "\n") lineStarts.push(i + 1);
-  return (index) => {
-    let lo = 0;
-    let hi = lineStarts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if ((lineStarts[mid] ?? 0) <= index) lo = mid;
-      else hi = mid - 1;
-    }
-    return { line: lo + 1, column: index - (lineStarts[lo] ?? 0) + 1 };
-  };
 }

@@ -1,72 +1,14 @@
 /**
  * Reads one section of the raw tree against its spec table: known tags are
- * parsed (or defaulted), unknown tags warned about, repeats refused.
+ * parsed (or defaulted), unknown tags warned about (refused where ignoring
+ * one would change what the section does), repeats refused.
  * @module
  */
 
 import type { RawElement } from "./raw.ts";
-import {
-  type OptionSpec,
-  PROXY,
-  RPROXY,
-  RULE,
-  RULE_DEFAULTS_IN_RPROXY,
-  SERVER,
-  STRUCTURE,
-} from "./spec.ts";
+import type { OptionSpec } from "./spec.ts";
+import { SPELLINGS, unknownTagHint } from "./tag_hints.ts";
 import type { Position, Problem } from "./types.ts";
-
-/**
- * Where an option found in the wrong section really belongs, for hints:
- * derived from the spec tables, so a new option gets its hint too. Tags two
- * sections share (`enabled`) get none: the hint would be a guess.
- */
-const HOME_OF: Readonly<Record<string, string>> = (() => {
-  const sections: Array<[string, readonly string[]]> = [
-    ["<server>", [...Object.keys(SERVER), ...STRUCTURE.server]],
-    ["<proxy>", Object.keys(PROXY)],
-    ["<rproxy>", [...Object.keys(RPROXY), ...STRUCTURE.rproxy]],
-    ["<rule>", [...Object.keys(RULE), ...STRUCTURE.rule]],
-  ];
-  const homes = new Map<string, string[]>();
-  for (const [section, tags] of sections) {
-    for (const tag of tags) homes.set(tag, [...(homes.get(tag) ?? []), section]);
-  }
-  for (const tag of RULE_DEFAULTS_IN_RPROXY) homes.set(tag, ["<rule> or <rproxy>"]);
-  return Object.fromEntries(
-    [...homes].filter(([, places]) => places.length === 1).map(([tag, places]) => [
-      tag,
-      places[0] as string,
-    ]),
-  );
-})();
-
-/** Other spellings the Aspera documents use, read as the tag they mean. */
-export const SPELLINGS: Readonly<Record<string, string>> = {
-  // The troubleshooting section writes it this way; the configuration tables as src_port_filtering.
-  source_port_filtering: "src_port_filtering",
-};
-
-/**
- * Tags the Aspera documents name that belong to an Aspera transfer server,
- * not to a proxy: what to do instead, for the warning.
- */
-export const ELSEWHERE: Readonly<Record<string, string>> = Object.fromEntries(
-  [
-    "file_system",
-    "access",
-    "paths",
-    "path",
-    "absolute",
-    "read_allowed",
-    "write_allowed",
-    "dir_allowed",
-  ]
-    .map((tag) => [
-      tag,
-      "it sets an Aspera server's docroot; xferproxy serves no files: set it in the internal server's aspera.conf",
-    ]),
-);
 
 /** Collects problems in file order. */
 export class Problems {
@@ -97,6 +39,17 @@ export class Problems {
   }
 }
 
+/** How a section treats its tags beyond the ones it knows. */
+export interface SectionOptions {
+  /** Known tags that may appear more than once (read them from `element`). */
+  readonly repeatable?: readonly string[];
+  /**
+   * Unknown tags are errors, not warnings: in a `<rule>`, an ignored
+   * `<squash_usr>` would change as whom partners log in.
+   */
+  readonly strict?: boolean;
+}
+
 /** Typed access to the options of one section. */
 export class SectionReader {
   readonly #problems: Problems;
@@ -106,14 +59,14 @@ export class SectionReader {
   /**
    * @param element the section, or undefined when the file leaves it out (all defaults)
    * @param known tags this section may hold: its options and its sub-sections
-   * @param repeatable known tags that may appear more than once (read them from `element`)
    */
   constructor(
     problems: Problems,
     element: RawElement | undefined,
     known: readonly string[],
-    repeatable: readonly string[] = [],
+    options: SectionOptions = {},
   ) {
+    const { repeatable = [], strict = false } = options;
     this.#problems = problems;
     this.#element = element;
     if (!element) return;
@@ -135,14 +88,17 @@ export class SectionReader {
         );
       }
       if (!known.includes(child.name)) {
-        const home = HOME_OF[child.name];
-        const elsewhere = ELSEWHERE[child.name];
-        const hint = home ? `; it belongs in ${home}` : elsewhere ? `: ${elsewhere}` : "";
-        problems.warn(
-          child,
-          child.name,
-          `unknown tag <${child.name}> in <${element.name}> (ignored)${hint}`,
-        );
+        const unknown = `unknown tag <${child.name}> in <${element.name}>`;
+        const hint = unknownTagHint(child.name, known);
+        if (strict) {
+          problems.error(
+            child,
+            child.name,
+            `${unknown}${
+              hint || "; correct or remove it: an ignored tag would change what the rule does"
+            }`,
+          );
+        } else problems.warn(child, child.name, `${unknown} (ignored)${hint}`);
       } else if (repeatable.includes(child.name)) {
         continue;
       } else if (this.#byTag.has(child.name)) {

@@ -84,7 +84,8 @@ export const SERVER = {
     tag: "state_directory",
     default: "/var/lib/xferproxy",
     type: "absolute path",
-    description: "Balancer state, port claims and locks shared by all sessions",
+    description:
+      "Root's: balancer/ shared by sessions, dnat/ the DNAT registry, forward/ the generated HTTPS certificate",
     parse: parseAbsolutePath,
     extension: true,
   }),
@@ -179,7 +180,8 @@ export const PROXY = {
     tag: "cert_file",
     default: "",
     type: "absolute path or blank",
-    description: "PEM certificate chain for HTTPS (required when enable_https is true)",
+    description:
+      "PEM certificate chain for HTTPS, with key_file; without both, a self-signed one made in <state_directory>/forward",
     parse: parseOptionalPath,
     extension: true,
   }),
@@ -187,7 +189,7 @@ export const PROXY = {
     tag: "key_file",
     default: "",
     type: "absolute path or blank",
-    description: "PEM private key for HTTPS (required when enable_https is true)",
+    description: "PEM private key of cert_file",
     parse: parseOptionalPath,
     extension: true,
   }),

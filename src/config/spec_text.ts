@@ -36,9 +36,9 @@ export function formatOptionSpec(version: string): string {
   );
   Object.values(RULE).forEach((s) => emit(10, s));
   out.push(
-    `          ${
+    `        ${
       comment(
-        "<hosts><host>ip[:port]</host>…</hosts> instead of <host>: round-robin over several servers, host i on proxy_port + i",
+        "<hosts><host>ip[:port]</host>…</hosts> instead of <host>: round robin over several servers, which share the UDP port; each session is told apart by its source port",
       )
     }`,
     `        </rule>`,

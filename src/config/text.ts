@@ -110,9 +110,23 @@ function firstInvalidByte(bytes: Uint8Array): number {
 }
 
 function positionIn(text: string, index: number): { line: number; column: number } {
-  const before = text.slice(0, index);
-  const line = before.split("\n").length;
-  return { line, column: index - (before.lastIndexOf("\n") + 1) + 1 };
+  return positionFinder(text)(index);
+}
+
+/** Maps an index into `text` to its 1-based line and column; build once, ask many times. */
+export function positionFinder(text: string): (index: number) => { line: number; column: number } {
+  const lineStarts = [0];
+  for (let i = 0; i < text.length; i++) if (text[i] === "\n") lineStarts.push(i + 1);
+  return (index) => {
+    let lo = 0;
+    let hi = lineStarts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((lineStarts[mid] ?? 0) <= index) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, column: index - (lineStarts[lo] ?? 0) + 1 };
+  };
 }
 
 function hex(byte: number): string {

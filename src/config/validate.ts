@@ -6,7 +6,8 @@
 import type { IpEndpoint } from "../net/endpoint.ts";
 import { formatEndpoint } from "../net/endpoint.ts";
 import type { RawElement } from "./raw.ts";
-import { ELSEWHERE, Problems, SectionReader } from "./reader.ts";
+import { Problems, SectionReader } from "./reader.ts";
+import { unknownTagHint } from "./tag_hints.ts";
 import { warnClientChosenRules, warnRealAscp, warnShadowedRules } from "./warnings.ts";
 import { PROXY, RPROXY, RULE, RULE_DEFAULTS_IN_RPROXY, SERVER, STRUCTURE } from "./spec.ts";
 import type {
@@ -51,16 +52,13 @@ function findServer(root: RawElement, problems: Problems): RawElement | undefine
   }
   const servers = root.children.filter((c) => c.name === "server");
   for (const other of root.children.filter((c) => c.name !== "server")) {
-    const elsewhere = ELSEWHERE[other.name] ??
-      (other.name === "default" || other.name === "aaa"
-        ? "it configures an Aspera transfer server; set it in the internal server's aspera.conf"
-        : undefined);
+    const hint = other.name === "default" || other.name === "aaa"
+      ? ": it configures an Aspera transfer server; set it in the internal server's aspera.conf"
+      : unknownTagHint(other.name, ["server"]);
     problems.warn(
       other,
       other.name,
-      `<${other.name}> in <CONF> is not used by xferproxy (ignored)${
-        elsewhere ? `: ${elsewhere}` : ""
-      }`,
+      `<${other.name}> in <CONF> is not used by xferproxy (ignored)${hint}`,
     );
   }
   for (const extra of servers.slice(1)) {
@@ -177,12 +175,9 @@ function readReverse(element: RawElement | undefined, problems: Problems): Rever
     udpCommands: reader.list(RULE.udp_commands),
     connectTimeout: reader.value(RULE.connect_timeout),
   };
-  const rulesReader = new SectionReader(
-    problems,
-    reader.child("rules"),
-    STRUCTURE.rules,
-    STRUCTURE.rules,
-  );
+  const rulesReader = new SectionReader(problems, reader.child("rules"), STRUCTURE.rules, {
+    repeatable: STRUCTURE.rules,
+  });
   const ruleElements = rulesReader.element?.children.filter((c) => c.name === "rule") ?? [];
   const rules = ruleElements.map((el, i) => readRule(el, i + 1, enabled, inherited, problems));
   if (enabled && rules.length === 0) {
@@ -216,7 +211,9 @@ function readRule(
   },
   problems: Problems,
 ): ReverseRule {
-  const reader = new SectionReader(problems, element, [...Object.keys(RULE), ...STRUCTURE.rule]);
+  const reader = new SectionReader(problems, element, [...Object.keys(RULE), ...STRUCTURE.rule], {
+    strict: true,
+  });
   const name = `<rule> ${index}`;
   const attribute = <T>(attr: string, parse: ValueParser<T>): T | undefined => {
     const text = element.attributes[attr];

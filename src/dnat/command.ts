@@ -8,7 +8,7 @@
 import { type ConfigArg, takeConfigOption } from "../cli/parse.ts";
 import type { ModeCommand } from "../cli/command.ts";
 import { LIBC_PATHS, LIBNFTABLES_PATHS } from "../process/libraries.ts";
-import { IPTABLES_PROGRAMS } from "../process/packages.ts";
+import { COPIED_PATH, IPTABLES_PROGRAMS, PACKAGED_PATH } from "../process/packages.ts";
 import { type DnatRequest, parseDnatArgs } from "./contract.ts";
 import type { DnatPlatform } from "./run.ts";
 
@@ -22,9 +22,10 @@ const USAGE = `Usage: xferproxy dnat <action> [--config PATH]
 The only code that changes netfilter. Reverse sessions register with the DNAT
 service ("serve") over its socket (<service_socket>, root and <proxy_group>
 only); while it is down, FASP sessions run "add" through sudo (sudoers:
-%xferproxy ALL=(root) NOPASSWD: /usr/local/bin/xferproxy dnat *). Through sudo
-only /etc/xferproxy/aspera.conf counts (--config is ignored), it must be
-root's, and a caller sees and changes only its own sessions.
+%xferproxy ALL=(root) NOPASSWD: ${PACKAGED_PATH} dnat *, the package's path;
+${COPIED_PATH} for the single file installed by hand). Through sudo only
+/etc/xferproxy/aspera.conf counts (--config is ignored), it must be root's,
+and a caller sees and changes only its own sessions.
 
   add --rule N --host I --server IP:PORT
         install one session's UDP forwarding and return. The session is the

@@ -1,8 +1,15 @@
 /**
- * Which package holds each program xferproxy runs: the one place install
- * hints come from.
+ * Where xferproxy is installed and which package holds each program it runs:
+ * the one place install paths and install hints come from (docs, help texts
+ * and the packages' dependencies are tested against it).
  * @module
  */
+
+/** Where the .deb and .rpm install the executable. */
+export const PACKAGED_PATH = "/usr/bin/xferproxy";
+
+/** Where docs/install.md puts the single file when it is installed by hand. */
+export const COPIED_PATH = "/usr/local/bin/xferproxy";
 
 /** The iptables programs the DNAT code runs, IPv4 and IPv6. */
 export const IPTABLES_PROGRAMS: readonly string[] = [
@@ -14,18 +21,38 @@ export const IPTABLES_PROGRAMS: readonly string[] = [
   "ip6tables-restore",
 ];
 
+/** The package holding a program (or library) on Debian and on Red Hat. */
+export interface PackageNames {
+  readonly debian: string;
+  readonly redHat: string;
+  /** In every base system of both, so never a dependency to declare. */
+  readonly base?: true;
+}
+
 const IPTABLES = { debian: "iptables", redHat: "iptables" };
 
-const PACKAGES: Readonly<Record<string, { readonly debian: string; readonly redHat: string }>> = {
+const PACKAGES: Readonly<Record<string, PackageNames>> = {
   ...Object.fromEntries(IPTABLES_PROGRAMS.map((program) => [program, IPTABLES])),
   ip: { debian: "iproute2", redHat: "iproute" },
   conntrack: { debian: "conntrack", redHat: "conntrack-tools" },
   nft: { debian: "nftables", redHat: "nftables" },
+  libnftables: { debian: "libnftables1", redHat: "nftables" },
   sysctl: { debian: "procps", redHat: "procps-ng" },
   ps: { debian: "procps", redHat: "procps-ng" },
   ssh: { debian: "openssh-client", redHat: "openssh-clients" },
+  sshd: { debian: "openssh-server", redHat: "openssh-server" },
+  sudo: { debian: "sudo", redHat: "sudo" },
   openssl: { debian: "openssl", redHat: "openssl" },
+  logger: { debian: "bsdutils", redHat: "util-linux", base: true },
+  cat: { debian: "coreutils", redHat: "coreutils", base: true },
+  head: { debian: "coreutils", redHat: "coreutils", base: true },
+  find: { debian: "findutils", redHat: "findutils", base: true },
 };
+
+/** The packages holding a program, if the table knows it. */
+export function packageOf(program: string): PackageNames | undefined {
+  return PACKAGES[program];
+}
 
 /** `apt-get install … (Debian) or yum install … (Red Hat)` for a program. */
 export function installHint(program: string): string {
