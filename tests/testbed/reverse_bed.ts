@@ -85,6 +85,8 @@ export interface Testbed {
   readonly configPath: string;
   readonly knownHostsPath: string;
   readonly logPath: string;
+  /** The bed's sudoers drop-in (the sessions' fallback while the DNAT service is down). */
+  readonly sudoersPath: string;
   readonly dataDir: string;
   /** Writes a new aspera.conf for the proxy. */
   writeConfig(xml: string): Promise<void>;
@@ -176,6 +178,7 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
     configPath: `${dir}/etc/xferproxy/aspera.conf`,
     knownHostsPath: `${dir}/proxy/known_hosts`,
     logPath: `${dir}/log/xferproxy.log`,
+    sudoersPath: sudoersPathOf(id),
     dataDir: `${dir}/data`,
     writeConfig: (xml) =>
       Deno.writeTextFile(`${dir}/etc/xferproxy/aspera.conf`, xml, { mode: 0o644 }),
@@ -433,12 +436,16 @@ export function sudoersLine(binary = BINARY): string {
   return `%${GROUP} ALL=(root) NOPASSWD: ${binary} dnat *`;
 }
 
+function sudoersPathOf(id: string): string {
+  return `/etc/sudoers.d/xferproxy-test-${id}`;
+}
+
 async function installSudoers(
   id: string,
   binary: string,
   cleanups: Array<() => Promise<unknown>>,
 ): Promise<void> {
-  const path = `/etc/sudoers.d/xferproxy-test-${id}`;
+  const path = sudoersPathOf(id);
   await Deno.writeTextFile(path, sudoersLine(binary) + "\n", { mode: 0o440 });
   cleanups.push(() => Deno.remove(path));
   await must(["visudo", "-cf", path]);

@@ -1,0 +1,186 @@
+/**
+ * Sessions owned by the DNAT service, end to end through real sshd: they
+ * register over its socket (no sudo needed), the service reads who they are
+ * from the kernel (a forged caller gets nothing), removes a session's rules
+ * the moment its process dies, writes one closing line per session, and
+ * keeps its last good config when the file turns invalid.
+ */
+import { assertEquals, assertMatch, assertOk } from "../_assert.ts";
+import { run, waitFor } from "../testbed/exec.ts";
+import { createTestbed, IP, USERS } from "../testbed/reverse_bed.ts";
+import { sendUdp, startEchoSession } from "../testbed/udp.ts";
+
+const isRoot = Deno.uid() === 0;
+
+/** The `Connection closed` lines of the log, as field maps. */
+function closingLines(log: string): Record<string, string>[] {
+  return log.split("\n").filter((l) => l.includes("LOG Connection closed ")).map((l) =>
+    Object.fromEntries(
+      [...l.matchAll(/(\w+)=("[^"]*"|\S+)/g)].map((m) => [m[1]!, m[2]!.replace(/^"|"$/g, "")]),
+    )
+  );
+}
+
+/** Python that connects to the service's socket, says hello and prints the reply. */
+const HELLO = `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b'{"op":"hello"}\\n')
+print(s.recv(4096).decode().strip())
+`;
+
+Deno.test({
+  name: "sessions owned by the DNAT service",
+  ignore: !isRoot,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const bed = await createTestbed();
+    const { alice, bob } = USERS;
+    const socket = `${bed.dir}/run/dnat.sock`;
+    const listed = async () => JSON.parse((await bed.dnat(["list", "--json"])).stdout);
+    try {
+      await t.step("with the sudoers line gone, a FASP session still gets forwarding", async () => {
+        const sudoers = await Deno.readTextFile(bed.sudoersPath);
+        await Deno.remove(bed.sudoersPath);
+        try {
+          const session = await startEchoSession(bed, alice, IP.proxy, 33001);
+          try {
+            assertEquals(await sendUdp(bed, 40000, IP.proxy, 33001, 10), 10);
+          } finally {
+            const end = await session.end();
+            assertEquals(end.stderr.includes("UDP forwarding is unavailable"), false, end.stderr);
+          }
+          assertMatch(await bed.log(), /Handing over to ssh .* udp=forwarded via=service/);
+        } finally {
+          await Deno.writeTextFile(bed.sudoersPath, sudoers, { mode: 0o440 });
+        }
+      });
+
+      await t.step("a process outside sshd's tree is refused at the socket", async () => {
+        // A group member with a shell, whatever it sets in its environment.
+        const result = await bed.inProxy(["python3", "-c", HELLO, socket], {
+          user: bob,
+          env: { SSH_CONNECTION: `198.18.1.99 50000 ${IP.proxy} 22` },
+        });
+        assertEquals(result.code, 0, result.stderr);
+        const reply = JSON.parse(result.stdout);
+        assertEquals(reply.event, "refused");
+        assertMatch(reply.reason, /was not started by sshd/);
+        assertMatch(await bed.log(), new RegExp(`WARN Refused a connection from process \\d+`));
+        assertEquals(await listed(), []);
+      });
+
+      await t.step("every session gets one closing line: scp, sftp and a FASP one", async () => {
+        const before = closingLines(await bed.log()).length;
+        const src = `${bed.dir}/closing.bin`;
+        await Deno.writeFile(src, new Uint8Array(256 * 1024).fill(7));
+        const scp = await run([...bed.clientArgs("scp", alice), src, `${IP.proxy}:/tmp/`]);
+        assertEquals(scp.code, 0, scp.stderr);
+        const sftp = await run([...bed.clientArgs("sftp", alice), "-b", "-", IP.proxy], {
+          stdin: "ls /\n",
+        });
+        assertEquals(sftp.code, 0, sftp.stderr);
+        const echo = await startEchoSession(bed, alice, IP.proxy, 33001);
+        assertEquals(await sendUdp(bed, 40001, IP.proxy, 33001, 10), 10);
+        await echo.end();
+        await waitFor(
+          "three closing lines",
+          async () => closingLines(await bed.log()).length >= before + 3,
+          10_000,
+        );
+        const lines = closingLines(await bed.log()).slice(before);
+        assertEquals(lines.length, 3);
+        for (const line of lines) {
+          assertEquals([line.user, line.rule, line.upstream, line.exit], [
+            alice,
+            "1",
+            "198.18.2.2:22",
+            "0",
+          ]);
+          assertMatch(line.session ?? "", /^[0-9a-f-]{36}$/);
+          assertMatch(line.client ?? "", /^198\.18\.1\.2:\d+$/);
+          assertOk(Number(line.duration_ms) >= 0);
+          assertOk(Number(line.ssh_bytes_in) > 0, JSON.stringify(line));
+          assertOk(Number(line.ssh_bytes_out) > 0, JSON.stringify(line));
+        }
+        // The scp moved 256 KiB up: the client's SSH connection carried it.
+        assertOk(Number(lines[0]!.ssh_bytes_in) > 256 * 1024, JSON.stringify(lines[0]));
+        assertEquals([lines[0]!.udp_bytes, lines[1]!.udp_bytes], [undefined, undefined]);
+        assertEquals(lines[2]!.udp_packets, "20");
+        assertOk(Number(lines[2]!.udp_bytes) > 0);
+      });
+
+      await t.step(
+        "kill -9 of a session's ssh: its rules go at once, its line says so",
+        async () => {
+          const session = await startEchoSession(bed, bob, IP.proxy, 33001);
+          try {
+            const [s] = await listed();
+            assertOk(s, "the session is registered");
+            await run(["kill", "-KILL", String(s.owner.pid)]);
+            const killed = performance.now();
+            // Long before the 5 s safety-net poll: the kernel told the service.
+            await waitFor("the rules to go", async () => (await listed()).length === 0, 1000, 20);
+            const took = performance.now() - killed;
+            assertOk(took < 1000, `took ${took} ms`);
+            await waitFor(
+              "its closing line",
+              async () => closingLines(await bed.log()).some((l) => l.session === s.id),
+              5000,
+            );
+            const line = closingLines(await bed.log()).find((l) => l.session === s.id);
+            assertEquals(line?.exit, "signal 9");
+          } finally {
+            session.kill();
+            await session.end();
+          }
+        },
+      );
+
+      await t.step(
+        "an invalid config on disk: the service keeps the last good one, and says so",
+        async () => {
+          const good = await Deno.readTextFile(bed.configPath);
+          const session = await startEchoSession(bed, alice, IP.proxy, 33001);
+          try {
+            await bed.writeConfig(good.replace("<connect_timeout>3", "<connect_timeout>x"));
+            await waitFor(
+              "the error",
+              async () => (await bed.log()).includes("ERR Keeping the last good config"),
+              5000,
+            );
+            // Still reaping and healing with the old config: the session's flows pass, its end
+            // removes its rules.
+            assertEquals(await sendUdp(bed, 40002, IP.proxy, 33001, 5), 5);
+            await new Promise((r) => setTimeout(r, 5500)); // the next heartbeat carries the error
+            const beat = JSON.parse(
+              await Deno.readTextFile(`${bed.dir}/state/dnat/service.json`),
+            );
+            assertMatch(beat.configError ?? "", /<connect_timeout>/);
+            assertEquals(
+              (await bed.log()).split("\n").filter((l) =>
+                l.includes("Keeping the last good config")
+              )
+                .length,
+              1,
+            );
+          } finally {
+            await session.end();
+            await bed.writeConfig(good);
+          }
+          await waitFor("the rules to go", async () => (await listed()).length === 0, 5000);
+          await waitFor(
+            "the good config back",
+            async () => (await bed.log()).includes("LOG Loaded the changed config"),
+            5000,
+          );
+        },
+      );
+    } finally {
+      await bed.close();
+    }
+  },
+});
