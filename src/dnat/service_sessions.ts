@@ -135,18 +135,37 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     );
   };
 
-  const end = async (id: string, status: ExitStatus) => {
-    watched.delete(id);
+  /** Ends waiting for the next batch: a thousand owners exiting at once are one change. */
+  const ending = new Map<string, ExitStatus>();
+  let draining: Promise<void> | undefined;
+  const removeBatch = async () => {
+    // Let every exit the kernel reported in this turn join the batch.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const batch = new Map(ending);
+    ending.clear();
     const ended = await deps.store.lock(async () => {
       const registry = await deps.store.read();
-      const entry = registry.entries.find((e) => e.id === id);
-      // Removed meanwhile (dnat del, reap): whoever removed it wrote its line.
-      if (!entry) return undefined;
-      const after = await removeEntries(deps, registry, [entry], "session ended");
+      // Removed meanwhile (dnat del, reap): whoever removed them wrote their lines.
+      const doomed = registry.entries.filter((e) => batch.has(e.id));
+      if (doomed.length === 0) return [];
+      const after = await removeEntries(deps, registry, doomed, "session ended");
       await deps.store.write(after.registry);
       return after.ended;
     });
-    for (const e of ended ?? []) writeClosing(e, status);
+    for (const e of ended) writeClosing(e, batch.get(e.entry.id) ?? {});
+  };
+  /** Ends a session; resolves once it is removed (with whatever else ended meanwhile). */
+  const end = (id: string, status: ExitStatus): Promise<void> => {
+    watched.delete(id);
+    ending.set(id, status);
+    draining ??= (async () => {
+      try {
+        while (ending.size) await removeBatch();
+      } finally {
+        draining = undefined;
+      }
+    })();
+    return draining;
   };
 
   const watch = async (id: string, owner: Owner, pidfd: number | undefined): Promise<boolean> => {

@@ -154,16 +154,24 @@ export function registryStore(
   warn: (message: string) => void,
 ): RegistryStore {
   const path = `${dir}/sessions.json`;
+  let queue: Promise<void> = Promise.resolve();
   return {
-    async lock(fn) {
-      using file = await Deno.open(`${dir}/lock`, {
-        read: true,
-        write: true,
-        create: true,
-        mode: 0o600,
+    lock<T>(fn: () => Promise<T>): Promise<T> {
+      // One flock at a time per process: each waiting flock holds a thread of the runtime's
+      // blocking pool, and a thousand sessions ending at once would take them all, starving
+      // the very work the lock holder needs.
+      const turn = queue.then(async () => {
+        using file = await Deno.open(`${dir}/lock`, {
+          read: true,
+          write: true,
+          create: true,
+          mode: 0o600,
+        });
+        await file.lock(true);
+        return await fn();
       });
-      await file.lock(true);
-      return await fn();
+      queue = turn.then(() => {}, () => {});
+      return turn;
     },
     async read() {
       let text: string;

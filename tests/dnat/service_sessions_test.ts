@@ -16,6 +16,7 @@ import { fakeLogger } from "../_fakes/logger.ts";
 import { fakeProc, type FakeProcess, hex4 } from "../_fakes/proc.ts";
 import { registration } from "./_build.ts";
 import { install } from "../../src/dnat/manager.ts";
+import { parseIp } from "../../src/net/ip.ts";
 
 const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
 <rule host_ip="198.18.1.1"><hosts><host>198.18.2.2</host><host>198.18.2.3</host></hosts><keyfile>/k</keyfile><src_port_filtering>false</src_port_filtering></rule>
@@ -247,4 +248,25 @@ Deno.test("closed() writes the closing line of sessions others removed and stops
   await bed.settle();
   assertEquals(bed.watches.size, 0);
   assertEquals(bed.log.records.filter((r) => r.text === "Connection closed").length, 1);
+});
+
+Deno.test("owners that end together are removed in one change, each with its closing line", async () => {
+  const bed = setup();
+  const pids = [701, 702, 703];
+  for (const pid of pids) {
+    bed.processes.running.set(pid, { uid: USER, start: 2_000 });
+    await install(
+      bed.deps,
+      registration(pid, { start: 2_000, claimant: { client: parseIp(`198.18.1.${pid - 690}`)! } }),
+    );
+  }
+  await bed.service.adopt(bed.store.registry);
+  const removesBefore = bed.backend.ops.filter((o) => o.startsWith("remove")).length;
+  for (const pid of pids) bed.ended(pid, { code: 0 });
+  await bed.settle();
+  const removes = bed.backend.ops.filter((o) => o.startsWith("remove")).slice(removesBefore);
+  assertEquals(removes.length, 1);
+  assertEquals(removes[0]!.split(",").length, 3);
+  assertEquals(bed.store.registry.entries, []);
+  assertEquals(bed.log.records.filter((r) => r.text === "Connection closed").length, 3);
 });
