@@ -42,7 +42,7 @@ export interface DnatPlatform {
 
 /** What only the long-lived service has. */
 export interface ServiceHost {
-  /** Fires on SIGTERM, SIGINT or SIGHUP. */
+  /** Fires on SIGTERM or SIGINT (SIGHUP reopens the log file instead). */
   readonly stop: AbortSignal;
   heartbeat(): Promise<void>;
   enableAccounting(): Promise<boolean>;

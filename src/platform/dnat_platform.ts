@@ -12,6 +12,7 @@ import { iptablesBackend } from "../dnat/iptables.ts";
 import { nftablesBackend, nftCommandRunner } from "../dnat/nftables.ts";
 import { errorText } from "../errors.ts";
 import { openLogOutputs } from "./log_outputs.ts";
+import { startedBySystemd } from "../log/mod.ts";
 import { terminationSignal } from "./session_io.ts";
 import { realRunner } from "./runner.ts";
 import { openNft } from "./libnftables.ts";
@@ -31,7 +32,10 @@ export const dnatPlatform: DnatPlatform = {
   fs: realFs,
   trustedFs,
   openLogs: (service) => (directory) =>
-    openLogOutputs({ ...(directory ? { directory } : {}), ...(service ? { stderr: true } : {}) }),
+    openLogOutputs({
+      ...(directory ? { directory } : {}),
+      ...(service ? { stderr: true, systemd: startedBySystemd((name) => Deno.env.get(name)) } : {}),
+    }),
   prepareDirectory: prepareDnatDirectory,
   dnatDeps: (config, dir, log, service) => ({
     backend: backendFor(config, service),
