@@ -87,7 +87,7 @@ export function modeWords(mode: ModeText): ModeWords {
 /** A roff line of text: escapes, and every character beyond ASCII as \[uXXXX]. */
 export function roff(text: string): string {
   const escaped = text.replace(/\\/g, "\\e").replace(/-/g, "\\-").replace(
-    /[^\x00-\x7f]/g,
+    /[^\t\n\r -~]/g,
     (c) => `\\[u${(c.codePointAt(0) as number).toString(16).toUpperCase().padStart(4, "0")}]`,
   );
   return /^[.']/.test(escaped) ? `\\&${escaped}` : escaped;
