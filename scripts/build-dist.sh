@@ -42,27 +42,31 @@ rm -rf "$root/dist/app"
   --external ssh2 --outdir dist/app main.ts)
 cp -a "$root/dist/app" "$stage/app"
 cp -L "$deno" "$stage/deno"
-cp "$root/deno.json" "$root/deno.lock" "$stage/"
+cp "$root/deno.json" "$root/deno.lock" "$root/scripts/dist/seal_cache.js" \
+  "$root/scripts/dist/warm_cache.js" "$stage/"
 # The contents (node_modules may be a link to another checkout's).
 mkdir "$stage/node_modules"
 cp -a "$root/node_modules/." "$stage/node_modules/"
 rm -f "$stage/node_modules/.xferproxy-deps"
 chmod -R a+rX,go-w "$stage"
-# nocache/: Deno's cache databases as empty read-only files in a read-only directory, the DENO_DIR
-# of every run but root's. Deno then keeps its caches in memory, silently (a directory it cannot
-# create files in makes it complain on a terminal). The names are the ones this Deno opens.
+# nocache/: Deno's cache databases as empty read-only files, and the directories Deno makes in its
+# DENO_DIR, empty: the DENO_DIR of users who may not use a cache. Deno cannot open the files for
+# writing, keeps its caches in memory and says nothing (a directory it cannot create files in makes
+# it complain on a terminal), and, finding its directories there, adds nothing: a private copy
+# stays as verified. The names are the ones this Deno makes.
 probe_dir="$(mktemp -d)"
 DENO_DIR="$probe_dir" "$stage/deno" run --quiet --no-prompt --cached-only --frozen \
   --config "$stage/deno.json" -P=xferproxy "$stage/app/main.js" version >/dev/null
 mkdir "$stage/nocache"
-for db in "$probe_dir"/*; do
-  case "$db" in *-wal | *-shm) continue ;; esac
-  [ -f "$db" ] && : >"$stage/nocache/$(basename "$db")"
+for entry in "$probe_dir"/*; do
+  case "$entry" in *-wal | *-shm) continue ;; esac
+  if [ -d "$entry" ]; then mkdir "$stage/nocache/$(basename "$entry")"
+  elif [ -f "$entry" ]; then : >"$stage/nocache/$(basename "$entry")"
+  fi
 done
 rm -rf "$probe_dir"
-[ -n "$(ls "$stage/nocache")" ] || { echo "build-dist: Deno opened no cache database" >&2; exit 1; }
-chmod 444 "$stage/nocache"/*
-chmod 555 "$stage/nocache"
+[ -n "$(find "$stage/nocache" -type f)" ] || { echo "build-dist: Deno opened no cache database" >&2; exit 1; }
+find "$stage/nocache" -type f -exec chmod 444 {} +
 # tree_sum's records are unambiguous only without blanks in names and link targets.
 if (cd "$stage" && find . \( -name '*[[:space:]]*' -o -lname '*[[:space:]]*' \) -print | grep -q .); then
   echo "build-dist: a file name or link target in the payload has a blank" >&2

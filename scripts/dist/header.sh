@@ -4,12 +4,14 @@
 # first run unpacks it, verified against the SHA-256 below, into a directory only its owner can
 # write; later runs start from there.
 #   root:        /var/cache/xferproxy/<sha256>, shared read-only with every user, and root's own
-#                V8 code cache in it (deno_dir): a few shell tests at each start
-#   other users: that directory when root has unpacked it (one shell test, nothing in /tmp);
+#                Deno caches in it (deno_dir): a few shell tests at each start. Unpacking, root
+#                also seals a copy of those caches read-only for the other users (sharedcache).
+#   other users: that directory when root has unpacked it (a few shell tests, nothing in /tmp,
+#                and root's sealed caches, which no user can change);
 #                otherwise a private copy under /tmp, verified file by file at every start
 #                (about 0.3 s), because a directory left by a removed account with the same uid
-#                is theirs too. They never use a code cache: one they could not verify could hold
-#                any compiled code, and V8 checks little more than the source's length.
+#                is theirs too. There they use no cache: one they could not verify could hold any
+#                compiled code, and V8 checks little more than the source's length.
 # Permissions per mode come from deno.json's "xferproxy" set, as with the compiled binary.
 set -eu
 XP_SHA256=@SHA256@
@@ -27,7 +29,7 @@ die() { echo "xferproxy: $*" >&2; exit 1; }
 # content (the marker .ok aside). make dist records the payload's, so the run can check a copy.
 @TREE_SUM@
 
-# Removes directories of ours, including the read-only nocache/ inside a runtime.
+# Removes directories of ours, including the read-only sharedcache/ inside a runtime.
 remove() {
   chmod -R u+rwX "$@" 2>/dev/null || true
   rm -rf "$@"
@@ -42,7 +44,9 @@ unpack() { # $1: parent directory (ours, not writable by others)
   [ "${sum%% *}" = "$XP_SHA256" ] || { remove "$work"; die "$self is damaged (payload checksum mismatch): copy it again"; }
   mkdir "$work/runtime"
   # The archive's modes exactly, whatever the caller's umask: a private copy is checked with them.
-  (umask 022 && tar -xzf "$work/payload" -C "$work/runtime") || { remove "$work"; die "cannot unpack into $1"; }
+  # The caller's own files: root under a unit without CAP_CHOWN (the DNAT service) can unpack too.
+  (umask 022 && tar --no-same-owner -xzf "$work/payload" -C "$work/runtime") ||
+    { remove "$work"; die "cannot unpack into $1"; }
   echo "$XP_SHA256" >"$work/runtime/.ok"
   [ "$uid" = 0 ] && chmod 755 "$work/runtime"
   remove "$1/$XP_SHA256" || die "cannot replace $1/$XP_SHA256"
@@ -84,7 +88,8 @@ if [ "$uid" = 0 ]; then
 elif [ -f "$shared/$XP_SHA256/.ok" ]; then
   # Root's copy: only root writes /var/cache/xferproxy. Nothing of this user's is read.
   dir="$shared/$XP_SHA256"
-  cache="$dir/nocache"
+  cache="$dir/sharedcache"
+  [ -d "$cache" ] || cache="$dir/nocache"
 else
   private_dir
   # Ours now, whatever mode a removed account left it with.
@@ -102,8 +107,8 @@ fi
 # comes from the SSH client.
 unset DENO_AUTH_TOKENS DENO_CERT DENO_TLS_CA_STORE DENO_V8_FLAGS DENO_JOBS DENO_NO_PROMPT \
   DENO_SERVE_ADDRESS NODE_OPTIONS NODE_EXTRA_CA_CERTS NODE_PATH NPM_CONFIG_REGISTRY
-# nocache/ holds Deno's cache databases as empty read-only files in a read-only directory (part of
-# the verified payload): Deno cannot open them for writing and keeps its caches in memory, silently.
+# nocache/ holds Deno's cache databases as empty read-only files (part of the verified payload):
+# Deno cannot open them for writing and keeps its caches in memory, silently.
 export DENO_DIR="$cache" DENO_NO_UPDATE_CHECK=1
 # The one command line: "launch exec …" replaces this shell, "launch command …" returns.
 launch() {
@@ -113,8 +118,32 @@ launch() {
     --v8-flags=--max-semi-space-size=1 \
     --config "$dir/deno.json" -P=xferproxy "$dir/app/main.js" "--launcher=$self" "$@"
 }
+# Root's caches, sealed for the other users: copied, their logs folded in by seal_cache.js (then
+# Deno opens them read-only instead of falling back to caches in memory), made read-only, and put
+# in place at once. Without it, other users run without a cache.
+seal() {
+  work="$dir/.sharedcache-$$"
+  remove "$work"
+  mkdir -m 755 "$work"
+  for db in "$dir/deno_dir"/*; do
+    case "$db" in *-shm) continue ;; esac
+    [ -f "$db" ] && cp "$db" "$work/"
+  done
+  if "$dir/deno" run --quiet --no-prompt --no-config --allow-read="$work" --allow-write="$work" \
+    "$dir/seal_cache.js" "$work" >/dev/null 2>&1; then
+    chmod 444 "$work"/*
+    chmod 555 "$work"
+    remove "$dir/sharedcache"
+    mv "$work" "$dir/sharedcache"
+  else
+    remove "$work"
+  fi
+}
 if [ "$uid" = 0 ] && [ -n "${fresh:-}" ]; then
-  # Fill root's V8 code cache with the start-up code every mode shares.
-  launch command check defaults >/dev/null 2>&1 || true
+  # Fill root's caches with every module of the program (warm_cache.js imports each chunk, runs
+  # no mode), then seal a copy for the other users.
+  "$dir/deno" run --quiet --no-prompt --cached-only --frozen --config "$dir/deno.json" \
+    -P=xferproxy "$dir/warm_cache.js" >/dev/null 2>&1 || true
+  seal
 fi
 launch exec "$@"

@@ -19,6 +19,8 @@ async function hidden(script: string, copy: string): Promise<{ code: number; out
         "mkdir -p /run/xferproxy-dist-test",
         "mount -t tmpfs -o mode=755 xp-ship /run/xferproxy-dist-test",
         `cp ${copy} /run/xferproxy-dist-test/xferproxy`,
+        // The DNAT service's unit, and what runs a command as restricted as it says.
+        `cp ${ROOT}tests/testbed/unit_sandbox.py ${ROOT}packaging/systemd/xferproxy-dnat.service /run/xferproxy-dist-test/`,
         `mount -t tmpfs xp-hidden ${ROOT.replace(/\/$/, "")}`,
         "mount -t tmpfs -o mode=1777 xp-tmp /tmp",
         "mount -t tmpfs -o mode=755 xp-cache /var/cache",
@@ -54,10 +56,19 @@ Deno.test({
       say private "stat -c '%U %a' /tmp/xferproxy-65534"
       say nobody2 "su -s /bin/sh nobody -c '$X check config --config /nonexistent; echo rc=\\$?'"
       say tty1 "su -s /bin/sh nobody -c 'script -qc \\"$X version\\" /dev/null'"
+      # Root's first run as the DNAT service's unit allows it (no CAP_CHOWN, no CAP_DAC_OVERRIDE):
+      # the service can unpack the runtime itself.
+      U=/run/xferproxy-dist-test
+      say unit "python3 $U/unit_sandbox.py $U/xferproxy-dnat.service -- $X version 2>&1 | grep -v '^unit_sandbox: '"
       say root "$X version"
       say shared "stat -c '%U %a' /var/cache/xferproxy/*/ | sort -u"
+      say sealed "cd /var/cache/xferproxy/*/sharedcache && stat -c '%U %a' . && stat -c '%U %a %s %n' *-wal | sort -u | cut -d' ' -f1-3 | sort -u"
+      # Deno opens root's sealed caches for another user (no fallback to caches in memory).
+      R=$(ls -d /var/cache/xferproxy/*/)
+      say opened "su -s /bin/sh nobody -c 'DENO_DIR=\${R}sharedcache \${R}deno run -L debug --no-prompt --cached-only --frozen --config \${R}deno.json -P=xferproxy \${R}app/main.js version 2>&1' | grep -c 'Failed creating cache db'"
+      before=$(cat /var/cache/xferproxy/*/sharedcache/* | sha256sum)
       rm -rf /tmp/xferproxy-65534
-      say nobody3 "su -s /bin/sh nobody -c '$X version'; ls -A /tmp | grep -c xferproxy"
+      say nobody3 "su -s /bin/sh nobody -c '$X version'; ls -A /tmp | grep -c xferproxy; [ \\"$before\\" = \\"\\$(cat /var/cache/xferproxy/*/sharedcache/* | sha256sum)\\" ] && echo sealed-unchanged"
       say tty3 "su -s /bin/sh nobody -c 'script -qc \\"$X check config --config /nonexistent\\" /dev/null'"
       head -c 2000000 $X >/run/xferproxy-dist-test/broken; chmod 755 /run/xferproxy-dist-test/broken
       rm -rf /var/cache/xferproxy
@@ -73,10 +84,13 @@ Deno.test({
     assertMatch(said("nobody2") ?? "", /Cannot load config "\/nonexistent": file not found.*rc=1/s);
     // On a terminal too, Deno says nothing about the caches it is not given.
     assertMatch(said("tty1") ?? "", /^xferproxy \d+\.\d+\.\d+ \(deno [^)]*\)\s*$/);
+    assertMatch(said("unit") ?? "", VERSION_LINE);
     assertMatch(said("root") ?? "", /^xferproxy \d/);
     assertEquals(said("shared"), "root 755 ");
     // Root's unpacked runtime serves every user, and then nothing is made in /tmp.
-    assertMatch(said("nobody3") ?? "", /^xferproxy \d.* 0 $/);
+    assertEquals(said("sealed"), "root 555 root 444 0 ");
+    assertEquals(said("opened"), "0 ");
+    assertMatch(said("nobody3") ?? "", /^xferproxy \d.* 0 sealed-unchanged $/);
     assertMatch(
       said("tty3") ?? "",
       /^Cannot load config "\/nonexistent": file not found[^\n]*\s*$/,
