@@ -19,7 +19,7 @@ rm -f "$out" "$out.tmp"*
 
 log="$(mktemp)"
 stage="$(mktemp -d)"
-trap 'rm -rf "$log" "$stage"' EXIT
+trap 'chmod -R u+w "$stage" 2>/dev/null; rm -rf "$log" "$stage" "$stage.tgz"' EXIT
 if [ -n "${DENORT_BIN:-}" ] || $strict; then
   # --frozen: built from exactly what deno.lock pins.
   if (cd "$root" && "$deno" compile --quiet --frozen --no-prompt -P=xferproxy \
@@ -42,15 +42,51 @@ rm -rf "$root/dist/app"
   --external ssh2 --outdir dist/app main.ts)
 cp -a "$root/dist/app" "$stage/app"
 cp -L "$deno" "$stage/deno"
-cp "$root/deno.json" "$root/deno.lock" "$stage/"
-cp -a "$root/node_modules" "$stage/node_modules"
+cp "$root/deno.json" "$root/deno.lock" "$root/scripts/dist/seal_cache.js" \
+  "$root/scripts/dist/warm_cache.js" "$stage/"
+# The contents (node_modules may be a link to another checkout's).
+mkdir "$stage/node_modules"
+cp -a "$root/node_modules/." "$stage/node_modules/"
 rm -f "$stage/node_modules/.xferproxy-deps"
 chmod -R a+rX,go-w "$stage"
+# nocache/: Deno's cache databases as empty read-only files, and the directories Deno makes in its
+# DENO_DIR, empty: the DENO_DIR of users who may not use a cache. Deno cannot open the files for
+# writing, keeps its caches in memory and says nothing (a directory it cannot create files in makes
+# it complain on a terminal), and, finding its directories there, adds nothing: a private copy
+# stays as verified. The names are the ones this Deno makes.
+probe_dir="$(mktemp -d)"
+DENO_DIR="$probe_dir" "$stage/deno" run --quiet --no-prompt --cached-only --frozen \
+  --config "$stage/deno.json" -P=xferproxy "$stage/app/main.js" version >/dev/null
+mkdir "$stage/nocache"
+for entry in "$probe_dir"/*; do
+  case "$entry" in *-wal | *-shm) continue ;; esac
+  if [ -d "$entry" ]; then mkdir "$stage/nocache/$(basename "$entry")"
+  elif [ -f "$entry" ]; then : >"$stage/nocache/$(basename "$entry")"
+  fi
+done
+rm -rf "$probe_dir"
+[ -n "$(find "$stage/nocache" -type f)" ] || { echo "build-dist: Deno opened no cache database" >&2; exit 1; }
+find "$stage/nocache" -type f -exec chmod 444 {} +
+# tree_sum's records are unambiguous only without blanks in names and link targets.
+if (cd "$stage" && find . \( -name '*[[:space:]]*' -o -lname '*[[:space:]]*' \) -print | grep -q .); then
+  echo "build-dist: a file name or link target in the payload has a blank" >&2
+  exit 1
+fi
 # A reproducible archive: fixed owner, order and times, so the same sources give the same file.
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$stage" -cf - . |
   gzip -n -6 >"$stage.tgz"
 sha="$(sha256sum "$stage.tgz" | cut -d' ' -f1)"
-header="$(sed -e "s/@VERSION@/$version/" -e "s/@SHA256@/$sha/" "$root/scripts/dist/header.sh")"
+# The unpacked tree's sum, taken from an unpacking as the header does it: a private copy is
+# checked against it at every start.
+. "$root/scripts/dist/tree_sum.sh"
+check_dir="$(mktemp -d)"
+(umask 022 && tar -xzf "$stage.tgz" -C "$check_dir")
+tree="$(tree_sum "$check_dir")"
+chmod -R u+w "$check_dir"
+rm -rf "$check_dir"
+[ "$tree" = "$(tree_sum "$stage")" ] || { echo "build-dist: the unpacked payload differs from what was packed" >&2; exit 1; }
+header="$(sed -e "s/@VERSION@/$version/" -e "s/@SHA256@/$sha/" -e "s/@TREE@/$tree/" \
+  -e "/^@TREE_SUM@\$/{r $root/scripts/dist/tree_sum.sh" -e "d}" "$root/scripts/dist/header.sh")"
 # The payload starts right after the header; its offset is written into the header itself, so
 # the offset's own digits are fixed at 12.
 probe="$(printf '%s\n' "${header/@OFFSET@/000000000000}" | wc -c)"

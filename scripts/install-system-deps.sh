@@ -10,7 +10,9 @@ declare -A need=(
   [ip]=iproute2 [ps]=procps [sysctl]=procps [sshd]=openssh-server [ssh]=openssh-client [scp]=openssh-client
   [sftp]=openssh-client [ssh-keygen]=openssh-client [sudo]=sudo [rsync]=rsync
   [iperf3]=iperf3 [logger]=bsdutils [curl]=curl [python3]=python3
-  [openssl]=openssl [dpkg-deb]=dpkg [rpmbuild]=rpm [rpm]=rpm
+  [openssl]=openssl [dpkg-deb]=dpkg [rpmbuild]=rpm [rpm]=rpm [rpm2cpio]=rpm2cpio [cpio]=cpio
+  [lintian]=lintian [rpmlint]=rpmlint [logrotate]=logrotate [systemd-analyze]=systemd
+  [man]=man-db [script]=bsdutils
   # Login shells an internal account may have: the command policy is tested against each.
   [tcsh]=tcsh [bsd-csh]=csh [zsh]=zsh
 )

@@ -96,6 +96,7 @@ export const checkMode: ModeCommand<CheckArgs, CheckPlatform> = {
       topic: args.topic,
       configPath,
       sshdConfigPath: args.sshdConfig ?? "/etc/ssh/sshd_config",
+      executable: context.self,
       json: args.json,
       upstreams: async (config) => {
         // ssh2 is loaded only here: no other check, and no session, pays for it.

@@ -17,6 +17,8 @@ export interface CheckOptions {
   /** Paths as seen inside the audited system. */
   readonly configPath: string;
   readonly sshdConfigPath: string;
+  /** This xferproxy's path (sudoers must let the proxy group run it). */
+  readonly executable: string;
   readonly json: boolean;
   /** The audit's clock; the real one when not given. */
   readonly now?: number;
@@ -72,6 +74,7 @@ export async function runCheck(
       ...await checkSystem(host, {
         ...(report.config ? { config: report.config } : {}),
         sshdConfigPath: options.sshdConfigPath,
+        executable: options.executable,
         now: options.now ?? Date.now(),
       }),
     );

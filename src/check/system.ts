@@ -18,18 +18,20 @@ import {
   proxyBlocks,
   type SshdDirective,
 } from "./sshd_config.ts";
-import { analyzeSudoers } from "./sudoers.ts";
+import { checkSudoers } from "./sudoers_check.ts";
 import { checkAuthorizedKeys, checkKeyfiles } from "./keys.ts";
 import { checkDnatState } from "./dnat_state.ts";
 import { checkOpenssl } from "./forward.ts";
 import { LIBNFTABLES_PATHS } from "../process/libraries.ts";
-import { COPIED_PATH, installHint, PACKAGED_PATH } from "../process/packages.ts";
+import { installHint } from "../process/packages.ts";
 
 /** What the system audit needs besides the host. */
 export interface SystemInputs {
   /** The validated config, when it loaded. */
   readonly config?: Config;
   readonly sshdConfigPath: string;
+  /** This xferproxy's path: what sudoers must name when sshd's ForceCommand names no path. */
+  readonly executable: string;
   /** The audit's clock (the DNAT service's heartbeat age). */
   readonly now: number;
 }
@@ -149,45 +151,14 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
   // Forward HTTPS without <cert_file>/<key_file>: the daemon makes its certificate with openssl.
   out.push(...await checkOpenssl(host, inputs.config));
 
-  // sudoers: the helper entry, and no raw netfilter entries.
-  const sudoTexts = [await host.readText("/etc/sudoers")];
-  for (const name of (await host.list("/etc/sudoers.d")).sort()) {
-    sudoTexts.push(await host.readText(`/etc/sudoers.d/${name}`));
-  }
-  const sudo = analyzeSudoers(sudoTexts.filter((t): t is string => t !== undefined));
-  if (sudo.dnatEntries.length) {
-    out.push(
-      finding.info("sudoers.dnat", `sudoers allows the DNAT helper: ${sudo.dnatEntries[0]}`),
-    );
-  } else {
-    out.push(
-      finding.error(
-        "sudoers.dnat",
-        'no sudoers entry lets proxy users run "xferproxy dnat": sessions get no UDP forwarding',
-        `add "%xferproxy ALL=(root) NOPASSWD: ${PACKAGED_PATH} dnat *" with visudo -f /etc/sudoers.d/xferproxy (the package's path; for the single file installed by hand, the path sshd's ForceCommand runs, e.g. ${COPIED_PATH})`,
-      ),
-    );
-  }
-  if (sudo.requiretty.on.length && !sudo.requiretty.off.length) {
-    out.push(
-      finding.error(
-        "sudoers.requiretty",
-        `sudoers says "${
-          sudo.requiretty.on[0]
-        }": sessions call sudo without a tty (scp, sftp, ascp), so they get no UDP forwarding`,
-        'add "Defaults:%xferproxy !requiretty" with visudo -f /etc/sudoers.d/xferproxy',
-      ),
-    );
-  }
-  for (const line of sudo.rawEntries) {
-    out.push(
-      finding.error(
-        "sudoers.raw_netfilter",
-        `sudoers gives root's firewall away: "${line}" (its stdin or arguments can be any rules)`,
-        'remove it; sessions only need the "xferproxy dnat *" entry',
-      ),
-    );
-  }
+  // sudoers: the helper's rule as sudo reads it, no raw netfilter entries, no requiretty.
+  out.push(
+    ...await checkSudoers(
+      host,
+      (await loadSshd(host, inputs.sshdConfigPath)) ?? [],
+      inputs.executable,
+    ),
+  );
 
   // SELinux (Aspera Proxy: permissive or disabled, not enforcing).
   const selinux = /^\s*SELINUX\s*=\s*(\w+)/m.exec(

@@ -60,7 +60,7 @@ export interface DnatPlatform {
 
 /** What only the long-lived service has. */
 export interface ServiceHost {
-  /** Fires on SIGTERM or SIGINT. */
+  /** Fires on SIGTERM or SIGINT (SIGHUP reopens the log file instead). */
   readonly stop: AbortSignal;
   heartbeat(
     status: ServiceStatus & ({ socket: string } | { socketError: string }),

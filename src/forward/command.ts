@@ -29,7 +29,7 @@ port per session from <port_range_low>-<port_range_high> and installs TCP and
 UDP DNAT to the destination, accepted only from the caller, masqueraded.
 Without <cert_file>/<key_file>, HTTPS uses a self-signed certificate made once
 in <state_directory>/forward. Refuses to start when <proxy><enabled> is false.
-SIGTERM removes every rule.
+SIGTERM removes every rule; SIGHUP reopens the log file (logrotate).
 
 user: API users in <users_file> (scrypt hashes, root-only). Without
 --password-stdin a password is generated and printed once. --allow takes

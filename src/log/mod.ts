@@ -50,6 +50,32 @@ export interface LogSettings {
   logLevel: 0 | 1 | 2;
 }
 
+/** Which outputs a process writes its lines to. */
+export interface OutputChoice {
+  readonly file: boolean;
+  readonly syslog: boolean;
+  readonly stderr: boolean;
+}
+
+/**
+ * Where lines go. Sessions and one-off calls: the file in `<log_directory>`, else syslog.
+ * Daemons (`stderr`) add stderr, except under systemd, whose journal is their stderr: then
+ * they log once, to the file when a log directory is set, else to stderr only. A file that
+ * cannot be opened (`fileFailed`) falls back to where a missing directory would send lines.
+ */
+export function chooseOutputs(
+  options: { directory: boolean; stderr: boolean; systemd: boolean; fileFailed?: boolean },
+): OutputChoice {
+  const file = options.directory && !options.fileFailed;
+  if (options.stderr && options.systemd) return { file, syslog: false, stderr: !file };
+  return { file, syslog: !file, stderr: options.stderr };
+}
+
+/** Whether this process was started by systemd (a unit sets INVOCATION_ID, the journal JOURNAL_STREAM). */
+export function startedBySystemd(env: (name: string) => string | undefined): boolean {
+  return Boolean(env("INVOCATION_ID") || env("JOURNAL_STREAM"));
+}
+
 /** The root category of every xferproxy logger. */
 export const ROOT_CATEGORY = "xferproxy";
 

@@ -12,6 +12,7 @@ import { iptablesBackend } from "../dnat/iptables.ts";
 import { nftablesBackend, nftCommandRunner } from "../dnat/nftables.ts";
 import { procProcessTable } from "../dnat/owner.ts";
 import { openLogOutputs } from "./log_outputs.ts";
+import { startedBySystemd } from "../log/mod.ts";
 import { realRunner } from "./runner.ts";
 import { commandProcReader, libcProcReader } from "./proc_readers.ts";
 import { realServiceHost } from "./service_host.ts";
@@ -24,7 +25,10 @@ export const dnatPlatform: DnatPlatform = {
   fs: realFs,
   trustedFs,
   openLogs: (service) => (directory) =>
-    openLogOutputs({ ...(directory ? { directory } : {}), ...(service ? { stderr: true } : {}) }),
+    openLogOutputs({
+      ...(directory ? { directory } : {}),
+      ...(service ? { stderr: true, systemd: startedBySystemd((name) => Deno.env.get(name)) } : {}),
+    }),
   prepareDirectory: prepareDnatDirectory,
   proc: () => commandProcReader(realRunner),
   pid: Deno.pid,

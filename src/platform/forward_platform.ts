@@ -9,7 +9,7 @@ import type { Logger } from "@logtape/logtape";
 import type { ForwardPlatform } from "../forward/run.ts";
 import { conntrackTool } from "../dnat/conntrack.ts";
 import { iptablesBackend } from "../dnat/iptables.ts";
-import { logger } from "../log/mod.ts";
+import { logger, startedBySystemd } from "../log/mod.ts";
 import { forwardConnect } from "./forward_client.ts";
 import {
   localAddressFor,
@@ -30,7 +30,12 @@ import { realFs } from "./fs.ts";
 /** The real platform of forward mode. */
 export const forwardPlatform: ForwardPlatform = {
   fs: realFs,
-  openLogs: (directory) => openLogOutputs({ stderr: true, ...(directory ? { directory } : {}) }),
+  openLogs: (directory) =>
+    openLogOutputs({
+      stderr: true,
+      systemd: startedBySystemd((name) => Deno.env.get(name)),
+      ...(directory ? { directory } : {}),
+    }),
   connect: forwardConnect,
   readUsers: readUsersText,
   writeUsers: writeUsersText,

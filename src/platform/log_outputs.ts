@@ -1,10 +1,11 @@
 /**
  * The real log outputs: an append-only file, syslog through one long-lived
- * `logger(1)` process, and stderr.
+ * `logger(1)` process, and stderr. Daemons reopen their file on SIGHUP
+ * (`reopenLogFiles`), after logrotate has moved it.
  * @module
  */
 
-import type { LogOutputs } from "../log/mod.ts";
+import { chooseOutputs, type LogOutputs } from "../log/mod.ts";
 import { type AppendHandle, openSharedAppend } from "./shared_files.ts";
 
 const encoder = new TextEncoder();
@@ -13,10 +14,25 @@ const encoder = new TextEncoder();
 export interface RealOutputOptions {
   /** `<log_directory>`; when set, lines go to `<dir>/xferproxy.log` instead of syslog. */
   directory?: string;
-  /** Also write to stderr (never in reverse mode). */
+  /** A daemon: also write to stderr (never in reverse mode). */
   stderr?: boolean;
+  /** Started by systemd: a daemon's stderr is the journal, so it logs once (log/mod.ts). */
+  systemd?: boolean;
   /** syslog socket, for tests; default /dev/log. */
   syslogSocket?: string;
+}
+
+/** The log files open in this process, for `reopenLogFiles`. */
+const openFiles = new Set<{ reopen(): boolean }>();
+
+/**
+ * Reopens every log file this process writes (SIGHUP, after logrotate moved them); returns
+ * how many were reopened. One that cannot be reopened keeps its old descriptor.
+ */
+export function reopenLogFiles(): number {
+  let reopened = 0;
+  for (const file of openFiles) if (file.reopen()) reopened++;
+  return reopened;
 }
 
 /** Opens the outputs; `close()` flushes and releases them. */
@@ -31,22 +47,44 @@ export function openLogOutputs(
       for (const close of closers) await close();
     },
   };
-  const file = options.directory ? openLogFile(`${options.directory}/xferproxy.log`) : undefined;
-  if (file) {
+  const path = options.directory ? `${options.directory}/xferproxy.log` : undefined;
+  let file = path ? openLogFile(path) : undefined;
+  const choice = chooseOutputs({
+    directory: path !== undefined,
+    stderr: options.stderr ?? false,
+    systemd: options.systemd ?? false,
+    fileFailed: path !== undefined && file === undefined,
+  });
+  if (choice.file && file && path) {
     // One write per line with O_APPEND: lines of concurrent sessions never interleave.
     outputs.appendFile = (line) => {
       try {
-        file.write(line + "\n");
+        file?.write(line + "\n");
       } catch { /* disk full or file removed: logging must never end a session */ }
     };
-    closers.push(() => file.close());
-  } else {
+    const entry = {
+      reopen: () => {
+        const fresh = openLogFile(path);
+        if (!fresh) return false;
+        const old = file;
+        file = fresh;
+        old?.close();
+        return true;
+      },
+    };
+    openFiles.add(entry);
+    closers.push(() => {
+      openFiles.delete(entry);
+      file?.close();
+    });
+  }
+  if (choice.syslog) {
     // No log directory, or its file cannot be opened: syslog rather than nothing.
     const syslog = spawnLogger(options.syslogSocket);
     outputs.syslog = syslog.send;
     closers.push(syslog.close);
   }
-  if (options.stderr) outputs.stderr = (line) => Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  if (choice.stderr) outputs.stderr = (line) => Deno.stderr.writeSync(encoder.encode(line + "\n"));
   return outputs;
 }
 

@@ -1,20 +1,33 @@
 /**
- * Process-level I/O shared by the modes: the signals that end a process, and
- * one-line messages on stderr (in reverse mode, the SSH client's stream).
+ * Process-level I/O shared by the modes: the daemons' signals, and one-line
+ * messages on stderr (in reverse mode, the SSH client's stream).
  * @module
  */
 
-const ENDING_SIGNALS = ["SIGHUP", "SIGTERM", "SIGINT"] as const;
+import { logger } from "../log/mod.ts";
+import { reopenLogFiles } from "./log_outputs.ts";
 
-/** An abort signal that fires on SIGHUP, SIGTERM or SIGINT; `dispose` stops listening. */
+const ENDING_SIGNALS = ["SIGTERM", "SIGINT"] as const;
+
+/**
+ * A long-running daemon's signals: SIGTERM or SIGINT fire the abort signal; SIGHUP reopens
+ * the log files (logrotate's postrotate sends it) and never ends the daemon. `dispose` stops
+ * listening.
+ */
 export function terminationSignal(): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   const onSignal = () => controller.abort();
+  const onHangup = () => {
+    const reopened = reopenLogFiles();
+    if (reopened > 0) logger("log").info("Reopened the log file (SIGHUP)");
+  };
   for (const name of ENDING_SIGNALS) Deno.addSignalListener(name, onSignal);
+  Deno.addSignalListener("SIGHUP", onHangup);
   return {
     signal: controller.signal,
     dispose: () => {
       for (const name of ENDING_SIGNALS) Deno.removeSignalListener(name, onSignal);
+      Deno.removeSignalListener("SIGHUP", onHangup);
     },
   };
 }

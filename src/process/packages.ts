@@ -43,6 +43,8 @@ const PACKAGES: Readonly<Record<string, PackageNames>> = {
   sshd: { debian: "openssh-server", redHat: "openssh-server" },
   sudo: { debian: "sudo", redHat: "sudo" },
   openssl: { debian: "openssl", redHat: "openssl" },
+  // Runs the packages' /etc/logrotate.d/xferproxy (the daemons reopen their log on SIGHUP).
+  logrotate: { debian: "logrotate", redHat: "logrotate" },
   logger: { debian: "bsdutils", redHat: "util-linux", base: true },
   cat: { debian: "coreutils", redHat: "coreutils", base: true },
   head: { debian: "coreutils", redHat: "coreutils", base: true },

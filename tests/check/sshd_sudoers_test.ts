@@ -6,7 +6,6 @@ import {
   parseSshdConfig,
   proxyBlocks,
 } from "../../src/check/sshd_config.ts";
-import { analyzeSudoers } from "../../src/check/sudoers.ts";
 import { summary } from "../../src/check/findings.ts";
 import { acceptsMoreThanHost } from "../../src/check/system.ts";
 
@@ -44,31 +43,6 @@ Deno.test("proxyBlocks() ignores ForceCommands that do not run xferproxy reverse
     "Match User backup\n  ForceCommand /usr/bin/rsync --server\nMatch User x\n  ForceCommand xferproxy-old check\n",
   );
   assertEquals(proxyBlocks(config), []);
-});
-
-Deno.test("analyzeSudoers() finds the helper entry and raw netfilter grants", () => {
-  const facts = analyzeSudoers([
-    "# comment\nDefaults env_reset\n%xferproxy ALL=(root) NOPASSWD: /usr/local/bin/xferproxy dnat *\n",
-    "bear ALL = (ALL) NOPASSWD: /sbin/iptables-restore\nops ALL=(ALL) NOPASSWD: /usr/bin/systemctl, /usr/sbin/nft\nadmin ALL=(ALL) ALL\n%sudo ALL=(ALL) NOPASSWD: ALL\n",
-  ]);
-  assertEquals(facts.dnatEntries, [
-    "%xferproxy ALL=(root) NOPASSWD: /usr/local/bin/xferproxy dnat *",
-  ]);
-  assertEquals(facts.rawEntries, [
-    "bear ALL = (ALL) NOPASSWD: /sbin/iptables-restore",
-    "ops ALL=(ALL) NOPASSWD: /usr/bin/systemctl, /usr/sbin/nft",
-  ]);
-  assertEquals(facts.requiretty, { on: [], off: [] });
-});
-
-Deno.test("analyzeSudoers() finds requiretty, which refuses the sessions' tty-less sudo call", () => {
-  const facts = analyzeSudoers([
-    "Defaults    requiretty\nDefaults   env_reset, requiretty\nDefaults:%xferproxy !requiretty\nDefaults!/usr/bin/su !requiretty, env_keep=X\n# Defaults requiretty\n",
-  ]);
-  assertEquals(facts.requiretty, {
-    on: ["Defaults    requiretty", "Defaults   env_reset, requiretty"],
-    off: ["Defaults:%xferproxy !requiretty", "Defaults!/usr/bin/su !requiretty, env_keep=X"],
-  });
 });
 
 Deno.test("summary() counts errors and warnings", () => {

@@ -63,10 +63,14 @@ function fixtureHost(
     },
     stat: (path) => Promise.resolve(stat(path)),
     list(dir) {
+      const extras = Object.keys(options.extra ?? {}).filter((p) =>
+        p.startsWith(`${dir}/`) && !p.slice(dir.length + 1).includes("/")
+      ).map((p) => p.slice(dir.length + 1));
       try {
-        return Promise.resolve([...Deno.readDirSync(at(dir))].map((e) => e.name));
+        const names = [...Deno.readDirSync(at(dir))].map((e) => e.name);
+        return Promise.resolve([...new Set([...names, ...extras])]);
       } catch {
-        return Promise.resolve([]);
+        return Promise.resolve(extras);
       }
     },
     run: (query) => Promise.resolve(options.live ? options.run?.(query) : undefined),
@@ -101,12 +105,16 @@ function procStat(pids: readonly number[]): Answer {
   return { code: 0, stdout: files.join("\n"), stderr: "" };
 }
 
-async function audit(host: CheckHost): Promise<Finding[]> {
+async function audit(
+  host: CheckHost,
+  executable = "/opt/xferproxy/bin/xferproxy",
+): Promise<Finding[]> {
   const text = (await host.readText("/etc/xferproxy/aspera.conf")) as string;
   const config = parseConfigText(text, "/etc/xferproxy/aspera.conf").config;
   return await checkSystem(host, {
     ...(config ? { config } : {}),
     sshdConfigPath: "/etc/ssh/sshd_config",
+    executable,
     now: NOW,
   });
 }
@@ -238,4 +246,80 @@ Deno.test("the dirty tree under --root: the same errors the e2e test sees, no pr
     assertEquals(ids(findings, "error").includes(id), true, id);
   }
   for (const f of findings.filter((f) => f.severity !== "info")) assertMatch(f.fix, /\S/, f.id);
+});
+
+Deno.test("sudoers: only a rule sudo reads, for the path sessions run and the proxy group, counts (issue 19, item 13)", async (t) => {
+  const sudoers = async (extra: Record<string, string>) => {
+    const findings = await audit(fixtureHost("clean", { extra }));
+    return findings.filter((f) => f.id.startsWith("sudoers."));
+  };
+  const HELPER = "/usr/local/bin/xferproxy dnat *";
+  await t.step(
+    "the fixture's rule: the path sshd's ForceCommand runs, group xferproxy",
+    async () => {
+      const [found] = await sudoers({});
+      assertEquals(found?.severity, "info");
+      assertMatch(
+        found?.message ?? "",
+        /lets %xferproxy run "\/usr\/local\/bin\/xferproxy dnat \*"/,
+      );
+    },
+  );
+  const attacks: Array<[string, Record<string, string>, RegExp]> = [
+    [
+      "any path that ends in xferproxy",
+      {
+        "/etc/sudoers.d/xferproxy": "%xferproxy ALL=(root) NOPASSWD: /home/bear/xferproxy dnat *\n",
+      },
+      /does not count: it names \/home\/bear\/xferproxy, sessions run \/usr\/local\/bin\/xferproxy/,
+    ],
+    [
+      "another group",
+      { "/etc/sudoers.d/xferproxy": `%users ALL=(root) NOPASSWD: ${HELPER}\n` },
+      /does not count: it is for %users, not %xferproxy/,
+    ],
+    [
+      "a file sudo skips",
+      {
+        "/etc/sudoers.d/xferproxy": "# moved aside\n",
+        "/etc/sudoers.d/xferproxy.invalid": `%xferproxy ALL=(root) NOPASSWD: ${HELPER}\n`,
+      },
+      /no sudoers rule that sudo reads lets %xferproxy run/,
+    ],
+    [
+      "a drop-in sudoers does not include",
+      { "/etc/sudoers": "Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n" },
+      /no sudoers rule that sudo reads lets %xferproxy run/,
+    ],
+  ];
+  for (const [name, extra, message] of attacks) {
+    await t.step(name, async () => {
+      const found = await sudoers(extra);
+      const dnat = found.find((f) => f.id === "sudoers.dnat");
+      assertEquals(dnat?.severity, "error");
+      assertMatch(dnat?.message ?? "", message);
+      assertEquals(
+        dnat?.fix,
+        `add "%xferproxy ALL=(root) NOPASSWD: ${HELPER}" with visudo -f /etc/sudoers.d/xferproxy`,
+      );
+    });
+  }
+  await t.step("the file sudo skips is named", async () => {
+    const found = await sudoers(attacks[2]?.[1] ?? {});
+    assertEquals(
+      found.find((f) => f.id === "sudoers.skipped")?.message,
+      'sudo does not read /etc/sudoers.d/xferproxy.invalid: it skips names with a dot or ending in "~" in an included directory',
+    );
+  });
+  await t.step("without a ForceCommand path, this executable's", async () => {
+    const sshd = "Match Group xferproxy\n  ForceCommand xferproxy reverse\n";
+    const findings = await audit(
+      fixtureHost("clean", { extra: { "/etc/ssh/sshd_config.d/xferproxy.conf": sshd } }),
+      "/usr/bin/xferproxy",
+    );
+    assertMatch(
+      findings.find((f) => f.id === "sudoers.dnat")?.message ?? "",
+      /it names \/usr\/local\/bin\/xferproxy, sessions run \/usr\/bin\/xferproxy/,
+    );
+  });
 });

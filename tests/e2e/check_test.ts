@@ -173,7 +173,17 @@ Deno.test({
       await Deno.remove(`${dir}/etc/ssh/sshd_config.d/xferproxy.conf`);
       await Deno.remove(`${dir}/etc/xferproxy/known_hosts`);
       const { report } = await check(dir, "system");
-      assertEquals(ids(report, "error"), ["known_hosts.file", "sshd.force_command"]);
+      // No ForceCommand names the path sessions run, so sudoers must name this executable
+      // (dist/xferproxy), not the tree's /usr/local/bin/xferproxy.
+      assertEquals(ids(report, "error"), [
+        "known_hosts.file",
+        "sshd.force_command",
+        "sudoers.dnat",
+      ]);
+      assertMatch(
+        report.findings.find((f) => f.id === "sudoers.dnat")?.message ?? "",
+        new RegExp(`it names /usr/local/bin/xferproxy, sessions run ${BINARY}`),
+      );
       await Deno.writeTextFile(
         `${dir}/etc/xferproxy/aspera.conf`,
         "<server><http_port>x</http_port></server>",

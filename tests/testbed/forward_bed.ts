@@ -19,7 +19,7 @@ import {
   sshdBaseConfig,
   startSshd,
 } from "./sshd.ts";
-import { BINARY } from "./paths.ts";
+import { BINARY, underUnit } from "./paths.ts";
 import { namespaceName, prefixed } from "./prefix.ts";
 
 /** Addresses of the forward testbed. */
@@ -101,7 +101,12 @@ export async function createForwardBed(): Promise<ForwardBed> {
       await Deno.writeTextFile(bed.configPath, config);
       daemonText = "";
       daemon = new Deno.Command("ip", {
-        args: ["netns", "exec", ns.proxy, BINARY, "forward", "--config", bed.configPath],
+        args: [
+          "netns",
+          "exec",
+          ns.proxy,
+          ...underUnit("xferproxy-forward", [BINARY, "forward", "--config", bed.configPath]),
+        ],
         stdin: "null",
         stdout: "null",
         stderr: "piped",

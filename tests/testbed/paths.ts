@@ -16,6 +16,21 @@ export const ROOT = new URL("../../", import.meta.url).pathname;
 /** The binary every end-to-end test and the demo run. */
 export const BINARY = `${ROOT}dist/xferproxy`;
 
+/**
+ * `argv` run as restricted as the packaged systemd unit says (capabilities, no new privileges,
+ * umask, system call filter, address families: tests/testbed/unit_sandbox.py), so the tests
+ * that run the DNAT service or the forward daemon check that its unit still lets it work.
+ */
+export function underUnit(unit: "xferproxy-dnat" | "xferproxy-forward", argv: string[]): string[] {
+  return [
+    "python3",
+    `${ROOT}tests/testbed/unit_sandbox.py`,
+    `${ROOT}packaging/systemd/${unit}.service`,
+    "--",
+    ...argv,
+  ];
+}
+
 /** Runs dist/xferproxy with the given args; stdin is closed; killed after `timeoutMs`. */
 export async function runXferproxy(
   args: string[],

@@ -27,7 +27,7 @@ import {
 } from "./sshd.ts";
 import { dnatArgv } from "../../src/dnat/contract.ts";
 import { parseIp } from "../../src/net/ip.ts";
-import { BINARY, ROOT } from "./paths.ts";
+import { BINARY, ROOT, underUnit } from "./paths.ts";
 import { namespaceName, PREFIX, prefixed } from "./prefix.ts";
 
 /** Addresses of the testbed hosts. */
@@ -646,7 +646,12 @@ async function startDnatService(
     create: true,
   });
   const child = new Deno.Command("ip", {
-    args: ["netns", "exec", ns, BINARY, "dnat", "serve", "--config", configPath],
+    args: [
+      "netns",
+      "exec",
+      ns,
+      ...underUnit("xferproxy-dnat", [BINARY, "dnat", "serve", "--config", configPath]),
+    ],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

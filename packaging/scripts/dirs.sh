@@ -1,0 +1,4 @@
+# Root's state and cache, the balancer and log directories shared with the group, the keys.
+install -d -m 755 -o root -g root /var/lib/xferproxy /var/cache/xferproxy
+install -d -m 2770 -o root -g xferproxy /var/lib/xferproxy/balancer /var/log/xferproxy
+install -d -m 700 -o root -g root /etc/xferproxy/keys
