@@ -5,6 +5,7 @@
 #   /usr/lib/systemd/system/xferproxy-{dnat,forward}.service   hardened units
 #   /usr/lib/sysusers.d/xferproxy.conf          the group xferproxy
 #   /usr/lib/sysctl.d/60-xferproxy.conf         net.ipv4.ip_forward = 1
+#   /usr/lib/tmpfiles.d/xferproxy.conf          /run/xferproxy, the DNAT service's socket directory
 #   /etc/sudoers.d/xferproxy                    checked with visudo on install
 #   /etc/logrotate.d/xferproxy                  the daemons reopen their log on SIGHUP
 #   /etc/xferproxy/aspera.conf                  a config file, never overwritten on upgrade
@@ -42,6 +43,7 @@ for unit in xferproxy-dnat xferproxy-forward; do
 done
 install -D -m 644 "$pkg/sysusers.conf" "$tree/usr/lib/sysusers.d/xferproxy.conf"
 install -D -m 644 "$pkg/sysctl.conf" "$tree/usr/lib/sysctl.d/60-xferproxy.conf"
+install -D -m 644 "$pkg/tmpfiles.conf" "$tree/usr/lib/tmpfiles.d/xferproxy.conf"
 install -D -m 440 "$pkg/sudoers" "$tree/etc/sudoers.d/xferproxy"
 install -D -m 644 "$pkg/logrotate" "$tree/etc/logrotate.d/xferproxy"
 install -D -m 644 "$pkg/aspera.conf" "$tree/etc/xferproxy/aspera.conf"
@@ -195,6 +197,7 @@ cp -a $tree/. %{buildroot}/
 %attr(0644,root,root) /usr/lib/systemd/system/xferproxy-dnat.service
 %attr(0644,root,root) /usr/lib/systemd/system/xferproxy-forward.service
 %attr(0644,root,root) /usr/lib/sysusers.d/xferproxy.conf
+%attr(0644,root,root) /usr/lib/tmpfiles.d/xferproxy.conf
 %attr(0644,root,root) /usr/lib/sysctl.d/60-xferproxy.conf
 %config(noreplace) %attr(0440,root,root) /etc/sudoers.d/xferproxy
 %config(noreplace) %attr(0644,root,root) /etc/logrotate.d/xferproxy

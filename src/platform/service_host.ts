@@ -54,6 +54,29 @@ async function answersSsh(hostname: string, port: number, timeoutMs: number): Pr
   }
 }
 
+function socketDirectory(path: string): string {
+  return path.replace(/\/[^/]*$/, "") || "/";
+}
+
+/**
+ * The socket's directory is the gate: root's, group `gid`, mode 750, so only root and the proxy
+ * group may reach the socket in it, and nobody else can put one there. The packages'
+ * tmpfiles.d file makes it so at boot; the service fixes the group when it may (outside a unit).
+ */
+async function gateDirectory(dir: string, gid: number, group: string): Promise<void> {
+  let info = await Deno.lstat(dir);
+  if (info.isDirectory && info.uid === 0 && info.gid !== gid) {
+    await Deno.chown(dir, 0, gid).catch(() => {});
+    await Deno.chmod(dir, 0o750).catch(() => {});
+    info = await Deno.lstat(dir);
+  }
+  if (!info.isDirectory || info.uid !== 0 || info.gid !== gid || ((info.mode ?? 0) & 0o027) !== 0) {
+    throw new Error(
+      `"${dir}" must be a directory of root's with group ${group} and mode 750: install -d -m 750 -g ${group} ${dir}`,
+    );
+  }
+}
+
 /** The service host over the real system. */
 export function realServiceHost(
   dir: string,
@@ -95,15 +118,11 @@ export function realServiceHost(
           `group "${group}" does not exist: create it (groupadd ${group}) or set <proxy_group>`,
         );
       }
-      const dir = path.replace(/\/[^/]*$/, "") || "/";
-      await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
-      const info = await Deno.lstat(dir);
-      if (!info.isDirectory || info.uid !== 0 || ((info.mode ?? 0) & 0o022) !== 0) {
-        throw new Error(`"${dir}" must be a directory of root's that only root may write`);
-      }
+      await Deno.mkdir(socketDirectory(path), { recursive: true, mode: 0o750 });
+      await gateDirectory(socketDirectory(path), gid, group);
       server = listenUnix(path, loop(), maxLine, onConnection);
-      await Deno.chown(path, 0, gid);
-      await Deno.chmod(path, 0o660);
+      // The directory decides who reaches it; the socket itself is root's.
+      await Deno.chmod(path, 0o666);
     },
     async close() {
       termination.dispose();

@@ -10,12 +10,16 @@
 import type { ServiceLink } from "../reverse/registrar.ts";
 import { encodeLine, MAX_LINE, parseReply } from "../dnat/service_protocol.ts";
 
-function rootOnly(path: string, what: "directory" | "socket"): boolean {
+/**
+ * Only root could have put a socket here: a directory of root's that nobody else may write, and a
+ * socket of root's in it. (The socket is world-writable: the directory's group gates who reaches it.)
+ */
+function rootsSocket(path: string): boolean {
   try {
-    const info = Deno.lstatSync(path);
-    const kindOk = what === "directory" ? info.isDirectory : info.isSocket;
-    return kindOk === true && info.uid === 0 && ((info.mode ?? 0) & 0o002) === 0 &&
-      (what === "socket" || ((info.mode ?? 0) & 0o020) === 0);
+    const dir = Deno.lstatSync(path.replace(/\/[^/]*$/, "") || "/");
+    const socket = Deno.lstatSync(path);
+    return dir.isDirectory && dir.uid === 0 && ((dir.mode ?? 0) & 0o022) === 0 &&
+      socket.isSocket === true && socket.uid === 0;
   } catch {
     return false;
   }
@@ -23,8 +27,7 @@ function rootOnly(path: string, what: "directory" | "socket"): boolean {
 
 /** Connects to the service at `path`; undefined when it is not there or not root's. */
 export async function connectService(path: string): Promise<ServiceLink | undefined> {
-  const dir = path.replace(/\/[^/]*$/, "") || "/";
-  if (!rootOnly(dir, "directory") || !rootOnly(path, "socket")) return undefined;
+  if (!rootsSocket(path)) return undefined;
   let conn: Deno.UnixConn;
   try {
     conn = await Deno.connect({ transport: "unix", path });
