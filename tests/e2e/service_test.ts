@@ -77,7 +77,11 @@ Deno.test({
         const before = closingLines(await bed.log()).length;
         const src = `${bed.dir}/closing.bin`;
         await Deno.writeFile(src, new Uint8Array(256 * 1024).fill(7));
-        const scp = await run([...bed.clientArgs("scp", alice), src, `${IP.proxy}:/tmp/`]);
+        const scp = await run([
+          ...bed.clientArgs("scp", alice),
+          src,
+          `${IP.proxy}:${bed.dataDir}/`,
+        ]);
         assertEquals(scp.code, 0, scp.stderr);
         const sftp = await run([...bed.clientArgs("sftp", alice), "-b", "-", IP.proxy], {
           stdin: "ls /\n",

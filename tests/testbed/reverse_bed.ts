@@ -478,6 +478,10 @@ async function writeFiles(bed: Testbed, options: TestbedOptions): Promise<void> 
     await Deno.chmod(`${dir}/${sub}`, 0o2770);
   }
   await Deno.chmod(`${dir}/data`, 0o1777);
+  // The DNAT service's socket directory, as the packages' tmpfiles.d file makes /run/xferproxy:
+  // the service runs under its unit's capabilities, which cannot change a group.
+  await Deno.mkdir(`${dir}/run`, { mode: 0o750 });
+  await must(["chown", `root:${GROUP}`, `${dir}/run`]);
 
   const serverKeys: string[] = [];
   for (const user of [USERS.alice, USERS.bob, USERS.carol]) {
@@ -641,23 +645,23 @@ async function startDnatService(
 ): Promise<Deno.ChildProcess> {
   const heartbeat = `${dir}/state/dnat/service.json`;
   await Deno.remove(heartbeat).catch(() => {});
-  const out = await Deno.open(`${dir}/log/dnat-service.out`, {
-    append: true,
-    create: true,
-  });
-  const child = new Deno.Command("ip", {
+  // Straight into the file: a pipe this process stopped draining would stall the service's
+  // writes (a thousand log lines fill one).
+  const child = new Deno.Command("sh", {
     args: [
+      "-c",
+      'exec "$@" >>"$0" 2>&1',
+      `${dir}/log/dnat-service.out`,
+      "ip",
       "netns",
       "exec",
       ns,
       ...underUnit("xferproxy-dnat", [BINARY, "dnat", "serve", "--config", configPath]),
     ],
     stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
+    stdout: "null",
+    stderr: "null",
   }).spawn();
-  child.stdout.pipeTo(out.writable, { preventClose: true }).catch(() => {});
-  child.stderr.pipeTo(out.writable).catch(() => {});
   await waitFor("the DNAT service's heartbeat", async () => {
     const status = await Promise.race([child.status, Promise.resolve(undefined)]);
     if (status) {
