@@ -148,9 +148,11 @@ export function iptablesBackend(
         const remove: OurRule[] = [];
         const add: OurRule[] = [];
         const converting: DnatSession[] = [];
+        const byId = new Map<string, OurRule[]>();
+        for (const rule of present) byId.set(rule.id, [...(byId.get(rule.id) ?? []), rule]);
         for (const session of mine) {
           const expected = sessionRules(session);
-          const actual = present.filter((r) => r.id === session.id);
+          const actual = byId.get(session.id) ?? [];
           const legacy = actual.filter(isLegacyRule);
           const current = actual.filter((r) => !isLegacyRule(r));
           const intact = current.length === expected.length &&

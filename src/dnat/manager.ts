@@ -279,10 +279,13 @@ export async function reapDead(
   deps: Pick<DnatDeps, "backend" | "conntrack" | "processes" | "store" | "now" | "log">,
   registry: Registry,
   onEnded?: (ended: readonly Ended[]) => void,
+  /** Sessions whose end another means reports (the service's pidfds): not looked at. */
+  watched?: (id: string) => boolean,
 ): Promise<Registry> {
-  if (registry.entries.length === 0) return registry;
-  const running = await deps.processes.lookup(registry.entries.map((e) => e.owner.pid));
-  const dead = registry.entries.filter((e) => !isAlive(e.owner, running));
+  const candidates = watched ? registry.entries.filter((e) => !watched(e.id)) : registry.entries;
+  if (candidates.length === 0) return registry;
+  const running = await deps.processes.lookup(candidates.map((e) => e.owner.pid));
+  const dead = candidates.filter((e) => !isAlive(e.owner, running));
   if (dead.length === 0) return registry;
   const { registry: after, ended } = await removeEntries(deps, registry, dead, "session ended");
   await deps.store.write(after);

@@ -20,12 +20,12 @@ import { REFRESH_SECONDS } from "./nft_plan.ts";
 export const SERVICE_TIMING = {
   /** The idle round: only the registry's stamp is looked at. */
   roundMs: 100,
-  /** A safety net: owners' exits are learned from pidfds as they happen. */
+  /** A safety net for sessions no pidfd watches: the others' exits come as they happen. */
   livenessEveryMs: 5000,
   /** Put back registered sessions' rules a firewall reload dropped (only while there are any). */
   reconcileEveryMs: 2000,
-  /** Look for tagged rules whose owner ended and that no registry knows. */
-  orphansEveryMs: 10_000,
+  /** Look for tagged rules whose owner ended and that no registry knows (a crash's leftovers). */
+  orphansEveryMs: 30_000,
   refreshEveryMs: REFRESH_SECONDS * 1000,
   heartbeatEveryMs: 5000,
   /** Look at the config file for changes. */
@@ -141,7 +141,12 @@ export async function runService(deps: ServiceDeps): Promise<void> {
           let registry = read;
           if (due.liveness) {
             last.liveness = now;
-            registry = await reapDead(deps, registry, onEnded);
+            registry = await reapDead(
+              deps,
+              registry,
+              onEnded,
+              deps.sessions && ((id) => deps.sessions!.watches(id)),
+            );
           }
           // Repair first: the first round after an upgrade converts the rules an earlier
           // version wrote (and logs it) before learning touches them.

@@ -118,6 +118,8 @@ export interface SessionService {
   adopt(registry: Registry): Promise<void>;
   /** Writes closing lines for sessions others removed (a poll, `dnat del`, `reap`). */
   closed(ended: readonly Ended[]): void;
+  /** True while a pidfd watches the session: its end needs no poll. */
+  watches(id: string): boolean;
   /** Stops watching (the service stops; sessions keep their rules). */
   close(): void;
 }
@@ -321,6 +323,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
         if (!(await watch(entry.id, entry.owner, undefined))) await end(entry.id, {});
       }
     },
+    watches: (id) => watched.has(id),
     closed(ended) {
       for (const e of ended) {
         watched.get(e.entry.id)?.cancel();

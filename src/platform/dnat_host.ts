@@ -208,7 +208,15 @@ export async function writeHeartbeat(
   status: Record<string, unknown>,
 ): Promise<void> {
   const temp = `${dir}/service.json.tmp`;
-  const beat = { pid: Deno.pid, updated: now, ...status };
+  const { rss, heapUsed, heapTotal, external } = Deno.memoryUsage();
+  const mib = (n: number) => Math.round(n / 104857.6) / 10;
+  const memory = {
+    rss: mib(rss),
+    heap_used: mib(heapUsed),
+    heap_total: mib(heapTotal),
+    external: mib(external),
+  };
+  const beat = { pid: Deno.pid, updated: now, ...status, memory_mib: memory };
   await Deno.writeTextFile(temp, JSON.stringify(beat) + "\n", { mode: 0o644 });
   await Deno.rename(temp, `${dir}/service.json`);
 }

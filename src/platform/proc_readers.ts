@@ -12,19 +12,22 @@ import { cPath, errno, libc, LINUX } from "./libc.ts";
 
 const CHUNK = 65536;
 
+/** One buffer for every read: the service reads a thousand small files each liveness round. */
+const chunk = new Uint8Array(CHUNK);
+
 function readFd(fd: number): Uint8Array | undefined {
   const c = libc();
   const parts: Uint8Array[] = [];
-  const buffer = new Uint8Array(CHUNK);
   for (;;) {
-    const n = Number(c.read(fd, buffer, BigInt(CHUNK)));
+    const n = Number(c.read(fd, chunk, BigInt(CHUNK)));
     if (n < 0) {
       if (errno() === LINUX.EINTR) continue;
       return undefined;
     }
     if (n === 0) break;
-    parts.push(buffer.slice(0, n));
+    parts.push(chunk.slice(0, n));
   }
+  if (parts.length === 1) return parts[0];
   const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
   let offset = 0;
   for (const p of parts) {
@@ -53,7 +56,7 @@ function listNames(dir: string): string[] {
   const fd = c.open(cPath(dir), LINUX.O_RDONLY | LINUX.O_DIRECTORY | LINUX.O_CLOEXEC, 0);
   if (fd < 0) return [];
   const names: string[] = [];
-  const buffer = new Uint8Array(CHUNK);
+  const buffer = chunk;
   const view = new DataView(buffer.buffer);
   const decoder = new TextDecoder();
   try {

@@ -144,7 +144,7 @@ Deno.test("a silent session is looked for less and less often: each look runs co
 });
 
 Deno.test("an idle service looks at the kernel only for orphans, every orphan interval", async () => {
-  const bed = serviceRun(25_000, () => {});
+  const bed = serviceRun(2.5 * SERVICE_TIMING.orphansEveryMs, () => {});
   const orphan = toInstalled(dnatSession({ id: "dead0000", owner: { pid: 99, start: 1 } }));
   bed.backend.kernel.set(orphan.id, orphan);
   let listed = 0;
@@ -157,7 +157,7 @@ Deno.test("an idle service looks at the kernel only for orphans, every orphan in
   };
   await runService({ ...bed.deps, backend });
   assertEquals(bed.backend.kernel.has(orphan.id), false);
-  // At 0, 10 and 20 s: each listing costs a netfilter dump that competes with forwarding.
+  // At 0, 1 and 2 intervals: each listing costs a netfilter dump that competes with forwarding.
   assertEquals(listed, 3);
   assertEquals(reconciled, 0);
 });
