@@ -497,6 +497,17 @@ async function heldSessions(bed: Testbed, report: Report): Promise<void> {
     }
     await new Promise((resolve) => setTimeout(resolve, 5000));
     const service = await pssMib([await servicePid()]);
+    if (Deno.env.get("BENCH_DEBUG")) {
+      for (let k = 0; k < 6; k++) {
+        const beat = JSON.parse(await Deno.readTextFile(`${bed.dir}/state/dnat/service.json`));
+        console.log(
+          `  heartbeat memory ${JSON.stringify(beat.memory_mib)}, PSS ${
+            (await pssMib([await servicePid()])).toFixed(1)
+          }`,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 5000));
+      }
+    }
     report.add({
       section: "Scale",
       metric: `DNAT service PSS holding ${HELD} sessions with UDP forwarding`,
