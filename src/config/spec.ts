@@ -14,6 +14,7 @@ import {
   parseGroupName,
   parseIpValue,
   parseKeyfileTemplate,
+  parseListenAddress,
   parseLogLevel,
   parseNetmask,
   parseOptionalPath,
@@ -104,6 +105,15 @@ export const SERVER = {
     description:
       "The DNAT service's local socket, where reverse sessions register (root and proxy_group only)",
     parse: parseSocketPath,
+    extension: true,
+  }),
+  metrics_address: option({
+    tag: "metrics_address",
+    default: "127.0.0.1:9094",
+    type: "ip:port or blank",
+    description:
+      "Where the DNAT service serves /metrics and /healthz (plain HTTP, no authentication); blank = off",
+    parse: parseListenAddress,
     extension: true,
   }),
 } as const;

@@ -87,6 +87,8 @@ export interface ServerConfig {
   readonly dnatBackend: DnatBackend;
   /** The DNAT service's local socket. */
   readonly serviceSocket: string;
+  /** Where the DNAT service serves /metrics and /healthz; undefined = off. */
+  readonly metricsAddress: IpEndpoint | undefined;
   readonly proxy: ForwardConfig;
   readonly rproxy: ReverseConfig;
 }

@@ -83,6 +83,7 @@ function readServer(reader: SectionReader, problems: Problems): ServerConfig {
     stateDirectory: reader.value(SERVER.state_directory),
     dnatBackend: reader.value(SERVER.dnat_backend),
     serviceSocket: reader.value(SERVER.service_socket),
+    metricsAddress: reader.value(SERVER.metrics_address),
   };
   const proxyReader = new SectionReader(problems, reader.child("proxy"), Object.keys(PROXY));
   const proxy = readProxy(proxyReader, problems);

@@ -104,6 +104,15 @@ export const parseUpstream: ValueParser<IpEndpoint> = (text) => {
   return typeof ep === "string" ? fail(ep) : ok(ep);
 };
 
+/** `ip:port` to listen on (the port is required), or blank for "off". */
+export const parseListenAddress: ValueParser<IpEndpoint | undefined> = (text) => {
+  if (text === "") return ok(undefined);
+  const ep = parseIpEndpoint(text, 0);
+  if (typeof ep === "string") return fail(ep);
+  if (ep.port === 0) return fail(`must name a port (ip:port, [ipv6]:port), got "${text}"`);
+  return ok(ep);
+};
+
 /** `ip[:port]`, or blank for "not set". */
 export const parseOptionalUpstream: ValueParser<IpEndpoint | undefined> = (text) =>
   text === "" ? ok(undefined) : parseUpstream(text);

@@ -46,7 +46,12 @@ and a caller sees and changes only its own sessions.
                          and faulty marks), removes a session's forwarding the
                          moment it ends and logs "Connection closed" with what
                          it carried, learns source ports, puts back rules a
-                         firewall reload dropped
+                         firewall reload dropped; serves /metrics and
+                         /healthz at <metrics_address> (docs/metrics.md)
+  drain [--reason TEXT]  root: take no new reverse sessions (running ones go
+                         on; /healthz answers 503 so a load balancer sends new
+                         clients elsewhere); kept across restarts
+  undrain                root: take new sessions again
 
 Only typed values are accepted (indexes, pids, IP literals, UUIDs), never
 rule text. Backend: <dnat_backend> (iptables or nftables). See docs/dnat.md.

@@ -43,10 +43,15 @@ export type DnatRequest =
   | { readonly action: "del"; readonly id: string }
   | { readonly action: "list"; readonly json: boolean }
   | { readonly action: "reap"; readonly all: boolean }
-  | { readonly action: "serve" };
+  | { readonly action: "serve" }
+  | { readonly action: "drain"; readonly reason?: string }
+  | { readonly action: "undrain" };
 
 /** The actions, as `dnat --help` lists them. */
-export const DNAT_ACTIONS = ["add", "del", "list", "reap", "serve"] as const;
+export const DNAT_ACTIONS = ["add", "del", "list", "reap", "serve", "drain", "undrain"] as const;
+
+/** The longest `drain --reason` kept. */
+export const MAX_DRAIN_REASON = 200;
 
 /** The options of `dnat add`, in the order the session passes them. */
 export const ADD_OPTIONS = ["rule", "host", "server"] as const;
@@ -88,6 +93,14 @@ export function dnatArgv(request: DnatRequest): string[] {
       return ["dnat", "reap", ...(request.all ? ["--all"] : [])];
     case "serve":
       return ["dnat", "serve"];
+    case "drain":
+      return [
+        "dnat",
+        "drain",
+        ...(request.reason !== undefined ? ["--reason", request.reason] : []),
+      ];
+    case "undrain":
+      return ["dnat", "undrain"];
   }
 }
 
@@ -142,7 +155,7 @@ export function parseDnatArgs(args: readonly string[]): DnatRequest {
   const [action, ...rest] = args;
   const options = {
     ...Object.fromEntries(
-      [...ADD_OPTIONS, ...NAMED_OPTIONS, "session"].map((o) => [o, { type: "string" }]),
+      [...ADD_OPTIONS, ...NAMED_OPTIONS, "session", "reason"].map((o) => [o, { type: "string" }]),
     ),
     json: { type: "boolean" },
     all: { type: "boolean" },
@@ -193,8 +206,19 @@ export function parseDnatArgs(args: readonly string[]): DnatRequest {
       allowed(["all"]);
       return { action, all: values.all === true };
     case "serve":
+    case "undrain":
       allowed([]);
       return { action };
+    case "drain": {
+      allowed(["reason"]);
+      const reason = str("reason");
+      if (reason === undefined) return { action };
+      // It is logged and shown by /healthz: plain printable text only.
+      if (reason.length > MAX_DRAIN_REASON || !/^[\x20-\x7e]*$/.test(reason)) {
+        refuse(`--reason must be printable ASCII of at most ${MAX_DRAIN_REASON} characters`);
+      }
+      return { action, reason };
+    }
     default:
       refuse(
         action === undefined

@@ -17,7 +17,7 @@ import type { Fs } from "../config/fs.ts";
 import { errorText, UserError } from "../errors.ts";
 import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
 import type { Balancer } from "../balancer/balancer.ts";
-import type { IpEndpoint } from "../net/endpoint.ts";
+import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
 import { NotAuthorizedError } from "./authorize.ts";
 import type { DnatArgs } from "./command.ts";
 import { type AddRequest, formatAddReply, sudoCallerUid } from "./contract.ts";
@@ -35,6 +35,9 @@ import {
 import type { RegistryEntry } from "./registry.ts";
 import { MAX_LINE } from "./service_protocol.ts";
 import { formatPorts } from "./types.ts";
+import { drainedText, type DrainFile, type DrainMark } from "./drain.ts";
+import { observeService } from "./service_status.ts";
+import { statusResponse } from "./status_api.ts";
 
 /** What the dnat actions need from the system (platform/dnat_platform.ts implements it). */
 export interface DnatPlatform {
@@ -56,6 +59,8 @@ export interface DnatPlatform {
   newId(): string;
   /** The service's own parts, released by `close`. */
   serviceHost(dir: string, log: Logger): ServiceHost;
+  /** The drain mark (dnat drain) in the service's directory. */
+  readonly drain: DrainFile;
 }
 
 /** What only the long-lived service has. */
@@ -63,7 +68,10 @@ export interface ServiceHost {
   /** Fires on SIGTERM or SIGINT (SIGHUP reopens the log file instead). */
   readonly stop: AbortSignal;
   heartbeat(
-    status: ServiceStatus & ({ socket: string } | { socketError: string }),
+    status:
+      & ServiceStatus
+      & ({ socket: string } | { socketError: string })
+      & { health: string; drained_since?: number },
   ): Promise<void>;
   enableAccounting(): Promise<boolean>;
   /** /proc through libc. */
@@ -83,6 +91,11 @@ export interface ServiceHost {
     maxLine: number,
     onConnection: (connection: SessionConnection) => void,
   ): Promise<void>;
+  /**
+   * Answers `/metrics` and `/healthz` over HTTP at `endpoint` (small limits: a scraper and a
+   * load balancer, not the world); stopped by `close`.
+   */
+  serveStatus(endpoint: IpEndpoint, respond: (request: Request) => Response): Promise<void>;
   /** Stops listening and watching, removes the socket and the heartbeat: stopped, not stale. */
   close(): Promise<void>;
 }
@@ -142,6 +155,10 @@ async function perform(
   };
   switch (request.action) {
     case "add": {
+      // Through sudo too: the service being down does not undo an administrator's drain.
+      if (await platform.drain.read(dir)) {
+        throw new NotAuthorizedError("this node is draining: it takes no new sessions");
+      }
       const id = platform.newId();
       const claimant = await claimantOf(request.request, caller, deps, platform);
       const entry = await install(deps, {
@@ -174,6 +191,33 @@ async function perform(
         throw new NotAuthorizedError("dnat serve is the root DNAT service: run it as root");
       }
       return await serve(deps, config, dir, platform, log);
+    }
+    case "drain":
+    case "undrain": {
+      if (callerUid !== undefined) {
+        throw new NotAuthorizedError(`dnat ${request.action} is for root: run it as root`);
+      }
+      const running = (await deps.store.read()).entries.filter((e) => e.rule > 0).length;
+      const before = await platform.drain.read(dir);
+      if (request.action === "undrain") {
+        await platform.drain.clear(dir);
+        if (before) log.warn("Undrained: new reverse sessions are taken again");
+        context.output.out(
+          before ? "undrained: new sessions are taken again\n" : "not drained: nothing to do\n",
+        );
+        return;
+      }
+      const mark: DrainMark = before ??
+        { since: deps.now(), ...(request.reason !== undefined ? { reason: request.reason } : {}) };
+      if (!before) {
+        await platform.drain.write(dir, mark);
+        log.warn("Drained: new reverse sessions are refused, {running} running go on", {
+          running,
+          ...(mark.reason ? { reason: mark.reason } : {}),
+        });
+      }
+      context.output.out(drainedText(mark, running, before !== undefined));
+      return;
     }
   }
 }
@@ -223,14 +267,40 @@ async function serve(
 ): Promise<void> {
   const host = platform.serviceHost(dir, log);
   let current = config;
+  let drained: DrainMark | undefined = await platform.drain.read(dir).catch(() => undefined);
+  let listeningNow = false;
+  let configError: string | undefined;
+  const observation = observeService(base.backend, base.now, () => ({
+    listening: listeningNow,
+    configError: () => configError,
+    drainedSince: () => drained?.since,
+  }));
+  const metrics = observation.metrics;
+  metrics.draining(drained !== undefined);
+  /** Rereads the drain mark; logs when it changes. */
+  const rereadDrain = async (): Promise<void> => {
+    const mark = await platform.drain.read(dir).catch((error) => {
+      log.warn("Cannot read the drain mark: {error}", { error: errorText(error) });
+      return drained;
+    });
+    if ((mark === undefined) === (drained === undefined)) return;
+    drained = mark;
+    metrics.draining(mark !== undefined);
+    if (mark) {
+      log.warn(
+        "Draining: new reverse sessions are refused",
+        mark.reason ? { reason: mark.reason } : {},
+      );
+    } else log.info("Taking new reverse sessions again");
+  };
   let lastText: string | undefined;
   const deps = {
     ...base,
+    backend: observation.backend,
     get config() {
       return current;
     },
   };
-  let configError: string | undefined;
   /** Rereads the config if the file changed; logs once per change, keeps the last good one. */
   const reloadConfig = async (): Promise<void> => {
     const text = await platform.fs.readTextFile(current.source).catch(() => undefined);
@@ -258,6 +328,8 @@ async function serve(
     sshCounters: (ssh) => host.sshCounters(ssh),
     newId: () => platform.newId(),
     refreshConfig: reloadConfig,
+    metrics,
+    draining: () => drained !== undefined,
   });
   const socket = config.server.serviceSocket;
   const group = config.server.rproxy.proxyGroup;
@@ -269,6 +341,7 @@ async function serve(
       );
     });
     listening = { socket };
+    listeningNow = true;
     log.info("Sessions register through {socket} (group {group})", { socket, group });
   } catch (error) {
     // The service still reaps and heals what sessions install through sudo.
@@ -277,6 +350,21 @@ async function serve(
       socket,
       error: errorText(error),
     });
+  }
+  const statusAt = current.server.metricsAddress;
+  if (statusAt) {
+    await host.serveStatus(statusAt, (request) => statusResponse(request, observation.status))
+      .then(() =>
+        log.info("Metrics and health at http://{address}/metrics and /healthz", {
+          address: formatEndpoint(statusAt),
+        })
+      )
+      .catch((error) =>
+        log.error("Cannot serve metrics at {address}: {error}; sessions are not affected", {
+          address: formatEndpoint(statusAt),
+          error: errorText(error),
+        })
+      );
   }
   try {
     await sessions.adopt(await deps.store.read());
@@ -287,11 +375,20 @@ async function serve(
         return current;
       },
       stop: host.stop,
-      heartbeat: (status) => host.heartbeat({ ...status, ...listening }),
+      heartbeat: (status) =>
+        host.heartbeat({
+          ...status,
+          ...listening,
+          health: observation.health().line,
+          ...(drained ? { drained_since: drained.since } : {}),
+        }),
       enableAccounting: () => host.enableAccounting(),
       sessions,
       reloadConfig,
       configError: () => configError,
+      rereadDrain,
+      countActive: (registry) => metrics.active(registry),
+      netfilterAnsweredAt: () => observation.netfilterAnsweredAt(),
     });
   } finally {
     sessions.close();

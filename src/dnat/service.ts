@@ -28,7 +28,7 @@ export const SERVICE_TIMING = {
   orphansEveryMs: 30_000,
   refreshEveryMs: REFRESH_SECONDS * 1000,
   heartbeatEveryMs: 5000,
-  /** Look at the config file for changes. */
+  /** Look at the config file for changes, and at the drain mark. */
   configEveryMs: 1000,
 } as const;
 
@@ -76,6 +76,15 @@ export interface ServiceDeps extends DnatDeps {
   reloadConfig?(): Promise<void>;
   /** Why the config file on disk is not in use, if it is not. */
   configError?(): string | undefined;
+  /** Rereads the drain mark (dnat drain), so new sessions are refused within a second. */
+  rereadDrain?(): Promise<void>;
+  /** Counts the sessions registered now, for /metrics. */
+  countActive?(registry: Registry): void;
+  /**
+   * When netfilter last answered one of the service's calls: an idle service asks it at each
+   * heartbeat, so /healthz knows netfilter still answers.
+   */
+  netfilterAnsweredAt?(): number;
 }
 
 /** Runs until `stop` fires. Errors of one round are logged; the next round tries again. */
@@ -117,11 +126,21 @@ export async function runService(deps: ServiceDeps): Promise<void> {
       if (deps.reloadConfig && now - last.config >= SERVICE_TIMING.configEveryMs) {
         last.config = now;
         await deps.reloadConfig();
+        await deps.rereadDrain?.();
       }
       if (now - last.heartbeat >= SERVICE_TIMING.heartbeatEveryMs) {
         last.heartbeat = now;
         const configError = deps.configError?.();
         await deps.heartbeat({ sessions, ...(configError ? { configError } : {}) });
+        if (
+          deps.netfilterAnsweredAt &&
+          now - deps.netfilterAnsweredAt() > SERVICE_TIMING.heartbeatEveryMs
+        ) {
+          // Its failure is what /healthz reports; the next round tries again.
+          await deps.backend.ensureReady(4).catch((error) =>
+            deps.log.debug("Netfilter does not answer: {error}", { error: errorText(error) })
+          );
+        }
       }
       // A session registered since the last round may be waiting for its port to be learned.
       const stamp = await deps.store.stamp();
@@ -166,6 +185,7 @@ export async function runService(deps: ServiceDeps): Promise<void> {
           if (registry !== read) await deps.store.write(registry);
           seen = await deps.store.stamp();
           sessions = registry.entries.length;
+          deps.countActive?.(registry);
           current = registry;
           return nextLearnAt(registry, now);
         });

@@ -34,7 +34,8 @@ export type ServiceRequest =
 
 /** The service's answers. */
 export type ServiceReply =
-  | { readonly op: "hello"; readonly session: string }
+  /** `draining`: the node takes no new sessions; the session ends with one line to its client. */
+  | { readonly op: "hello"; readonly session: string; readonly draining?: true }
   | {
     readonly op: "pick";
     readonly order: readonly number[];
@@ -99,7 +100,10 @@ export function parseReply(line: string): ServiceReply | undefined {
   const v = parseObject(line);
   if (!v) return undefined;
   if (v.op === "hello") {
-    return isSessionId(v.session) ? { op: "hello", session: v.session } : undefined;
+    if (!isSessionId(v.session)) return undefined;
+    return v.draining === true
+      ? { op: "hello", session: v.session, draining: true }
+      : { op: "hello", session: v.session };
   }
   if (v.op === "pick") {
     const order = Array.isArray(v.order) && v.order.every((i) => isIndex(i, 0, 1000))

@@ -23,6 +23,7 @@ import type { Registry, RegistryEntry } from "./registry.ts";
 import { removeEntries } from "./manager.ts";
 import { encodeLine, parseRequest, type ServiceReply } from "./service_protocol.ts";
 import { formatPorts, type Owner } from "./types.ts";
+import type { RefusalReason, ServiceMetrics } from "./service_metrics.ts";
 
 /** How a process ended, as far as the kernel still knew. */
 export interface ExitStatus {
@@ -74,6 +75,10 @@ export interface SessionServiceDeps extends DnatDeps {
    * meets an older config here than the one it decided with.
    */
   refreshConfig?(): Promise<void>;
+  /** Counts sessions for /metrics (absent in tests that do not look). */
+  readonly metrics?: ServiceMetrics;
+  /** True while the node is drained (dnat drain): new sessions are refused. */
+  draining?(): boolean;
 }
 
 /** How long a session may take between its requests (probing hosts is the slow part). */
@@ -129,11 +134,18 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
   const watched = new Map<string, { cancel(): void }>();
   const log = deps.log;
 
-  const writeClosing = (ended: Ended, status: ExitStatus) => {
+  const writeClosing = (ended: Ended, status: ExitStatus, how: "exited" | "removed") => {
     const ssh = ended.entry.ssh;
     (ssh ? deps.sshCounters(ssh).catch(() => undefined) : Promise.resolve(undefined)).then(
-      (counters) =>
-        log.info("Connection closed", closingFields(ended, status, counters, deps.now())),
+      (counters) => {
+        log.info("Connection closed", closingFields(ended, status, counters, deps.now()));
+        deps.metrics?.ended({
+          rule: ended.entry.rule,
+          reason: how,
+          ...(ended.udp ? { udp: ended.udp } : {}),
+          ...(counters ? { ssh: { in: counters.in.bytes, out: counters.out.bytes } } : {}),
+        });
+      },
     );
   };
 
@@ -154,7 +166,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
       await deps.store.write(after.registry);
       return after.ended;
     });
-    for (const e of ended) writeClosing(e, batch.get(e.entry.id) ?? {});
+    for (const e of ended) writeClosing(e, batch.get(e.entry.id) ?? {}, "exited");
   };
   /** Ends a session; resolves once it is removed (with whatever else ended meanwhile). */
   const end = (id: string, status: ExitStatus): Promise<void> => {
@@ -183,7 +195,8 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
   const reply = (connection: SessionConnection, message: ServiceReply) =>
     connection.send(encodeLine(message));
 
-  const refuse = (connection: SessionConnection, reason: string) => {
+  const refuse = (connection: SessionConnection, reason: string, counted: RefusalReason) => {
+    deps.metrics?.refused(counted);
     reply(connection, { event: "refused", reason });
     connection.close();
   };
@@ -203,11 +216,13 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
       if (!request) return connection.close();
       switch (request.op) {
         case "hello":
-          return refuse(connection, "hello twice");
+          return refuse(connection, "hello twice", "bad_request");
         case "pick": {
           await deps.refreshConfig?.();
           const rule = rules()[request.rule - 1];
-          if (!rule) return refuse(connection, `the config has no rule ${request.rule}`);
+          if (!rule) {
+            return refuse(connection, `the config has no rule ${request.rule}`, "bad_request");
+          }
           const pick = await deps.balancer.pick(ruleKey(rule), rule.upstreams.map(formatEndpoint));
           reply(connection, { op: "pick", order: pick.order, skipped: pick.skipped });
           break;
@@ -216,7 +231,11 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
           const rule = rules()[request.rule - 1];
           const host = rule?.upstreams[request.host];
           if (!rule || !host) {
-            return refuse(connection, `rule ${request.rule} has no host ${request.host}`);
+            return refuse(
+              connection,
+              `rule ${request.rule} has no host ${request.host}`,
+              "bad_request",
+            );
           }
           reply(connection, { op: "noted" });
           // The session's word alone marks nothing: the service looks for itself.
@@ -224,6 +243,14 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
           break;
         }
         case "register": {
+          // A session that ignored the hello's word gets none either.
+          if (deps.draining?.()) {
+            return refuse(
+              connection,
+              "this node is draining: it takes no new sessions",
+              "draining",
+            );
+          }
           await deps.refreshConfig?.();
           const registration: Registration = {
             id,
@@ -254,10 +281,16 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
               await record(deps, registration);
               reply(connection, { event: "registered", session: id });
             }
+            deps.metrics?.started(
+              request.rule,
+              request.udp,
+              (deps.now() - identity.owner.start) / 1000,
+            );
           } catch (error) {
             watched.delete(id);
             if (!(error instanceof UserError)) throw error;
             const event = error instanceof NotAuthorizedError ? "refused" : "failed";
+            deps.metrics?.refused(event === "refused" ? "not_authorized" : "failed");
             reply(connection, { event, reason: error.message });
             return connection.close();
           }
@@ -280,6 +313,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
         return;
       }
       await deps.balancer.markFaulty(label, FAULTY_SECONDS);
+      deps.metrics?.hostMarkedFaulty(label);
       log.warn("Server {server} is not responding, marked faulty for {seconds} s: {reason}", {
         server: label,
         seconds: FAULTY_SECONDS,
@@ -307,9 +341,15 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
           uid: connection.peer.uid,
           reason: error.message,
         });
-        return refuse(connection, error.message);
+        return refuse(connection, error.message, "not_authorized");
       }
       const id = deps.newId();
+      // Drained: the session learns it at once and tells its client in one line.
+      if (deps.draining?.()) {
+        deps.metrics?.refused("draining");
+        reply(connection, { op: "hello", session: id, draining: true });
+        return connection.close();
+      }
       reply(connection, { op: "hello", session: id });
       try {
         await converse(connection, id, identity);
@@ -328,7 +368,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
       for (const e of ended) {
         watched.get(e.entry.id)?.cancel();
         watched.delete(e.entry.id);
-        writeClosing(e, {});
+        writeClosing(e, {}, "removed");
       }
     },
     close() {

@@ -18,6 +18,7 @@ import { commandProcReader, libcProcReader } from "./proc_readers.ts";
 import { realServiceHost } from "./service_host.ts";
 import { openNft } from "./libnftables.ts";
 import { realFs } from "./fs.ts";
+import { drainFile } from "./drain_file.ts";
 import { forwardingEnabled, prepareDnatDirectory, registryStore, trustedFs } from "./dnat_host.ts";
 
 /** The real platform of the dnat actions. */
@@ -46,6 +47,7 @@ export const dnatPlatform: DnatPlatform = {
     log,
   }),
   serviceHost: (dir, log) => realServiceHost(dir, log, conntrackTool(realRunner)),
+  drain: drainFile,
 };
 
 /** The service keeps one libnftables context; a one-off call runs nft (its permissions hold no FFI). */

@@ -21,6 +21,18 @@ import { listenUnix, type UnixServer } from "./unix_server.ts";
 import { terminationSignal } from "./session_io.ts";
 import { enableAccounting, writeHeartbeat } from "./dnat_host.ts";
 import { realRunner } from "./runner.ts";
+import { DEFAULT_LIMITS, serveHttp } from "./http_server.ts";
+
+/** The status endpoints serve a scraper and a load balancer's checks: a few connections, short. */
+const STATUS_LIMITS = {
+  ...DEFAULT_LIMITS,
+  requestTimeoutMs: 5000,
+  writeTimeoutMs: 5000,
+  maxConnections: 64,
+  maxPerAddress: 16,
+  maxHeadBytes: 8 * 1024,
+  maxBodyBytes: 0,
+};
 
 /** How long the closing line waits for the client's connection to finish closing. */
 const CLOSE_WAIT_MS = 2000;
@@ -89,6 +101,7 @@ export function realServiceHost(
   const loop = () => (events ??= epollEvents());
   let server: UnixServer | undefined;
   let exits: ExitWatch | undefined;
+  let status: { shutdown(): Promise<void> } | undefined;
   return {
     stop: termination.signal,
     heartbeat: (status) => writeHeartbeat(dir, Date.now(), { ...status }),
@@ -124,8 +137,15 @@ export function realServiceHost(
       // The directory decides who reaches it; the socket itself is root's.
       await Deno.chmod(path, 0o666);
     },
+    async serveStatus(endpoint, respond) {
+      status = await serveHttp(
+        { hostname: endpoint.ip.text, port: endpoint.port, limits: STATUS_LIMITS },
+        (request) => Promise.resolve(respond(request)),
+      );
+    },
     async close() {
       termination.dispose();
+      await status?.shutdown();
       server?.close();
       await events?.close();
       await Deno.remove(`${dir}/service.json`).catch((error) =>

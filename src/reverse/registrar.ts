@@ -34,6 +34,8 @@ export interface Registrar {
   readonly id: string;
   /** "service" or "sudo": the path this session takes, for the log. */
   readonly via: "service" | "sudo";
+  /** The DNAT service says this node is drained: new sessions are refused. */
+  readonly draining?: true;
   readonly hosts: HostPicker;
   /** Registers before the hand-over; never throws (the SSH session goes on without UDP). */
   register(session: Registering): Promise<Registered>;
@@ -92,6 +94,7 @@ export async function serviceRegistrar(
   return {
     id: hello.session,
     via: "service",
+    ...(hello.draining ? { draining: true as const } : {}),
     hosts,
     async register(s) {
       const reply = await link.request({

@@ -87,6 +87,12 @@ async function decideWith(
     proxy: `${inputs.proxyIp.text}:${inputs.proxyPort}`,
     request: describeRequest(inputs),
   });
+  if (registrar.draining) {
+    return refuse(
+      "this proxy is not taking new sessions (drained for maintenance); connect again",
+      "Refused: this node is draining (xferproxy dnat undrain ends it)",
+    );
+  }
   if (inputs.badDialled) {
     log.warn("Ignoring malformed XFERPROXY_HOST {value}", { value: inputs.badDialled });
   }

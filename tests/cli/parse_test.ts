@@ -137,7 +137,7 @@ Deno.test("parseCommandLine() names what is wrong in one line", async (t) => {
     [["help", "check", "dnat"], `unexpected argument "dnat"`, "help"],
     [["check", "--config="], `--config needs a file path`, undefined],
     [["dnat", "reap", "--config"], `option --config needs a value`, "dnat"],
-    [["dnat"], "dnat needs an action: add, del, list, reap, serve", "dnat"],
+    [["dnat"], "dnat needs an action: add, del, list, reap, serve, drain, undrain", "dnat"],
     [["forward", "serve", "now"], `unexpected argument "now" for forward serve`, "forward"],
   ];
   for (const [argv, message, helpFor] of cases) {

@@ -57,6 +57,9 @@ Deno.test("dnatArgv() and parseDnatArgs() round-trip every action", async (t) =>
     { action: "reap", all: true },
     { action: "reap", all: false },
     { action: "serve" },
+    { action: "drain" },
+    { action: "drain", reason: "kernel update; back at 07:00" },
+    { action: "undrain" },
   ];
   for (const request of requests) {
     await t.step(dnatArgv(request).join(" "), () => {
@@ -144,8 +147,16 @@ Deno.test("parseDnatArgs() refuses anything that is not a typed value", async (t
     [swap("--server", "198.18.2.3"), `--server must be ip:port, got "198.18.2.3"`],
     [swap("--server", "host:22"), `--server must be ip:port, got "host:22"`],
     [["serve", "--all"], "dnat serve does not take --all"],
-    [["flush"], `unknown dnat action "flush"; expected add, del, list, reap, serve`],
-    [[], "dnat needs an action: add, del, list, reap, serve"],
+    [
+      ["flush"],
+      `unknown dnat action "flush"; expected add, del, list, reap, serve, drain, undrain`,
+    ],
+    [[], "dnat needs an action: add, del, list, reap, serve, drain, undrain"],
+    // The reason is logged and shown: no control characters, no terminal escapes, bounded.
+    [["drain", "--reason", "a\nforged line"], "--reason must be printable ASCII of at most 200"],
+    [["drain", "--reason", "\x1b[2J"], "--reason must be printable ASCII"],
+    [["drain", "--reason", "x".repeat(201)], "--reason must be printable ASCII"],
+    [["undrain", "--reason", "x"], "dnat undrain does not take --reason"],
   ];
   for (const [args, message] of cases) {
     await t.step(message, () => void assertThrows(() => parseDnatArgs(args), UsageError, message));

@@ -1,4 +1,5 @@
 import { assertEquals, assertMatch, assertRejects } from "../_assert.ts";
+import { fakeDrainFile } from "../_fakes/drain.ts";
 import { type DnatPlatform, runDnat } from "../../src/dnat/run.ts";
 import { dnatMode } from "../../src/dnat/command.ts";
 import { dnatArgv, parseAddReply } from "../../src/dnat/contract.ts";
@@ -57,6 +58,7 @@ function fakePlatform() {
     proc: () => PROC,
     pid: 801,
     newId: () => ID,
+    drain: fakeDrainFile(),
     serviceHost: () => {
       events.push("service host");
       return {
@@ -69,6 +71,8 @@ function fakePlatform() {
         reachable: () => Promise.resolve(true),
         sshCounters: () => Promise.resolve(undefined),
         listen: (path, group) => Promise.resolve(void events.push(`listen ${path} ${group}`)),
+        serveStatus: (endpoint) =>
+          Promise.resolve(void events.push(`status ${endpoint.ip.text}:${endpoint.port}`)),
         close: () => Promise.resolve(void events.push("service closed")),
       };
     },
@@ -201,4 +205,36 @@ Deno.test("a failing dnat del still closes the log and is a user error", async (
   const { error } = await dnat(platform, ["del", "--session", crypto.randomUUID()]);
   await assertRejects(() => Promise.reject(error), NotAuthorizedError, "no DNAT session");
   assertEquals(events.at(-1), "close");
+});
+
+Deno.test("dnat drain (root only) marks the node, add through sudo is refused, undrain takes sessions again", async () => {
+  const { platform, fakes, logs } = fakePlatform();
+  const drain = platform.drain as ReturnType<typeof fakeDrainFile>;
+  // A group member may run any dnat action through sudo: draining is not one of its own.
+  const sudo = { SUDO_UID: "1001", SUDO_COMMAND: "/usr/bin/xferproxy dnat drain" };
+  const member = await dnat(platform, ["drain"], sudo);
+  assertEquals(member.error instanceof NotAuthorizedError, true);
+  assertEquals(drain.marks.size, 0);
+  const drained = await dnat(platform, ["drain", "--reason", "kernel update"]);
+  assertEquals(drained.status, 0);
+  assertMatch(drained.output.stdout, /^drained since .*: new reverse sessions are refused/);
+  assertEquals([...drain.marks.values()].map((m) => m.reason), ["kernel update"]);
+  assertMatch(logs.lines().join("\n"), /Drained: new reverse sessions are refused/);
+  // Draining twice keeps the first mark's time.
+  const since = [...drain.marks.values()][0]!.since;
+  assertMatch((await dnat(platform, ["drain"])).output.stdout, /^already drained/);
+  assertEquals([...drain.marks.values()][0]!.since, since);
+  // The service down, a session's sudo call is refused too.
+  fakes.processes.running.set(700, { uid: 1001, start: 1_796_000_001_000 });
+  const add = await dnat(platform, dnatArgv({ action: "add", request: target() }).slice(1), SUDO);
+  assertEquals(parseAddReply(add.output.stdout)?.event, "refused");
+  assertEquals(fakes.backend.kernel.size, 0);
+  const undrained = await dnat(platform, ["undrain"]);
+  assertEquals([undrained.output.stdout, drain.marks.size], [
+    "undrained: new sessions are taken again\n",
+    0,
+  ]);
+  assertEquals((await dnat(platform, ["undrain"])).output.stdout, "not drained: nothing to do\n");
+  const again = await dnat(platform, dnatArgv({ action: "add", request: target() }).slice(1), SUDO);
+  assertEquals(parseAddReply(again.output.stdout)?.event, "installed");
 });

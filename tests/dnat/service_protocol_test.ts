@@ -31,6 +31,7 @@ Deno.test("every request a session sends, the service reads back as sent", () =>
 Deno.test("every reply the service sends, the session reads back as sent", () => {
   const replies: ServiceReply[] = [
     { op: "hello", session: ID },
+    { op: "hello", session: ID, draining: true },
     { op: "pick", order: [1, 0], skipped: [{ index: 2, until: 1_800_000_120_000 }] },
     { op: "noted" },
     { event: "registered", session: ID },

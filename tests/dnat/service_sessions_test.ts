@@ -1,4 +1,4 @@
-import { assertEquals, assertMatch } from "../_assert.ts";
+import { assertEquals, assertIncludes, assertMatch } from "../_assert.ts";
 import {
   type ExitStatus,
   type SessionConnection,
@@ -17,6 +17,7 @@ import { fakeProc, type FakeProcess, hex4 } from "../_fakes/proc.ts";
 import { registration } from "./_build.ts";
 import { install } from "../../src/dnat/manager.ts";
 import { parseIp } from "../../src/net/ip.ts";
+import { serviceMetrics } from "../../src/dnat/service_metrics.ts";
 
 const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
 <rule host_ip="198.18.1.1"><hosts><host>198.18.2.2</host><host>198.18.2.3</host></hosts><keyfile>/k</keyfile><src_port_filtering>false</src_port_filtering></rule>
@@ -51,8 +52,9 @@ function connection(pid: number, lines: readonly string[], uid = USER) {
   return { conn, replies, closed: () => closed };
 }
 
-function setup() {
+function setup(draining = () => false) {
   const fakes = fakeDnatDeps(config);
+  const metrics = serviceMetrics({ version: "test", backend: "fake" }, 0);
   const log = fakeLogger();
   const watches = new Map<number, (status: ExitStatus) => void>();
   const reachable: string[] = [];
@@ -76,6 +78,8 @@ function setup() {
     sshCounters: () =>
       Promise.resolve({ in: { bytes: 5000, packets: 50 }, out: { bytes: 9000, packets: 60 } }),
     newId: () => ID,
+    metrics,
+    draining,
   };
   fakes.processes.running.set(700, { uid: USER, start: OWNER_START });
   const service = sessionService(deps);
@@ -89,6 +93,7 @@ function setup() {
     ...fakes,
     deps,
     log,
+    metrics: () => metrics.registry.render(),
     service,
     watches,
     ended,
@@ -269,4 +274,52 @@ Deno.test("owners that end together are removed in one change, each with its clo
   assertEquals(removes[0]!.split(",").length, 3);
   assertEquals(bed.store.registry.entries, []);
   assertEquals(bed.log.records.filter((r) => r.text === "Connection closed").length, 3);
+});
+
+Deno.test("a drained node says so at hello and registers nothing", async () => {
+  const bed = setup(() => true);
+  const session = connection(700, [HELLO, register(true)]);
+  await bed.service.serve(session.conn);
+  assertEquals(session.replies, [{ op: "hello", session: ID, draining: true }]);
+  assertEquals(session.closed(), true);
+  assertEquals([bed.store.registry.entries, bed.backend.ops], [[], []]);
+  assertIncludes(bed.metrics(), 'xferproxy_reverse_sessions_refused_total{reason="draining"} 1\n');
+});
+
+Deno.test("a register sent after the node was drained is refused, whatever hello said", async () => {
+  // Not drained when it says hello; drained by the time it registers.
+  let asked = 0;
+  const bed = setup(() => asked++ > 0);
+  const session = connection(700, [HELLO, line({ op: "pick", rule: 1 }), register(true)]);
+  await bed.service.serve(session.conn);
+  assertEquals(session.replies[0], { op: "hello", session: ID });
+  const refused = session.replies[2] as { event: string; reason: string };
+  assertEquals(refused.event, "refused");
+  assertMatch(refused.reason, /draining/);
+  assertEquals([bed.store.registry.entries, bed.backend.ops], [[], []]);
+});
+
+Deno.test("metrics follow a FASP session from registration to its end", async () => {
+  const bed = setup();
+  const before = bed.metrics();
+  assertEquals(before.includes("xferproxy_reverse_sessions_started_total{"), false);
+  const session = connection(700, [HELLO, register(true)]);
+  await bed.service.serve(session.conn);
+  assertIncludes(
+    bed.metrics(),
+    'xferproxy_reverse_sessions_started_total{rule="1",udp="true"} 1\n',
+  );
+  assertIncludes(bed.metrics(), 'xferproxy_reverse_setup_duration_seconds_count{udp="true"} 1\n');
+  bed.ended(700, { code: 0 });
+  await bed.settle();
+  const after = bed.metrics();
+  for (
+    const want of [
+      'xferproxy_reverse_sessions_ended_total{rule="1",reason="exited"} 1\n',
+      'xferproxy_reverse_udp_bytes_total{rule="1"} 2800\n',
+      'xferproxy_reverse_udp_packets_total{rule="1"} 40\n',
+      'xferproxy_reverse_ssh_bytes_total{direction="in"} 5000\n',
+      'xferproxy_reverse_ssh_bytes_total{direction="out"} 9000\n',
+    ]
+  ) assertIncludes(after, want);
 });

@@ -71,3 +71,14 @@ Deno.test("no hello, no registrar: the session falls back; a refused FASP regist
   assertEquals(told.length, 1);
   assertEquals(log.records.map((r) => r.level), ["error", "error"]);
 });
+
+Deno.test("a draining service's hello makes a draining registrar", async () => {
+  const drained = link(() => ({ op: "hello", session: ID, draining: true }));
+  const registrar = await serviceRegistrar(drained.link, () => fakeLogger(), () => {});
+  assertEquals([registrar?.id, registrar?.draining], [ID, true]);
+  const open = link(() => ({ op: "hello", session: ID }));
+  assertEquals(
+    (await serviceRegistrar(open.link, () => fakeLogger(), () => {}))?.draining,
+    undefined,
+  );
+});

@@ -54,6 +54,7 @@ function memoryJson(): SharedJson & { value: unknown } {
 function setup(
   answers: Record<string, ProbeOutcome>,
   files: Record<string, string | FakeFile> = {},
+  draining = false,
 ) {
   const told: string[] = [];
   const probed: string[] = [];
@@ -63,6 +64,7 @@ function setup(
   const registrar: Registrar = {
     id: "3a9fd819-59c3-42bc-b0a2-d26304a1eb84",
     via: "service",
+    ...(draining ? { draining: true as const } : {}),
     hosts: balancerPicker(createBalancer(state, () => 1_800_000_000_000)),
     register: (session) => {
       registered.push(session);
@@ -123,6 +125,20 @@ Deno.test("an ascp session registers UDP forwarding before the hand-off", async 
   const outcome = await decideSession(inputs("ascp -S. -V1"), config, deps);
   assertEquals(outcome.kind, "handoff");
   assertEquals(described(registered), [[true, "bear", 1, 0, "198.18.2.2"]]);
+});
+
+Deno.test("a drained node refuses a new session with one line, before probing or registering", async () => {
+  const { deps, probed, registered, told, closed } = setup(
+    { "198.18.2.2:22": answered(KEY_A) },
+    {},
+    true,
+  );
+  const outcome = await decideSession(inputs("ascp -S. -V1"), config, deps);
+  assertEquals(outcome, { kind: "exit", exitCode: 255 });
+  assertEquals([probed, registered, closed], [[], [], ["closed"]]);
+  assertEquals(told, [
+    "xferproxy: this proxy is not taking new sessions (drained for maintenance); connect again",
+  ]);
 });
 
 Deno.test("a refused command probes nothing, registers nothing, and exits 1", async () => {

@@ -39,7 +39,7 @@ Deno.test("roff() escapes what roff would read as markup", () => {
 Deno.test("the words of each mode, read from its usage", () => {
   const words = Object.fromEntries(MODES.map((m) => [m.name, modeWords(m)]));
   assertEquals(words.check?.commands, ["config", "defaults", "system", "users", "upstreams"]);
-  assertEquals(words.dnat?.commands, ["add", "del", "list", "reap", "serve"]);
+  assertEquals(words.dnat?.commands, ["add", "del", "list", "reap", "serve", "drain", "undrain"]);
   assertEquals(words.forward?.commands, ["serve", "user", "connect"]);
   assertEquals(words.forward?.subcommands.get("user"), ["add", "del", "list"]);
   assertEquals(words.reverse?.options, ["--config"]);
