@@ -145,6 +145,65 @@ Deno.test({
       );
 
       await t.step(
+        "drained: a new session gets one line and 255, a running one goes on; undrain takes them again",
+        async () => {
+          const healthz = async () =>
+            (await bed.inProxy([
+              "curl",
+              "-s",
+              "-w",
+              " %{http_code}",
+              "http://127.0.0.1:9094/healthz",
+            ]))
+              .stdout;
+          assertEquals(await healthz(), "ok\n 200");
+          const running = await startEchoSession(bed, alice, IP.proxy, 33001);
+          try {
+            const drained = await bed.dnat(["drain", "--reason", "e2e maintenance"]);
+            assertEquals(drained.code, 0, drained.stderr);
+            assertMatch(drained.stdout, /1 running session go on/);
+            await waitFor(
+              "the service to see it",
+              async () => (await healthz()).endsWith(" 503"),
+              3000,
+            );
+            assertMatch(await healthz(), /^draining since \S+: new sessions are refused\n 503$/);
+            const refused = await bed.ssh(bob, IP.proxy, ["ls", "/"]);
+            assertEquals(refused.code, 255);
+            assertMatch(
+              refused.stderr,
+              /this proxy is not taking new sessions \(drained for maintenance\); connect again/,
+            );
+            // The running session keeps its forwarding.
+            assertEquals(await sendUdp(bed, 40003, IP.proxy, 33001, 5), 5);
+            // A restart of the service keeps the mark.
+            await bed.stopDnatService();
+            await bed.startDnatService();
+            assertEquals((await bed.ssh(bob, IP.proxy, ["ls", "/"])).code, 255);
+          } finally {
+            await running.end();
+          }
+          assertEquals(
+            (await bed.dnat(["undrain"])).stdout,
+            "undrained: new sessions are taken again\n",
+          );
+          await waitFor("taking sessions", async () => (await healthz()).endsWith(" 200"), 3000);
+          const back = await bed.ssh(bob, IP.proxy, ["ls", "/"]);
+          assertEquals(back.code, 0, back.stderr);
+          const metrics =
+            (await bed.inProxy(["curl", "-s", "http://127.0.0.1:9094/metrics"])).stdout;
+          assertMatch(
+            metrics,
+            /^xferproxy_reverse_sessions_refused_total\{reason="draining"\} 1$/m,
+          );
+          assertMatch(
+            metrics,
+            /^xferproxy_reverse_sessions_started_total\{rule="1",udp="false"\} [1-9]/m,
+          );
+        },
+      );
+
+      await t.step(
         "an invalid config on disk: the service keeps the last good one, and says so",
         async () => {
           const good = await Deno.readTextFile(bed.configPath);

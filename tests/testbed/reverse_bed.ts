@@ -638,7 +638,7 @@ function overlayWrap(etcOverlay: string, hide?: string): string[] {
 }
 
 /** Starts `xferproxy dnat serve` as root in the proxy namespace; waits for its heartbeat. */
-async function startDnatService(
+export async function startDnatService(
   ns: string,
   configPath: string,
   dir: string,
