@@ -15,6 +15,7 @@ import { SSH_PATH } from "../ssh/handoff.ts";
 import { type Finding, finding } from "./findings.ts";
 import type { CheckHost } from "./host.ts";
 import { installHint } from "../process/packages.ts";
+import { DRAIN_FILE, parseDrainMark } from "../dnat/drain.ts";
 
 /** The DNAT service writes its heartbeat every 5 s; older than this, it is not running. */
 export const HEARTBEAT_STALE_MS = 15_000;
@@ -85,6 +86,8 @@ interface Heartbeat {
   socket?: string;
   socketError?: string;
   configError?: string;
+  /** What /healthz answers (the same judgement: check holds no network permission). */
+  health?: string;
 }
 
 async function checkService(host: CheckHost, dir: string, now: number): Promise<Finding[]> {
@@ -116,7 +119,26 @@ async function checkService(host: CheckHost, dir: string, now: number): Promise<
       }, no sudo`,
     ));
   }
+  const drainText = await host.readText(`${dir}/${DRAIN_FILE}`);
+  if (drainText !== undefined) {
+    const mark = parseDrainMark(drainText, now);
+    out.push(finding.warning(
+      "dnat.drained",
+      `this node is drained since ${new Date(mark.since).toISOString()}${
+        mark.reason ? ` (${mark.reason})` : ""
+      }: new reverse sessions are refused, /healthz answers 503`,
+      "xferproxy dnat undrain, when the maintenance is over",
+    ));
+  }
   if (alive) {
+    // Draining, the socket and the config have their own findings; netfilter is said here.
+    if (beat?.health?.startsWith("netfilter:")) {
+      out.push(finding.warning(
+        "dnat.health",
+        `the DNAT service reports itself unhealthy (${beat.health}): a load balancer asking /healthz sends new sessions elsewhere`,
+        "fix what it says; /healthz answers 200 again by itself",
+      ));
+    }
     if (beat?.configError) {
       out.push(finding.error(
         "dnat.config",

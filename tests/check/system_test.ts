@@ -177,6 +177,47 @@ Deno.test("a service keeping its last good config says the file on disk is not i
   assertMatch(said?.message ?? "", /keeps its last good config: .*line 3: <proxy_port>/);
 });
 
+Deno.test("a drained node and a service whose netfilter does not answer are said, each once", async () => {
+  const findings = await audit(fixtureHost("clean", {
+    live: true,
+    run: healthy,
+    extra: {
+      "/var/lib/xferproxy/dnat/service.json": JSON.stringify({
+        pid: 9,
+        updated: NOW - 1000,
+        health: "netfilter: add failed: iptables: No chain/target/match by that name.",
+      }),
+      "/var/lib/xferproxy/dnat/drain.json": JSON.stringify({
+        since: Date.UTC(2026, 11, 5, 6),
+        reason: "kernel update",
+      }),
+    },
+  }));
+  const drained = findings.filter((f) => f.id === "dnat.drained");
+  assertEquals(drained.map((f) => [f.severity, f.message]), [[
+    "warning",
+    "this node is drained since 2026-12-05T06:00:00.000Z (kernel update): new reverse sessions are refused, /healthz answers 503",
+  ]]);
+  const health = findings.filter((f) => f.id === "dnat.health");
+  assertEquals(health.length, 1);
+  assertMatch(health[0]!.message, /unhealthy \(netfilter: add failed: iptables: No chain/);
+});
+
+Deno.test("a healthy, undrained service has neither finding", async () => {
+  const findings = await audit(fixtureHost("clean", {
+    live: true,
+    run: healthy,
+    extra: {
+      "/var/lib/xferproxy/dnat/service.json": JSON.stringify({
+        pid: 9,
+        updated: NOW - 1000,
+        health: "ok",
+      }),
+    },
+  }));
+  assertEquals(findings.filter((f) => f.id === "dnat.drained" || f.id === "dnat.health"), []);
+});
+
 Deno.test("live only: a stale heartbeat, a missing tool, forwarding off, an orphaned rule", async () => {
   const owner = "xferproxy:3a9fd819-59c3-42bc-b0a2-d26304a1eb84:4242:1800000000000";
   const findings = await audit(fixtureHost("clean", {
