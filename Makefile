@@ -12,7 +12,7 @@ FROZEN := --frozen
 UNIT_TESTS := $(filter-out tests/e2e/ tests/testbed/ tests/_fakes/ tests/fixtures/,$(wildcard tests/*/))
 E2E_TESTS := tests/e2e
 
-.PHONY: help deps sysdeps dist bin build test check-static test-unit test-e2e demo bench fmt lint typecheck lock clean
+.PHONY: help deps sysdeps dist bin build test check-static test-unit test-e2e demo demo-scale bench fmt lint typecheck lock clean
 
 help:
 	@echo "make demo   build dist/xferproxy and run it on examples/aspera.conf"
@@ -20,6 +20,7 @@ help:
 	@echo "make dist   dist/xferproxy (one self-contained file) and the .deb and .rpm packages"
 	@echo "make bin    dist/xferproxy only"
 	@echo "make build  dist/xferproxy as a deno compile binary, or fail (needs DENORT_BIN)"
+	@echo "make demo-scale  two proxy nodes behind one address: spread, affinity, drain (root)"
 	@echo "make bench  benchmarks as ratios against same-run baselines (root)"
 	@echo "make fmt    format the sources"
 
@@ -64,6 +65,10 @@ test: check-static test-unit test-e2e
 
 demo: bin sysdeps
 	@examples/demo.sh
+
+# Two proxy nodes behind one address (docs/scale-out.md), in namespaces; under a minute. Root only.
+demo-scale: bin sysdeps
+	@$(DENO) run --quiet --cached-only -A scripts/demo_scale.ts
 
 # Ratios against baselines measured in the same run; writes bench/results.{md,json}. Root only.
 bench: bin sysdeps

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { DnatBackend } from "./types.ts";
+import type { DnatBackend, DnatSession } from "./types.ts";
 
 /** Told after every call: its name, whether it changes the kernel, and its error if it failed. */
 export type NetfilterObserver = (op: string, mutating: boolean, error?: unknown) => void;
@@ -28,6 +28,11 @@ export function observedBackend(backend: DnatBackend, observe: NetfilterObserver
     observe(op, typeof mutating === "function" ? mutating(result) : mutating);
     return result;
   };
+  const refresh = wrap(
+    "refresh",
+    true,
+    (sessions: readonly DnatSession[]) => backend.refresh(sessions),
+  );
   return {
     ...backend,
     ensureReady: wrap("ensure_ready", false, (family) => backend.ensureReady(family)),
@@ -46,7 +51,8 @@ export function observedBackend(backend: DnatBackend, observe: NetfilterObserver
     ),
     list: wrap("list", false, () => backend.list()),
     removeTagged: wrap("remove_tagged", true, (ids) => backend.removeTagged(ids)),
-    refresh: wrap("refresh", true, (sessions) => backend.refresh(sessions)),
+    // Refreshing nothing (the loop's rounds with no session) changes nothing.
+    refresh: (sessions) => sessions.length === 0 ? backend.refresh(sessions) : refresh(sessions),
     teardown: wrap("teardown", true, () => backend.teardown()),
   };
 }
