@@ -12,6 +12,7 @@ import { reverseBenchmarks, SCP_ROUNDS } from "./reverse.ts";
 import { dnatBenchmarks } from "./dnat.ts";
 import { forwardBenchmarks } from "./forward.ts";
 import { udpScaleBenchmarks } from "./udp_scale.ts";
+import { scaleOutBenchmarks } from "./scale_out.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
 
@@ -41,6 +42,7 @@ if (!only || only === "reverse") await reverseBenchmarks(report);
 if (!only || only === "dnat") await dnatBenchmarks(report);
 if (!only || only === "forward") await forwardBenchmarks(report);
 if (!only || only === "udpscale") await udpScaleBenchmarks(report);
+if (!only || only === "scaleout") await scaleOutBenchmarks(report);
 const info = await versions();
 const seconds = (performance.now() - t0) / 1000;
 await Deno.writeTextFile(

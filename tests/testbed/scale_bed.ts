@@ -62,6 +62,8 @@ export interface ScaleBed {
   get(n: number, path: string): Promise<{ status: number; body: string }>;
   /** Stops node n's DNAT service with `signal`. */
   stopService(n: number, signal?: Deno.Signal): Promise<void>;
+  /** Starts node n's DNAT service again; resolves once its heartbeat is written. */
+  startService(n: number): Promise<void>;
   /** Runs a program in a namespace. */
   inNs(ns: string, argv: string[], timeoutMs?: number): Promise<Ran>;
   close(): Promise<void>;
@@ -207,6 +209,12 @@ export async function createScaleBed(nodes = 2, clients = 24): Promise<ScaleBed>
       return { status: Number(ran.stdout.slice(cut + 1)), body: ran.stdout.slice(0, cut) };
     },
     stopService: (n, signal = "SIGTERM") => stop(`dnat${n}`, signal),
+    async startService(n) {
+      const node = nodeList[n - 1]!;
+      if (!children.has(`dnat${n}`)) {
+        children.set(`dnat${n}`, await startDnatService(node.ns, node.configPath, node.dir));
+      }
+    },
     inNs,
     async close() {
       for (const key of [...children.keys()]) await stop(key).catch(() => {});
