@@ -4,6 +4,8 @@
  * @module
  */
 
+import { VERSION } from "../version.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "../metrics/prometheus.ts";
 import { logIgnored } from "../errors.ts";
 import type { Logger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
@@ -259,16 +261,20 @@ export function createApi(deps: ApiDeps): ForwardApi {
       if (path === "/healthz" && request.method === "GET") {
         return json(200, { status: "ok", sessions: sessions.size });
       }
-      if (path === "/metrics" && request.method === "GET") {
-        return new Response(prometheus(deps.config, sessions, metrics), {
-          headers: { "content-type": "text/plain; version=0.0.4" },
-        });
+      const isMetrics = path === "/metrics" && request.method === "GET";
+      if (!isMetrics && !path.startsWith(SESSIONS_PATH)) {
+        return error(404, `no such endpoint ${path}`);
       }
-      if (!path.startsWith(SESSIONS_PATH)) return error(404, `no such endpoint ${path}`);
       const m = /^\/v1\/sessions\/([0-9a-f-]{36})(\/keepalive)?$/.exec(path);
       const session = m ? sessions.get(m[1] as string) : undefined;
       const who = await login(request.headers.get("authorization") ?? "", remote, session?.user);
       if ("status" in who) return error(who.status, who.message, who.headers);
+      // Behind the same login as the sessions: with authentication on, counts are for users.
+      if (isMetrics) {
+        return new Response(prometheus(deps.config, sessions, metrics), {
+          headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+        });
+      }
       // Admins exist only with authentication: without it, a session is its address's alone.
       const owns = (s: ForwardSession) =>
         belongsTo(s, who.name, remote) || who.user?.admin === true;
@@ -329,6 +335,9 @@ function prometheus(
 ): string {
   const range = config.portRangeHigh - config.portRangeLow + 1;
   return [
+    "# HELP xferproxy_build_info Always 1; the label says which build runs.",
+    "# TYPE xferproxy_build_info gauge",
+    `xferproxy_build_info{version="${VERSION}"} 1`,
     "# HELP xferproxy_forward_sessions Forward sessions open now.",
     "# TYPE xferproxy_forward_sessions gauge",
     `xferproxy_forward_sessions ${sessions.size}`,

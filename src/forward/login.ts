@@ -112,6 +112,15 @@ export function createLogin(
     const name = colon >= 0 ? decoded.slice(0, colon) : decoded;
     const password = colon >= 0 ? decoded.slice(colon + 1) : "";
     if (!deps.authentication) return { name: name || "anonymous" };
+    // No credentials at all is the challenge's first half, not a guess: a scraper or client not
+    // yet configured must not hold its address back from everyone else's logins.
+    if (header === "") {
+      return {
+        status: 401,
+        message: "authentication required",
+        headers: { "www-authenticate": 'Basic realm="xferproxy"' },
+      };
+    }
     const keys = backoffKeys(remote, name);
     const queues = [keys.address, keys.name].filter((k): k is string => k !== undefined);
     const before = Promise.all(queues.map((k) => turns.get(k)));

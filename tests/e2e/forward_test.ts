@@ -198,7 +198,10 @@ Deno.test({
         );
         const health = await curl(bed, [`${API}/healthz`]);
         assertEquals([health.status, JSON.parse(health.body).status], [200, "ok"]);
-        const metrics = await curl(bed, [`${API}/metrics`]);
+        // Behind the API's login, like the sessions.
+        assertEquals((await curl(bed, [`${API}/metrics`])).status, 401);
+        const metrics = await curl(bed, ["-u", "alice:wonder", `${API}/metrics`]);
+        assertMatch(metrics.body, /^xferproxy_build_info\{version="[^"]+"\} 1$/m);
         assertMatch(metrics.body, /^xferproxy_forward_allocations_total 1$/m);
         assertMatch(metrics.body, /^xferproxy_forward_ports_free 200$/m);
       });
@@ -593,7 +596,9 @@ Deno.test({
             await must(["ip", "-n", bed.ns.inside, "addr", "add", `${ip}/24`, "dev", "i0"]);
           }
           const spareCurl = (args: string[]) => curl(bed, ["--interface", spare, ...args]);
-          await bed.startDaemon(config);
+          // The session must outlive a slow answer under the flood: what is tested is that the
+          // daemon answers and keeps the session, not how fast (the 4 s expiry made it flaky).
+          await bed.startDaemon(config.replace("<session_timeout>4", "<session_timeout>60"));
           const created = await spareCurl([
             "-u",
             "alice:wonder",

@@ -76,10 +76,13 @@ function setup(
     method: string,
     path: string,
     body?: unknown,
-    auth = "alice:pw",
+    auth: string | null = "alice:pw",
     client = CLIENT,
   ) => {
-    const headers: Record<string, string> = { authorization: "Basic " + btoa(auth) };
+    // null: no Authorization header at all.
+    const headers: Record<string, string> = auth === null
+      ? {}
+      : { authorization: "Basic " + btoa(auth) };
     const response = await api.handle(
       new Request(`http://proxy${path}`, {
         method,
@@ -240,6 +243,9 @@ Deno.test("bad input: malformed JSON, bad ports, oversized bodies, unknown paths
   assertEquals((await call("PUT", "/v1/sessions")).status, 405);
   const metrics = await call("GET", "/metrics");
   assertOk(String(metrics.body).includes("xferproxy_forward_ports_free 3"));
+  assertOk(/^xferproxy_build_info\{version="[^"]+"\} 1$/m.test(String(metrics.body)));
+  // /metrics is behind the API's login.
+  assertEquals((await call("GET", "/metrics", undefined, "alice:wrong")).status, 401);
 });
 
 Deno.test("auth: a verified credential is reused, but not after the password changes or the TTL", async () => {
@@ -521,4 +527,17 @@ Deno.test("authentication on: sessions belong to the user, from any address", as
     (await call("POST", `/v1/sessions/${mine.id}/keepalive`, undefined, "alice:pw", other)).status,
     200,
   );
+});
+
+Deno.test("no credentials at all is a 401 challenge, not a guess: it never holds the address back", async () => {
+  const { api, call } = setup();
+  for (let i = 0; i < 20; i++) {
+    const challenged = await call("GET", "/metrics", undefined, null);
+    assertEquals(challenged.status, 401);
+  }
+  assertEquals(api.metrics.authFailures, 0);
+  assertEquals((await call("GET", "/metrics")).status, 200);
+  // A wrong password still counts.
+  assertEquals((await call("GET", "/metrics", undefined, "alice:wrong")).status, 401);
+  assertEquals(api.metrics.authFailures, 1);
 });
