@@ -11,7 +11,8 @@
 import { bindPlatform, type ModeEntry, withoutPlatform } from "./src/cli/command.ts";
 import { parseCommandLine } from "./src/cli/parse.ts";
 import { helpMode, versionMode } from "./src/cli/help.ts";
-import { reportError } from "./src/cli/report.ts";
+import { reportBug, reportError } from "./src/cli/report.ts";
+import { asUserError } from "./src/errors.ts";
 import type { Output } from "./src/cli/output.ts";
 import { checkMode } from "./src/check/command.ts";
 import { dnatMode } from "./src/dnat/command.ts";
@@ -57,9 +58,7 @@ export async function main(
     revokeExcept(invocation.needs);
     return await invocation.run({ output, self, env: (name) => Deno.env.get(name) });
   } catch (error) {
-    const status = reportError(error, output);
-    if (status === undefined) throw error;
-    return status;
+    return reportError(asUserError(error), output) ?? reportBug(error, output);
   }
 }
 

@@ -1,15 +1,35 @@
 /**
  * The one place an error becomes output: an expected one (`UserError`) is
- * its one line on stderr and its exit status; anything else is a bug.
+ * its one line on stderr and its exit status; anything else is a bug, said
+ * as one (never an uncaught exception: a daemon's stray-rejection handler
+ * would swallow that and exit 0).
  * @module
  */
 
-import { UserError } from "../errors.ts";
+import { ServiceStartError, UserError } from "../errors.ts";
+import { EXIT } from "./exit.ts";
 import type { Output } from "./output.ts";
 
 /** Prints an expected error and returns its exit status; undefined for a bug. */
 export function reportError(error: unknown, output: Output): number | undefined {
   if (!(error instanceof UserError)) return undefined;
+  if (error instanceof ServiceStartError && error.shown) return error.exitCode;
   output.err(`xferproxy: ${error.userMessage}\n`);
   return error.exitCode;
+}
+
+/**
+ * Anything but an expected error is a bug: one line asking for a report, then where it
+ * happened (the stack, plain, once). Returns the failure status.
+ */
+export function reportBug(error: unknown, output: Output): number {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const stack = error instanceof Error && error.stack
+    ? error.stack.split("\n").slice(1).join("\n")
+    : "";
+  output.err(
+    `xferproxy: internal error, please report it with the command line: ${text}\n` +
+      (stack ? `${stack}\n` : ""),
+  );
+  return EXIT.failure;
 }
