@@ -105,3 +105,20 @@ export function asUserError(error: unknown): unknown {
     : what;
   return new UserError(message, { cause: error });
 }
+
+/**
+ * A user error that a denied system call caused, run by someone other than root: its line
+ * ends with the fix, `(run it as root)`. Anything else, and a daemon's line its log already
+ * wrote, is returned as it is.
+ */
+export function withRootHint(error: unknown): unknown {
+  if (!(error instanceof UserError) || !(error.cause instanceof Deno.errors.PermissionDenied)) {
+    return error;
+  }
+  if (error instanceof ServiceStartError && error.shown) return error;
+  const message = `${error.message} (run it as root)`;
+  const options = { cause: error.cause, exitCode: error.exitCode };
+  return error instanceof ServiceStartError
+    ? new ServiceStartError(message, options)
+    : new UserError(message, options);
+}

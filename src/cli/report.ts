@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ServiceStartError, UserError } from "../errors.ts";
+import { asUserError, ServiceStartError, UserError, withRootHint } from "../errors.ts";
 import { EXIT } from "./exit.ts";
 import type { Output } from "./output.ts";
 
@@ -32,4 +32,14 @@ export function reportBug(error: unknown, output: Output): number {
       (stack ? `${stack}\n` : ""),
   );
   return EXIT.failure;
+}
+
+/**
+ * Whatever ended a command as its one line and exit status: a failed system call worded as a
+ * user error (ending with `(run it as root)` when it was denied to someone else), any other
+ * unexpected error as a bug.
+ */
+export function reportFailure(error: unknown, output: Output, byRoot: boolean): number {
+  const known = asUserError(error);
+  return reportError(byRoot ? known : withRootHint(known), output) ?? reportBug(error, output);
 }

@@ -1,6 +1,6 @@
 import { assertEquals, assertMatch } from "../_assert.ts";
 import { reportBug, reportError } from "../../src/cli/report.ts";
-import { asUserError, ServiceStartError, UserError } from "../../src/errors.ts";
+import { asUserError, ServiceStartError, UserError, withRootHint } from "../../src/errors.ts";
 import { bindPlatform, type ModeCommand } from "../../src/cli/command.ts";
 import { captureOutput } from "../_fakes/output.ts";
 
@@ -85,4 +85,27 @@ Deno.test("a daemon's failure, whatever it is, ends as Aspera Proxy's line with 
   );
   const once = await entry.prepare(["list"]).run(context).catch((e) => e);
   assertEquals(once instanceof Deno.errors.PermissionDenied, true);
+});
+
+Deno.test("withRootHint() ends a denied system call's line with the fix, nothing else", () => {
+  const denied = new Deno.errors.PermissionDenied("Permission denied (os error 13): mkdir '/s'");
+  const known = asUserError(denied) as UserError;
+  assertEquals(
+    (withRootHint(known) as UserError).userMessage,
+    `Cannot mkdir "/s": permission denied (run it as root)`,
+  );
+  const daemon = withRootHint(ServiceStartError.from(denied)) as ServiceStartError;
+  assertEquals(
+    [daemon instanceof ServiceStartError, daemon.userMessage],
+    [
+      true,
+      `ERR Failed to initialize proxy service: Cannot mkdir "/s": permission denied (run it as root)`,
+    ],
+  );
+  const shown = ServiceStartError.from(denied).asShown();
+  assertEquals(withRootHint(shown), shown);
+  const other = new UserError("no such rule");
+  assertEquals(withRootHint(other), other);
+  const missing = asUserError(new Deno.errors.NotFound("No such file or directory (os error 2)"));
+  assertEquals(withRootHint(missing), missing);
 });
