@@ -1,7 +1,7 @@
 /**
  * The one place an error becomes output: an expected one (`UserError`) is
  * its one line on stderr and its exit status; anything else is a bug, said
- * as one (never an uncaught exception: a daemon's stray-rejection handler
+ * as one line (never an uncaught exception: a daemon's stray-rejection handler
  * would swallow that and exit 0).
  * @module
  */
@@ -19,17 +19,18 @@ export function reportError(error: unknown, output: Output): number | undefined 
 }
 
 /**
- * Anything but an expected error is a bug: one line asking for a report, then where it
- * happened (the stack, plain, once). Returns the failure status.
+ * Anything but an expected error is a bug: one line asking for a report, with where it
+ * happened (the stack's first frame; a reverse session's stderr reaches its client, so never
+ * more). Returns the failure status.
  */
 export function reportBug(error: unknown, output: Output): number {
   const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  const stack = error instanceof Error && error.stack
-    ? error.stack.split("\n").slice(1).join("\n")
-    : "";
+  const frame = error instanceof Error
+    ? error.stack?.split("\n").find((line) => /^\s+at /.test(line))?.trim()
+    : undefined;
+  const where = frame ? ` (${frame})` : "";
   output.err(
-    `xferproxy: internal error, please report it with the command line: ${text}\n` +
-      (stack ? `${stack}\n` : ""),
+    `xferproxy: internal error, please report it with the command line: ${text}${where}\n`,
   );
   return EXIT.failure;
 }

@@ -16,16 +16,22 @@ Deno.test("reportError() prints a user error's line; a daemon's says Aspera Prox
   ]);
 });
 
-Deno.test("reportBug() says it is a bug in one line, then where, and exits 1", () => {
+Deno.test("reportBug() says it is a bug in one line, with where, and exits 1", () => {
   const output = captureOutput();
-  assertEquals(reportBug(new TypeError("x is undefined"), output), 1);
-  const [first, second] = output.stderr.split("\n");
+  const bug = new TypeError("x is undefined");
+  assertEquals(reportBug(bug, output), 1);
+  const frame = bug.stack?.split("\n")[1]?.trim() ?? "";
+  assertMatch(frame, /^at /);
   assertEquals(
-    first,
-    "xferproxy: internal error, please report it with the command line: TypeError: x is undefined",
+    output.stderr,
+    `xferproxy: internal error, please report it with the command line: TypeError: x is undefined (${frame})\n`,
   );
-  assertMatch(second ?? "", /^\s+at /);
-  assertEquals(output.stderr.includes("\x1b["), false);
+  const thrown = captureOutput();
+  assertEquals(reportBug("a string", thrown), 1);
+  assertEquals(
+    thrown.stderr,
+    "xferproxy: internal error, please report it with the command line: a string\n",
+  );
 });
 
 Deno.test("asUserError() words a system call's failure as a user error, nothing else", async (t) => {
