@@ -11,7 +11,7 @@
 import { bindPlatform, type ModeEntry, withoutPlatform } from "./src/cli/command.ts";
 import { parseCommandLine } from "./src/cli/parse.ts";
 import { helpMode, versionMode } from "./src/cli/help.ts";
-import { reportError } from "./src/cli/report.ts";
+import { reportFailure } from "./src/cli/report.ts";
 import type { Output } from "./src/cli/output.ts";
 import { checkMode } from "./src/check/command.ts";
 import { dnatMode } from "./src/dnat/command.ts";
@@ -19,7 +19,7 @@ import { forwardMode } from "./src/forward/command.ts";
 import { reverseMode } from "./src/reverse/command.ts";
 import { realOutput } from "./src/platform/output.ts";
 import { revokeExcept } from "./src/platform/permissions.ts";
-import { parseLaunch } from "./src/platform/self.ts";
+import { parseLaunch, runByRoot } from "./src/platform/self.ts";
 
 /** Every mode, in the order the overview lists them. */
 export const MODES: readonly ModeEntry[] = [
@@ -52,14 +52,14 @@ export async function main(
   output: Output,
   self: string = Deno.execPath(),
 ): Promise<number> {
+  // Asked before the mode's permissions are revoked; the answer words a denied system call.
+  const byRoot = runByRoot();
   try {
     const invocation = parseCommandLine(MODES, argv);
     revokeExcept(invocation.needs);
     return await invocation.run({ output, self, env: (name) => Deno.env.get(name) });
   } catch (error) {
-    const status = reportError(error, output);
-    if (status === undefined) throw error;
-    return status;
+    return reportFailure(error, output, byRoot);
   }
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { ServiceStartError } from "../errors.ts";
 import type { Needs } from "./needs.ts";
 import type { Output } from "./output.ts";
 
@@ -31,6 +32,11 @@ export interface ModeCommand<Args, Platform> {
   parse(args: readonly string[]): Args;
   /** What the invocation keeps of the binary's permissions; everything else is revoked first. */
   needs(args: Args): Needs;
+  /**
+   * Whether the invocation is a daemon (absent: never): whatever ends it early is reported as
+   * Aspera Proxy's `ERR Failed to initialize proxy service` line and the reason.
+   */
+  daemon?(args: Args): boolean;
   /**
    * Runs the mode and resolves to the exit status. `platform` loads the real I/O (only this
    * mode's code); expected failures are thrown as `UserError`s.
@@ -65,10 +71,16 @@ export function bindPlatform<Args, Platform>(
     usage: command.usage,
     prepare(args) {
       const parsed = command.parse(args);
+      const daemon = command.daemon?.(parsed) ?? false;
       return {
         mode: command.name,
         needs: command.needs(parsed),
-        run: (context) => command.run(parsed, platform, context),
+        run: daemon
+          ? (context) =>
+            command.run(parsed, platform, context).catch((error) => {
+              throw ServiceStartError.from(error);
+            })
+          : (context) => command.run(parsed, platform, context),
       };
     },
   };

@@ -31,7 +31,8 @@ export function usageHint(mode?: string): string {
 
 /**
  * Picks the mode from `xferproxy <mode> [options]` (argv without the program name) and parses
- * its arguments. `-h`/`--help` anywhere asks for the mode's help; none for the overview.
+ * its arguments. `-h`/`--help` anywhere asks for the mode's help; none for the overview. No
+ * mode at all prints the overview on stderr and exits 2.
  * @throws {UsageError} for an unknown mode, option or argument
  */
 export function parseCommandLine(modes: readonly ModeEntry[], argv: readonly string[]): Invocation {
@@ -40,7 +41,8 @@ export function parseCommandLine(modes: readonly ModeEntry[], argv: readonly str
   const version = find("version");
   if (!help || !version) throw new TypeError("The mode table needs help and version");
   const [first, ...rest] = argv;
-  if (first === undefined || first === "--help" || first === "-h") return help.prepare([]);
+  if (first === undefined) return missingMode(help.prepare([]));
+  if (first === "--help" || first === "-h") return help.prepare([]);
   if (first === "--version" || first === "-V") return version.prepare([]);
   const mode = find(first);
   if (!mode) {
@@ -53,6 +55,18 @@ export function parseCommandLine(modes: readonly ModeEntry[], argv: readonly str
     return help.prepare([mode.name]);
   }
   return mode.prepare(rest);
+}
+
+/** No mode at all: the overview, on stderr, and the usage error's status. */
+function missingMode(overview: Invocation): Invocation {
+  return {
+    ...overview,
+    async run(context) {
+      const { err } = context.output;
+      await overview.run({ ...context, output: { out: err, err } });
+      return EXIT.usage;
+    },
+  };
 }
 
 /** The `--config PATH` every mode that reads the config takes. */

@@ -83,6 +83,7 @@ export const dnatMode: ModeCommand<DnatArgs, DnatPlatform> = {
   // an nft run per change) and libc (its sessions' socket with the kernel's word on the peer,
   // pidfds, /proc), and use the network (to check a server a session reports unreachable). The
   // calls sessions and users make through sudo hold neither.
+  daemon: (args) => args.request.action === "serve",
   needs: (args) => ({
     read: true,
     write: true,

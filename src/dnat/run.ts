@@ -14,7 +14,7 @@ import { resolveConfigPath } from "../cli/parse.ts";
 import { EXIT } from "../cli/exit.ts";
 import { type Config, DEFAULT_CONFIG_PATH, loadConfig } from "../config/mod.ts";
 import type { Fs } from "../config/fs.ts";
-import { errorText, UserError } from "../errors.ts";
+import { errorText, ServiceStartError, UserError } from "../errors.ts";
 import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
 import type { Balancer } from "../balancer/balancer.ts";
 import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
@@ -119,6 +119,10 @@ export async function runDnat(
       try {
         await perform(args, config, callerUid, platform, context, log);
       } catch (error) {
+        // The service's failure is logged once, as Aspera Proxy's line, by withLogging.
+        if (request.action === "serve" && !(error instanceof NotAuthorizedError)) {
+          throw ServiceStartError.from(error);
+        }
         if (error instanceof UserError) {
           log.error("dnat {action} failed: {error}", {
             action: request.action,

@@ -9,7 +9,6 @@
  * @module
  */
 
-import { errorText } from "../errors.ts";
 import { learnPorts, reapDead, reapOrphanRules, repairKernel } from "./manager.ts";
 import { forwardedSessions, type Registry } from "./registry.ts";
 import type { DnatDeps } from "./manager.ts";
@@ -94,13 +93,9 @@ export async function runService(deps: ServiceDeps): Promise<void> {
       "Enabled conntrack accounting (net.netfilter.nf_conntrack_acct=1) for byte counts",
     );
   }
-  // Our chains make conntrack follow every connection, the sessions' SSH legs included.
-  await deps.backend.ensureReady(4).catch((error) =>
-    deps.log.warn("Cannot prepare {backend}: {error}", {
-      backend: deps.backend.name,
-      error: errorText(error),
-    })
-  );
+  // Our chains make conntrack follow every connection, the sessions' SSH legs included. A
+  // service that cannot prepare them cannot install anything either: it does not start.
+  await deps.backend.ensureReady(4);
   deps.log.info("DNAT service started ({backend} backend, changes through {via})", {
     backend: deps.backend.name,
     via: deps.backend.via,

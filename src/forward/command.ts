@@ -56,6 +56,7 @@ export const forwardMode: ModeCommand<ForwardArgs, ForwardPlatform> = {
     const { rest, ...config } = takeConfigOption(args, "forward");
     return { ...config, command: parseForwardArgs(rest) };
   },
+  daemon: ({ command }) => command.action === "serve",
   needs({ command }) {
     if (command.action === "connect") return { read: true, net: true, env: true };
     if (command.action !== "serve") return { read: true, write: true, env: true };

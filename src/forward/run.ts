@@ -14,7 +14,7 @@ import { type Config, DEFAULT_CONFIG_PATH, formatPosition, loadConfig } from "..
 import type { Fs } from "../config/fs.ts";
 import type { Conntrack } from "../dnat/conntrack.ts";
 import type { DnatBackend } from "../dnat/types.ts";
-import { errorText } from "../errors.ts";
+import { ServiceStartError } from "../errors.ts";
 import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
 import type { ProxyUrl } from "./args.ts";
 import type { ForwardArgs } from "./command.ts";
@@ -130,7 +130,7 @@ async function serve(
     }
     return EXIT.ok;
   } catch (error) {
-    log.error("{error}", { error: errorText(error) });
-    throw error;
+    // Logged once, as Aspera Proxy's line, by withLogging.
+    throw ServiceStartError.from(error);
   }
 }

@@ -15,6 +15,7 @@ import {
   type Sink,
 } from "@logtape/logtape";
 import { formatRecord, levelFor, SYSLOG_SEVERITY } from "./format.ts";
+import { SERVICE_START_FAILED, ServiceStartError } from "../errors.ts";
 
 /** Where log lines go; implemented in src/platform/log_outputs.ts and by test fakes. */
 export interface LogOutputs {
@@ -120,6 +121,8 @@ export async function teardownLogging(): Promise<void> {
 /**
  * Runs `fn` with logging set up as `config` says (no config: syslog, level 0), then flushes
  * and releases the outputs, also when set-up or `fn` fails. Every mode logs through this.
+ * A `ServiceStartError` from `fn` is logged here, as Aspera Proxy's `ERR Failed to initialize
+ * proxy service: reason`.
  */
 export async function withLogging<T>(
   config: LogConfig | undefined,
@@ -127,10 +130,18 @@ export async function withLogging<T>(
   fn: () => T | Promise<T>,
 ): Promise<T> {
   let outputs: ClosableLogOutputs | undefined;
+  let ready = false;
   try {
     outputs = open(config?.logDirectory || undefined);
     await setupLogging({ logLevel: config?.logLevel ?? 0 }, outputs);
+    ready = true;
     return await fn();
+  } catch (error) {
+    // A daemon that cannot start says so once in its log; where that reached stderr, main.ts
+    // prints nothing more.
+    if (!(error instanceof ServiceStartError) || !ready) throw error;
+    logger().error(`${SERVICE_START_FAILED}: {reason}`, { reason: error.message });
+    throw outputs?.stderr ? error.asShown() : error;
   } finally {
     await teardownLogging();
     await outputs?.close();

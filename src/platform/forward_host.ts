@@ -8,6 +8,7 @@ import dgram from "node:dgram";
 import dns from "node:dns";
 import { type Cidr, type IpAddress, parseCidr, parseIp } from "../net/ip.ts";
 import type { CommandRunner } from "../process/runner.ts";
+import { UserError } from "../errors.ts";
 
 /** True when nothing on the host holds the port, for TCP and for UDP. */
 export async function portFree(port: number): Promise<boolean> {
@@ -81,12 +82,18 @@ function networkOf(c: Cidr): string {
   ) as IpAddress).text;
 }
 
-/** Reads the users file; a missing file is an empty one. */
+/**
+ * Reads the users file; a missing file is an empty one. Denied, it says which file: Deno's
+ * error names none when a directory on the way is closed (its permission check fails first).
+ */
 export async function readUsersText(path: string): Promise<string | undefined> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new UserError(`Cannot read "${path}": permission denied`, { cause: error });
+    }
     throw error;
   }
 }

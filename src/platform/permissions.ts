@@ -18,7 +18,11 @@ export function revokeExcept(needs: Needs): void {
   revokeListed("ffi", LOADABLE, needs.ffi ?? []);
 }
 
-/** Revokes a listed permission entirely, or each granted item the mode does not keep. */
+/**
+ * Revokes a listed permission entirely, or each granted item the mode does not keep. A program
+ * kept by name keeps its grants in the system directories too (`/usr/sbin/iptables` for
+ * `iptables`: deno.json names both, see process/packages.ts).
+ */
 function revokeListed(name: "run" | "ffi", granted: readonly string[], keep: readonly string[]) {
   if (keep.length === 0) {
     Deno.permissions.revokeSync({ name });
@@ -26,6 +30,12 @@ function revokeListed(name: "run" | "ffi", granted: readonly string[], keep: rea
   }
   for (const item of granted) {
     if (keep.includes(item)) continue;
+    if (name === "run" && keep.includes(programName(item))) continue;
     Deno.permissions.revokeSync(name === "run" ? { name, command: item } : { name, path: item });
   }
+}
+
+/** `iptables` for `/usr/sbin/iptables`; a bare name stays as it is. */
+function programName(item: string): string {
+  return item.slice(item.lastIndexOf("/") + 1);
 }

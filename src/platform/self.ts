@@ -25,3 +25,12 @@ export function parseLaunch(args: readonly string[], execPath: string): Launch {
   }
   return { self: execPath, args };
 }
+
+/** Whether root runs this; where that may not be asked (no sys permission), yes: no hint to add. */
+export function runByRoot(): boolean {
+  try {
+    return Deno.uid() === 0;
+  } catch {
+    return true;
+  }
+}

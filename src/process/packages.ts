@@ -21,6 +21,24 @@ export const IPTABLES_PROGRAMS: readonly string[] = [
   "ip6tables-restore",
 ];
 
+/**
+ * Where the system tools live when PATH misses them: root's PATH after Debian's `su` without
+ * `-` has no sbin directory, and Deno grants a program by name only where PATH finds it at
+ * start. So deno.json grants each of `SBIN_PROGRAMS` by name and in each of these, and the
+ * runner (platform/runner.ts) looks there too.
+ */
+export const SBIN_DIRECTORIES: readonly string[] = ["/usr/sbin", "/sbin"];
+
+/** The programs xferproxy runs that distributions install in an sbin directory. */
+export const SBIN_PROGRAMS: readonly string[] = [
+  ...IPTABLES_PROGRAMS,
+  "nft",
+  "conntrack",
+  "sysctl",
+  "ip",
+  "sshd",
+];
+
 /** The package holding a program (or library) on Debian and on Red Hat. */
 export interface PackageNames {
   readonly debian: string;

@@ -24,17 +24,11 @@ export interface CommandRunner {
   ): Promise<CommandResult>;
 }
 
-/** A program that could not be started at all (not installed, or not permitted). */
+/** A program that could not be started at all: not installed. */
 export class CommandNotFoundError extends UserError {
   readonly program: string;
   constructor(program: string, options?: ErrorOptions) {
-    super(`${program} is not installed or not on PATH`, options);
+    super(`${program} is not installed; install it: ${installHint(program)}`, options);
     this.program = program;
-  }
-
-  /** Aspera Proxy's wording, followed by the fix. */
-  override get userMessage(): string {
-    return `ERR Failed to initialize proxy service: ${this.program} is not installed; ` +
-      `install it: ${installHint(this.program)}`;
   }
 }

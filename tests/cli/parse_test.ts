@@ -15,14 +15,16 @@ async function outcome(argv: string[]): Promise<string> {
   const invocation = parseCommandLine(MODES, argv);
   if (invocation.mode !== "help") return invocation.mode;
   const output = captureOutput();
-  await invocation.run({ output, self: "/x", env: () => undefined });
-  const shown = MODES.find((m) => output.stdout === m.usage + "\n");
-  return `help ${shown?.name ?? (output.stdout.startsWith("xferproxy - ") ? "overview" : "?")}`;
+  const status = await invocation.run({ output, self: "/x", env: () => undefined });
+  const [text, where] = output.stdout ? [output.stdout, ""] : [output.stderr, " on stderr"];
+  const shown = MODES.find((m) => text === m.usage + "\n");
+  const what = shown?.name ?? (text.startsWith("xferproxy - ") ? "overview" : "?");
+  return `help ${what}${where}${status === 0 ? "" : `, exit ${status}`}`;
 }
 
 Deno.test("parseCommandLine() picks the mode; -h or --help anywhere asks for its help", async (t) => {
   const cases: Array<[string[], string]> = [
-    [[], "help overview"],
+    [[], "help overview on stderr, exit 2"],
     [["--help"], "help overview"],
     [["help"], "help overview"],
     [["help", "check"], "help check"],
@@ -48,7 +50,7 @@ Deno.test("parseCommandLine() picks the mode; -h or --help anywhere asks for its
 
 Deno.test("the overview lists every mode of the table", async () => {
   const output = captureOutput();
-  await parseCommandLine(MODES, []).run({ output, self: "/x", env: () => undefined });
+  await parseCommandLine(MODES, ["--help"]).run({ output, self: "/x", env: () => undefined });
   for (const mode of MODES) assertEquals(output.stdout.includes(`\n  ${mode.name} `), true);
 });
 

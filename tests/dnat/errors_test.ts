@@ -4,9 +4,10 @@ import { ForwardingDisabledError } from "../../src/dnat/manager.ts";
 import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
 import { iptablesBackend } from "../../src/dnat/iptables.ts";
 import { installHint } from "../../src/process/packages.ts";
+import { ServiceStartError } from "../../src/errors.ts";
 import { recordingRunner } from "../_fakes/runner.ts";
 
-Deno.test("a missing netfilter tool gives Aspera Proxy's ERR line and the install command", async (t) => {
+Deno.test("a missing netfilter tool says what to install; a daemon adds Aspera Proxy's ERR line", async (t) => {
   const cases: Array<[string, string]> = [
     ["iptables-restore", "apt-get install iptables (Debian) or yum install iptables (Red Hat)"],
     ["ip6tables-save", "apt-get install iptables (Debian) or yum install iptables (Red Hat)"],
@@ -17,8 +18,9 @@ Deno.test("a missing netfilter tool gives Aspera Proxy's ERR line and the instal
   for (const [program, fix] of cases) {
     await t.step(program, () => {
       const error = new CommandNotFoundError(program);
+      assertEquals(error.userMessage, `${program} is not installed; install it: ${fix}`);
       assertEquals(
-        error.userMessage,
+        ServiceStartError.from(error).userMessage,
         `ERR Failed to initialize proxy service: ${program} is not installed; install it: ${fix}`,
       );
       assertEquals([error.exitCode, installHint(program)], [1, fix]);

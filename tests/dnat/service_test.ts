@@ -184,3 +184,11 @@ Deno.test("sessions registered by others are adopted outside the lock: one alrea
   assertEquals(bed.store.registry.entries, []);
   assertEquals(log.records.some((r) => r.text === "Connection closed"), true);
 });
+
+Deno.test("a service that cannot prepare its chains does not start: no round, no heartbeat", async () => {
+  const bed = serviceRun(3000, () => {});
+  bed.backend.ensureReady = () => Promise.reject(new Error("iptables-restore: chain busy"));
+  let message = "";
+  await bed.run().catch((error) => message = error.message);
+  assertEquals([message, bed.beats.length], ["iptables-restore: chain busy", 0]);
+});

@@ -6,7 +6,13 @@
  * tests/config/spec_test.ts.
  */
 import { assertEquals, assertIncludes, assertOk } from "../_assert.ts";
-import { COPIED_PATH, PACKAGED_PATH, packageOf } from "../../src/process/packages.ts";
+import {
+  COPIED_PATH,
+  PACKAGED_PATH,
+  packageOf,
+  SBIN_DIRECTORIES,
+  SBIN_PROGRAMS,
+} from "../../src/process/packages.ts";
 import {
   DEFAULT_CONFIG_PATH,
   FAULTY_SECONDS,
@@ -212,11 +218,20 @@ function dependencies(text: string, field: string): string[] {
   );
 }
 
+Deno.test("deno.json grants every sbin tool by name and in each sbin directory, and nothing else by path", () => {
+  const granted = JSON.parse(read("deno.json")).permissions.xferproxy.run as string[];
+  const named = granted.filter((p) => !p.startsWith("/"));
+  for (const program of SBIN_PROGRAMS) assertOk(named.includes(program), `${program} by name`);
+  const paths = SBIN_DIRECTORIES.flatMap((dir) => SBIN_PROGRAMS.map((p) => `${dir}/${p}`));
+  assertEquals(granted.filter((p) => p.startsWith("/")).sort(), paths.sort());
+});
+
 Deno.test("the packages depend on what the install hints name for every program xferproxy runs", () => {
   const deno = JSON.parse(read("deno.json"));
   // Programs run through Deno's permission, plus ssh (exec'd), libnftables (loaded) and logrotate
   // (which runs the packages' logrotate file).
-  const runs: string[] = [...deno.permissions.xferproxy.run, "ssh", "libnftables", "logrotate"];
+  const named = (deno.permissions.xferproxy.run as string[]).filter((p) => !p.startsWith("/"));
+  const runs: string[] = [...named, "ssh", "libnftables", "logrotate"];
   const needed = runs.map((program) => {
     const pkg = packageOf(program);
     assertOk(pkg, `packages.ts has no package for ${program}`);

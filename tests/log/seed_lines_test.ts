@@ -11,7 +11,7 @@ const read = (path: string) => Deno.readTextFileSync(new URL(path, ROOT));
 const QUOTED: Array<[string, string | undefined]> = [
   ["LOG proxy service ready (port range 5000-10000)", "src/forward/daemon.ts"],
   ["LOG Started on port(s) 9091,9092s", "src/forward/daemon.ts"],
-  ["ERR Failed to initialize proxy service", "src/process/runner.ts"],
+  ["ERR Failed to initialize proxy service", "src/errors.ts"],
   ["LOG Received connection request from 10.0.31.133", "src/reverse/session.ts"],
   ["LOG Established SSH connection with server 10.0.30.6:22", undefined],
   ["LOG Setup UDP forwarding between 10.0.31.133:60953 and 10.0.30.6:33001", "src/dnat/manager.ts"],

@@ -1,6 +1,9 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
-import { logger, withLogging } from "../../src/log/mod.ts";
+import { logger, type OpenLogs, withLogging } from "../../src/log/mod.ts";
+import { ServiceStartError, UserError } from "../../src/errors.ts";
+import { reportError } from "../../src/cli/report.ts";
 import { recordLogs } from "../_fakes/logs.ts";
+import { captureOutput } from "../_fakes/output.ts";
 
 Deno.test("withLogging() logs where the config says and closes the outputs after", async () => {
   const logs = recordLogs();
@@ -51,4 +54,40 @@ Deno.test("withLogging() cleans up when set-up fails: nothing left configured", 
   const logs = recordLogs();
   await withLogging(undefined, logs.open, () => logger("test").error("after"));
   assertEquals(logs.events, ["open syslog", "log ERR after", "close"]);
+});
+
+Deno.test("withLogging() logs a daemon's start failure once, as Aspera Proxy's line", async (t) => {
+  await t.step("to syslog: main.ts still prints it on stderr", async () => {
+    const logs = recordLogs();
+    const error = await assertRejects(
+      () =>
+        withLogging(undefined, logs.open, () => {
+          throw ServiceStartError.from(new UserError("iptables-save is not installed"));
+        }),
+      ServiceStartError,
+    );
+    assertEquals(logs.events, [
+      "open syslog",
+      "log ERR Failed to initialize proxy service: iptables-save is not installed",
+      "close",
+    ]);
+    assertEquals(error.shown, false);
+  });
+  await t.step("to stderr too: main.ts prints nothing more", async () => {
+    const logs = recordLogs();
+    const stderr: string[] = [];
+    const open: OpenLogs = (dir) => ({ ...logs.open(dir), stderr: (line) => stderr.push(line) });
+    const error = await assertRejects(
+      () =>
+        withLogging(undefined, open, () => {
+          throw ServiceStartError.from(new UserError("no chains"));
+        }),
+      ServiceStartError,
+    );
+    assertEquals(stderr, ["xferproxy: ERR Failed to initialize proxy service: no chains"]);
+    assertEquals(error.shown, true);
+    const output = captureOutput();
+    assertEquals(reportError(error, output), 1);
+    assertEquals(output.stderr, "");
+  });
 });

@@ -49,7 +49,8 @@ export const USERS = {
   carol: `${PREFIX[0]!.toUpperCase()}${PREFIX.slice(1)}.Carol@corp`,
   xfer: prefixed("xfer"),
 } as const;
-const GROUP = prefixed("proxy");
+/** The proxy users' group (sshd's Match Group, the sudoers line, the DNAT socket's group). */
+export const GROUP = prefixed("proxy");
 
 /** The namespaces' names. */
 export interface Namespaces {
