@@ -9,6 +9,7 @@
  * @module
  */
 
+import { errorText } from "../errors.ts";
 import { learnPorts, reapDead, reapOrphanRules, repairKernel } from "./manager.ts";
 import { forwardedSessions, type Registry } from "./registry.ts";
 import type { DnatDeps } from "./manager.ts";
