@@ -9,7 +9,12 @@
 import { chooseOutputs, type LogOutputs } from "../log/mod.ts";
 import { type LogFileChoice, logFileFor, ROOT_LOG_MODE } from "../log/files.ts";
 import { errorText } from "../errors.ts";
-import { type AppendHandle, openRootAppend, openSharedAppend } from "./shared_files.ts";
+import {
+  type AppendHandle,
+  NotRegularFileError,
+  openRootAppend,
+  openSharedAppend,
+} from "./shared_files.ts";
 
 const encoder = new TextEncoder();
 
@@ -131,7 +136,8 @@ function openLogFile(target: LogFileChoice): { handle?: AppendHandle; problem?: 
         : openSharedAppend(target.path),
     };
   } catch (error) {
-    return { problem: errorText(error) };
+    // The file's own problem without its path, which the warning names already.
+    return { problem: error instanceof NotRegularFileError ? error.why : errorText(error) };
   }
 }
 

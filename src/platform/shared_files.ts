@@ -23,7 +23,7 @@ const { O_APPEND, O_CREAT, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY, O_WRONLY } = 
 
 /** A path that is a symlink, a FIFO or anything but a regular file with one link. */
 export class NotRegularFileError extends Error {
-  constructor(path: string, why = "is a symbolic link or not a regular file") {
+  constructor(path: string, readonly why = "is a symbolic link or not a regular file") {
     super(`"${path}" ${why}; refusing to use it`);
     this.name = "NotRegularFileError";
   }
