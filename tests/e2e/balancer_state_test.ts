@@ -4,7 +4,7 @@
  */
 import { assertEquals } from "../_assert.ts";
 import { run } from "../testbed/exec.ts";
-import { ROOT, tempDir } from "../testbed/paths.ts";
+import { probeArgv, tempDir } from "../testbed/paths.ts";
 
 const PROCESSES = 6;
 const PICKS = 15;
@@ -14,19 +14,9 @@ async function probe(
   picks: number,
   warnings: string[] = [],
 ): Promise<number[] | { error: string }> {
-  const result = await run([
-    `${ROOT}.tools/bin/deno`,
-    "run",
-    "--quiet",
-    "--cached-only",
-    "--config",
-    `${ROOT}deno.json`,
-    `--allow-read=${dir}`,
-    `--allow-write=${dir}`,
-    `${ROOT}tests/e2e/probes/balancer_probe.ts`,
-    dir,
-    String(picks),
-  ], { timeoutMs: 60_000 });
+  const result = await run(probeArgv("balancer_probe.ts", dir, [dir, String(picks)]), {
+    timeoutMs: 60_000,
+  });
   assertEquals(result.code, 0, result.stderr);
   warnings.push(...result.stderr.split("\n").filter(Boolean));
   return JSON.parse(result.stdout);

@@ -7,7 +7,7 @@
  */
 import { assertEquals, assertMatch } from "../_assert.ts";
 import { run, waitFor } from "../testbed/exec.ts";
-import { ROOT, tempDir } from "../testbed/paths.ts";
+import { probeArgv, tempDir } from "../testbed/paths.ts";
 import { logger, type LogOutputs, setupLogging, teardownLogging } from "../../src/log/mod.ts";
 import { openLogOutputs } from "../../src/platform/log_outputs.ts";
 
@@ -56,20 +56,8 @@ Deno.test("a FIFO swapped in for the shared log or the balancer file never hangs
         }
         return true;
       });
-      const result = await run([
-        `${ROOT}.tools/bin/deno`,
-        "run",
-        "--quiet",
-        "--cached-only",
-        "--config",
-        `${ROOT}deno.json`,
-        `--allow-read=${dir.path}`,
-        `--allow-write=${dir.path}`,
-        `${ROOT}tests/e2e/probes/shared_open_probe.ts`,
-        kind,
-        dir.path,
-        "3000",
-      ], { timeoutMs: 30_000 });
+      const argv = probeArgv("shared_open_probe.ts", dir.path, [kind, dir.path, "3000"]);
+      const result = await run(argv, { timeoutMs: 30_000 });
       // Killed by the timeout (a hung open) or failed otherwise.
       assertEquals([kind, result.code, result.stderr], [kind, 0, ""]);
       const { opened, refused } = JSON.parse(result.stdout);
