@@ -132,7 +132,7 @@ export interface Testbed {
     argv: string[],
     options?: { stdin?: string | Uint8Array; timeoutMs?: number },
   ): Promise<Ran>;
-  /** The proxy log so far. */
+  /** The proxy log so far: the sessions' shared file, then root's (the DNAT service's, sudo's). */
   log(): Promise<string>;
   /** Stops or starts server A's or B's sshd. */
   stopServer(which: "a" | "b"): Promise<void>;
@@ -241,7 +241,9 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
         ...(o.stdin !== undefined ? { stdin: o.stdin } : {}),
         timeoutMs: o.timeoutMs ?? 60_000,
       }),
-    log: () => Deno.readTextFile(`${dir}/log/xferproxy.log`).catch(() => ""),
+    log: async () =>
+      (await Deno.readTextFile(`${dir}/log/xferproxy.log`).catch(() => "")) +
+      (await Deno.readTextFile(`${dir}/log/root/xferproxy.log`).catch(() => "")),
     stopServer: async (which) => {
       const child = servers.get(which);
       if (!child) return;
