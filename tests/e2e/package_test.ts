@@ -60,7 +60,8 @@ Deno.test({
         copyright:
           `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/ xferproxy (${VERSION}) unstable; urgency=medium`,
         verify: "verified",
-        logrotate: "xferproxy.log xferproxy.log.1 root:xferproxy 660 0",
+        logrotate: "root xferproxy.log xferproxy.log.1 root:xferproxy 660 0",
+        root_logrotate: "xferproxy.log xferproxy.log.1 root:xferproxy 640 0",
         upgraded: "2",
         removed: "3 config-kept",
         purged: "3 no-group 0",
