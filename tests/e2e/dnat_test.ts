@@ -574,7 +574,7 @@ function dnatSuite(backend: "iptables" | "nftables") {
               assertEquals((await sudoDnat(bed, alice, ["del", "--session", mine!.id])).code, 0);
               // The sudo call runs as root: its line is in root's file, which the group cannot
               // write, and not in the sessions' shared one.
-              const removed = `Removed UDP forwarding of session ${mine!.id} (dnat del)`;
+              const removed = `(removed by dnat del) session=${mine!.id}`;
               const rootFile = `${bed.dir}/log/root/xferproxy.log`;
               assertIncludes(await Deno.readTextFile(rootFile), removed);
               const shared = await Deno.readTextFile(bed.logPath).catch(() => "");
