@@ -53,7 +53,7 @@ Deno.test("a corrupt or missing state file never stops sessions", async () => {
   }
 });
 
-Deno.test("symlinks planted in the shared state directory are never followed", async () => {
+Deno.test("symlinks and hard links planted in the shared state directory are never followed", async () => {
   const dir = await tempDir();
   const state = `${dir.path}/balancer`;
   const victim = `${dir.path}/victim`;
@@ -65,6 +65,12 @@ Deno.test("symlinks planted in the shared state directory are never followed", a
     assertEquals(await probe(state, 1), {
       error:
         `"${state}/balancer.json" is a symbolic link or not a regular file; refusing to use it`,
+    });
+    await Deno.remove(`${state}/balancer.json`);
+    // A hard link to another file: its content is not taken for the state.
+    await Deno.link(victim, `${state}/balancer.json`);
+    assertEquals(await probe(state, 1), {
+      error: `"${state}/balancer.json" has 2 hard links; it must have one; refusing to use it`,
     });
     await Deno.remove(`${state}/balancer.json`);
     // The lock is the directory itself: a file named like the old lock file is never opened, and
