@@ -46,6 +46,7 @@ Deno.test({
         state: "root:root 755",
         balancer: "root:xferproxy 2770",
         logs: "root:xferproxy 2770",
+        root_logs: "root:xferproxy 2750",
         runtime: "unpacked",
         sshd_example: "example-only",
         version: "xferproxy",
@@ -122,6 +123,7 @@ Deno.test({
         "/var/lib/xferproxy 040755 root:root config=0",
         "/var/lib/xferproxy/balancer 042770 root:xferproxy config=0",
         "/var/log/xferproxy 042770 root:xferproxy config=0",
+        "/var/log/xferproxy/root 042750 root:xferproxy config=0",
         "/var/cache/xferproxy 040755 root:root config=0",
         "/usr/share/doc/xferproxy 040755 root:root config=0",
       ]

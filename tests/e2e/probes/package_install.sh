@@ -53,7 +53,8 @@ done
 # takes its place for the daemons to reopen, writable by the group as before.
 # Root's file too, in the directory root makes with its first line: readable by the group only.
 in_root sh -c 'echo line >/var/log/xferproxy/xferproxy.log'
-in_root sh -c 'install -d -m 750 /var/log/xferproxy/root && echo line >/var/log/xferproxy/root/xferproxy.log'
+say root_logs "stat -c '%U:%G %a' /var/log/xferproxy/root"
+in_root sh -c 'echo line >/var/log/xferproxy/root/xferproxy.log'
 say logrotate "logrotate -f -s /tmp/logrotate.state /etc/logrotate.d/xferproxy && ls /var/log/xferproxy && stat -c '%U:%G %a %s' /var/log/xferproxy/xferproxy.log"
 say root_logrotate "ls /var/log/xferproxy/root && stat -c '%U:%G %a %s' /var/log/xferproxy/root/xferproxy.log"
 # An administrator's edit survives an upgrade (reinstall of the same package).
