@@ -12,9 +12,10 @@ for d in usr etc var; do
   mount -t overlay xp-pkg -o "lowerdir=/$d,upperdir=$work/up/$d,workdir=$work/wk/$d" "$R/$d"
 done
 for l in bin sbin lib lib64; do ln -s "usr/$l" "$R/$l"; done
-# An empty runtime cache: this host's own holds whatever its other builds unpacked.
-mkdir -p "$R/var/cache/xferproxy"
-mount -t tmpfs xp-cache "$R/var/cache/xferproxy"
+# An empty runtime cache: this host's own holds whatever its other builds unpacked. Deleted in
+# the overlay only (a whiteout in the upper layer), so the package's postrm may remove the
+# directory it made, as on a real host; a mount point there could not be removed.
+rm -rf "$R/var/cache/xferproxy"
 mkdir -p "$R/dev" "$R/proc" "$R/tmp" "$R/run"
 mount --bind /dev "$R/dev"
 mount -t proc xp-proc "$R/proc"
