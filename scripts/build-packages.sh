@@ -50,6 +50,7 @@ install -D -m 644 "$pkg/aspera.conf" "$tree/etc/xferproxy/aspera.conf"
 install -d -m 700 "$tree/etc/xferproxy/keys"
 install -d -m 755 "$tree/var/lib/xferproxy" "$tree/var/cache/xferproxy"
 install -d -m 2770 "$tree/var/lib/xferproxy/balancer" "$tree/var/log/xferproxy"
+install -d -m 2750 "$tree/var/log/xferproxy/root"
 install -D -m 644 "$work/xferproxy.1" "$tree/usr/share/man/man1/xferproxy.1"
 gzip -9n "$tree/usr/share/man/man1/xferproxy.1"
 install -D -m 644 "$work/xferproxy.bash" "$tree/usr/share/bash-completion/completions/xferproxy"
@@ -207,6 +208,7 @@ cp -a $tree/. %{buildroot}/
 %dir %attr(0755,root,root) /var/lib/xferproxy
 %dir %attr(2770,root,xferproxy) /var/lib/xferproxy/balancer
 %dir %attr(2770,root,xferproxy) /var/log/xferproxy
+%dir %attr(2750,root,xferproxy) /var/log/xferproxy/root
 %dir %attr(0755,root,root) /var/cache/xferproxy
 %attr(0644,root,root) /usr/share/man/man1/xferproxy.1.gz
 %attr(0644,root,root) /usr/share/bash-completion/completions/xferproxy

@@ -13,6 +13,10 @@ export interface FileInfo {
   /** Permission bits and setuid/setgid/sticky. */
   readonly mode: number;
   readonly isDirectory: boolean;
+  /** A regular file; when unknown, anything but a directory counts as one. */
+  readonly isFile?: boolean;
+  /** Hard links; 1 when unknown. */
+  readonly nlink?: number;
 }
 
 /** The audited system. Paths are as seen inside it (absolute). */

@@ -21,6 +21,7 @@ import {
 import { checkSudoers } from "./sudoers_check.ts";
 import { checkAuthorizedKeys, checkKeyfiles } from "./keys.ts";
 import { checkDnatState } from "./dnat_state.ts";
+import { checkRootLog } from "./root_log.ts";
 import { checkOpenssl } from "./forward.ts";
 import { LIBNFTABLES_PATHS } from "../process/libraries.ts";
 import { installHint } from "../process/packages.ts";
@@ -358,5 +359,6 @@ async function checkConfiguredFiles(
       );
     }
   }
+  if (rproxy.logDirectory) out.push(...await checkRootLog(host, rproxy.logDirectory));
   return out;
 }

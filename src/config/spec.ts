@@ -241,7 +241,8 @@ export const RPROXY = {
     tag: "log_directory",
     default: "",
     type: "absolute path or blank",
-    description: "Directory for xferproxy.log; blank = syslog",
+    description:
+      "Directory for xferproxy.log (sessions) and root/xferproxy.log (root); blank = syslog",
     parse: parseOptionalPath,
   }),
   known_hosts: option({

@@ -78,16 +78,18 @@ export const dnatMode: ModeCommand<DnatArgs, DnatPlatform> = {
     const { rest, ...config } = takeConfigOption(args, "dnat");
     return { ...config, request: parseDnatArgs(rest) };
   },
+  daemon: (args) => args.request.action === "serve",
   // Netfilter and conntrack tools, the config, its lock and log. The service alone (root,
   // started by the init system) may load libraries: libnftables (one netlink socket instead of
   // an nft run per change) and libc (its sessions' socket with the kernel's word on the peer,
   // pidfds, /proc), and use the network (to check a server a session reports unreachable). The
-  // calls sessions and users make through sudo hold neither.
-  daemon: (args) => args.request.action === "serve",
+  // calls sessions and users make through sudo hold neither. Their uid says which log file is
+  // theirs (root's own).
   needs: (args) => ({
     read: true,
     write: true,
     env: true,
+    sys: true,
     ...(args.request.action === "serve"
       ? { ffi: [...LIBNFTABLES_PATHS, ...LIBC_PATHS], net: true as const }
       : {}),

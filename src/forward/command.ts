@@ -61,12 +61,13 @@ export const forwardMode: ModeCommand<ForwardArgs, ForwardPlatform> = {
     if (command.action === "connect") return { read: true, net: true, env: true };
     if (command.action !== "serve") return { read: true, write: true, env: true };
     // The daemon: API sockets, its DNAT rules, users file, logs; openssl makes the default
-    // HTTPS certificate when none is configured.
+    // HTTPS certificate when none is configured. Its uid says which log file is its (root's own).
     return {
       read: true,
       write: true,
       net: true,
       env: true,
+      sys: true,
       run: [
         ...IPTABLES_PROGRAMS,
         "conntrack",

@@ -17,9 +17,17 @@ import {
 import { formatRecord, levelFor, SYSLOG_SEVERITY } from "./format.ts";
 import { SERVICE_START_FAILED, ServiceStartError } from "../errors.ts";
 
+/** A log file that could not be used, and where its lines go instead. */
+export interface RefusedLogFile {
+  readonly path: string;
+  readonly reason: string;
+  /** `syslog` or `stderr`. */
+  readonly instead: string;
+}
+
 /** Where log lines go; implemented in src/platform/log_outputs.ts and by test fakes. */
 export interface LogOutputs {
-  /** Appends one line to `<dir>/xferproxy.log`. */
+  /** Appends one line to the file in `<log_directory>` (log/files.ts says which). */
   appendFile?(line: string): void;
   /** Sends one line to syslog with a severity 0-7. */
   syslog?(severity: number, line: string): void;
@@ -29,6 +37,8 @@ export interface LogOutputs {
   now(): Date;
   /** Our process id, for file lines. */
   pid: number;
+  /** The file `<log_directory>` asked for, when it was refused: said once, where lines go now. */
+  refusedFile?: RefusedLogFile;
 }
 
 /** Outputs a process opened and must release (platform/log_outputs.ts). */
@@ -111,6 +121,12 @@ export async function setupLogging(settings: LogSettings, outputs: LogOutputs): 
       { category: ["logtape", "meta"], lowestLevel: "fatal", sinks: [] },
     ],
   });
+  if (outputs.refusedFile) {
+    logger("log").warn(
+      "Not logging to {path}: {reason}; its lines go to {instead}",
+      { ...outputs.refusedFile },
+    );
+  }
 }
 
 /** Undoes `setupLogging` (tests, and before exit). */

@@ -28,6 +28,8 @@ export function checkHost(root: string, runner: CommandRunner): CheckHost {
           gid: info.gid ?? -1,
           mode: info.mode ?? 0,
           isDirectory: info.isDirectory,
+          isFile: info.isFile,
+          nlink: info.nlink ?? 1,
         };
       } catch {
         return undefined;

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
+import { modeText } from "../log/files.ts";
+import { checkRootDirectories, UntrustedPathError } from "./root_paths.ts";
 import { strictText } from "../config/text.ts";
 import type { Fs } from "../config/fs.ts";
 import type { CommandRunner } from "../process/runner.ts";
@@ -36,36 +37,6 @@ export async function enableAccounting(runner: CommandRunner): Promise<boolean> 
   const set = await runner.run("sysctl", ["-qw", `${key}=1`]);
   if (set.code !== 0) throw new Error(`sysctl -w ${key}=1 failed: ${set.stderr.trim()}`);
   return true;
-}
-
-/** A path a root process must not trust: someone else could change what it holds. */
-export class UntrustedPathError extends UserError {}
-
-function modeText(mode: number): string {
-  return (mode & 0o7777).toString(8).padStart(4, "0");
-}
-
-/**
- * Every directory from `/` down to `dir` is root's and writable by root
- * only (a sticky directory such as /tmp is fine: its root-owned entries
- * cannot be replaced).
- * @throws {UntrustedPathError}
- */
-function checkRootDirectories(dir: string): void {
-  const parts = dir.split("/").filter((p) => p !== "");
-  for (let i = 0; i <= parts.length; i++) {
-    const path = "/" + parts.slice(0, i).join("/");
-    const info = Deno.statSync(path);
-    const mode = info.mode ?? 0;
-    const sticky = (mode & 0o1000) !== 0;
-    if (!info.isDirectory || info.uid !== 0 || ((mode & 0o022) !== 0 && !sticky)) {
-      throw new UntrustedPathError(
-        `directory "${path}" must be owned by root and writable only by root (uid ${info.uid}, mode ${
-          modeText(mode)
-        })`,
-      );
-    }
-  }
 }
 
 /**

@@ -1,23 +1,19 @@
 /**
  * A small JSON document shared by concurrent processes: every update holds an
- * exclusive flock on a side lock file, and the document is replaced
+ * exclusive flock on the document's directory, and the document is replaced
  * atomically (write to a temporary file, then rename), so a crash never
  * leaves it half-written.
  * @module
  */
 
 import type { SharedJson } from "../balancer/shared_json.ts";
-import {
-  ensureSharedFile,
-  NotRegularFileError,
-  readSharedText,
-  replaceSharedText,
-} from "./shared_files.ts";
+import { NotRegularFileError, readSharedText, replaceSharedText } from "./shared_files.ts";
 
 /**
- * The shared JSON file `<dir>/<name>.json`, locked through `<dir>/<name>.lock`.
+ * The shared JSON file `<dir>/<name>.json`, locked through `<dir>` itself.
  * The directory is group-writable, so no path there is followed if it is a
- * symlink (see shared_files.ts).
+ * symlink, and nothing in it is opened in a way that could block (see
+ * shared_files.ts).
  */
 export function openSharedJson(
   dir: string,
@@ -25,10 +21,9 @@ export function openSharedJson(
   onCorrupt: (path: string, error: Error) => void = () => {},
 ): SharedJson {
   const path = `${dir}/${name}.json`;
-  const lockPath = `${dir}/${name}.lock`;
   return {
     async update(change) {
-      using lock = await openLock(lockPath);
+      using lock = await openLock(dir);
       await lock.lock(true);
       const text = readSharedText(path);
       let current: unknown;
@@ -44,14 +39,19 @@ export function openSharedJson(
   };
 }
 
-/** The lock file, opened read-only (flock needs no more) once it is known to be a regular file. */
-async function openLock(path: string): Promise<Deno.FsFile> {
-  const inode = ensureSharedFile(path);
-  const file = await Deno.open(path, { read: true });
-  // Replaced by a symlink between the check and this open: opening read-only changed nothing.
-  if ((await file.stat()).ino !== inode) {
+/**
+ * The directory, opened read-only to hold its flock. A lock file in it would be a name any group
+ * member can replace, by a FIFO whose open never returns, among others; Deno opens files only
+ * blocking. The directory itself lives in root's state directory: nobody else can replace it.
+ */
+async function openLock(dir: string): Promise<Deno.FsFile> {
+  const before = await Deno.stat(dir);
+  if (!before.isDirectory) throw new NotRegularFileError(dir, "is not a directory");
+  const file = await Deno.open(dir, { read: true });
+  const opened = await file.stat();
+  if (!opened.isDirectory || opened.ino !== before.ino || opened.dev !== before.dev) {
     file.close();
-    throw new NotRegularFileError(path);
+    throw new NotRegularFileError(dir, "was replaced while it was being opened");
   }
   return file;
 }

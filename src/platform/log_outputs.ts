@@ -1,19 +1,32 @@
 /**
  * The real log outputs: an append-only file, syslog through one long-lived
- * `logger(1)` process, and stderr. Daemons reopen their file on SIGHUP
- * (`reopenLogFiles`), after logrotate has moved it.
+ * `logger(1)` process, and stderr. Root writes its own file in the log
+ * directory, everyone else the shared one (log/files.ts). Daemons reopen
+ * their file on SIGHUP (`reopenLogFiles`), after logrotate has moved it.
  * @module
  */
 
 import { chooseOutputs, type LogOutputs } from "../log/mod.ts";
-import { type AppendHandle, openSharedAppend } from "./shared_files.ts";
+import { type LogFileChoice, logFileFor, ROOT_LOG_MODE } from "../log/files.ts";
+import { errorText } from "../errors.ts";
+import {
+  type AppendHandle,
+  NotRegularFileError,
+  openRootAppend,
+  openSharedAppend,
+} from "./shared_files.ts";
 
 const encoder = new TextEncoder();
 
 /** Where the real outputs should go. */
 export interface RealOutputOptions {
-  /** `<log_directory>`; when set, lines go to `<dir>/xferproxy.log` instead of syslog. */
+  /**
+   * `<log_directory>`; when set, lines go to a file in it instead of syslog: root's own
+   * `root/xferproxy.log` for root, the shared `xferproxy.log` for everyone else.
+   */
   directory?: string;
+  /** Whose lines these are; default this process's uid. */
+  uid?: number;
   /** A daemon: also write to stderr (never in reverse mode). */
   stderr?: boolean;
   /** Started by systemd: a daemon's stderr is the journal, so it logs once (log/mod.ts). */
@@ -35,6 +48,15 @@ export function reopenLogFiles(): number {
   return reopened;
 }
 
+/** This process's uid; -1 (not root) in a mode that may not ask (its needs hold no `sys`). */
+function ownUid(): number {
+  try {
+    return Deno.uid() ?? -1;
+  } catch {
+    return -1;
+  }
+}
+
 /** Opens the outputs; `close()` flushes and releases them. */
 export function openLogOutputs(
   options: RealOutputOptions,
@@ -47,15 +69,25 @@ export function openLogOutputs(
       for (const close of closers) await close();
     },
   };
-  const path = options.directory ? `${options.directory}/xferproxy.log` : undefined;
-  let file = path ? openLogFile(path) : undefined;
+  const target = options.directory
+    ? logFileFor(options.directory, options.uid ?? ownUid())
+    : undefined;
+  const first = target ? openLogFile(target) : undefined;
+  let file = first?.handle;
   const choice = chooseOutputs({
-    directory: path !== undefined,
+    directory: target !== undefined,
     stderr: options.stderr ?? false,
     systemd: options.systemd ?? false,
-    fileFailed: path !== undefined && file === undefined,
+    fileFailed: target !== undefined && file === undefined,
   });
-  if (choice.file && file && path) {
+  if (target && first?.problem) {
+    outputs.refusedFile = {
+      path: target.path,
+      reason: first.problem,
+      instead: choice.syslog ? "syslog" : "stderr",
+    };
+  }
+  if (choice.file && file && target) {
     // One write per line with O_APPEND: lines of concurrent sessions never interleave.
     outputs.appendFile = (line) => {
       try {
@@ -64,7 +96,7 @@ export function openLogOutputs(
     };
     const entry = {
       reopen: () => {
-        const fresh = openLogFile(path);
+        const fresh = openLogFile(target).handle;
         if (!fresh) return false;
         const old = file;
         file = fresh;
@@ -89,16 +121,23 @@ export function openLogOutputs(
 }
 
 /**
- * Opens the shared log file for appending. Sessions of different users share
- * it through the log directory's group, so it is created group-writable; a
- * symlink or FIFO planted in its place is refused (see shared_files.ts), and
- * the caller falls back to syslog. Returns undefined when it cannot be opened.
+ * Opens the log file for appending. Sessions of different users share theirs
+ * through the log directory's group, so it is created group-writable; root's
+ * is root's alone (shared_files.ts). Anything planted in their place (a
+ * symlink, a FIFO, a hard link, a file of someone else's where root's should
+ * be) is refused without blocking, and the caller falls back to syslog. The
+ * problem says why.
  */
-function openLogFile(path: string): AppendHandle | undefined {
+function openLogFile(target: LogFileChoice): { handle?: AppendHandle; problem?: string } {
   try {
-    return openSharedAppend(path);
-  } catch {
-    return undefined;
+    return {
+      handle: target.root
+        ? openRootAppend(target.path, ROOT_LOG_MODE)
+        : openSharedAppend(target.path),
+    };
+  } catch (error) {
+    // The file's own problem without its path, which the warning names already.
+    return { problem: error instanceof NotRegularFileError ? error.why : errorText(error) };
   }
 }
 

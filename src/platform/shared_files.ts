@@ -2,24 +2,29 @@
  * Opening files in directories other users can write (the log directory and
  * the balancer state, shared by every proxy user through a group): a file
  * there may be a symlink a group member planted, pointing at something the
- * opener may write and the planter may not. So a file must be a regular file
- * before (lstat) and after (fstat, same inode) it is opened, is created only
- * with O_EXCL (which never follows a symlink), and gets its mode on the open
- * descriptor (fchmod), never by path. (O_NOFOLLOW would be simpler, but
- * Deno drops it whenever permissions are restricted: measured.) A symlink
- * swapped in between the two checks is at worst opened without creating,
- * truncating or writing anything.
+ * opener may write and the planter may not, or a FIFO, whose open would wait
+ * for a partner forever. So every open is O_NONBLOCK (a FIFO opens at once or
+ * fails, a regular file is unaffected) and O_NOCTTY; a file must be a regular
+ * file with one link before (lstat) and after (fstat, same inode) it is
+ * opened, is created only with O_EXCL (which never follows a symlink), and
+ * gets its mode on the open descriptor (fchmod), never by path. (O_NOFOLLOW
+ * would be simpler, but Deno drops it whenever permissions are restricted:
+ * measured; O_NONBLOCK it keeps.) A symlink or FIFO swapped in between the
+ * two checks is at worst opened without blocking, creating, truncating or
+ * writing anything.
  * @module
  */
 
 import fs from "node:fs";
+import { logFileProblem, ROOT_LOG_DIR_MODE, rootDirectoryProblem } from "../log/files.ts";
+import { checkRootDirectories, UntrustedPathError } from "./root_paths.ts";
 
-const { O_APPEND, O_CREAT, O_EXCL, O_RDONLY, O_WRONLY } = fs.constants;
+const { O_APPEND, O_CREAT, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY, O_WRONLY } = fs.constants;
 
-/** A path that is a symlink, a FIFO or anything but a regular file. */
+/** A path that is a symlink, a FIFO or anything but a regular file with one link. */
 export class NotRegularFileError extends Error {
-  constructor(path: string) {
-    super(`"${path}" is a symbolic link or not a regular file; refusing to use it`);
+  constructor(path: string, readonly why = "is a symbolic link or not a regular file") {
+    super(`"${path}" ${why}; refusing to use it`);
     this.name = "NotRegularFileError";
   }
 }
@@ -28,7 +33,35 @@ function errorCode(error: unknown): string | undefined {
   return (error as { code?: string }).code;
 }
 
-function openRegular(path: string, flags: number, mode: number): number {
+/** What node's Stats say, as log/files.ts reads them. */
+function factsOf(info: fs.Stats) {
+  return {
+    isFile: info.isFile(),
+    isSymlink: info.isSymbolicLink(),
+    nlink: info.nlink,
+    uid: info.uid,
+    mode: info.mode,
+  };
+}
+
+/** How `openChecked` treats the file it opened. */
+interface CheckOptions {
+  /** Root's own file: root's, writable by root only. */
+  readonly root?: boolean;
+}
+
+/**
+ * Opens `path` without ever blocking or following a planted link: returns the descriptor and
+ * what fstat said of it. Creates it with `mode` (O_EXCL) only when `flags` has O_CREAT and it is
+ * missing.
+ * @throws {NotRegularFileError}
+ */
+function openChecked(
+  path: string,
+  flags: number,
+  mode: number,
+  options: CheckOptions = {},
+): { fd: number; created: boolean; info: fs.Stats } {
   let before: fs.Stats | undefined;
   try {
     before = fs.lstatSync(path);
@@ -36,24 +69,38 @@ function openRegular(path: string, flags: number, mode: number): number {
     if (errorCode(error) !== "ENOENT") throw error;
   }
   if (before && !before.isFile()) throw new NotRegularFileError(path);
+  const safe = flags | O_NONBLOCK | O_NOCTTY;
   let fd: number;
   try {
     fd = before || !(flags & O_CREAT)
-      ? fs.openSync(path, flags & ~O_CREAT)
-      : fs.openSync(path, flags | O_EXCL, mode);
+      ? fs.openSync(path, safe & ~O_CREAT)
+      : fs.openSync(path, safe | O_EXCL, mode);
   } catch (error) {
     // Something appeared since the lstat: a planted symlink, or another session's file.
-    if (errorCode(error) === "EEXIST") return openRegular(path, flags & ~O_CREAT, mode);
+    if (errorCode(error) === "EEXIST") {
+      return openChecked(path, flags & ~O_CREAT, mode, options);
+    }
+    // ENXIO: a FIFO with no reader swapped in for writing.
+    if (errorCode(error) === "ENXIO") throw new NotRegularFileError(path);
     throw error;
   }
   const after = fs.fstatSync(fd);
-  if (!after.isFile() || (before && (after.ino !== before.ino || after.dev !== before.dev))) {
+  const moved = before && (after.ino !== before.ino || after.dev !== before.dev);
+  const problem = moved
+    ? "was replaced while it was being opened"
+    : logFileProblem(factsOf(after), options.root ?? false);
+  if (problem) {
     fs.closeSync(fd);
-    throw new NotRegularFileError(path);
+    throw new NotRegularFileError(path, problem);
   }
+  return { fd, created: before === undefined, info: after };
+}
+
+function openRegular(path: string, flags: number, mode: number): number {
+  const { fd, info } = openChecked(path, flags, mode);
   // Every member of the directory's group must be able to use it; only the owner may change the
   // mode, and when someone else created it, they set it.
-  if ((after.mode & 0o777) !== mode) {
+  if ((info.mode & 0o777) !== mode) {
     try {
       fs.fchmodSync(fd, mode);
     } catch { /* EPERM: someone else's file */ }
@@ -69,7 +116,63 @@ export interface AppendHandle {
 
 /** Opens `path` for appending, creating it 0660; throws NotRegularFileError on a symlink. */
 export function openSharedAppend(path: string): AppendHandle {
-  const fd = openRegular(path, O_WRONLY | O_APPEND | O_CREAT, 0o660);
+  return appendHandle(openRegular(path, O_WRONLY | O_APPEND | O_CREAT, 0o660));
+}
+
+/**
+ * Opens root's own file `<log_directory>/root/<name>` for appending, creating it `mode` (0640)
+ * and its directory 0750 when missing. Only root may have written it: the directories above the
+ * log directory are root's and writable by root alone (or sticky), the log directory is root's
+ * (its group may write it: renaming `root/` away leaves root's lines in it, and a stand-in is
+ * refused), `root/` is root's and writable by root only, and the file is root's regular file with
+ * one link, writable by root only. Its mode is never changed once it exists.
+ * @throws {UntrustedPathError} for a directory
+ * @throws {NotRegularFileError} for the file
+ */
+export function openRootAppend(path: string, mode: number): AppendHandle {
+  const dir = parentOf(path);
+  const logDir = parentOf(dir);
+  checkRootDirectories(parentOf(logDir));
+  const top = fs.lstatSync(logDir);
+  if (!top.isDirectory() || top.uid !== 0) {
+    throw new UntrustedPathError(`log directory "${logDir}" must be a directory owned by root`);
+  }
+  try {
+    fs.mkdirSync(dir, { mode: ROOT_LOG_DIR_MODE });
+  } catch (error) {
+    if (errorCode(error) !== "EEXIST") throw error;
+  }
+  const before = checkRootLogDirectory(dir);
+  const { fd, created } = openChecked(path, O_WRONLY | O_APPEND | O_CREAT, mode, { root: true });
+  try {
+    // Swapped for a group member's directory while the file was opened: refuse what was opened.
+    if (checkRootLogDirectory(dir).ino !== before.ino) {
+      throw new UntrustedPathError(`directory "${dir}" was replaced while it was being opened`);
+    }
+    if (created) fs.fchmodSync(fd, mode);
+  } catch (error) {
+    fs.closeSync(fd);
+    throw error;
+  }
+  return appendHandle(fd);
+}
+
+function parentOf(path: string): string {
+  return path.replace(/\/+[^/]*\/*$/, "") || "/";
+}
+
+/** `root/` in the log directory: root's directory, writable by root only. */
+function checkRootLogDirectory(dir: string): fs.Stats {
+  const info = fs.lstatSync(dir);
+  const problem = rootDirectoryProblem(
+    { isDirectory: info.isDirectory(), uid: info.uid, mode: info.mode },
+    true,
+  );
+  if (problem) throw new UntrustedPathError(`directory "${dir}" ${problem}; refusing to use it`);
+  return info;
+}
+
+function appendHandle(fd: number): AppendHandle {
   return {
     write: (text) => void fs.writeSync(fd, text),
     close: () => fs.closeSync(fd),
@@ -110,18 +213,4 @@ export function replaceSharedText(path: string, text: string): void {
   }
   fs.closeSync(fd);
   fs.renameSync(temp, path);
-}
-
-/**
- * Creates `path` as a regular 0660 file if it is missing, refusing a symlink,
- * and returns its inode: a lock file, which is then opened read-only (flock
- * needs no write access) and compared against this inode.
- */
-export function ensureSharedFile(path: string): number {
-  const fd = openRegular(path, O_RDONLY | O_CREAT, 0o660);
-  try {
-    return fs.fstatSync(fd).ino;
-  } finally {
-    fs.closeSync(fd);
-  }
 }

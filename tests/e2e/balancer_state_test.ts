@@ -4,7 +4,7 @@
  */
 import { assertEquals } from "../_assert.ts";
 import { run } from "../testbed/exec.ts";
-import { ROOT, tempDir } from "../testbed/paths.ts";
+import { probeArgv, tempDir } from "../testbed/paths.ts";
 
 const PROCESSES = 6;
 const PICKS = 15;
@@ -14,19 +14,9 @@ async function probe(
   picks: number,
   warnings: string[] = [],
 ): Promise<number[] | { error: string }> {
-  const result = await run([
-    `${ROOT}.tools/bin/deno`,
-    "run",
-    "--quiet",
-    "--cached-only",
-    "--config",
-    `${ROOT}deno.json`,
-    `--allow-read=${dir}`,
-    `--allow-write=${dir}`,
-    `${ROOT}tests/e2e/probes/balancer_probe.ts`,
-    dir,
-    String(picks),
-  ], { timeoutMs: 60_000 });
+  const result = await run(probeArgv("balancer_probe.ts", dir, [dir, String(picks)]), {
+    timeoutMs: 60_000,
+  });
   assertEquals(result.code, 0, result.stderr);
   warnings.push(...result.stderr.split("\n").filter(Boolean));
   return JSON.parse(result.stdout);
@@ -63,7 +53,7 @@ Deno.test("a corrupt or missing state file never stops sessions", async () => {
   }
 });
 
-Deno.test("symlinks planted in the shared state directory are never followed", async () => {
+Deno.test("symlinks and hard links planted in the shared state directory are never followed", async () => {
   const dir = await tempDir();
   const state = `${dir.path}/balancer`;
   const victim = `${dir.path}/victim`;
@@ -71,21 +61,22 @@ Deno.test("symlinks planted in the shared state directory are never followed", a
     await Deno.mkdir(state, { mode: 0o770 });
     await Deno.writeTextFile(victim, "someone's file\n", { mode: 0o600 });
     await Deno.chmod(victim, 0o600);
-    const cases: Array<[string, string]> = [
-      ["balancer.json", `"${state}/balancer.json" is a symbolic link or not a regular file`],
-      ["balancer.lock", `"${state}/balancer.lock" is a symbolic link or not a regular file`],
-    ];
-    for (const [name, message] of cases) {
-      await Deno.remove(`${state}/${name}`).catch(() => {});
-      await Deno.symlink(victim, `${state}/${name}`);
-      const result = await probe(state, 1);
-      assertEquals(result, { error: `${message}; refusing to use it` });
-      await Deno.remove(`${state}/${name}`);
-    }
-    // A dangling lock symlink must not create its target either.
-    await Deno.remove(`${state}/balancer.lock`).catch(() => {});
+    await Deno.symlink(victim, `${state}/balancer.json`);
+    assertEquals(await probe(state, 1), {
+      error:
+        `"${state}/balancer.json" is a symbolic link or not a regular file; refusing to use it`,
+    });
+    await Deno.remove(`${state}/balancer.json`);
+    // A hard link to another file: its content is not taken for the state.
+    await Deno.link(victim, `${state}/balancer.json`);
+    assertEquals(await probe(state, 1), {
+      error: `"${state}/balancer.json" has 2 hard links; it must have one; refusing to use it`,
+    });
+    await Deno.remove(`${state}/balancer.json`);
+    // The lock is the directory itself: a file named like the old lock file is never opened, and
+    // a dangling symlink there creates nothing.
     await Deno.symlink(`${dir.path}/made`, `${state}/balancer.lock`);
-    assertEquals("error" in (await probe(state, 1)), true);
+    assertEquals(await probe(state, 1), [0]);
     assertEquals(await Deno.stat(`${dir.path}/made`).then(() => true, () => false), false);
     assertEquals(await Deno.readTextFile(victim), "someone's file\n");
     assertEquals((await Deno.stat(victim)).mode! & 0o777, 0o600);

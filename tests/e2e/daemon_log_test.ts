@@ -71,7 +71,8 @@ Deno.test({
     await Deno.mkdir(logs);
     const service = await startService(dir.path, logs, {});
     try {
-      const file = `${logs}/xferproxy.log`;
+      // Root's file, which the group cannot write; the shared one stays the sessions'.
+      const file = `${logs}/root/xferproxy.log`;
       await waitFor("a first log line", async () => (await Deno.readTextFile(file)).length > 0);
       await Deno.rename(file, `${file}.1`);
       await must(["kill", "-HUP", String(service.child.pid)]);
@@ -80,6 +81,7 @@ Deno.test({
         () => Deno.readTextFile(file).then((t) => /Reopened the log file/.test(t), () => false),
       );
       assertEquals(/Reopened/.test(await Deno.readTextFile(`${file}.1`)), false);
+      assertEquals(await Deno.stat(`${logs}/xferproxy.log`).then(() => true, () => false), false);
       // Still running: its heartbeat keeps coming.
       const before = (await Deno.stat(`${dir.path}/state/dnat/service.json`)).mtime?.getTime();
       await waitFor(
@@ -109,7 +111,7 @@ Deno.test({
       const fileChildren = await childNames(withFile.child.pid);
       assertEquals(await withFile.stop(), 0);
       assertEquals(withFile.stderr(), "");
-      assertMatch(await Deno.readTextFile(`${logs}/xferproxy.log`), /LOG /);
+      assertMatch(await Deno.readTextFile(`${logs}/root/xferproxy.log`), /LOG /);
       assertEquals(fileChildren.includes("logger"), false);
 
       const journal = await startService(dir.path, undefined, systemd);

@@ -572,6 +572,17 @@ function dnatSuite(backend: "iptables" | "nftables") {
               const all = await sudoDnat(bed, bob, ["reap", "--all"]);
               assertEquals(all.code, 1);
               assertEquals((await sudoDnat(bed, alice, ["del", "--session", mine!.id])).code, 0);
+              // The sudo call runs as root: its line is in root's file, which the group cannot
+              // write, and not in the sessions' shared one.
+              const removed = `(removed by dnat del) session=${mine!.id}`;
+              const rootFile = `${bed.dir}/log/root/xferproxy.log`;
+              assertIncludes(await Deno.readTextFile(rootFile), removed);
+              const shared = await Deno.readTextFile(bed.logPath).catch(() => "");
+              assertEquals(shared.includes(removed), false);
+              const forged = await bed.inProxy(["sh", "-c", `echo forged >> ${rootFile}`], {
+                user: alice,
+              });
+              assertEquals(forged.code === 0, false);
             } finally {
               await session.end();
             }

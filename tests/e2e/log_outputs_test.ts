@@ -1,6 +1,6 @@
 /**
- * The real log outputs: lines land in <log_directory>/xferproxy.log, and in
- * syslog through logger(1) with ident xferproxy and the right priority.
+ * The real log outputs: a session's lines land in <log_directory>/xferproxy.log,
+ * and in syslog through logger(1) with ident xferproxy and the right priority.
  */
 import { assertEquals, assertMatch } from "../_assert.ts";
 import { logger, setupLogging, teardownLogging } from "../../src/log/mod.ts";
@@ -10,7 +10,8 @@ import { tempDir } from "../testbed/paths.ts";
 Deno.test("file sink appends one line per record to xferproxy.log", async () => {
   const dir = await tempDir();
   try {
-    const outputs = openLogOutputs({ directory: dir.path });
+    // A session's (not root's: root has a file of its own, shared_files_attack_test.ts).
+    const outputs = openLogOutputs({ directory: dir.path, uid: 1001 });
     await setupLogging({ logLevel: 1 }, outputs);
     logger("reverse").info("Received connection request from {ip}", {
       ip: "198.18.1.2",
@@ -108,8 +109,12 @@ Deno.test("a symlink or FIFO planted as xferproxy.log is never followed, chmodde
       if (plant === "fifo") {
         assertEquals((await new Deno.Command("mkfifo", { args: [log] }).output()).code, 0);
       }
-      // As root, like the DNAT service: the file sink must refuse and fall back to syslog.
-      const outputs = openLogOutputs({ directory: logDir, syslogSocket: `${dir.path}/none` });
+      // Opened by root for a session's uid: the file sink must refuse and fall back to syslog.
+      const outputs = openLogOutputs({
+        directory: logDir,
+        uid: 1001,
+        syslogSocket: `${dir.path}/none`,
+      });
       assertEquals([plant, outputs.appendFile === undefined], [plant, true]);
       await outputs.close();
     }

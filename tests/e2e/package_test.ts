@@ -46,6 +46,7 @@ Deno.test({
         state: "root:root 755",
         balancer: "root:xferproxy 2770",
         logs: "root:xferproxy 2770",
+        root_logs: "root:xferproxy 2750",
         runtime: "unpacked",
         sshd_example: "example-only",
         version: "xferproxy",
@@ -60,7 +61,8 @@ Deno.test({
         copyright:
           `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/ xferproxy (${VERSION}) unstable; urgency=medium`,
         verify: "verified",
-        logrotate: "xferproxy.log xferproxy.log.1 root:xferproxy 660 0",
+        logrotate: "root xferproxy.log xferproxy.log.1 root:xferproxy 660 0",
+        root_logrotate: "xferproxy.log xferproxy.log.1 root:xferproxy 640 0",
         upgraded: "2",
         removed: "3 config-kept",
         purged: "3 no-group 0",
@@ -121,6 +123,7 @@ Deno.test({
         "/var/lib/xferproxy 040755 root:root config=0",
         "/var/lib/xferproxy/balancer 042770 root:xferproxy config=0",
         "/var/log/xferproxy 042770 root:xferproxy config=0",
+        "/var/log/xferproxy/root 042750 root:xferproxy config=0",
         "/var/cache/xferproxy 040755 root:root config=0",
         "/usr/share/doc/xferproxy 040755 root:root config=0",
       ]

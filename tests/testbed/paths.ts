@@ -31,6 +31,25 @@ export function underUnit(unit: "xferproxy-dnat" | "xferproxy-forward", argv: st
   ];
 }
 
+/**
+ * argv running the probe `tests/e2e/probes/<name>` with the project's Deno, allowed to read and
+ * write `dir` only, as a session process is restricted.
+ */
+export function probeArgv(name: string, dir: string, args: string[]): string[] {
+  return [
+    `${ROOT}.tools/bin/deno`,
+    "run",
+    "--quiet",
+    "--cached-only",
+    "--config",
+    `${ROOT}deno.json`,
+    `--allow-read=${dir}`,
+    `--allow-write=${dir}`,
+    `${ROOT}tests/e2e/probes/${name}`,
+    ...args,
+  ];
+}
+
 /** Runs dist/xferproxy with the given args; stdin is closed; killed after `timeoutMs`. */
 export async function runXferproxy(
   args: string[],

@@ -133,7 +133,7 @@ export interface Testbed {
     argv: string[],
     options?: { stdin?: string | Uint8Array; timeoutMs?: number },
   ): Promise<Ran>;
-  /** The proxy log so far. */
+  /** The proxy log so far: the sessions' shared file, then root's (the DNAT service's, sudo's). */
   log(): Promise<string>;
   /** Stops or starts server A's or B's sshd. */
   stopServer(which: "a" | "b"): Promise<void>;
@@ -242,7 +242,18 @@ export async function createTestbed(options: TestbedOptions = {}): Promise<Testb
         ...(o.stdin !== undefined ? { stdin: o.stdin } : {}),
         timeoutMs: o.timeoutMs ?? 60_000,
       }),
-    log: () => Deno.readTextFile(`${dir}/log/xferproxy.log`).catch(() => ""),
+    log: async () => {
+      // One log as the single file was: both files' lines in time order (each starts with its
+      // ISO timestamp; the sort is stable, so a file's own order holds).
+      const lines: string[] = [];
+      for (const file of ["xferproxy.log", "root/xferproxy.log"]) {
+        const text = await Deno.readTextFile(`${dir}/log/${file}`).catch(() => "");
+        lines.push(...text.split("\n").filter((line) => line !== ""));
+      }
+      const stamp = (line: string) => line.slice(0, line.indexOf(" "));
+      lines.sort((a, b) => stamp(a) < stamp(b) ? -1 : stamp(a) > stamp(b) ? 1 : 0);
+      return lines.map((line) => `${line}\n`).join("");
+    },
     stopServer: async (which) => {
       const child = servers.get(which);
       if (!child) return;

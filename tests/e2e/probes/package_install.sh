@@ -52,8 +52,12 @@ for unit in dnat forward; do
 done
 # logrotate, for real (its postrotate only signals under systemd): the file moves, a new one
 # takes its place for the daemons to reopen, writable by the group as before.
+# Root's file too, in the directory root makes with its first line: readable by the group only.
 in_root sh -c 'echo line >/var/log/xferproxy/xferproxy.log'
+say root_logs "stat -c '%U:%G %a' /var/log/xferproxy/root"
+in_root sh -c 'echo line >/var/log/xferproxy/root/xferproxy.log'
 say logrotate "logrotate -f -s /tmp/logrotate.state /etc/logrotate.d/xferproxy && ls /var/log/xferproxy && stat -c '%U:%G %a %s' /var/log/xferproxy/xferproxy.log"
+say root_logrotate "ls /var/log/xferproxy/root && stat -c '%U:%G %a %s' /var/log/xferproxy/root/xferproxy.log"
 # An administrator's edit survives an upgrade (reinstall of the same package).
 in_root sh -c 'sed -i "s|<enabled>false</enabled>|<enabled>false</enabled><!-- edited -->|" /etc/xferproxy/aspera.conf'
 in_root dpkg -i --force-confold /tmp/pkg.deb >/dev/null

@@ -1,0 +1,30 @@
+/**
+ * A session process opening a shared file `count` times while the test swaps
+ * FIFOs in and out of its place: `log` appends a line to `<dir>/xferproxy.log`,
+ * `balancer` updates `<dir>/balancer.json`. Prints how many opens worked and
+ * how many were refused; a FIFO opened blocking would never let it print.
+ */
+// deno-lint-ignore-file no-console
+import { openSharedAppend } from "../../../src/platform/shared_files.ts";
+import { openSharedJson } from "../../../src/platform/locked_file.ts";
+
+const [kind = "log", dir = "", count = "1"] = Deno.args;
+const shared = openSharedJson(dir, "balancer");
+let opened = 0;
+let refused = 0;
+for (let i = 0; i < Number(count); i++) {
+  try {
+    if (kind === "log") {
+      const file = openSharedAppend(`${dir}/xferproxy.log`);
+      file.write("a session's line\n");
+      file.close();
+    } else {
+      await shared.update((current) => ({ value: current ?? {}, result: undefined }));
+    }
+    opened++;
+  } catch (error) {
+    if ((error as Error).name !== "NotRegularFileError") throw error;
+    refused++;
+  }
+}
+console.log(JSON.stringify({ opened, refused }));
