@@ -88,6 +88,8 @@ interface Heartbeat {
   configError?: string;
   /** What /healthz answers (the same judgement: check holds no network permission). */
   health?: string;
+  /** Log lines it could not write since it started. */
+  log_lines_lost?: number;
 }
 
 async function checkService(host: CheckHost, dir: string, now: number): Promise<Finding[]> {
@@ -137,6 +139,13 @@ async function checkService(host: CheckHost, dir: string, now: number): Promise<
         "dnat.health",
         `the DNAT service reports itself unhealthy (${beat.health}): a load balancer asking /healthz sends new sessions elsewhere`,
         "fix what it says; /healthz answers 200 again by itself",
+      ));
+    }
+    if (beat?.log_lines_lost) {
+      out.push(finding.warning(
+        "logs.lost",
+        `the DNAT service could not write ${beat.log_lines_lost} log line(s) since it started (log directory full or unwritable): closing lines and audit lines are missing`,
+        "free space in <log_directory> or fix its permissions; the service writes again by itself (syslog says when)",
       ));
     }
     if (beat?.configError) {

@@ -71,7 +71,7 @@ export interface ServiceHost {
     status:
       & ServiceStatus
       & ({ socket: string } | { socketError: string })
-      & { health: string; drained_since?: number },
+      & { health: string; drained_since?: number; log_lines_lost: number },
   ): Promise<void>;
   enableAccounting(): Promise<boolean>;
   /** /proc through libc. */
@@ -96,6 +96,8 @@ export interface ServiceHost {
    * load balancer, not the world); stopped by `close`.
    */
   serveStatus(endpoint: IpEndpoint, respond: (request: Request) => Response): Promise<void>;
+  /** Log lines this process could not write (log directory full or unwritable). */
+  logLinesLost(): number;
   /** Stops listening and watching, removes the socket and the heartbeat: stopped, not stale. */
   close(): Promise<void>;
 }
@@ -280,6 +282,7 @@ async function serve(
     drainedSince: () => drained?.since,
   }));
   const metrics = observation.metrics;
+  let lostCounted = 0;
   metrics.draining(drained !== undefined);
   /** Rereads the drain mark; logs when it changes. */
   const rereadDrain = async (): Promise<void> => {
@@ -379,13 +382,18 @@ async function serve(
         return current;
       },
       stop: host.stop,
-      heartbeat: (status) =>
-        host.heartbeat({
+      heartbeat: (status) => {
+        const lost = host.logLinesLost();
+        metrics.logLinesLost(lost - lostCounted);
+        lostCounted = lost;
+        return host.heartbeat({
           ...status,
           ...listening,
           health: observation.health().line,
           ...(drained ? { drained_since: drained.since } : {}),
-        }),
+          log_lines_lost: lost,
+        });
+      },
       enableAccounting: () => host.enableAccounting(),
       sessions,
       reloadConfig,

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { type LossEvent, lossLine, lossTracker } from "../log/loss.ts";
 import { chooseOutputs, type LogOutputs } from "../log/mod.ts";
 import { type LogFileChoice, logFileFor, ROOT_LOG_MODE } from "../log/files.ts";
 import { errorText } from "../errors.ts";
@@ -33,6 +34,14 @@ export interface RealOutputOptions {
   systemd?: boolean;
   /** syslog socket, for tests; default /dev/log. */
   syslogSocket?: string;
+}
+
+/** Lines this process could not write to its log files (the DNAT service's metrics). */
+let linesLost = 0;
+
+/** How many log lines this process could not write to a file. */
+export function logLinesLost(): number {
+  return linesLost;
 }
 
 /** The log files open in this process, for `reopenLogFiles`. */
@@ -89,11 +98,32 @@ export function openLogOutputs(
   }
   if (choice.file && file && target) {
     // One write per line with O_APPEND: lines of concurrent sessions never interleave.
+    // Disk full or file removed: logging must never end a session, but the loss is counted and
+    // its start and end go to syslog.
+    const loss = lossTracker();
+    // A failed write may have left part of its line (the disk filled midway; the runtime's write
+    // does not say how much went in): the next line starts on its own, after at worst an empty one.
+    let fragment = false;
+    let lossSyslog: ReturnType<typeof spawnLogger> | undefined;
     outputs.appendFile = (line) => {
+      let event: LossEvent | undefined;
       try {
-        file?.write(line + "\n");
-      } catch { /* disk full or file removed: logging must never end a session */ }
+        file?.write(`${fragment ? "\n" : ""}${line}\n`);
+        fragment = false;
+        event = loss.written();
+      } catch (error) {
+        linesLost++;
+        fragment = true;
+        event = loss.failed(errorText(error));
+      }
+      if (event) {
+        const { severity, line: said } = lossLine(target.path, event);
+        // One logger(1) for these, started at the first: the start and the end arrive in order.
+        lossSyslog ??= spawnLogger(options.syslogSocket);
+        lossSyslog.send(severity, said);
+      }
     };
+    closers.push(() => lossSyslog?.close());
     const entry = {
       reopen: () => {
         const fresh = openLogFile(target).handle;

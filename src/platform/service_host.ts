@@ -22,6 +22,7 @@ import { terminationSignal } from "./session_io.ts";
 import { enableAccounting, writeHeartbeat } from "./dnat_host.ts";
 import { realRunner } from "./runner.ts";
 import { DEFAULT_LIMITS, serveHttp } from "./http_server.ts";
+import { logLinesLost } from "./log_outputs.ts";
 
 /** The status endpoints serve a scraper and a load balancer's checks: a few connections, short. */
 const STATUS_LIMITS = {
@@ -137,6 +138,7 @@ export function realServiceHost(
       // The directory decides who reaches it; the socket itself is root's.
       await Deno.chmod(path, 0o666);
     },
+    logLinesLost,
     async serveStatus(endpoint, respond) {
       status = await serveHttp(
         { hostname: endpoint.ip.text, port: endpoint.port, limits: STATUS_LIMITS },

@@ -16,6 +16,7 @@
  */
 
 import fs from "node:fs";
+import { Buffer } from "node:buffer";
 import { logFileProblem, ROOT_LOG_DIR_MODE, rootDirectoryProblem } from "../log/files.ts";
 import { checkRootDirectories, UntrustedPathError } from "./root_paths.ts";
 
@@ -108,8 +109,16 @@ function openRegular(path: string, flags: number, mode: number): number {
   return fd;
 }
 
+/** A write the filesystem cut short (it is full): `written` bytes of the line went in. */
+export class ShortWriteError extends Error {
+  constructor(readonly written: number) {
+    super(`only ${written} bytes written: no space left on device`);
+  }
+}
+
 /** An append-only handle on a shared file (created mode 0660), for one line per write. */
 export interface AppendHandle {
+  /** Appends all of `text` in one write. @throws {ShortWriteError} when only part went in. */
   write(text: string): void;
   close(): void;
 }
@@ -174,7 +183,11 @@ function checkRootLogDirectory(dir: string): fs.Stats {
 
 function appendHandle(fd: number): AppendHandle {
   return {
-    write: (text) => void fs.writeSync(fd, text),
+    write(text) {
+      const bytes = Buffer.from(text);
+      const written = fs.writeSync(fd, bytes);
+      if (written < bytes.length) throw new ShortWriteError(written);
+    },
     close: () => fs.closeSync(fd),
   };
 }

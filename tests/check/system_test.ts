@@ -203,6 +203,24 @@ Deno.test("a drained node and a service whose netfilter does not answer are said
   assertMatch(health[0]!.message, /unhealthy \(netfilter: add failed: iptables: No chain/);
 });
 
+Deno.test("log lines the service could not write are a warning", async () => {
+  const findings = await audit(fixtureHost("clean", {
+    live: true,
+    run: healthy,
+    extra: {
+      "/var/lib/xferproxy/dnat/service.json": JSON.stringify({
+        pid: 9,
+        updated: NOW - 1000,
+        health: "ok",
+        log_lines_lost: 12,
+      }),
+    },
+  }));
+  const lost = findings.find((f) => f.id === "logs.lost");
+  assertEquals(lost?.severity, "warning");
+  assertMatch(lost?.message ?? "", /could not write 12 log line\(s\) since it started/);
+});
+
 Deno.test("a healthy, undrained service has neither finding", async () => {
   const findings = await audit(fixtureHost("clean", {
     live: true,

@@ -71,6 +71,7 @@ function fakePlatform() {
         reachable: () => Promise.resolve(true),
         sshCounters: () => Promise.resolve(undefined),
         listen: (path, group) => Promise.resolve(void events.push(`listen ${path} ${group}`)),
+        logLinesLost: () => 0,
         serveStatus: (endpoint) =>
           Promise.resolve(void events.push(`status ${endpoint.ip.text}:${endpoint.port}`)),
         close: () => Promise.resolve(void events.push("service closed")),

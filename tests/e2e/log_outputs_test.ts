@@ -4,7 +4,8 @@
  */
 import { assertEquals, assertMatch } from "../_assert.ts";
 import { logger, setupLogging, teardownLogging } from "../../src/log/mod.ts";
-import { openLogOutputs } from "../../src/platform/log_outputs.ts";
+import { logLinesLost, openLogOutputs } from "../../src/platform/log_outputs.ts";
+import { must, run } from "../testbed/exec.ts";
 import { tempDir } from "../testbed/paths.ts";
 
 Deno.test("file sink appends one line per record to xferproxy.log", async () => {
@@ -127,4 +128,77 @@ Deno.test("a symlink or FIFO planted as xferproxy.log is never followed, chmodde
   } finally {
     await dir.remove();
   }
+});
+
+Deno.test({
+  name:
+    "a full log directory: sessions go on, lost lines are counted, the loss and the recovery go to syslog",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    const dir = await tempDir();
+    const socket = `${dir.path}/log.sock`;
+    const logs = `${dir.path}/logs`;
+    await Deno.mkdir(logs);
+    // A small filesystem of its own, filled up after the file is opened.
+    await must(["mount", "-t", "tmpfs", "-o", "size=64k", "xferproxy-full", logs]);
+    const server = new Deno.Command("python3", {
+      args: [
+        "-c",
+        `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("ready", flush=True)
+s.settimeout(10)
+for _ in range(2):
+    print(s.recv(65536).decode(), flush=True)
+`,
+        socket,
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+      signal: AbortSignal.timeout(20_000),
+    }).spawn();
+    try {
+      const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      while (!text.includes("ready\n")) text += (await reader.read()).value ?? "";
+      const before = logLinesLost();
+      const outputs = openLogOutputs({ directory: logs, uid: 1001, syslogSocket: socket });
+      outputs.appendFile!("a line that fits");
+      await must(["dd", "if=/dev/zero", `of=${logs}/filler`, "bs=4k", "count=64"]).catch(() => "");
+      for (let i = 0; i < 5; i++) outputs.appendFile!(`lost line ${i} ${"x".repeat(4096)}`);
+      assertEquals(logLinesLost() - before, 5);
+      await Deno.remove(`${logs}/filler`);
+      outputs.appendFile!("written again");
+      await outputs.close();
+      for (let i = 0; i < 50 && text.split("\n").length < 4; i++) {
+        const chunk = await reader.read();
+        if (chunk.done) break;
+        text += chunk.value;
+      }
+      const [, failing, recovered] = text.trimEnd().split("\n");
+      // <daemon.err> = 27, <daemon.notice> = 29
+      assertMatch(
+        failing!,
+        /^<27>.*xferproxy\[\d+\]: Cannot write .*xferproxy\.log: .*No space left on device.*; log lines are lost until it can/,
+      );
+      assertMatch(
+        recovered!,
+        /^<29>.*xferproxy\[\d+\]: Writing .*xferproxy\.log again; 5 log lines were lost$/,
+      );
+      // What fitted of the first lost line is its own line; the next line starts on its own.
+      const lines = (await Deno.readTextFile(`${logs}/xferproxy.log`)).split("\n");
+      assertEquals([lines[0], lines.at(-2), lines.at(-1)], [
+        "a line that fits",
+        "written again",
+        "",
+      ]);
+      assertEquals(lines.slice(1, -2).every((l) => l.startsWith("lost line 0 x")), true);
+    } finally {
+      await server.status.catch(() => {});
+      await run(["umount", logs]);
+      await dir.remove();
+    }
+  },
 });
