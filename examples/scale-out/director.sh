@@ -5,11 +5,13 @@
 # node, for SSH (TCP 22) and FASP (UDP) alike, so a session's SSH leg and its UDP flow meet the
 # same node, the one that installed its forwarding. The director only rewrites the destination:
 # nodes see the client's own address (their default route must point back at the director).
-# Every INTERVAL seconds it asks each node's GET /healthz; the nodes that answer 200 share the
-# hash. A node drained (xferproxy dnat drain), stopped or unreachable leaves it within
-# INTERVAL + 1 s; its established flows keep going (conntrack remembers them). When no node is
-# healthy, all of them stay in (fail open: a node that cannot answer /healthz may still carry
-# sessions). On exit (SIGTERM, SIGINT) it removes its table.
+# Every INTERVAL seconds it asks every node at once for GET /healthz and whether TCP 22 answers
+# (/healthz does not look at sshd); the nodes that pass both share the hash. A node drained
+# (xferproxy dnat drain), stopped or unreachable leaves it within INTERVAL + 1 s; its established
+# flows keep going (conntrack remembers them). When no node is healthy, all of them stay in (fail
+# open: a node that cannot answer may still carry sessions). A table that cannot be written (nft
+# busy) is tried again the next round; the one in place stays. On exit (SIGTERM, SIGINT) it
+# removes its table: run it under systemd with Restart=always.
 #
 # Usage (root): director.sh VIP NODE [NODE ...]
 # Environment: HEALTH_PORT (9094, the nodes' <metrics_address> port), INTERVAL (1),
@@ -23,7 +25,9 @@ usage() {
   exit 2
 }
 [ $# -ge 2 ] || usage
-ipv4='^([0-9]{1,3}\.){3}[0-9]{1,3}$'
+# Strict dotted quads: no leading zeros (curl would read 010 as octal, nft as decimal).
+octet='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+ipv4="^($octet\.){3}$octet\$"
 for a in "$@"; do [[ $a =~ $ipv4 ]] || { echo "$0: not an IPv4 address: $a" >&2; exit 2; }; done
 vip=$1
 shift
@@ -67,8 +71,10 @@ EOF
 
 healthy() {
   local code
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$1:$health_port/healthz") || true
-  [ "$code" = 200 ]
+  # -q: no ~/.curlrc; no proxy from the environment between the director and its nodes.
+  code=$(curl -q -s --noproxy '*' -o /dev/null -w '%{http_code}' --max-time 1 \
+    "http://$1:$health_port/healthz") || true
+  [ "$code" = 200 ] && timeout 1 bash -c "exec 3<>/dev/tcp/$1/22" 2>/dev/null
 }
 
 cleanup() {
@@ -78,16 +84,24 @@ cleanup() {
 
 current=""
 round() {
-  local up=() node
-  for node in "${nodes[@]}"; do
-    if healthy "$node"; then up+=("$node"); fi
+  local up=() node i pids=()
+  # Every node at once: a round takes at most 1 s however many nodes do not answer.
+  for i in "${!nodes[@]}"; do
+    healthy "${nodes[$i]}" &
+    pids[$i]=$!
+  done
+  for i in "${!nodes[@]}"; do
+    if wait "${pids[$i]}"; then up+=("${nodes[$i]}"); fi
   done
   # Fail open: with no healthy node, keep them all rather than drop every client.
   [ ${#up[@]} -gt 0 ] || up=("${nodes[@]}")
   if [ "${up[*]}" != "$current" ]; then
-    apply "${up[@]}"
-    log "$vip -> ${up[*]}"
-    current="${up[*]}"
+    if apply "${up[@]}"; then
+      log "$vip -> ${up[*]}"
+      current="${up[*]}"
+    else
+      log "cannot write table $table (kept the one in place); trying again"
+    fi
   fi
 }
 

@@ -90,6 +90,8 @@ interface Heartbeat {
   health?: string;
   /** Log lines it could not write since it started. */
   log_lines_lost?: number;
+  /** Why /metrics and /healthz are not served. */
+  status_error?: string;
 }
 
 async function checkService(host: CheckHost, dir: string, now: number): Promise<Finding[]> {
@@ -139,6 +141,13 @@ async function checkService(host: CheckHost, dir: string, now: number): Promise<
         "dnat.health",
         `the DNAT service reports itself unhealthy (${beat.health}): a load balancer asking /healthz sends new sessions elsewhere`,
         "fix what it says; /healthz answers 200 again by itself",
+      ));
+    }
+    if (beat?.status_error) {
+      out.push(finding.error(
+        "dnat.status",
+        `the DNAT service cannot serve /metrics and /healthz (${beat.status_error}): a load balancer asking it sees a dead node, and whatever holds the port answers in its place`,
+        "free <metrics_address>'s port (ss -ltnp) or choose another; the service tries again every 5 s",
       ));
     }
     if (beat?.log_lines_lost) {

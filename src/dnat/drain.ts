@@ -57,7 +57,11 @@ export const DRAIN_SEEN_WITHIN_S = 1;
 export function drainedText(mark: DrainMark, running: number, already: boolean): string {
   const since = new Date(mark.since).toISOString();
   return [
-    already ? `already drained since ${since}` : `drained since ${since}`,
+    already
+      ? `already drained since ${since}${
+        mark.reason ? ` (${mark.reason}; that reason is kept)` : ""
+      }`
+      : `drained since ${since}`,
     `: new reverse sessions are refused within ${DRAIN_SEEN_WITHIN_S} s and /healthz answers 503;`,
     ` ${running} running session${running === 1 ? "" : "s"} go on.`,
     " xferproxy dnat undrain takes sessions again.\n",

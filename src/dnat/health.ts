@@ -16,6 +16,8 @@ export interface HealthInputs {
   readonly listening: boolean;
   /** Since when (ms since the epoch) the node is drained. */
   readonly drainedSince?: number;
+  /** The administrator's reason for the drain (printable ASCII, root's). */
+  readonly drainReason?: string;
 }
 
 /** The answer: 200 with "ok", or 503 with the reason. */
@@ -28,7 +30,8 @@ export interface Health {
 export function judgeHealth(inputs: HealthInputs): Health {
   if (inputs.drainedSince !== undefined) {
     const since = new Date(inputs.drainedSince).toISOString();
-    return { status: 503, line: `draining since ${since}: new sessions are refused` };
+    const why = inputs.drainReason ? ` (${inputs.drainReason})` : "";
+    return { status: 503, line: `draining since ${since}${why}: new sessions are refused` };
   }
   if (!inputs.listening) return { status: 503, line: "the session socket is not listening" };
   if (inputs.netfilterError) return { status: 503, line: `netfilter: ${inputs.netfilterError}` };
@@ -40,27 +43,36 @@ export function judgeHealth(inputs: HealthInputs): Health {
 export interface NetfilterWatch {
   /** Hears each call (observed_backend.ts). */
   observe(op: string, mutating: boolean, error?: unknown): void;
-  /** The last failure, while no later call has worked. */
+  /** The last failure, once calls failed twice in a row and no change has worked since. */
   error(): string | undefined;
-  /** When a call last worked (ms since the epoch); -Infinity before the first. */
+  /** When a change or the probe last worked (ms since the epoch); -Infinity before the first. */
   answeredAt(): number;
 }
 
-/** Keeps the last outcome of netfilter calls. */
+/** Failed calls in a row before /healthz says so: one failed change must not flap the node. */
+export const NETFILTER_FAILURES_TO_FAIL = 2;
+
+/**
+ * Keeps the outcome of netfilter calls. Only a change or the readiness probe that works clears
+ * a failure: reads that work while every change fails must not make the node look healthy.
+ */
 export function netfilterWatch(now: () => number): NetfilterWatch {
   let failure: string | undefined;
+  let inRow = 0;
   let answered = -Infinity;
   return {
-    observe(op, _mutating, error) {
-      if (error === undefined) {
-        failure = undefined;
-        answered = now();
-      } else {
+    observe(op, mutating, error) {
+      if (error !== undefined) {
         const text = error instanceof Error ? error.message : String(error);
         failure = `${op} failed: ${text.split("\n")[0]}`;
+        inRow++;
+      } else if (mutating || op === "ensure_ready") {
+        failure = undefined;
+        inRow = 0;
+        answered = now();
       }
     },
-    error: () => failure,
+    error: () => (inRow >= NETFILTER_FAILURES_TO_FAIL ? failure : undefined),
     answeredAt: () => answered,
   };
 }

@@ -71,7 +71,7 @@ export interface ServiceHost {
     status:
       & ServiceStatus
       & ({ socket: string } | { socketError: string })
-      & { health: string; drained_since?: number; log_lines_lost: number },
+      & { health: string; drained_since?: number; log_lines_lost: number; status_error?: string },
   ): Promise<void>;
   enableAccounting(): Promise<boolean>;
   /** /proc through libc. */
@@ -201,7 +201,9 @@ async function perform(
     case "drain":
     case "undrain": {
       if (callerUid !== undefined) {
-        throw new NotAuthorizedError(`dnat ${request.action} is for root: run it as root`);
+        throw new NotAuthorizedError(
+          `dnat ${request.action} is for root: through sudo it counts as uid ${callerUid}; run it from a root shell (sudo -i)`,
+        );
       }
       const running = (await deps.store.read()).entries.filter((e) => e.rule > 0).length;
       const before = await platform.drain.read(dir);
@@ -273,23 +275,40 @@ async function serve(
 ): Promise<void> {
   const host = platform.serviceHost(dir, log);
   let current = config;
-  let drained: DrainMark | undefined = await platform.drain.read(dir).catch(() => undefined);
+  let drainError: string | undefined;
+  /** The mark; a file that is there but cannot be read drains (fail closed), said once. */
+  const readDrain = () =>
+    platform.drain.read(dir).then((mark) => {
+      drainError = undefined;
+      return mark;
+    }, (error) => {
+      if (drainError !== errorText(error)) {
+        drainError = errorText(error);
+        log.warn("Cannot read the drain mark, so draining: {error}", { error: drainError });
+      }
+      return drained ?? { since: base.now() };
+    });
+  let drained: DrainMark | undefined;
+  drained = await readDrain();
+  if (drained) {
+    log.warn("Starting drained: new reverse sessions are refused (xferproxy dnat undrain)", {
+      since: new Date(drained.since).toISOString(),
+      ...(drained.reason ? { reason: drained.reason } : {}),
+    });
+  }
   let listeningNow = false;
   let configError: string | undefined;
   const observation = observeService(base.backend, base.now, () => ({
     listening: listeningNow,
     configError: () => configError,
-    drainedSince: () => drained?.since,
+    drained: () => drained,
   }));
   const metrics = observation.metrics;
   let lostCounted = 0;
   metrics.draining(drained !== undefined);
   /** Rereads the drain mark; logs when it changes. */
   const rereadDrain = async (): Promise<void> => {
-    const mark = await platform.drain.read(dir).catch((error) => {
-      log.warn("Cannot read the drain mark: {error}", { error: errorText(error) });
-      return drained;
-    });
+    const mark = await readDrain();
     if ((mark === undefined) === (drained === undefined)) return;
     drained = mark;
     metrics.draining(mark !== undefined);
@@ -358,21 +377,32 @@ async function serve(
       error: errorText(error),
     });
   }
+  // Read at start only (a restart applies a changed <metrics_address>). A bind that fails (the
+  // address is not up yet, or another process holds the port) is tried again at each heartbeat,
+  // and until it works the heartbeat says so, for check system.
   const statusAt = current.server.metricsAddress;
-  if (statusAt) {
-    await host.serveStatus(statusAt, (request) => statusResponse(request, observation.status))
-      .then(() =>
-        log.info("Metrics and health at http://{address}/metrics and /healthz", {
-          address: formatEndpoint(statusAt),
-        })
-      )
-      .catch((error) =>
-        log.error("Cannot serve metrics at {address}: {error}; sessions are not affected", {
+  let statusError: string | undefined;
+  let statusUp = false;
+  const startStatus = async () => {
+    if (!statusAt || statusUp) return;
+    try {
+      await host.serveStatus(statusAt, (request) => statusResponse(request, observation.status));
+      statusUp = true;
+      statusError = undefined;
+      log.info("Metrics and health at http://{address}/metrics and /healthz", {
+        address: formatEndpoint(statusAt),
+      });
+    } catch (error) {
+      if (statusError !== errorText(error)) {
+        log.error("Cannot serve metrics at {address}: {error}; trying again every 5 s", {
           address: formatEndpoint(statusAt),
           error: errorText(error),
-        })
-      );
-  }
+        });
+      }
+      statusError = errorText(error);
+    }
+  };
+  await startStatus();
   try {
     await sessions.adopt(await deps.store.read());
     lastText = await platform.fs.readTextFile(config.source).catch(() => undefined);
@@ -382,7 +412,8 @@ async function serve(
         return current;
       },
       stop: host.stop,
-      heartbeat: (status) => {
+      heartbeat: async (status) => {
+        await startStatus();
         const lost = host.logLinesLost();
         metrics.logLinesLost(lost - lostCounted);
         lostCounted = lost;
@@ -392,6 +423,7 @@ async function serve(
           health: observation.health().line,
           ...(drained ? { drained_since: drained.since } : {}),
           log_lines_lost: lost,
+          ...(statusError ? { status_error: statusError } : {}),
         });
       },
       enableAccounting: () => host.enableAccounting(),
@@ -399,7 +431,7 @@ async function serve(
       reloadConfig,
       configError: () => configError,
       rereadDrain,
-      countActive: (registry) => metrics.active(registry),
+      countActive: (registry) => metrics.active(registry, current.server.rproxy.rules.length),
       netfilterAnsweredAt: () => observation.netfilterAnsweredAt(),
     });
   } finally {

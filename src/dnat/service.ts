@@ -127,7 +127,11 @@ export async function runService(deps: ServiceDeps): Promise<void> {
       if (now - last.heartbeat >= SERVICE_TIMING.heartbeatEveryMs) {
         last.heartbeat = now;
         const configError = deps.configError?.();
-        await deps.heartbeat({ sessions, ...(configError ? { configError } : {}) });
+        // A heartbeat that cannot be written (disk full) must not keep the netfilter probe from
+        // running: /healthz depends on it, not on the file.
+        await deps.heartbeat({ sessions, ...(configError ? { configError } : {}) }).catch((error) =>
+          deps.log.warn("Cannot write the heartbeat: {error}", { error: errorText(error) })
+        );
         if (
           deps.netfilterAnsweredAt &&
           now - deps.netfilterAnsweredAt() > SERVICE_TIMING.heartbeatEveryMs

@@ -28,8 +28,8 @@ export interface ServiceMetrics {
   started(rule: number, udp: boolean, setupSeconds: number): void;
   refused(reason: RefusalReason): void;
   ended(counts: EndedCounts): void;
-  /** Sessions registered now, by rule (from the registry the loop just read). */
-  active(registry: Registry): void;
+  /** Sessions registered now, by rule (from the registry the loop just read); 0 for `rules`' others. */
+  active(registry: Registry, rules: number): void;
   /** One netfilter change (`op` names it: add, remove, reconcile, …) and whether it worked. */
   netfilter(op: string, ok: boolean): void;
   hostMarkedFaulty(host: string): void;
@@ -75,7 +75,7 @@ export function serviceMetrics(
   );
   const setup = r.histogram(
     "xferproxy_reverse_setup_duration_seconds",
-    "From the session process's start to its registration with the service.",
+    "From a session's hello to its registration: identification, the host's choice and netfilter.",
     ["udp"],
   );
   const udpBytes = r.counter(
@@ -120,6 +120,8 @@ export function serviceMetrics(
     },
     refused: (reason) => refused.inc({ reason }),
     ended(c) {
+      // Rule 0 holds the forward daemon's sessions: its own /metrics counts them.
+      if (c.rule === 0) return;
       const rule = String(c.rule);
       ended.inc({ rule, reason: c.reason });
       if (c.udp) {
@@ -131,8 +133,9 @@ export function serviceMetrics(
         sshBytes.inc({ direction: "out" }, c.ssh.out);
       }
     },
-    active(registry) {
+    active(registry, rules) {
       const byRule = new Map<number, number>();
+      for (let rule = 1; rule <= rules; rule++) byRule.set(rule, 0);
       for (const e of registry.entries) {
         // Rule 0 holds the forward daemon's sessions: its own /metrics counts them.
         if (e.rule > 0) byRule.set(e.rule, (byRule.get(e.rule) ?? 0) + 1);

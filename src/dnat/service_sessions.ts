@@ -209,7 +209,12 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     return identity;
   }
 
-  async function converse(connection: SessionConnection, id: string, identity: SessionIdentity) {
+  async function converse(
+    connection: SessionConnection,
+    id: string,
+    identity: SessionIdentity,
+    helloAt: number,
+  ) {
     const rules = () => deps.config.server.rproxy.rules;
     for (;;) {
       const request = parseRequest((await connection.nextLine(REQUEST_TIMEOUT_MS)) ?? "");
@@ -243,14 +248,8 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
           break;
         }
         case "register": {
-          // A session that ignored the hello's word gets none either.
-          if (deps.draining?.()) {
-            return refuse(
-              connection,
-              "this node is draining: it takes no new sessions",
-              "draining",
-            );
-          }
+          // Hello was the one point of admission: a session admitted there registers even when
+          // the node was drained since, so `dnat list` shows every session that runs.
           await deps.refreshConfig?.();
           const registration: Registration = {
             id,
@@ -281,11 +280,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
               await record(deps, registration);
               reply(connection, { event: "registered", session: id });
             }
-            deps.metrics?.started(
-              request.rule,
-              request.udp,
-              (deps.now() - identity.owner.start) / 1000,
-            );
+            deps.metrics?.started(request.rule, request.udp, (deps.now() - helloAt) / 1000);
           } catch (error) {
             watched.delete(id);
             if (!(error instanceof UserError)) throw error;
@@ -327,6 +322,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
   return {
     async serve(connection) {
       const first = parseRequest((await connection.nextLine(5000)) ?? "");
+      const helloAt = deps.now();
       if (first?.op !== "hello") {
         connection.close();
         return;
@@ -352,7 +348,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
       }
       reply(connection, { op: "hello", session: id });
       try {
-        await converse(connection, id, identity);
+        await converse(connection, id, identity, helloAt);
       } finally {
         connection.close();
       }

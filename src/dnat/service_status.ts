@@ -12,13 +12,14 @@ import { observedBackend } from "./observed_backend.ts";
 import { type ServiceMetrics, serviceMetrics } from "./service_metrics.ts";
 import type { StatusSource } from "./status_api.ts";
 import type { DnatBackend } from "./types.ts";
+import type { DrainMark } from "./drain.ts";
 
 /** The service's state that health depends on, read at each request. */
 export interface ServiceState {
   readonly listening: boolean;
   configError(): string | undefined;
-  /** Since when the node is drained; undefined when it is not. */
-  drainedSince(): number | undefined;
+  /** The drain mark; undefined when the node is not drained. */
+  drained(): DrainMark | undefined;
 }
 
 /** The service's observation: the backend to use, its metrics, and the endpoints' source. */
@@ -47,12 +48,13 @@ export function observeService(
     const s = state();
     const configError = s.configError();
     const netfilterError = watch.error();
-    const drainedSince = s.drainedSince();
+    const mark = s.drained();
     return judgeHealth({
       listening: s.listening,
       ...(configError ? { configError } : {}),
       ...(netfilterError ? { netfilterError } : {}),
-      ...(drainedSince !== undefined ? { drainedSince } : {}),
+      ...(mark ? { drainedSince: mark.since } : {}),
+      ...(mark?.reason ? { drainReason: mark.reason } : {}),
     });
   };
   return {

@@ -4,7 +4,8 @@
  * or dead node out within seconds while its running connections go on, and fails open.
  */
 import { assertEquals, assertMatch } from "../_assert.ts";
-import { waitFor } from "../testbed/exec.ts";
+import { run, waitFor } from "../testbed/exec.ts";
+import { ROOT } from "../testbed/paths.ts";
 import { createScaleBed, SCALE_IP } from "../testbed/scale_bed.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -169,4 +170,28 @@ Deno.test({
       await bed.close();
     }
   },
+});
+
+Deno.test("the director refuses what is not a plain IPv4 address or a number, before touching nft", async () => {
+  for (
+    const [args, said] of [
+      [["010.1.0.11", "198.18.6.2"], "not an IPv4 address: 010.1.0.11"],
+      [["198.18.5.100", "999.1.1.1"], "not an IPv4 address: 999.1.1.1"],
+      [["198.18.5.100", "198.18.6.2;reboot"], "not an IPv4 address: 198.18.6.2;reboot"],
+      [["198.18.5.100"], "usage:"],
+    ] as const
+  ) {
+    const ran = await run(["bash", `${ROOT}examples/scale-out/director.sh`, ...args]);
+    assertEquals(ran.code, 2, ran.stderr);
+    assertMatch(ran.stderr, new RegExp(said.replace(/[.;]/g, "\\$&")));
+  }
+  const badPorts = await run([
+    "env",
+    "UDP_PORTS=1-2; flush ruleset",
+    "bash",
+    `${ROOT}examples/scale-out/director.sh`,
+    "198.18.5.100",
+    "198.18.6.2",
+  ]);
+  assertEquals([badPorts.code, badPorts.stderr.includes("bad ports")], [2, true]);
 });
