@@ -15,7 +15,7 @@ import {
 } from "./manager.ts";
 import { isAlive } from "./owner.ts";
 import { emptyRegistry, forwardingEntries, type RegistryEntry } from "./registry.ts";
-import { NotAuthorizedError } from "./authorize.ts";
+import { NotAuthorizedError } from "./errors.ts";
 import { formatPorts, toInstalled } from "./types.ts";
 import type { Listed } from "./contract.ts";
 

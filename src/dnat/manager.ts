@@ -6,13 +6,14 @@
  * @module
  */
 
-import { logIgnored, UserError } from "../errors.ts";
+import { logIgnored } from "../errors.ts";
 import type { Logger } from "@logtape/logtape";
 import type { IpAddress } from "../net/ip.ts";
 import { formatEndpoint } from "../net/endpoint.ts";
 import type { Config } from "../config/mod.ts";
 import type { Target } from "./contract.ts";
-import { authorize, choosePorts, conflicts, NotAuthorizedError } from "./authorize.ts";
+import { authorize, choosePorts, conflicts } from "./authorize.ts";
+import { ForwardingDisabledError, NotAuthorizedError } from "./errors.ts";
 import { anyPort, type Conntrack, type Flow, type FlowCounters } from "./conntrack.ts";
 import { isAlive, type ProcessTable } from "./owner.ts";
 import {
@@ -57,16 +58,6 @@ export interface DnatDeps {
   now(): number;
   sleep(ms: number): Promise<void>;
   readonly log: Logger;
-}
-
-/** ip_forward is off: forwarding cannot work. */
-export class ForwardingDisabledError extends UserError {
-  constructor(family: 4 | 6) {
-    const sysctl = family === 4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding";
-    super(
-      `${sysctl} is 0: enable it with "sysctl -w ${sysctl}=1" and set ${sysctl}=1 in /etc/sysctl.conf`,
-    );
-  }
 }
 
 /** How long an install waits for another session of the same client to learn its port. */

@@ -14,7 +14,7 @@ import { learnPorts, reapDead, reapOrphanRules, repairKernel } from "./manager.t
 import { forwardedSessions, type Registry } from "./registry.ts";
 import type { DnatDeps } from "./manager.ts";
 import type { SessionService } from "./service_sessions.ts";
-import { REFRESH_SECONDS } from "./nft_plan.ts";
+import { REFRESH_SECONDS } from "./types.ts";
 
 /** Timings of the loop, in ms. */
 export const SERVICE_TIMING = {

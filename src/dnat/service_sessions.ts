@@ -13,7 +13,7 @@ import { UserError } from "../errors.ts";
 import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
 import type { Balancer } from "../balancer/balancer.ts";
 import { FAULTY_SECONDS, type ReverseRule } from "../config/mod.ts";
-import { NotAuthorizedError } from "./authorize.ts";
+import { NotAuthorizedError } from "./errors.ts";
 import type { FlowCounters } from "./conntrack.ts";
 import { type Ended, install, record, type Registration } from "./manager.ts";
 import type { DnatDeps } from "./manager.ts";

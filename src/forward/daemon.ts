@@ -11,7 +11,7 @@ import type { Config } from "../config/mod.ts";
 import { type Cidr, type IpAddress, parseCidr } from "../net/ip.ts";
 import type { Conntrack } from "../dnat/conntrack.ts";
 import { reapOrphans } from "../dnat/helper.ts";
-import { ForwardingDisabledError } from "../dnat/manager.ts";
+import { ForwardingDisabledError } from "../dnat/errors.ts";
 import type { ProcessTable } from "../dnat/owner.ts";
 import type { DnatBackend, DnatSession, Owner } from "../dnat/types.ts";
 import { createApi, type ForwardApi, type ForwardSession } from "./api.ts";
@@ -65,9 +65,9 @@ export async function runDaemon(
       "The forward proxy is disabled: set <server><proxy><enabled>true</enabled> in the config",
     );
   }
-  if (server.dnatBackend !== "iptables") {
+  if (!backend.capabilities.tcp) {
     throw new DaemonStartError(
-      "Forward mode supports <dnat_backend>iptables</dnat_backend> only in this release",
+      `The ${backend.name} backend cannot forward TCP, which forward sessions need: set <dnat_backend> to one that can`,
     );
   }
   if (!(await host.forwardingEnabled(4))) throw new ForwardingDisabledError(4);

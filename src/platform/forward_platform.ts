@@ -8,7 +8,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { ForwardPlatform } from "../forward/run.ts";
 import { conntrackTool } from "../dnat/conntrack.ts";
-import { iptablesBackend } from "../dnat/iptables.ts";
+import { createBackend } from "../dnat/backends.ts";
 import { logger, startedBySystemd } from "../log/mod.ts";
 import { forwardConnect } from "./forward_client.ts";
 import {
@@ -65,7 +65,7 @@ export const forwardPlatform: ForwardPlatform = {
         now: () => Date.now(),
         newId: () => crypto.randomUUID(),
       },
-      backend: iptablesBackend(realRunner),
+      backend: await createBackend(config.server.dnatBackend, { runner: realRunner }),
       conntrack: conntrackTool(realRunner),
       close: () => termination.dispose(),
     };

@@ -36,6 +36,8 @@ export function fakeBackend(tagged: InstalledSession[] = []): FakeBackend {
   return {
     name: "iptables",
     via: "memory",
+    capabilities: { tcp: true, tagging: true, listing: true, expiring: false },
+    tool: "iptables",
     kernel,
     ops,
     flush: () => kernel.clear(),

@@ -7,7 +7,7 @@ import {
   reapSessions,
 } from "../../src/dnat/helper.ts";
 import { install } from "../../src/dnat/manager.ts";
-import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
+import { NotAuthorizedError } from "../../src/dnat/errors.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
 import { kernelSession, registration } from "./_build.ts";

@@ -1,4 +1,4 @@
-import { assertEquals, assertIncludes } from "../_assert.ts";
+import { assertEquals, assertIncludes } from "../../_assert.ts";
 import {
   addLine,
   CT_MARK,
@@ -9,10 +9,10 @@ import {
   parseKeys,
   refreshLines,
   tableText,
-} from "../../src/dnat/nft_plan.ts";
-import { nftablesBackend, nftCommandRunner } from "../../src/dnat/nftables.ts";
-import { recordingRunner } from "../_fakes/runner.ts";
-import { dnatSession } from "./_build.ts";
+} from "../../../src/dnat/nftables/plan.ts";
+import { nftablesBackend, nftCommandRunner } from "../../../src/dnat/nftables/backend.ts";
+import { recordingRunner } from "../../_fakes/runner.ts";
+import { dnatSession } from "../_build.ts";
 
 const session = dnatSession;
 

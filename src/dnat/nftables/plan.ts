@@ -7,12 +7,10 @@
  * @module
  */
 
-import { type DnatSession, SESSION_CT_MARK } from "./types.ts";
+import { type DnatSession, REFRESH_SECONDS, SESSION_CT_MARK } from "../types.ts";
 
-/** Seconds an element lives without a refresh; the DNAT service refreshes every REFRESH_SECONDS. */
-export const ELEMENT_TIMEOUT_S = 120;
-/** How often the DNAT service refreshes the elements of live sessions. */
-export const REFRESH_SECONDS = 30;
+/** Seconds an element lives without a refresh: four of the owners' refreshes (REFRESH_SECONDS). */
+export const ELEMENT_TIMEOUT_S = REFRESH_SECONDS * 4;
 /** Marks session flows' conntrack entries, so other firewall tables can accept them. */
 export const CT_MARK = `0x${SESSION_CT_MARK.toString(16)}`;
 

@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { CommandRunner } from "../process/runner.ts";
-import { NetfilterError } from "./iptables.ts";
+import type { CommandRunner } from "../../process/runner.ts";
+import { NetfilterError } from "../errors.ts";
 import {
   addLine,
   deleteLines,
@@ -19,16 +19,20 @@ import {
   parseKeys,
   refreshLines,
   tableText,
-} from "./nft_plan.ts";
-import type { DnatBackend, DnatSession } from "./types.ts";
+} from "./plan.ts";
+import type { BackendCapabilities, DnatBackend, DnatSession, NftRunner } from "../types.ts";
+import { LIBNFTABLES_PATHS } from "../../process/libraries.ts";
 
-/** Runs nft commands (the `nft -f` language) as one transaction; returns what they print. */
-export interface NftRunner {
-  /** "libnftables PATH" or "the nft command". */
-  readonly via: string;
-  /** @throws {NetfilterError} when nftables refuses them */
-  run(commands: string, options?: { json?: boolean }): Promise<string>;
-}
+/**
+ * Elements carry no owner (they are shared by the sessions that need them),
+ * so the kernel cannot say whose they are; they expire unless refreshed.
+ */
+export const NFTABLES_CAPABILITIES: BackendCapabilities = {
+  tcp: false,
+  tagging: false,
+  listing: false,
+  expiring: true,
+};
 
 /** Runs each transaction as `nft [-j] -f -`: where libnftables is not at a known path. */
 export function nftCommandRunner(runner: CommandRunner): NftRunner {
@@ -93,6 +97,9 @@ export function nftablesBackend(nft: NftRunner): DnatBackend {
   return {
     name: "nftables",
     via: nft.via,
+    capabilities: NFTABLES_CAPABILITIES,
+    tool: "nft",
+    libraries: LIBNFTABLES_PATHS,
     ensureReady,
     async add(sessions) {
       for (const family of families) {
