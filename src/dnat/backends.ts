@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { CommandRunner } from "../process/runner.ts";
 import type { BackendOptions, DnatBackend } from "./types.ts";
 
 /** Every backend, by the name `<dnat_backend>` gives it; the first is the default. */
@@ -23,6 +24,9 @@ export type BackendName = keyof typeof BACKENDS;
 
 /** The names `<dnat_backend>` accepts. */
 export const BACKEND_NAMES: readonly BackendName[] = Object.keys(BACKENDS) as BackendName[];
+
+/** The backend when the config names none. */
+export const DEFAULT_BACKEND: BackendName = "iptables";
 
 /** True for a name of `BACKENDS`. */
 export function isBackendName(name: string): name is BackendName {
@@ -42,3 +46,15 @@ export async function createBackend(
   }
   return (await BACKENDS[name]()).create(options);
 }
+
+/**
+ * The backend called `name`, built only to say what it is (its tool,
+ * libraries and capabilities: `check system`); it must never run anything.
+ */
+export function describeBackend(name: string): Promise<DnatBackend> {
+  return createBackend(name, { runner: NO_RUNNER });
+}
+
+const NO_RUNNER: CommandRunner = {
+  run: (program) => Promise.reject(new Error(`${program}: a described backend runs nothing`)),
+};

@@ -323,3 +323,32 @@ Deno.test("sudoers: only a rule sudo reads, for the path sessions run and the pr
     );
   });
 });
+
+Deno.test("the tool and library looked for are the ones the configured backend declares", async () => {
+  const conf = (await fixtureHost("clean").readText("/etc/xferproxy/aspera.conf")) as string;
+  const nft = conf.replace("<server>", "<server><dnat_backend>nftables</dnat_backend>");
+  const asked: string[] = [];
+  const findings = await audit(fixtureHost("clean", {
+    live: true,
+    run: (query) => {
+      if (query.kind === "version") asked.push(query.program);
+      return healthy(query);
+    },
+    extra: { "/etc/xferproxy/aspera.conf": nft, ...HEARTBEAT },
+  }));
+  assertEquals(asked, ["nft", "conntrack"]);
+  const libnftables = findings.find((f) => f.id === "system.libnftables");
+  assertEquals(libnftables?.severity, "warning");
+  assertMatch(libnftables?.message ?? "", /libnftables is not at \/usr\/lib/);
+  asked.length = 0;
+  const plain = await audit(fixtureHost("clean", {
+    live: true,
+    run: (query) => {
+      if (query.kind === "version") asked.push(query.program);
+      return healthy(query);
+    },
+    extra: HEARTBEAT,
+  }));
+  assertEquals(asked, ["iptables", "conntrack"]);
+  assertEquals(plain.some((f) => f.id === "system.libnftables"), false);
+});
