@@ -80,7 +80,13 @@ export interface ServiceDeps extends DnatDeps {
 
 /** Runs until `stop` fires. Errors of one round are logged; the next round tries again. */
 export async function runService(deps: ServiceDeps): Promise<void> {
-  if (await deps.enableAccounting().catch(() => false)) {
+  const accounting = deps.enableAccounting().catch((error) => {
+    deps.log.warn("Cannot turn on conntrack accounting; byte counts stay 0: {error}", {
+      error: errorText(error),
+    });
+    return false;
+  });
+  if (await accounting) {
     deps.log.info(
       "Enabled conntrack accounting (net.netfilter.nf_conntrack_acct=1) for byte counts",
     );

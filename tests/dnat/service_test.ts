@@ -184,3 +184,20 @@ Deno.test("sessions registered by others are adopted outside the lock: one alrea
   assertEquals(bed.store.registry.entries, []);
   assertEquals(log.records.some((r) => r.text === "Connection closed"), true);
 });
+
+Deno.test("accounting that cannot be turned on is said, and the service runs on", async () => {
+  const bed = serviceRun(1000, () => {});
+  const log = fakeLogger();
+  await runService({
+    ...bed.deps,
+    log,
+    enableAccounting: () =>
+      Promise.reject(new Error("sysctl -w net.netfilter.nf_conntrack_acct=1 failed: EPERM")),
+  });
+  const said = log.records.find((r) => r.level === "warn" && /accounting/.test(r.text));
+  assertEquals(
+    said?.text,
+    "Cannot turn on conntrack accounting; byte counts stay 0: sysctl -w net.netfilter.nf_conntrack_acct=1 failed: EPERM",
+  );
+  assertEquals(bed.beats.length >= 1, true);
+});
