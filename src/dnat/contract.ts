@@ -269,10 +269,13 @@ export function isSessionId(value: unknown): value is string {
 /** One session of `dnat list --json` (which prints an array of them). */
 export interface Listed extends InstalledSession {
   readonly alive: boolean;
-  /** Recorded by a session (false: only the kernel holds it, e.g. the forward daemon's). */
+  /** Recorded in the registry (false: only the kernel holds it, an orphan). */
   readonly registered: boolean;
   readonly uid?: number;
+  /** The reverse rule; 0 for a forward session (the forward daemon's). */
   readonly rule?: number;
+  /** Its removal failed and is being retried (ms since the epoch of the first failure). */
+  readonly removing?: number;
 }
 
 /**

@@ -19,7 +19,12 @@ import {
   resolveName,
   writeUsersText,
 } from "./forward_host.ts";
-import { commandProcessTable, forwardingEnabled } from "./dnat_host.ts";
+import {
+  commandProcessTable,
+  forwardingEnabled,
+  prepareDnatDirectory,
+  registryStore,
+} from "./dnat_host.ts";
 import { openLogOutputs } from "./log_outputs.ts";
 import { realRunner } from "./runner.ts";
 import { serveHttp } from "./http_server.ts";
@@ -67,6 +72,10 @@ export const forwardPlatform: ForwardPlatform = {
       },
       backend: await createBackend(config.server.dnatBackend, { runner: realRunner }),
       conntrack: conntrackTool(realRunner),
+      store: registryStore(
+        await prepareDnatDirectory(config.server.stateDirectory),
+        (message) => logger("forward").warn(message),
+      ),
       close: () => termination.dispose(),
     };
   },
