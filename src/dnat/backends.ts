@@ -8,16 +8,28 @@
  */
 
 import type { CommandRunner } from "../process/runner.ts";
+import { IPTABLES_PROGRAMS } from "../process/packages.ts";
 import type { BackendOptions, DnatBackend } from "./types.ts";
 
-/** Every backend, by the name `<dnat_backend>` gives it; the first is the default. */
+/** One backend: its code, loaded when chosen, and the programs it may run (permissions). */
+interface BackendEntry {
+  load(): Promise<{ create(options: BackendOptions): DnatBackend }>;
+  readonly programs: readonly string[];
+}
+
+/** Every backend, by the name `<dnat_backend>` gives it. */
 export const BACKENDS = {
-  iptables: () => import("./iptables/mod.ts"),
-  nftables: () => import("./nftables/mod.ts"),
-} as const satisfies Record<
-  string,
-  () => Promise<{ create(options: BackendOptions): DnatBackend }>
->;
+  iptables: { load: () => import("./iptables/mod.ts"), programs: IPTABLES_PROGRAMS },
+  nftables: { load: () => import("./nftables/mod.ts"), programs: ["nft"] },
+} as const satisfies Record<string, BackendEntry>;
+
+/**
+ * Every program any backend may run: what the modes that reach netfilter
+ * are allowed to run, decided before the config (and so the backend) is read.
+ */
+export const BACKEND_PROGRAMS: readonly string[] = Object.values(BACKENDS).flatMap((b) =>
+  b.programs
+);
 
 /** A backend's name. */
 export type BackendName = keyof typeof BACKENDS;
@@ -44,7 +56,7 @@ export async function createBackend(
   if (!isBackendName(name)) {
     throw new RangeError(`Unknown DNAT backend "${name}": expected ${BACKEND_NAMES.join(" or ")}`);
   }
-  return (await BACKENDS[name]()).create(options);
+  return (await BACKENDS[name].load()).create(options);
 }
 
 /**

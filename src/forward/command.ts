@@ -7,7 +7,7 @@
 
 import { type ConfigArg, takeConfigOption } from "../cli/parse.ts";
 import type { ModeCommand } from "../cli/command.ts";
-import { IPTABLES_PROGRAMS } from "../process/packages.ts";
+import { BACKEND_PROGRAMS } from "../dnat/backends.ts";
 import { type ForwardCommand, parseForwardArgs } from "./args.ts";
 import type { ForwardPlatform } from "./run.ts";
 
@@ -67,7 +67,7 @@ export const forwardMode: ModeCommand<ForwardArgs, ForwardPlatform> = {
       net: true,
       env: true,
       run: [
-        ...IPTABLES_PROGRAMS,
+        ...BACKEND_PROGRAMS,
         "conntrack",
         "logger",
         "sysctl",

@@ -103,6 +103,9 @@ export async function healRound(
           count: pending.length,
           error: errorText(error),
         });
+        // Whatever blocked it (an element someone changed): the kernel made to hold exactly what
+        // the registry wants, so the next try finds only what it removes.
+        await core.backend.reconcile(forwardedSessions(registry));
       }
     }
     await repairKernel(core, registry);
@@ -253,14 +256,16 @@ export async function runDaemon(
     api.expire().catch((error) => log.error("Cleanup failed: {error}", { error: String(error) }));
   }, proxy.cleanupInterval * 1000);
   let lastRefresh = host.now();
-  let healing = Promise.resolve();
+  let healing: Promise<void> | undefined;
   const heal = setInterval(() => {
+    // A round still running (a slow kernel) is not queued behind: the next tick tries again.
+    if (healing) return;
     const refresh = host.now() - lastRefresh >= REFRESH_SECONDS * 1000;
     if (refresh) lastRefresh = host.now();
-    healing = healing.then(() => healRound(core, host.owner, refresh)).then(
+    healing = healRound(core, host.owner, refresh).then(
       () => {},
       (error) => log.error("Heal round failed: {error}", { error: errorText(error) }),
-    );
+    ).finally(() => healing = undefined);
   }, HEAL_EVERY_MS);
   try {
     await new Promise<void>((resolve) => {

@@ -11,7 +11,7 @@ Deno.test("createBackend() builds each backend of the table, which declares what
   assertEquals(BACKEND_NAMES, ["iptables", "nftables"]);
   const expected = {
     iptables: { tool: "iptables", tcp: true, tagging: true, listing: true, expiring: false },
-    nftables: { tool: "nft", tcp: false, tagging: false, listing: false, expiring: true },
+    nftables: { tool: "nft", tcp: true, tagging: false, listing: false, expiring: true },
   };
   for (const name of BACKEND_NAMES) {
     await t.step(name, async () => {
@@ -49,4 +49,14 @@ Deno.test("an unknown backend name is a bug the config never lets through", asyn
     ['<dnat_backend> must be iptables or nftables, got "ipfw"'],
   );
   assertEquals(Object.keys(BACKENDS), [...BACKEND_NAMES]);
+});
+
+Deno.test("the modes reaching netfilter may run every backend's programs, nft included", async () => {
+  const { BACKEND_PROGRAMS } = await import("../../src/dnat/backends.ts");
+  const { forwardMode } = await import("../../src/forward/command.ts");
+  for (const program of ["nft", "iptables-restore", "ip6tables-save"]) {
+    assertEquals(BACKEND_PROGRAMS.includes(program), true, program);
+  }
+  const needs = forwardMode.needs({ command: { action: "serve" } } as never);
+  assertEquals(needs.run?.includes("nft"), true);
 });
