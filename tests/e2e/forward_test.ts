@@ -36,6 +36,19 @@ async function curl(bed: ForwardBed, args: string[]): Promise<{ status: number; 
 /** A forward session's own rules: mark and DNAT, for TCP and for UDP (accept and masquerade are shared). */
 const SESSION_RULES = 4;
 
+/** Alice's new session (201 asserted), as the API describes it. */
+async function allocate(bed: ForwardBed, request: Record<string, unknown>) {
+  const created = await curl(bed, [
+    "-u",
+    "alice:wonder",
+    "-d",
+    JSON.stringify(request),
+    `${API}/v1/sessions`,
+  ]);
+  assertEquals(created.status, 201, created.body);
+  return JSON.parse(created.body);
+}
+
 async function rulesWith(bed: ForwardBed, id: string): Promise<number> {
   const save = await must(["ip", "netns", "exec", bed.ns.proxy, "iptables-save"]);
   return save.split("\n").filter((l) => l.includes(`xferproxy:${id}:`)).length;
@@ -123,15 +136,11 @@ Deno.test({
       });
 
       await t.step("curl: create, list, keepalive, delete, and the errors", async () => {
-        const created = await curl(bed, [
-          "-u",
-          "alice:wonder",
-          "-d",
-          JSON.stringify({ destination: FIP.outside, ssh_port: 22, udp_port: 33001 }),
-          `${API}/v1/sessions`,
-        ]);
-        assertEquals(created.status, 201, created.body);
-        const session = JSON.parse(created.body);
+        const session = await allocate(bed, {
+          destination: FIP.outside,
+          ssh_port: 22,
+          udp_port: 33001,
+        });
         assertEquals([session.proxy_host, session.port, session.keepalive_interval], [
           FIP.proxyIn,
           5000,
@@ -892,15 +901,11 @@ Deno.test({
       await Deno.writeTextFile(bed.configPath, config);
       await addUser(bed, "alice", "wonder", "--allow", `${FIP.outside}/32`);
       await bed.startDaemon(config);
-      const created = await curl(bed, [
-        "-u",
-        "alice:wonder",
-        "-d",
-        JSON.stringify({ destination: FIP.outside, ssh_port: 5201, udp_port: 5201 }),
-        `${API}/v1/sessions`,
-      ]);
-      assertEquals(created.status, 201, created.body);
-      const session = JSON.parse(created.body);
+      const session = await allocate(bed, {
+        destination: FIP.outside,
+        ssh_port: 5201,
+        udp_port: 5201,
+      });
       const tcpKey = `${FIP.inside} . ${FIP.proxyIn} . ${session.port}`;
       // The session lives while it is kept alive (session_timeout 4 s), as forward connect does.
       const keepalives = (async () => {
