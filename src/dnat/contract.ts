@@ -12,7 +12,7 @@
 import { parseArgs } from "node:util";
 import { type IpAddress, parseIp } from "../net/ip.ts";
 import { formatEndpoint, type IpEndpoint, parseIpEndpoint } from "../net/endpoint.ts";
-import { UsageError } from "../cli/parse.ts";
+import { type ConfigArg, UsageError } from "../cli/parse.ts";
 import type { InstalledSession } from "./types.ts";
 
 /** Where a session goes: host `host` (0-based) of rule `rule` (1-based), the server it logs in to. */
@@ -132,6 +132,11 @@ function endpoint(name: string, value: string | undefined) {
     refuse(`--${name} must be ip:port, got ${JSON.stringify(value)}`);
   }
   return parsed;
+}
+
+/** `xferproxy dnat`'s arguments. */
+export interface DnatArgs extends ConfigArg {
+  readonly request: DnatRequest;
 }
 
 /**

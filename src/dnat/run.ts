@@ -19,7 +19,7 @@ import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
 import type { Balancer } from "../balancer/balancer.ts";
 import type { IpEndpoint } from "../net/endpoint.ts";
 import { NotAuthorizedError } from "./errors.ts";
-import type { DnatArgs } from "./command.ts";
+import type { DnatArgs } from "./contract.ts";
 import { type AddRequest, formatAddReply, sudoCallerUid } from "./contract.ts";
 import { deleteSession, type HelperDeps, listSessions, reapSessions } from "./helper.ts";
 import { type Caller, type Claimant, type DnatDeps, install } from "./manager.ts";

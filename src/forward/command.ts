@@ -5,16 +5,11 @@
  * @module
  */
 
-import { type ConfigArg, takeConfigOption } from "../cli/parse.ts";
+import { takeConfigOption } from "../cli/parse.ts";
 import type { ModeCommand } from "../cli/command.ts";
 import { BACKEND_PROGRAMS } from "../dnat/backends.ts";
-import { type ForwardCommand, parseForwardArgs } from "./args.ts";
+import { type ForwardArgs, parseForwardArgs } from "./args.ts";
 import type { ForwardPlatform } from "./run.ts";
-
-/** `xferproxy forward`'s arguments. */
-export interface ForwardArgs extends ConfigArg {
-  readonly command: ForwardCommand;
-}
 
 const USAGE = `Usage: xferproxy forward [serve] [--config PATH]
        xferproxy forward user add NAME [--password-stdin] [--allow DEST,...] [--admin]

@@ -17,7 +17,7 @@ import type { DnatBackend } from "../dnat/types.ts";
 import { errorText } from "../errors.ts";
 import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
 import type { ProxyUrl } from "./args.ts";
-import type { ForwardArgs } from "./command.ts";
+import type { ForwardArgs } from "./args.ts";
 import { type DaemonHost, runDaemon } from "./daemon.ts";
 import type { RegistryStore } from "../dnat/manager.ts";
 import { connectPassword } from "./password.ts";
