@@ -274,7 +274,7 @@ export async function removeEntries(
  * the same reconcile heals them and `dnat list` shows them.
  */
 export async function installOwned(
-  deps: Pick<DnatDeps, "backend" | "conntrack" | "store">,
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "store" | "log">,
   entries: readonly ForwardingEntry[],
 ): Promise<void> {
   if (entries.length === 0) return;
@@ -290,8 +290,11 @@ export async function installOwned(
     await deps.backend.add(sessions);
     for (const s of sessions) {
       // A flow that reached the proxy before the rule (un-NATed) would blackhole the session.
-      await deps.conntrack.purge(s, "tcp");
-      await deps.conntrack.purge(s, "udp");
+      for (const protocol of ["tcp", "udp"] as const) {
+        await deps.conntrack.purge(s, protocol).catch(
+          logIgnored(deps.log, `Cannot purge ${protocol} flows of session ${s.id}`),
+        );
+      }
     }
   });
 }
