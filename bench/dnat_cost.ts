@@ -7,8 +7,8 @@
  * apart by bench.ts (the full CLI).
  */
 // deno-lint-ignore-file no-console
-import { iptablesBackend } from "../src/dnat/iptables.ts";
-import { nftablesBackend, nftCommandRunner } from "../src/dnat/nftables.ts";
+import { iptablesBackend } from "../src/dnat/iptables/backend.ts";
+import { nftablesBackend, nftCommandRunner } from "../src/dnat/nftables/backend.ts";
 import {
   forwardedSessions,
   type ForwardingEntry,

@@ -11,8 +11,8 @@
  * an allocated port).
  */
 // deno-lint-ignore-file no-console
-import { iptablesBackend } from "../src/dnat/iptables.ts";
-import { nftablesBackend } from "../src/dnat/nftables.ts";
+import { iptablesBackend } from "../src/dnat/iptables/backend.ts";
+import { nftablesBackend } from "../src/dnat/nftables/backend.ts";
 import type { DnatBackend, DnatSession } from "../src/dnat/types.ts";
 import { parseIp } from "../src/net/ip.ts";
 import { realRunner } from "../src/platform/runner.ts";

@@ -30,7 +30,8 @@ export async function checkDnatState(
   config: Config,
   now: number,
 ): Promise<Finding[]> {
-  const out: Finding[] = [];
+  // Reverse and forward sessions alike: a removal the kernel refused is retried until it goes.
+  const out: Finding[] = await checkRemovals(host, `${config.server.stateDirectory}/dnat`, now);
   if (!config.server.rproxy.enabled) return out;
   if (!(await host.stat(SSH_PATH))) {
     out.push(finding.error(
@@ -68,6 +69,23 @@ export async function checkDnatState(
   }
   if (host.root === "/") out.push(...await checkService(host, `${state}/dnat`, now));
   return out;
+}
+
+/** Sessions whose forwarding the kernel refused to remove: still recorded, being retried. */
+async function checkRemovals(host: CheckHost, dir: string, now: number): Promise<Finding[]> {
+  const text = await host.readText(`${dir}/sessions.json`);
+  if (text === undefined) return [];
+  const pending = parseRegistry(text).registry.entries.filter((e) => e.removing !== undefined);
+  if (pending.length === 0) return [];
+  return [finding.warning(
+    "dnat.removing",
+    `${pending.length} session(s) whose forwarding netfilter refused to remove are being retried (${
+      pending.map((e) =>
+        `${e.id.slice(0, 8)} for ${Math.round((now - (e.removing ?? now)) / 1000)} s`
+      ).join(", ")
+    })`,
+    "read the log for netfilter's reason (journalctl -u xferproxy-forward -u xferproxy-dnat); xferproxy dnat list marks them (removing)",
+  )];
 }
 
 /** Which of `pids` run, with their start times, through check's one /proc query. */

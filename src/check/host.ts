@@ -37,7 +37,8 @@ export interface CheckHost {
  * checks every form).
  */
 export type ReadOnlyQuery =
-  | { readonly kind: "version"; readonly program: "iptables" | "nft" | "conntrack" }
+  /** `program` is conntrack or a DNAT backend's declared tool, never a config value. */
+  | { readonly kind: "version"; readonly program: string }
   | { readonly kind: "ip_forward" }
   | { readonly kind: "iptables_save" }
   | { readonly kind: "proc_stat"; readonly pids: readonly number[] };

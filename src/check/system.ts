@@ -23,7 +23,7 @@ import { checkAuthorizedKeys, checkKeyfiles } from "./keys.ts";
 import { checkDnatState } from "./dnat_state.ts";
 import { checkRootLog } from "./root_log.ts";
 import { checkOpenssl } from "./forward.ts";
-import { LIBNFTABLES_PATHS } from "../process/libraries.ts";
+import { DEFAULT_BACKEND, describeBackend } from "../dnat/backends.ts";
 import { installHint } from "../process/packages.ts";
 
 /** What the system audit needs besides the host. */
@@ -107,11 +107,8 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
   }
 
   // Netfilter and conntrack tools, with versions on the live system.
-  const backend = inputs.config?.server.dnatBackend ?? "iptables";
-  const tools: Array<{ name: "nft" | "iptables" | "conntrack" }> = [
-    { name: backend === "nftables" ? "nft" : "iptables" },
-    { name: "conntrack" },
-  ];
+  const backend = await describeBackend(inputs.config?.server.dnatBackend ?? DEFAULT_BACKEND);
+  const tools = [{ name: backend.tool }, { name: "conntrack" }];
   for (const tool of tools) {
     let version: string | undefined;
     if (live) {
@@ -132,17 +129,18 @@ export async function checkSystem(host: CheckHost, inputs: SystemInputs): Promis
       );}
   }
 
-  // The DNAT service makes nftables changes through libnftables where it finds it.
-  if (backend === "nftables") {
-    const present = await Promise.all(LIBNFTABLES_PATHS.map((p) => host.stat(p)));
-    const library = LIBNFTABLES_PATHS.find((_, i) => present[i] !== undefined);
+  // The DNAT service makes a backend's changes through its library where it finds it.
+  const libraries = backend.libraries ?? [];
+  if (libraries.length > 0) {
+    const present = await Promise.all(libraries.map((p) => host.stat(p)));
+    const library = libraries.find((_, i) => present[i] !== undefined);
     out.push(
       library
         ? finding.info("system.libnftables", `libnftables: ${library} (changes made in-process)`)
         : finding.warning(
           "system.libnftables",
           `libnftables is not at ${
-            LIBNFTABLES_PATHS.join(", ")
+            libraries.join(", ")
           }: every DNAT change runs nft (about 20 ms to delete instead of under 1 ms)`,
           installHint("libnftables"),
         ),

@@ -29,6 +29,7 @@ import {
   parseTimeout,
   type ValueParser,
 } from "./values.ts";
+import { BACKEND_NAMES, DEFAULT_BACKEND } from "../dnat/backends.ts";
 
 /** One option: how it is written, what it means, and how its text is parsed. */
 export interface OptionSpec<T = unknown> {
@@ -92,9 +93,9 @@ export const SERVER = {
   }),
   dnat_backend: option({
     tag: "dnat_backend",
-    default: "iptables",
-    type: "iptables|nftables",
-    description: "Netfilter front end that installs the UDP DNAT rules",
+    default: DEFAULT_BACKEND,
+    type: BACKEND_NAMES.join("|"),
+    description: "Netfilter front end that installs the DNAT rules of reverse and forward sessions",
     parse: parseDnatBackend,
     extension: true,
   }),

@@ -6,9 +6,7 @@
 
 import type { Cidr, IpAddress } from "../net/ip.ts";
 import type { DomainEndpoint, IpEndpoint } from "../net/endpoint.ts";
-
-/** Which netfilter front end installs DNAT rules. */
-export type DnatBackend = "iptables" | "nftables";
+import type { BackendName } from "../dnat/backends.ts";
 
 /** An entry of `<allowed_commands>`. */
 export type CommandPattern =
@@ -84,7 +82,7 @@ export interface ServerConfig {
   readonly httpPort: number;
   readonly httpsPort: number;
   readonly stateDirectory: string;
-  readonly dnatBackend: DnatBackend;
+  readonly dnatBackend: BackendName;
   /** The DNAT service's local socket. */
   readonly serviceSocket: string;
   /** Where the DNAT service serves /metrics and /healthz; undefined = off. */

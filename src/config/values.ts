@@ -12,7 +12,8 @@ import {
   parseIpEndpoint,
   parsePort,
 } from "../net/endpoint.ts";
-import type { CommandPattern, DnatBackend } from "./types.ts";
+import type { CommandPattern } from "./types.ts";
+import { BACKEND_NAMES, type BackendName, isBackendName } from "../dnat/backends.ts";
 
 /** A parsed value, or why the text is not one. */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
@@ -190,11 +191,9 @@ export const parseKeyfileTemplate: ValueParser<string | undefined> = (text) => {
   return path.ok ? ok(text) : fail(path.message.replace(`"${stripped}"`, `"${text}"`));
 };
 
-/** `iptables` or `nftables`. */
-export const parseDnatBackend: ValueParser<DnatBackend> = (text) =>
-  text === "iptables" || text === "nftables"
-    ? ok(text)
-    : fail(`must be iptables or nftables, got "${text}"`);
+/** A backend of `BACKENDS`: `iptables` or `nftables`. */
+export const parseDnatBackend: ValueParser<BackendName> = (text) =>
+  isBackendName(text) ? ok(text) : fail(`must be ${BACKEND_NAMES.join(" or ")}, got "${text}"`);
 
 /** Only `round_robin` is supported, as in Aspera Proxy. */
 export const parseBalancing: ValueParser<"round_robin"> = (text) =>

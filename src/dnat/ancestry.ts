@@ -9,7 +9,7 @@
  * @module
  */
 
-import { NotAuthorizedError } from "./authorize.ts";
+import { NotAuthorizedError } from "./errors.ts";
 import {
   parseBootTime,
   parseStat,

@@ -12,20 +12,13 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
 import type { Config, ReverseRule } from "../config/mod.ts";
 import { cidrContains } from "../net/ip.ts";
 import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
 import type { IpAddress } from "../net/ip.ts";
 import type { Target } from "./contract.ts";
 import type { DnatSession, Owner } from "./types.ts";
-
-/** A request the config or the caller's identity does not allow. */
-export class NotAuthorizedError extends UserError {
-  override get userMessage(): string {
-    return `dnat refused: ${this.message}`;
-  }
-}
+import { NotAuthorizedError } from "./errors.ts";
 
 /** The rule and server a request is allowed. */
 export interface Authorized {

@@ -5,17 +5,13 @@
  * @module
  */
 
-import { type ConfigArg, takeConfigOption } from "../cli/parse.ts";
+import { takeConfigOption } from "../cli/parse.ts";
 import type { ModeCommand } from "../cli/command.ts";
 import { LIBC_PATHS, LIBNFTABLES_PATHS } from "../process/libraries.ts";
-import { COPIED_PATH, IPTABLES_PROGRAMS, PACKAGED_PATH } from "../process/packages.ts";
-import { type DnatRequest, parseDnatArgs } from "./contract.ts";
+import { COPIED_PATH, PACKAGED_PATH } from "../process/packages.ts";
+import { BACKEND_PROGRAMS } from "./backends.ts";
+import { type DnatArgs, parseDnatArgs } from "./contract.ts";
 import type { DnatPlatform } from "./run.ts";
-
-/** `xferproxy dnat`'s arguments. */
-export interface DnatArgs extends ConfigArg {
-  readonly request: DnatRequest;
-}
 
 const USAGE = `Usage: xferproxy dnat <action> [--config PATH]
 
@@ -58,8 +54,7 @@ rule text. Backend: <dnat_backend> (iptables or nftables). See docs/dnat.md.
 Exit status: 0 done, 1 refused or failed, 2 bad arguments.`;
 
 const NETFILTER_PROGRAMS = [
-  ...IPTABLES_PROGRAMS,
-  "nft",
+  ...BACKEND_PROGRAMS,
   "conntrack",
   "logger",
   "sysctl",

@@ -12,7 +12,7 @@
 import { parseArgs } from "node:util";
 import { type IpAddress, parseIp } from "../net/ip.ts";
 import { formatEndpoint, type IpEndpoint, parseIpEndpoint } from "../net/endpoint.ts";
-import { UsageError } from "../cli/parse.ts";
+import { type ConfigArg, UsageError } from "../cli/parse.ts";
 import type { InstalledSession } from "./types.ts";
 
 /** Where a session goes: host `host` (0-based) of rule `rule` (1-based), the server it logs in to. */
@@ -145,6 +145,11 @@ function endpoint(name: string, value: string | undefined) {
     refuse(`--${name} must be ip:port, got ${JSON.stringify(value)}`);
   }
   return parsed;
+}
+
+/** `xferproxy dnat`'s arguments. */
+export interface DnatArgs extends ConfigArg {
+  readonly request: DnatRequest;
 }
 
 /**
@@ -293,10 +298,13 @@ export function isSessionId(value: unknown): value is string {
 /** One session of `dnat list --json` (which prints an array of them). */
 export interface Listed extends InstalledSession {
   readonly alive: boolean;
-  /** Recorded by a session (false: only the kernel holds it, e.g. the forward daemon's). */
+  /** Recorded in the registry (false: only the kernel holds it, an orphan). */
   readonly registered: boolean;
   readonly uid?: number;
+  /** The reverse rule; 0 for a forward session (the forward daemon's). */
   readonly rule?: number;
+  /** Its removal failed and is being retried (ms since the epoch of the first failure). */
+  readonly removing?: number;
 }
 
 /**

@@ -9,13 +9,12 @@ import {
   type Caller,
   type DnatDeps,
   purgeInstalledFlows,
-  reapOrphanRules,
   reconcileKernel,
   removeEntries,
 } from "./manager.ts";
 import { isAlive } from "./owner.ts";
 import { emptyRegistry, forwardingEntries, type RegistryEntry } from "./registry.ts";
-import { NotAuthorizedError } from "./authorize.ts";
+import { NotAuthorizedError } from "./errors.ts";
 import { formatPorts, toInstalled } from "./types.ts";
 import type { Listed } from "./contract.ts";
 
@@ -78,6 +77,7 @@ export async function listSessions(
       registered: true,
       uid: e.uid,
       rule: e.rule,
+      ...(e.removing !== undefined ? { removing: e.removing } : {}),
     })),
     ...kernel.map((s) => ({ ...s, alive: isAlive(s.owner, running), registered: false })),
   ];
@@ -85,12 +85,17 @@ export async function listSessions(
   if (listed.length === 0) return deps.print("no xferproxy DNAT sessions\n");
   for (const s of listed) {
     const client = `${s.client}:${s.clientPort ?? "*"}`;
+    const tcp = s.tcpServerPort === undefined
+      ? ""
+      : ` (tcp -> ${formatPorts(s.server, s.tcpServerPort, 1)})`;
     deps.print(
       `${s.id} owner ${s.owner.pid}${s.alive ? "" : " (gone)"}${
         s.registered ? "" : " (kernel only)"
+      }${s.rule === 0 ? " forward" : ""}${
+        s.removing === undefined ? "" : " (removing)"
       }  ${client} -> ${formatPorts(s.proxy, s.proxyPort, s.portCount)} -> ${
         formatPorts(s.server, s.serverPort, s.portCount)
-      }\n`,
+      }${tcp}\n`,
     );
   }
 }
@@ -132,14 +137,4 @@ export async function reapSessions(
     const { reaped } = await reconcileKernel(deps, await deps.store.read());
     return dead.length + reaped;
   });
-}
-
-/**
- * Removes tagged kernel rules whose owner has ended, for a process that
- * keeps its own sessions in memory (the forward daemon, at start).
- */
-export function reapOrphans(
-  deps: Pick<DnatDeps, "backend" | "conntrack" | "processes" | "log">,
-): Promise<number> {
-  return reapOrphanRules(deps, new Set());
 }

@@ -1,18 +1,20 @@
 /**
- * Reverse sessions' UDP forwarding: the registry (desired state) and the
- * kernel (actual state) changed together, under one lock shared by the
- * privileged calls and the DNAT service. Everything outside the process
- * comes in through `DnatDeps`.
+ * Every session's forwarding, reverse (UDP, rules of the config) and forward
+ * (TCP and UDP, the forward daemon's, rule 0): the registry (desired state)
+ * and the kernel (actual state) changed together, under one lock shared by
+ * the privileged calls, the DNAT service and the forward daemon. Everything
+ * outside the process comes in through `DnatDeps`.
  * @module
  */
 
-import { logIgnored, UserError } from "../errors.ts";
+import { logIgnored } from "../errors.ts";
 import type { Logger } from "@logtape/logtape";
 import type { IpAddress } from "../net/ip.ts";
 import { formatEndpoint } from "../net/endpoint.ts";
 import type { Config } from "../config/mod.ts";
 import type { Target } from "./contract.ts";
-import { authorize, choosePorts, conflicts, NotAuthorizedError } from "./authorize.ts";
+import { authorize, choosePorts, conflicts } from "./authorize.ts";
+import { ForwardingDisabledError, NotAuthorizedError } from "./errors.ts";
 import { anyPort, type Conntrack, type Flow, type FlowCounters } from "./conntrack.ts";
 import { isAlive, type ProcessTable } from "./owner.ts";
 import {
@@ -57,16 +59,6 @@ export interface DnatDeps {
   now(): number;
   sleep(ms: number): Promise<void>;
   readonly log: Logger;
-}
-
-/** ip_forward is off: forwarding cannot work. */
-export class ForwardingDisabledError extends UserError {
-  constructor(family: 4 | 6) {
-    const sysctl = family === 4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding";
-    super(
-      `${sysctl} is 0: enable it with "sysctl -w ${sysctl}=1" and set ${sysctl}=1 in /etc/sysctl.conf`,
-    );
-  }
 }
 
 /** How long an install waits for another session of the same client to learn its port. */
@@ -256,6 +248,11 @@ export async function removeEntries(
       });
       return { bytes: 0, packets: 0 };
     });
+    if (s.tcpServerPort !== undefined) {
+      await deps.conntrack.purge(anyPort(s), "tcp").catch(
+        logIgnored(deps.log, `Cannot purge tcp flows of session ${s.id}`),
+      );
+    }
     ended.push({ entry, udp: counters });
     deps.log.info(`Removed UDP forwarding between {client} and {server} (${reason})`, {
       client: clientSide(s),
@@ -269,6 +266,71 @@ export async function removeEntries(
     });
   }
   return { registry: after, ended };
+}
+
+/**
+ * Installs and records sessions whose owner chose their forwarding itself
+ * (the forward daemon's: rule 0, TCP and UDP on one proxy port), so that
+ * the same reconcile heals them and `dnat list` shows them.
+ */
+export async function installOwned(
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "store" | "log">,
+  entries: readonly ForwardingEntry[],
+): Promise<void> {
+  if (entries.length === 0) return;
+  await deps.store.lock(async () => {
+    let registry = await deps.store.read();
+    const sessions = entries.map((e) => e.forwarding.session);
+    for (const family of new Set(sessions.map((s) => s.client.family))) {
+      await deps.backend.ensureReady(family);
+    }
+    // Recorded first: a crash between the two leaves a record the owner's end removes.
+    for (const entry of entries) registry = withEntry(registry, entry);
+    await deps.store.write(registry);
+    await deps.backend.add(sessions);
+    for (const s of sessions) {
+      // A flow that reached the proxy before the rule (un-NATed) would blackhole the session.
+      for (const protocol of ["tcp", "udp"] as const) {
+        await deps.conntrack.purge(s, protocol).catch(
+          logIgnored(deps.log, `Cannot purge ${protocol} flows of session ${s.id}`),
+        );
+      }
+    }
+  });
+}
+
+/**
+ * Removes recorded sessions by id. When the kernel refuses, they stay
+ * recorded, marked as being removed (installed and refreshed no more), the
+ * failure is logged, and the ids come back as `pending`: call again (the
+ * forward daemon does every round) until they go.
+ */
+export async function removeOwned(
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "store" | "now" | "log">,
+  ids: ReadonlySet<string>,
+  reason: string,
+): Promise<{ ended: Ended[]; pending: string[] }> {
+  return await deps.store.lock(async () => {
+    const registry = await deps.store.read();
+    const doomed = registry.entries.filter((e) => ids.has(e.id));
+    try {
+      const { registry: after, ended } = await removeEntries(deps, registry, doomed, reason);
+      await deps.store.write(after);
+      return { ended, pending: [] };
+    } catch (error) {
+      const now = deps.now();
+      let marked = registry;
+      for (const entry of doomed) {
+        deps.log.warn("Removing the forwarding of session {session} failed; retrying: {error}", {
+          session: entry.id,
+          error: String(error),
+        });
+        if (entry.removing === undefined) marked = withEntry(marked, { ...entry, removing: now });
+      }
+      await deps.store.write(marked);
+      return { ended: [], pending: doomed.map((e) => e.id) };
+    }
+  });
 }
 
 /**

@@ -8,7 +8,7 @@
  */
 
 import { type IpAddress, parseIp } from "../net/ip.ts";
-import { NotAuthorizedError } from "./authorize.ts";
+import { NotAuthorizedError } from "./errors.ts";
 import { type ProcessFacts, processFacts, sshOrigin } from "./ancestry.ts";
 import { parseBootTime, parseStat, type ProcReader, startMs } from "./procfs.ts";
 import { type Owner, sameStart } from "./types.ts";

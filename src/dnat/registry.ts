@@ -41,7 +41,19 @@ export interface RegistryEntry {
   /** The client's SSH connection to the proxy, as the kernel showed it. */
   readonly ssh?: { readonly client: TcpEnd; readonly proxy: TcpEnd };
   readonly forwarding?: Forwarding;
+  /**
+   * When removing its forwarding first failed (ms since the epoch): it stays
+   * known, is installed and refreshed no more, and its owner (or, once the
+   * owner is gone, the DNAT service) tries again until it goes.
+   */
+  readonly removing?: number;
 }
+
+/**
+ * The rule of the forward daemon's sessions: they belong to the daemon,
+ * which removes them; others reap them only once it has ended.
+ */
+export const FORWARD_RULE = 0;
 
 /** A registry entry that forwards. */
 export type ForwardingEntry = RegistryEntry & { readonly forwarding: Forwarding };
@@ -61,9 +73,11 @@ export function forwardingEntries(registry: Registry): ForwardingEntry[] {
   return registry.entries.filter((e): e is ForwardingEntry => e.forwarding !== undefined);
 }
 
-/** The forwarded sessions, as the backends take them. */
+/** The forwarded sessions, as the backends take them: those being removed no longer count. */
 export function forwardedSessions(registry: Registry): DnatSession[] {
-  return forwardingEntries(registry).map((e) => e.forwarding.session);
+  return forwardingEntries(registry).filter((e) => e.removing === undefined).map((e) =>
+    e.forwarding.session
+  );
 }
 
 /**
@@ -81,6 +95,7 @@ type StoredEntry = [
   upstream: string,
   ssh: 0 | [client: string, clientPort: number, proxy: string, proxyPort: number],
   forwarding: 0 | StoredForwarding,
+  removing?: number,
 ];
 
 type StoredForwarding = [
@@ -100,7 +115,7 @@ export function serializeRegistry(registry: Registry): string {
   const entries = registry.entries.map((e): StoredEntry => {
     const f = e.forwarding;
     const s = f?.session;
-    return [
+    const stored: StoredEntry = [
       e.id,
       e.owner.pid,
       e.owner.coarse ? e.owner.start / 1000 : e.owner.start,
@@ -124,6 +139,8 @@ export function serializeRegistry(registry: Registry): string {
         ]
         : 0,
     ];
+    if (e.removing !== undefined) stored.push(e.removing);
+    return stored;
   });
   return `{"version":3,"entries":[\n${entries.map((e) => JSON.stringify(e)).join(",\n")}\n]}\n`;
 }
@@ -215,13 +232,15 @@ function toEntry(raw: unknown, version: number): RegistryEntry | undefined {
   // iterator protocol costs more than everything else here.
   const e = raw as unknown[];
   if (version < 3) return legacyEntry(e);
-  if (e.length !== 10) return undefined;
+  if (e.length !== 10 && e.length !== 11) return undefined;
   const id = e[0], pid = e[1], start = e[2], uid = e[3], rule = e[4], created = e[5];
   const user = text(e[6], 256), upstream = text(e[7], 64);
   if (
     typeof id !== "string" || !isInt(pid, 1) || !isInt(start) || !isInt(uid) ||
     !isInt(rule, 0) || !isInt(created) || user === undefined || upstream === undefined
   ) return undefined;
+  const removing = e[10];
+  if (removing !== undefined && !isInt(removing)) return undefined;
   const owner = storedOwner(pid, start, version);
   const ssh = toSsh(e[8]);
   const forwarding = toForwarding(e[9], id, owner);
@@ -236,6 +255,7 @@ function toEntry(raw: unknown, version: number): RegistryEntry | undefined {
     ...(upstream ? { upstream } : {}),
     ...(ssh ? { ssh } : {}),
     ...(forwarding ? { forwarding } : {}),
+    ...(removing !== undefined ? { removing } : {}),
   };
 }
 

@@ -18,8 +18,8 @@ import { errorText, ServiceStartError, UserError } from "../errors.ts";
 import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
 import type { Balancer } from "../balancer/balancer.ts";
 import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
-import { NotAuthorizedError } from "./authorize.ts";
-import type { DnatArgs } from "./command.ts";
+import { NotAuthorizedError } from "./errors.ts";
+import type { DnatArgs } from "./contract.ts";
 import { type AddRequest, formatAddReply, sudoCallerUid } from "./contract.ts";
 import { deleteSession, type HelperDeps, listSessions, reapSessions } from "./helper.ts";
 import { type Caller, type Claimant, type DnatDeps, install } from "./manager.ts";
@@ -50,7 +50,7 @@ export interface DnatPlatform {
   /** Makes `<state_directory>/dnat` root-only if missing, checks it, returns its path. */
   prepareDirectory(stateDirectory: string): Promise<string>;
   /** Everything the manager touches; `service`: one long-lived netfilter context. */
-  dnatDeps(config: Config, dir: string, log: Logger, service: boolean): DnatDeps;
+  dnatDeps(config: Config, dir: string, log: Logger, service: boolean): Promise<DnatDeps>;
   /** /proc, as the one-shot calls read it (programs: they hold no FFI). */
   proc(): ProcReader;
   /** This process's pid. */
@@ -156,7 +156,7 @@ async function perform(
   const dir = await platform.prepareDirectory(config.server.stateDirectory);
   const service = request.action === "serve";
   const deps: HelperDeps = {
-    ...platform.dnatDeps(config, dir, log, service),
+    ...(await platform.dnatDeps(config, dir, log, service)),
     print: (text) => context.output.out(text),
   };
   switch (request.action) {

@@ -14,7 +14,7 @@ import { learnPorts, reapDead, reapOrphanRules, repairKernel } from "./manager.t
 import { forwardedSessions, type Registry } from "./registry.ts";
 import type { DnatDeps } from "./manager.ts";
 import type { SessionService } from "./service_sessions.ts";
-import { REFRESH_SECONDS } from "./nft_plan.ts";
+import { REFRESH_SECONDS } from "./types.ts";
 
 /** Timings of the loop, in ms. */
 export const SERVICE_TIMING = {
@@ -89,7 +89,13 @@ export interface ServiceDeps extends DnatDeps {
 
 /** Runs until `stop` fires. Errors of one round are logged; the next round tries again. */
 export async function runService(deps: ServiceDeps): Promise<void> {
-  if (await deps.enableAccounting().catch(() => false)) {
+  const accounting = deps.enableAccounting().catch((error) => {
+    deps.log.warn("Cannot turn on conntrack accounting; byte counts stay 0: {error}", {
+      error: errorText(error),
+    });
+    return false;
+  });
+  if (await accounting) {
     deps.log.info(
       "Enabled conntrack accounting (net.netfilter.nf_conntrack_acct=1) for byte counts",
     );

@@ -13,13 +13,13 @@ import { UserError } from "../errors.ts";
 import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
 import type { Balancer } from "../balancer/balancer.ts";
 import { FAULTY_SECONDS, type ReverseRule } from "../config/mod.ts";
-import { NotAuthorizedError } from "./authorize.ts";
+import { NotAuthorizedError } from "./errors.ts";
 import type { FlowCounters } from "./conntrack.ts";
 import { type Ended, install, record, type Registration } from "./manager.ts";
 import type { DnatDeps } from "./manager.ts";
 import { identifySession, type SessionIdentity } from "./owner.ts";
 import type { ProcReader } from "./procfs.ts";
-import type { Registry, RegistryEntry } from "./registry.ts";
+import { FORWARD_RULE, type Registry, type RegistryEntry } from "./registry.ts";
 import { removeEntries } from "./manager.ts";
 import { encodeLine, parseRequest, type ServiceReply } from "./service_protocol.ts";
 import { formatPorts, type Owner } from "./types.ts";
@@ -355,7 +355,8 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     },
     async adopt(registry) {
       for (const entry of registry.entries) {
-        if (watched.has(entry.id)) continue;
+        // The forward daemon removes its own; the liveness poll reaps them once it has ended.
+        if (watched.has(entry.id) || entry.rule === FORWARD_RULE) continue;
         if (!(await watch(entry.id, entry.owner, undefined))) await end(entry.id, {});
       }
     },

@@ -5,6 +5,7 @@
  */
 
 import { type IpAddress, parseIp } from "../net/ip.ts";
+import type { CommandRunner } from "../process/runner.ts";
 
 /**
  * The process a session's rules belong to: pid and start time (milliseconds
@@ -97,6 +98,13 @@ export function formatPorts(ip: IpAddress | string, port: number, count: number)
 export const SESSION_CT_MARK = 0x78700000;
 
 /**
+ * How often the owners of expiring kernel state (the DNAT service, the
+ * forward daemon) refresh it; a backend's state must outlive a few missed
+ * refreshes.
+ */
+export const REFRESH_SECONDS = 30;
+
+/**
  * The comment tag on every rule: `xferproxy:<session-uuid>:<owner-pid>:<owner-start>`,
  * the start in milliseconds (whole seconds for an owner an earlier version recorded).
  */
@@ -130,11 +138,52 @@ export interface Reconciled {
   readonly converted: readonly string[];
 }
 
+/**
+ * What a backend can do, declared beside it: the core asks these, never a
+ * backend's name (as firewalld's backends carry their capability fields).
+ */
+export interface BackendCapabilities {
+  /** Forwards TCP as well as UDP: forward sessions carry their SSH port on the same proxy port. */
+  readonly tcp: boolean;
+  /** What it installs carries each session's tag (id and owner), so the kernel says whose it is. */
+  readonly tagging: boolean;
+  /** Sessions can be read back from the kernel alone: kernel-only rows of `dnat list`, orphans. */
+  readonly listing: boolean;
+  /** What it installs expires unless `refresh` keeps it, so nothing outlives whoever refreshes it. */
+  readonly expiring: boolean;
+}
+
+/** Runs nftables transactions (the `nft -f` language); returns what they print. */
+export interface NftRunner {
+  /** "libnftables PATH" or "the nft command". */
+  readonly via: string;
+  /** @throws {NetfilterError} when nftables refuses them */
+  run(commands: string, options?: { json?: boolean }): Promise<string>;
+}
+
+/** What `createBackend` gives a backend to reach the kernel with. */
+export interface BackendOptions {
+  /** Runs the backend's programs. */
+  readonly runner: CommandRunner;
+  /**
+   * Opens nftables transactions inside this process (libnftables), for the
+   * long-lived service; without it, the nft command. Only the nftables
+   * backend calls it.
+   */
+  readonly nft?: () => NftRunner;
+}
+
 /** A netfilter front end. Mutating methods are called under the DNAT lock. */
 export interface DnatBackend {
-  readonly name: "iptables" | "nftables";
+  /** Its name in `<dnat_backend>` and in `BACKENDS`. */
+  readonly name: string;
   /** How changes reach the kernel, for the service's start-up line. */
   readonly via: string;
+  readonly capabilities: BackendCapabilities;
+  /** The program it cannot work without: `check system` looks for it and shows its version. */
+  readonly tool: string;
+  /** Libraries the DNAT service loads instead of running `tool`, where present (`check system`). */
+  readonly libraries?: readonly string[];
   /** Creates our chains/table if missing; never touches anything else. */
   ensureReady(family: 4 | 6): Promise<void>;
   /** Installs sessions' rules, one transaction per family. */

@@ -145,7 +145,10 @@ export function createApi(deps: ApiDeps): ForwardApi {
     let address = parseIp(destination);
     if (!address) {
       // Resolved once, here; the check and the rules use this address, never a later lookup.
-      const found = await deps.resolve(destination).catch(() => []);
+      const found = await deps.resolve(destination).catch((e): IpAddress[] => {
+        logIgnored(deps.log, `Cannot resolve ${destination}`)(e);
+        return [];
+      });
       address = found.find((a) => a.family === remote.family) ?? found[0];
       if (!address) return refuse(400, `cannot resolve ${destination}`, { user: who.name });
     }

@@ -4,9 +4,14 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { UsageError } from "../cli/parse.ts";
+import { type ConfigArg, UsageError } from "../cli/parse.ts";
 import { parsePort } from "../net/endpoint.ts";
 import { checkAllowEntry, checkUserName } from "./user_names.ts";
+
+/** `xferproxy forward`'s arguments. */
+export interface ForwardArgs extends ConfigArg {
+  readonly command: ForwardCommand;
+}
 
 /** A parsed forward command. */
 export type ForwardCommand =

@@ -5,16 +5,11 @@
  * @module
  */
 
-import { type ConfigArg, takeConfigOption } from "../cli/parse.ts";
+import { takeConfigOption } from "../cli/parse.ts";
 import type { ModeCommand } from "../cli/command.ts";
-import { IPTABLES_PROGRAMS } from "../process/packages.ts";
-import { type ForwardCommand, parseForwardArgs } from "./args.ts";
+import { BACKEND_PROGRAMS } from "../dnat/backends.ts";
+import { type ForwardArgs, parseForwardArgs } from "./args.ts";
 import type { ForwardPlatform } from "./run.ts";
-
-/** `xferproxy forward`'s arguments. */
-export interface ForwardArgs extends ConfigArg {
-  readonly command: ForwardCommand;
-}
 
 const USAGE = `Usage: xferproxy forward [serve] [--config PATH]
        xferproxy forward user add NAME [--password-stdin] [--allow DEST,...] [--admin]
@@ -69,7 +64,7 @@ export const forwardMode: ModeCommand<ForwardArgs, ForwardPlatform> = {
       env: true,
       sys: true,
       run: [
-        ...IPTABLES_PROGRAMS,
+        ...BACKEND_PROGRAMS,
         "conntrack",
         "logger",
         "sysctl",

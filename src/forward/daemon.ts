@@ -1,7 +1,9 @@
 /**
- * The forward-proxy daemon: API listeners, in-process DNAT (TCP for SSH and
- * UDP for FASP on one proxy port per session), the cleanup loop, and a clean
- * stop that removes every rule it installed.
+ * The forward-proxy daemon: API listeners, DNAT through the same manager and
+ * registry as reverse sessions (TCP for SSH and UDP for FASP on one proxy
+ * port per session, recorded as rule 0 with the daemon as owner), the
+ * cleanup and heal loops, and a clean stop that removes every rule it
+ * installed.
  * @module
  */
 
@@ -10,10 +12,20 @@ import type { Logger } from "@logtape/logtape";
 import type { Config } from "../config/mod.ts";
 import { type Cidr, type IpAddress, parseCidr } from "../net/ip.ts";
 import type { Conntrack } from "../dnat/conntrack.ts";
-import { reapOrphans } from "../dnat/helper.ts";
-import { ForwardingDisabledError } from "../dnat/manager.ts";
+import { ForwardingDisabledError } from "../dnat/errors.ts";
+import {
+  installOwned,
+  reapDead,
+  reapOrphanRules,
+  type RegistryStore,
+  removeEntries,
+  removeOwned,
+  repairKernel,
+} from "../dnat/manager.ts";
 import type { ProcessTable } from "../dnat/owner.ts";
-import type { DnatBackend, DnatSession, Owner } from "../dnat/types.ts";
+import { FORWARD_RULE, forwardedSessions, type ForwardingEntry } from "../dnat/registry.ts";
+import { formatEndpoint } from "../net/endpoint.ts";
+import { type DnatBackend, type DnatSession, type Owner, REFRESH_SECONDS } from "../dnat/types.ts";
 import { createApi, type ForwardApi, type ForwardSession } from "./api.ts";
 import type { UsersFile } from "./users.ts";
 
@@ -49,15 +61,80 @@ export interface DaemonHost {
   newId(): string;
 }
 
+/** How often the daemon heals its sessions' rules (a firewall reload) and retries removals. */
+export const HEAL_EVERY_MS = 1000;
+
+/** What the daemon's sessions go through: the DNAT manager's own dependencies. */
+export interface DaemonCore {
+  readonly backend: DnatBackend;
+  readonly conntrack: Conntrack;
+  readonly store: RegistryStore;
+  readonly processes: ProcessTable;
+  readonly log: Logger;
+  now(): number;
+}
+
+const sameOwner = (a: Owner, b: Owner) => a.pid === b.pid && a.start === b.start;
+
+/**
+ * One heal round, under the DNAT lock: retries the owner's removals that
+ * failed, puts back rules a firewall reload dropped (every recorded
+ * session's: the registry is the one desired state), and, when `refresh`,
+ * keeps the owner's expiring kernel state alive. Returns the ids still
+ * being removed.
+ */
+export async function healRound(
+  core: DaemonCore,
+  owner: Owner,
+  refresh: boolean,
+): Promise<string[]> {
+  return await core.store.lock(async () => {
+    let registry = await core.store.read();
+    const pending = registry.entries.filter((e) =>
+      e.removing !== undefined && sameOwner(e.owner, owner)
+    );
+    if (pending.length) {
+      try {
+        const after = await removeEntries(core, registry, pending, "removal retried");
+        registry = after.registry;
+        await core.store.write(registry);
+      } catch (error) {
+        core.log.debug("Removal of {count} session(s) failed again: {error}", {
+          count: pending.length,
+          error: errorText(error),
+        });
+        // Whatever blocked it (an element someone changed): the kernel made to hold exactly what
+        // the registry wants, so the next try finds only what it removes.
+        await core.backend.reconcile(forwardedSessions(registry));
+      }
+    }
+    await repairKernel(core, registry);
+    if (refresh) {
+      await core.backend.refresh(
+        forwardedSessions(registry).filter((s) => sameOwner(s.owner, owner)),
+      );
+    }
+    return registry.entries.filter((e) => e.removing !== undefined && sameOwner(e.owner, owner))
+      .map((e) => e.id);
+  });
+}
+
 /** The daemon cannot start; the message says what to fix. */
 export class DaemonStartError extends UserError {}
 
 /** Runs until `host.stop` fires; returns the API (for tests) once stopped. */
 export async function runDaemon(
   config: Config,
-  deps: { host: DaemonHost; backend: DnatBackend; conntrack: Conntrack; log: Logger },
+  deps: {
+    host: DaemonHost;
+    backend: DnatBackend;
+    conntrack: Conntrack;
+    store: RegistryStore;
+    log: Logger;
+  },
 ): Promise<ForwardApi> {
-  const { host, backend, conntrack, log } = deps;
+  const { host, backend, log } = deps;
+  const core: DaemonCore = { ...deps, processes: host.processes, now: () => host.now() };
   const server = config.server;
   const proxy = server.proxy;
   if (!proxy.enabled) {
@@ -65,9 +142,9 @@ export async function runDaemon(
       "The forward proxy is disabled: set <server><proxy><enabled>true</enabled> in the config",
     );
   }
-  if (server.dnatBackend !== "iptables") {
+  if (!backend.capabilities.tcp) {
     throw new DaemonStartError(
-      "Forward mode supports <dnat_backend>iptables</dnat_backend> only in this release",
+      `The ${backend.name} backend cannot forward TCP, which forward sessions need: set <dnat_backend> to one that can`,
     );
   }
   if (!(await host.forwardingEnabled(4))) throw new ForwardingDisabledError(4);
@@ -83,7 +160,11 @@ export async function runDaemon(
   } else {
     log.info("IPv6 sessions are refused: net.ipv6.conf.all.forwarding is 0");
   }
-  await reapOrphans({ backend, conntrack, processes: host.processes, log });
+  // What a daemon killed with SIGKILL left: its records, and rules no record names.
+  await core.store.lock(async () => {
+    const registry = await reapDead(core, await core.store.read());
+    await reapOrphanRules(core, new Set(registry.entries.map((e) => e.id)));
+  });
 
   const own = await host.ownNetworks();
   if (proxy.bindIpNetmask) {
@@ -99,6 +180,16 @@ export async function runDaemon(
     proxy.bindIpAddress.text !== "0.0.0.0"
       ? proxy.bindIpAddress
       : await host.localAddressFor(client);
+  const entryOf = (s: ForwardSession): ForwardingEntry => ({
+    id: s.id,
+    owner: host.owner,
+    uid: 0,
+    rule: FORWARD_RULE,
+    created: host.now(),
+    user: s.user,
+    upstream: formatEndpoint({ ip: s.destination, port: s.sshPort }),
+    forwarding: { session: dnatOf(s), filtering: false },
+  });
   const dnatOf = (s: ForwardSession): DnatSession => {
     return {
       id: s.id,
@@ -112,13 +203,6 @@ export async function runDaemon(
       tcpServerPort: s.sshPort,
     };
   };
-  const purge = async (d: DnatSession) => {
-    for (const protocol of ["tcp", "udp"] as const) {
-      await conntrack.purge(d, protocol).catch(
-        logIgnored(log, `Cannot purge ${protocol} flows of session ${d.id}`),
-      );
-    }
-  };
   const api = createApi({
     families,
     config: proxy,
@@ -127,15 +211,9 @@ export async function runDaemon(
     loadUsers: host.loadUsers,
     resolve: host.resolve,
     portFree: host.portFree,
-    install: async (s) => {
-      const d = dnatOf(s);
-      await backend.add([d]);
-      await purge(d);
-    },
-    remove: async (s) => {
-      await backend.remove([dnatOf(s)], []);
-      await purge(dnatOf(s));
-    },
+    install: (s) => installOwned(core, [entryOf(s)]),
+    // A removal the kernel refuses stays recorded; the heal loop retries it.
+    remove: async (s) => void await removeOwned(core, new Set([s.id]), "forward session ended"),
     now: () => host.now(),
     newId: () => host.newId(),
     log,
@@ -177,6 +255,18 @@ export async function runDaemon(
   const cleanup = setInterval(() => {
     api.expire().catch((error) => log.error("Cleanup failed: {error}", { error: String(error) }));
   }, proxy.cleanupInterval * 1000);
+  let lastRefresh = host.now();
+  let healing: Promise<void> | undefined;
+  const heal = setInterval(() => {
+    // A round still running (a slow kernel) is not queued behind: the next tick tries again.
+    if (healing) return;
+    const refresh = host.now() - lastRefresh >= REFRESH_SECONDS * 1000;
+    if (refresh) lastRefresh = host.now();
+    healing = healRound(core, host.owner, refresh).then(
+      () => {},
+      (error) => log.error("Heal round failed: {error}", { error: errorText(error) }),
+    ).finally(() => healing = undefined);
+  }, HEAL_EVERY_MS);
   try {
     await new Promise<void>((resolve) => {
       if (host.stop.aborted) return resolve();
@@ -185,12 +275,20 @@ export async function runDaemon(
   } finally {
     // However the daemon ends short of SIGKILL, its rules go (after SIGKILL, the next start reaps).
     clearInterval(cleanup);
+    clearInterval(heal);
+    await healing;
     for (const l of listeners) {
       await l.shutdown().catch(logIgnored(log, "Cannot close an API socket"));
     }
     await api.removeAll();
   }
-  log.info("Stopped; every forwarding rule removed");
+  const left = await healRound(core, host.owner, false);
+  if (left.length) {
+    log.error(
+      "Stopped; the forwarding of {count} session(s) could not be removed: the DNAT service or the next start removes it",
+      { count: left.length, sessions: left.join(",") },
+    );
+  } else log.info("Stopped; every forwarding rule removed");
   return api;
 }
 

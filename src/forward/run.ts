@@ -17,8 +17,9 @@ import type { DnatBackend } from "../dnat/types.ts";
 import { ServiceStartError } from "../errors.ts";
 import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
 import type { ProxyUrl } from "./args.ts";
-import type { ForwardArgs } from "./command.ts";
+import type { ForwardArgs } from "./args.ts";
 import { type DaemonHost, runDaemon } from "./daemon.ts";
+import type { RegistryStore } from "../dnat/manager.ts";
 import { connectPassword } from "./password.ts";
 import { manageUsers } from "./user_cmd.ts";
 import { emptyUsers, parseUsers, serializeUsers, type UsersFile } from "./users.ts";
@@ -63,6 +64,8 @@ export interface DaemonParts {
   readonly host: DaemonHost;
   readonly backend: DnatBackend;
   readonly conntrack: Conntrack;
+  /** The DNAT registry and its lock, shared with reverse sessions and the DNAT service. */
+  readonly store: RegistryStore;
 }
 
 /** Runs `xferproxy forward …`; returns the exit status. */

@@ -6,10 +6,8 @@
  */
 
 import type { DnatPlatform } from "../dnat/run.ts";
-import type { Config } from "../config/mod.ts";
 import { conntrackTool } from "../dnat/conntrack.ts";
-import { iptablesBackend } from "../dnat/iptables.ts";
-import { nftablesBackend, nftCommandRunner } from "../dnat/nftables.ts";
+import { createBackend } from "../dnat/backends.ts";
 import { procProcessTable } from "../dnat/owner.ts";
 import { openLogOutputs } from "./log_outputs.ts";
 import { startedBySystemd } from "../log/mod.ts";
@@ -34,8 +32,12 @@ export const dnatPlatform: DnatPlatform = {
   proc: () => commandProcReader(realRunner),
   pid: Deno.pid,
   newId: () => crypto.randomUUID(),
-  dnatDeps: (config, dir, log, service) => ({
-    backend: backendFor(config, service),
+  dnatDeps: async (config, dir, log, service) => ({
+    // The service keeps one libnftables context; a one-off call runs nft (it holds no FFI).
+    backend: await createBackend(config.server.dnatBackend, {
+      runner: realRunner,
+      ...(service ? { nft: () => openNft(realRunner) } : {}),
+    }),
     conntrack: conntrackTool(realRunner),
     store: registryStore(dir, (message) => log.warn(message)),
     // The service reads /proc through libc; a one-shot call through head(1).
@@ -49,9 +51,3 @@ export const dnatPlatform: DnatPlatform = {
   serviceHost: (dir, log) => realServiceHost(dir, log, conntrackTool(realRunner)),
   drain: drainFile,
 };
-
-/** The service keeps one libnftables context; a one-off call runs nft (its permissions hold no FFI). */
-function backendFor(config: Config, service: boolean) {
-  if (config.server.dnatBackend !== "nftables") return iptablesBackend(realRunner);
-  return nftablesBackend(service ? openNft(realRunner) : nftCommandRunner(realRunner));
-}

@@ -8,7 +8,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { ForwardPlatform } from "../forward/run.ts";
 import { conntrackTool } from "../dnat/conntrack.ts";
-import { iptablesBackend } from "../dnat/iptables.ts";
+import { createBackend } from "../dnat/backends.ts";
 import { logger, startedBySystemd } from "../log/mod.ts";
 import { forwardConnect } from "./forward_client.ts";
 import {
@@ -19,7 +19,12 @@ import {
   resolveName,
   writeUsersText,
 } from "./forward_host.ts";
-import { commandProcessTable, forwardingEnabled } from "./dnat_host.ts";
+import {
+  commandProcessTable,
+  forwardingEnabled,
+  prepareDnatDirectory,
+  registryStore,
+} from "./dnat_host.ts";
 import { openLogOutputs } from "./log_outputs.ts";
 import { realRunner } from "./runner.ts";
 import { serveHttp } from "./http_server.ts";
@@ -65,8 +70,12 @@ export const forwardPlatform: ForwardPlatform = {
         now: () => Date.now(),
         newId: () => crypto.randomUUID(),
       },
-      backend: iptablesBackend(realRunner),
+      backend: await createBackend(config.server.dnatBackend, { runner: realRunner }),
       conntrack: conntrackTool(realRunner),
+      store: registryStore(
+        await prepareDnatDirectory(config.server.stateDirectory),
+        (message) => logger("forward").warn(message),
+      ),
       close: () => termination.dispose(),
     };
   },

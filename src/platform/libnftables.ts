@@ -8,8 +8,9 @@
  * @module
  */
 
-import { NetfilterError } from "../dnat/iptables.ts";
-import { nftCommandRunner, type NftRunner } from "../dnat/nftables.ts";
+import { NetfilterError } from "../dnat/errors.ts";
+import { nftCommandRunner } from "../dnat/nftables/backend.ts";
+import type { NftRunner } from "../dnat/types.ts";
 import type { CommandRunner } from "../process/runner.ts";
 import { LIBNFTABLES_PATHS } from "../process/libraries.ts";
 

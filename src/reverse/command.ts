@@ -63,12 +63,17 @@ export const reverseMode: ModeCommand<ConfigArg, ReversePlatform> = {
     run: ["logger", "sudo"],
   }),
   async run(args, platform, context) {
+    const code = import("./run.ts");
+    let real: ReversePlatform | undefined;
     try {
-      const [{ runReverse }, real] = await Promise.all([import("./run.ts"), platform()]);
+      const [{ runReverse }, loaded] = await Promise.all([code, platform()]);
+      real = loaded;
       return await runReverse(args, real, context);
-    } catch {
-      // Never a stack trace on the client's stderr.
-      context.output.err("xferproxy: internal error\n");
+    } catch (error) {
+      // Never a stack trace on the client's stderr: the stack goes to syslog, where it can.
+      context.output.err("xferproxy: internal error; see the proxy log\n");
+      // Should syslog itself fail, no place is left to say so but the client's stderr.
+      if (real) await (await code).logUnexpected(real, error).catch(() => undefined);
       return EXIT.proxyError;
     }
   },

@@ -91,6 +91,18 @@ export async function runReverse(
   }
 }
 
+/**
+ * An error `runReverse` did not expect (a bug): its stack to syslog, the one
+ * place a session can always log to, never to the client.
+ */
+export async function logUnexpected(platform: ReversePlatform, error: unknown): Promise<void> {
+  await withLogging(undefined, platform.openLogs, () => {
+    logger("reverse").fatal("Internal error: {error}", {
+      error: error instanceof Error ? error.stack ?? error.message : String(error),
+    });
+  });
+}
+
 /** The session's decisions; an unexpected error is logged with its stack and ends it with 255. */
 async function decide(
   inputs: SessionInputs,

@@ -25,6 +25,8 @@ export interface FakeBackend extends DnatBackend {
   readonly ops: string[];
   /** Drops everything, as a firewall reload would. */
   flush(): void;
+  /** How many `remove` calls still fail, as a busy or broken netfilter would. */
+  failRemovals: number;
 }
 
 const label = (s: DnatSession) => `${s.id.slice(0, 4)}:${s.clientPort ?? "*"}`;
@@ -33,9 +35,12 @@ const label = (s: DnatSession) => `${s.id.slice(0, 4)}:${s.clientPort ?? "*"}`;
 export function fakeBackend(tagged: InstalledSession[] = []): FakeBackend {
   const kernel = new Map(tagged.map((s) => [s.id, s]));
   const ops: string[] = [];
-  return {
+  const backend: FakeBackend = {
+    failRemovals: 0,
     name: "iptables",
     via: "memory",
+    capabilities: { tcp: true, tagging: true, listing: true, expiring: false },
+    tool: "iptables",
     kernel,
     ops,
     flush: () => kernel.clear(),
@@ -49,6 +54,11 @@ export function fakeBackend(tagged: InstalledSession[] = []): FakeBackend {
       return Promise.resolve();
     },
     remove(sessions) {
+      if (backend.failRemovals > 0) {
+        backend.failRemovals--;
+        ops.push(`remove failed ${sessions.map(label).join(",")}`);
+        return Promise.reject(new Error("iptables-restore: Resource temporarily unavailable"));
+      }
       for (const s of sessions) kernel.delete(s.id);
       ops.push(`remove ${sessions.map(label).join(",")}`);
       return Promise.resolve();
@@ -82,6 +92,7 @@ export function fakeBackend(tagged: InstalledSession[] = []): FakeBackend {
       return Promise.resolve();
     },
   };
+  return backend;
 }
 
 /** conntrack whose flows the test sets; purges are recorded and report fixed counters. */

@@ -382,3 +382,57 @@ Deno.test("sudoers: only a rule sudo reads, for the path sessions run and the pr
     );
   });
 });
+
+Deno.test("the tool and library looked for are the ones the configured backend declares", async () => {
+  const conf = (await fixtureHost("clean").readText("/etc/xferproxy/aspera.conf")) as string;
+  const nft = conf.replace("<server>", "<server><dnat_backend>nftables</dnat_backend>");
+  const asked: string[] = [];
+  const findings = await audit(fixtureHost("clean", {
+    live: true,
+    run: (query) => {
+      if (query.kind === "version") asked.push(query.program);
+      return healthy(query);
+    },
+    extra: { "/etc/xferproxy/aspera.conf": nft, ...HEARTBEAT },
+  }));
+  assertEquals(asked, ["nft", "conntrack"]);
+  const libnftables = findings.find((f) => f.id === "system.libnftables");
+  assertEquals(libnftables?.severity, "warning");
+  assertMatch(libnftables?.message ?? "", /libnftables is not at \/usr\/lib/);
+  asked.length = 0;
+  const plain = await audit(fixtureHost("clean", {
+    live: true,
+    run: (query) => {
+      if (query.kind === "version") asked.push(query.program);
+      return healthy(query);
+    },
+    extra: HEARTBEAT,
+  }));
+  assertEquals(asked, ["iptables", "conntrack"]);
+  assertEquals(plain.some((f) => f.id === "system.libnftables"), false);
+});
+
+Deno.test("a removal netfilter refused is reported while it is being retried", async () => {
+  const pending = [
+    "3a9fd819-59c3-42bc-b0a2-d26304a1eb84",
+    9,
+    1_800_000_000_000,
+    0,
+    0,
+    NOW - 60_000,
+    "alice",
+    "198.19.1.1:22",
+    0,
+    [0, "198.18.30.2", 0, "198.18.30.1", 5000, 1, "198.19.1.1", 33001, 22],
+    NOW - 30_000,
+  ];
+  const registry = `{"version":3,"entries":[${JSON.stringify(pending)}]}`;
+  const findings = await audit(fixtureHost("clean", {
+    live: true,
+    run: healthy,
+    extra: { ...HEARTBEAT, "/var/lib/xferproxy/dnat/sessions.json": registry },
+  }));
+  const said = findings.find((f) => f.id === "dnat.removing");
+  assertEquals(said?.severity, "warning");
+  assertMatch(said?.message ?? "", /1 session\(s\) .* being retried \(3a9fd819 for 30 s\)/);
+});

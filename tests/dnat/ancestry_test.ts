@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
 import { processFacts, sshOrigin } from "../../src/dnat/ancestry.ts";
-import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
+import { NotAuthorizedError } from "../../src/dnat/errors.ts";
 import { parseStat, parseTcpTable, startMs } from "../../src/dnat/procfs.ts";
 import { fakeProc, type FakeProcess, type FakeTcp, hex4, hex6, statLine } from "../_fakes/proc.ts";
 

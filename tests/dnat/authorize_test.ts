@@ -1,5 +1,6 @@
 import { assertEquals, assertThrows } from "../_assert.ts";
-import { authorize, choosePorts, conflicts, NotAuthorizedError } from "../../src/dnat/authorize.ts";
+import { authorize, choosePorts, conflicts } from "../../src/dnat/authorize.ts";
+import { NotAuthorizedError } from "../../src/dnat/errors.ts";
 import type { AuthorizeRequest } from "../../src/dnat/authorize.ts";
 import type { DnatSession } from "../../src/dnat/types.ts";
 import { parseIp } from "../../src/net/ip.ts";

@@ -1,8 +1,8 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
 import { CommandNotFoundError } from "../../src/process/runner.ts";
-import { ForwardingDisabledError } from "../../src/dnat/manager.ts";
-import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
-import { iptablesBackend } from "../../src/dnat/iptables.ts";
+import { ForwardingDisabledError } from "../../src/dnat/errors.ts";
+import { NotAuthorizedError } from "../../src/dnat/errors.ts";
+import { iptablesBackend } from "../../src/dnat/iptables/backend.ts";
 import { installHint } from "../../src/process/packages.ts";
 import { ServiceStartError } from "../../src/errors.ts";
 import { recordingRunner } from "../_fakes/runner.ts";

@@ -7,10 +7,10 @@ import {
   reapSessions,
 } from "../../src/dnat/helper.ts";
 import { install } from "../../src/dnat/manager.ts";
-import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
+import { NotAuthorizedError } from "../../src/dnat/errors.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
-import { kernelSession, registration } from "./_build.ts";
+import { dnatSession, kernelSession, registration } from "./_build.ts";
 
 const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
 <rule host_ip="198.18.1.1"><host>198.18.2.2</host><keyfile>/k</keyfile></rule>
@@ -103,4 +103,25 @@ Deno.test("dnat reap: a user reaps only their own ended sessions; --all is root'
     0,
     "teardown",
   ]);
+});
+
+Deno.test("dnat list shows the forward daemon's sessions (rule 0, TCP too) and removals being retried", async () => {
+  const { deps, printed, store } = setup();
+  const session = { ...dnatSession({ owner: { pid: 70, start: 1_000 } }), tcpServerPort: 22 };
+  store.registry = {
+    entries: [{
+      id: session.id,
+      owner: session.owner,
+      uid: 0,
+      rule: 0,
+      created: 1,
+      forwarding: { session, filtering: false },
+      removing: 2,
+    }],
+  };
+  await listSessions(deps, {}, false);
+  assertEquals(
+    printed.join(""),
+    `${session.id} owner 70 (gone) forward (removing)  198.18.1.2:* -> 198.18.1.1:33001 -> 198.18.2.2:33001 (tcp -> 198.18.2.2:22)\n`,
+  );
 });

@@ -1,6 +1,5 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
 import {
-  ForwardingDisabledError,
   install,
   learnPorts,
   reapDead,
@@ -9,7 +8,7 @@ import {
   removeEntries,
   SERIALISE_WAIT_MS,
 } from "../../src/dnat/manager.ts";
-import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
+import { ForwardingDisabledError, NotAuthorizedError } from "../../src/dnat/errors.ts";
 import type { ForwardingEntry } from "../../src/dnat/registry.ts";
 import type { DnatSession } from "../../src/dnat/types.ts";
 import { parseIp } from "../../src/net/ip.ts";

@@ -6,7 +6,7 @@ import {
   rootNamedOwner,
   sudoCaller,
 } from "../../src/dnat/owner.ts";
-import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
+import { NotAuthorizedError } from "../../src/dnat/errors.ts";
 import { startMs } from "../../src/dnat/procfs.ts";
 import { fakeProcesses } from "../_fakes/dnat.ts";
 import { fakeProc, type FakeProcess, hex4 } from "../_fakes/proc.ts";

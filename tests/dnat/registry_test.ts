@@ -135,3 +135,17 @@ Deno.test("withEntry() replaces by session id; withoutSessions() removes", () =>
   );
   assertEquals(withoutSessions(narrowed, new Set(["a"])).entries.map((e) => e.id), ["b"]);
 });
+
+Deno.test("an entry being removed keeps its record through the file but no longer asks for rules", () => {
+  const removing = { ...entry("d"), removing: 1_800_000_000_500 };
+  const registry = { entries: [entry("a"), removing] };
+  const { registry: back, dropped } = parseRegistry(serializeRegistry(registry));
+  assertEquals(dropped, 0);
+  assertEquals(back.entries.map((e) => [e.id, e.removing]), [["a", undefined], [
+    "d",
+    1_800_000_000_500,
+  ]]);
+  assertEquals(forwardedSessions(back).map((s) => s.id), ["a"]);
+  const bad = serializeRegistry(registry).replace("1800000000500", '"soon"');
+  assertEquals(parseRegistry(bad).dropped, 1);
+});

@@ -3,7 +3,7 @@ import { fakeDrainFile } from "../_fakes/drain.ts";
 import { type DnatPlatform, runDnat } from "../../src/dnat/run.ts";
 import { dnatMode } from "../../src/dnat/command.ts";
 import { dnatArgv, parseAddReply } from "../../src/dnat/contract.ts";
-import { NotAuthorizedError } from "../../src/dnat/authorize.ts";
+import { NotAuthorizedError } from "../../src/dnat/errors.ts";
 import { createFakeFs } from "../_fakes/fs.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
 import { recordLogs } from "../_fakes/logs.ts";
@@ -54,7 +54,7 @@ function fakePlatform() {
       return logs.open(directory);
     },
     prepareDirectory: (state) => Promise.resolve(`${state}/dnat`),
-    dnatDeps: (config, _dir, log) => ({ ...fakes.deps, config, log }),
+    dnatDeps: (config, _dir, log) => Promise.resolve({ ...fakes.deps, config, log }),
     proc: () => PROC,
     pid: 801,
     newId: () => ID,

@@ -322,3 +322,15 @@ Deno.test("metrics follow a FASP session from registration to its end", async ()
     ]
   ) assertIncludes(after, want);
 });
+
+Deno.test("adopt() leaves the forward daemon's sessions to it: no watch per session on one daemon", async () => {
+  const bed = setup();
+  const live = await install(bed.deps, registration(700, { start: OWNER_START }));
+  const forward = { ...live, id: "f0f0f0f0-0000-4000-8000-000000000001", rule: 0 };
+  bed.store.registry = { entries: [...bed.store.registry.entries, forward] };
+  await bed.service.adopt(bed.store.registry);
+  await bed.settle();
+  assertEquals(bed.service.watches(live.id), true);
+  assertEquals(bed.service.watches(forward.id), false);
+  assertEquals(bed.store.registry.entries.length, 2);
+});

@@ -192,3 +192,20 @@ Deno.test("a service that cannot prepare its chains does not start: no round, no
   await bed.run().catch((error) => message = error.message);
   assertEquals([message, bed.beats.length], ["iptables-restore: chain busy", 0]);
 });
+
+Deno.test("accounting that cannot be turned on is said, and the service runs on", async () => {
+  const bed = serviceRun(1000, () => {});
+  const log = fakeLogger();
+  await runService({
+    ...bed.deps,
+    log,
+    enableAccounting: () =>
+      Promise.reject(new Error("sysctl -w net.netfilter.nf_conntrack_acct=1 failed: EPERM")),
+  });
+  const said = log.records.find((r) => r.level === "warn" && /accounting/.test(r.text));
+  assertEquals(
+    said?.text,
+    "Cannot turn on conntrack accounting; byte counts stay 0: sysctl -w net.netfilter.nf_conntrack_acct=1 failed: EPERM",
+  );
+  assertEquals(bed.beats.length >= 1, true);
+});

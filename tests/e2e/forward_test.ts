@@ -36,6 +36,19 @@ async function curl(bed: ForwardBed, args: string[]): Promise<{ status: number; 
 /** A forward session's own rules: mark and DNAT, for TCP and for UDP (accept and masquerade are shared). */
 const SESSION_RULES = 4;
 
+/** Alice's new session (201 asserted), as the API describes it. */
+async function allocate(bed: ForwardBed, request: Record<string, unknown>) {
+  const created = await curl(bed, [
+    "-u",
+    "alice:wonder",
+    "-d",
+    JSON.stringify(request),
+    `${API}/v1/sessions`,
+  ]);
+  assertEquals(created.status, 201, created.body);
+  return JSON.parse(created.body);
+}
+
 async function rulesWith(bed: ForwardBed, id: string): Promise<number> {
   const save = await must(["ip", "netns", "exec", bed.ns.proxy, "iptables-save"]);
   return save.split("\n").filter((l) => l.includes(`xferproxy:${id}:`)).length;
@@ -123,15 +136,11 @@ Deno.test({
       });
 
       await t.step("curl: create, list, keepalive, delete, and the errors", async () => {
-        const created = await curl(bed, [
-          "-u",
-          "alice:wonder",
-          "-d",
-          JSON.stringify({ destination: FIP.outside, ssh_port: 22, udp_port: 33001 }),
-          `${API}/v1/sessions`,
-        ]);
-        assertEquals(created.status, 201, created.body);
-        const session = JSON.parse(created.body);
+        const session = await allocate(bed, {
+          destination: FIP.outside,
+          ssh_port: 22,
+          udp_port: 33001,
+        });
         assertEquals([session.proxy_host, session.port, session.keepalive_interval], [
           FIP.proxyIn,
           5000,
@@ -855,6 +864,160 @@ Deno.test({
       );
     } finally {
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "forward mode on nftables: TCP and UDP through one port, dnat list, a reload healed, a refused removal retried",
+  ignore: !isRoot,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const bed = await createForwardBed();
+    const config = forwardConfig(bed.dir, "", "<dnat_backend>nftables</dnat_backend>");
+    let alive = true;
+    const nft = (...args: string[]) => must(["ip", "netns", "exec", bed.ns.proxy, "nft", ...args]);
+    const dnatList = () =>
+      must([
+        "ip",
+        "netns",
+        "exec",
+        bed.ns.proxy,
+        BINARY,
+        "dnat",
+        "list",
+        "--config",
+        bed.configPath,
+      ]);
+    const iperf = (port: number, udp: boolean) =>
+      bed.inNs(bed.ns.inside, [
+        "iperf3",
+        "-c",
+        FIP.proxyIn,
+        "-p",
+        String(port),
+        ...(udp ? ["-u", "-b", "20M", "-l", "1400"] : []),
+        "-t",
+        "1",
+        "-J",
+      ]);
+    try {
+      await Deno.writeTextFile(bed.configPath, config);
+      await addUser(bed, "alice", "wonder", "--allow", `${FIP.outside}/32`);
+      await bed.startDaemon(config);
+      const session = await allocate(bed, {
+        destination: FIP.outside,
+        ssh_port: 5201,
+        udp_port: 5201,
+      });
+      const tcpKey = `${FIP.inside} . ${FIP.proxyIn} . ${session.port}`;
+      // The session lives while it is kept alive (session_timeout 4 s), as forward connect does.
+      const keepalives = (async () => {
+        for (let i = 0; i < 120 && alive; i++) {
+          await curl(bed, [
+            "-u",
+            "alice:wonder",
+            "-X",
+            "POST",
+            `${API}/v1/sessions/${session.id}/keepalive`,
+          ]);
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+        }
+      })();
+
+      await t.step("iperf3 TCP and UDP through the one allocated port", async () => {
+        const tcp = await iperf(session.port, false);
+        assertEquals(tcp.code, 0, tcp.stdout.slice(0, 500));
+        assertOk(JSON.parse(tcp.stdout).end.sum_received.bytes > 100_000);
+        const udp = await iperf(session.port, true);
+        assertEquals(udp.code, 0, udp.stdout.slice(0, 500));
+        assertOk(JSON.parse(udp.stdout).end.sum.packets > 100);
+      });
+
+      await t.step(
+        "dnat list shows the forward session, recorded in the shared registry",
+        async () => {
+          assertMatch(
+            await dnatList(),
+            new RegExp(
+              `^${session.id} owner \\d+ forward  ${FIP.inside}:\\* -> ${FIP.proxyIn}:${session.port} -> ${FIP.outside}:5201 \\(tcp -> ${FIP.outside}:5201\\)\\n$`,
+            ),
+          );
+        },
+      );
+
+      await t.step("a firewall reload (nft flush ruleset) is healed within 2 s", async () => {
+        await nft("flush", "ruleset");
+        const flushed = Date.now();
+        await waitFor(
+          "the TCP element to come back",
+          async () =>
+            (await run(["ip", "netns", "exec", bed.ns.proxy, "nft", "list", "ruleset"])).stdout
+              .includes(tcpKey),
+          5_000,
+        ).catch((error) => {
+          throw new Error(`${error.message}\n${bed.daemonLog()}`);
+        });
+        const took = Date.now() - flushed;
+        assertOk(took <= 2_000, `healed after ${took} ms`);
+        const tcp = await iperf(session.port, false);
+        assertEquals(tcp.code, 0, tcp.stdout.slice(0, 500));
+        // The log line may trail the kernel change through the pipe.
+        await waitFor(
+          "the repair's log line",
+          () =>
+            Promise.resolve(
+              bed.daemonLog().includes(`Re-asserted UDP forwarding of session ${session.id}`),
+            ),
+        );
+      });
+
+      await t.step(
+        "a removal the kernel refuses stays known, is logged, and is retried",
+        async () => {
+          // Someone else's element under the session's key: nftables refuses the removal's transaction.
+          const tampered = `${tcpKey} timeout 120s : ${FIP.outside} . 2222`;
+          await must(["ip", "netns", "exec", bed.ns.proxy, "nft", "-f", "-"], {
+            stdin: `delete element ip xferproxy dnat_tcp { ${tcpKey} }\n` +
+              `add element ip xferproxy dnat_tcp { ${tampered} }\n`,
+          });
+          alive = false;
+          await keepalives;
+          const deleted = await curl(bed, [
+            "-u",
+            "alice:wonder",
+            "-X",
+            "DELETE",
+            `${API}/v1/sessions/${session.id}`,
+          ]);
+          assertEquals(deleted.status, 204, deleted.body);
+          assertMatch(
+            bed.daemonLog(),
+            new RegExp(`Removing the forwarding of session ${session.id} failed; retrying`),
+          );
+          await waitFor(
+            "the retried removal to succeed",
+            async () => (await dnatList()) === "no xferproxy DNAT sessions\n",
+            10_000,
+          );
+          assertMatch(bed.daemonLog(), /Removed UDP forwarding between .* \(removal retried\)/);
+          assertEquals(
+            (await nft("list", "map", "ip", "xferproxy", "dnat_tcp")).includes(tcpKey),
+            false,
+          );
+        },
+      );
+
+      await t.step("SIGTERM leaves no element behind", async () => {
+        assertMatch(await bed.stopDaemon(), /Stopped; every forwarding rule removed/);
+        const ruleset = await nft("list", "ruleset");
+        assertEquals(/elements = /.test(ruleset), false, ruleset);
+      });
+    } finally {
+      alive = false;
+      await bed.close();
     }
   },
 });

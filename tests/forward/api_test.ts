@@ -1,5 +1,5 @@
 import { assertEquals, assertMatch, assertOk } from "../_assert.ts";
-import { getLogger } from "@logtape/logtape";
+import { fakeLogger } from "../_fakes/logger.ts";
 import { Buffer } from "node:buffer";
 import { createApi, type ForwardSession } from "../../src/forward/api.ts";
 import { parseSessionView } from "../../src/forward/contract.ts";
@@ -44,13 +44,14 @@ function setup(
       }],
     ]),
   };
+  const log = fakeLogger();
   const api = createApi({
     config: config.server.proxy,
     proxyAddress: () => Promise.resolve(parseIp("198.18.30.1")),
     own: [parseCidr("198.18.30.0/24")!],
     loadUsers: () => Promise.resolve(users),
     resolve: (name) =>
-      Promise.resolve(
+      name === "broken.example" ? Promise.reject(new Error("SERVFAIL")) : Promise.resolve(
         name === "files.example"
           ? [parseIp("198.19.7.7")!]
           : name === "inside.example"
@@ -69,7 +70,7 @@ function setup(
     },
     now: () => now,
     newId: () => `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`,
-    log: getLogger(["xferproxy", "test"]),
+    log,
     ...(opts.families ? { families: opts.families } : {}),
   });
   const call = async (
@@ -102,7 +103,7 @@ function setup(
       headers: response.headers,
     };
   };
-  return { api, call, installed, removed, users, advance: (ms: number) => void (now += ms) };
+  return { api, call, installed, removed, users, log, advance: (ms: number) => void (now += ms) };
 }
 
 Deno.test("every session the API answers, the client reads back whole", async () => {
@@ -540,4 +541,17 @@ Deno.test("no credentials at all is a 401 challenge, not a guess: it never holds
   // A wrong password still counts.
   assertEquals((await call("GET", "/metrics", undefined, "alice:wrong")).status, 401);
   assertEquals(api.metrics.authFailures, 1);
+});
+
+Deno.test("a resolver that fails is refused like a name without addresses, and its error is logged", async () => {
+  const { call, log } = setup();
+  const r = await call("POST", "/v1/sessions", { destination: "broken.example" });
+  assertEquals(r.status, 400);
+  assertMatch(r.body.error, /cannot resolve broken\.example/);
+  assertEquals(
+    log.records.some((l) =>
+      l.level === "debug" && l.text === "Cannot resolve broken.example: SERVFAIL"
+    ),
+    true,
+  );
 });

@@ -4,7 +4,6 @@
  * start leaves behind (nothing).
  */
 import { assertEquals, assertRejects } from "../_assert.ts";
-import { getLogger } from "@logtape/logtape";
 import {
   type DaemonHost,
   DaemonStartError,
@@ -13,7 +12,9 @@ import {
 } from "../../src/forward/daemon.ts";
 import { toInstalled } from "../../src/dnat/types.ts";
 import { parseIp } from "../../src/net/ip.ts";
-import { fakeBackend, fakeConntrack, fakeProcesses } from "../_fakes/dnat.ts";
+import { fakeBackend, fakeConntrack, fakeProcesses, fakeStore } from "../_fakes/dnat.ts";
+import { fakeLogger } from "../_fakes/logger.ts";
+import { healRound } from "../../src/forward/daemon.ts";
 import { dnatSession } from "../dnat/_build.ts";
 import { parseInline } from "../config/_load.ts";
 
@@ -65,7 +66,9 @@ function bed(options: { refusePort?: number } = {}) {
     now: () => 1_000_000,
     newId: () => "00000000-0000-4000-8000-000000000001",
   };
-  const deps = { host, backend, conntrack: fakeConntrack(), log: getLogger(["xferproxy", "test"]) };
+  const store = fakeStore();
+  const log = fakeLogger();
+  const deps = { host, backend, conntrack: fakeConntrack(), store, log };
   const request = async (method: string, path: string, body?: unknown) => {
     if (!handler) throw new Error("the daemon does not listen");
     const response = await handler(
@@ -78,7 +81,19 @@ function bed(options: { refusePort?: number } = {}) {
     );
     return { status: response.status, body: await response.json() };
   };
-  return { host, deps, backend, stop, events, request, dead, live };
+  const status = async (method: string, path: string) => {
+    if (!handler) throw new Error("the daemon does not listen");
+    const response = await handler(
+      new Request(`http://proxy${path}`, {
+        method,
+        headers: { authorization: "Basic " + btoa("alice:x") },
+      }),
+      CLIENT,
+    );
+    await response.body?.cancel();
+    return response.status;
+  };
+  return { host, deps, backend, store, log, stop, events, request, status, dead, live };
 }
 
 async function listening(events: string[]): Promise<void> {
@@ -96,9 +111,19 @@ Deno.test("the daemon reaps dead owners' rules, owns what it installs, removes i
   const made = await b.request("POST", "/v1/sessions", { destination: "198.19.1.1" });
   assertEquals([made.status, made.body.port], [201, 5000]);
   assertEquals(b.backend.kernel.get(made.body.id)?.owner, DAEMON);
+  // Recorded like a reverse session, as rule 0, TCP and UDP on the one proxy port.
+  const [entry] = b.store.registry.entries;
+  assertEquals([entry?.id, entry?.rule, entry?.owner, entry?.user], [
+    made.body.id,
+    0,
+    DAEMON,
+    "alice",
+  ]);
+  assertEquals(entry?.forwarding?.session.tcpServerPort, 22);
   b.stop.abort();
   await daemon;
   assertEquals([...b.backend.kernel.keys()], [b.live.id]);
+  assertEquals(b.store.registry.entries, []);
   assertEquals(b.events, ["listen :::9091", "closed 9091"]);
 });
 
@@ -115,4 +140,53 @@ Deno.test("a disabled forward proxy refuses to start before touching netfilter",
   const disabled = parseInline("<server><proxy><enabled>false</enabled></proxy></server>").config!;
   await assertRejects(() => runDaemon(disabled, b.deps), DaemonStartError, "disabled");
   assertEquals([b.backend.ops, b.events], [[], []]);
+});
+
+Deno.test("a heal round puts back what a firewall reload dropped", async () => {
+  const b = bed();
+  const daemon = runDaemon(config(), b.deps);
+  await listening(b.events);
+  const made = await b.request("POST", "/v1/sessions", { destination: "198.19.1.1" });
+  b.backend.flush();
+  assertEquals(
+    await healRound({ ...b.deps, processes: b.host.processes, now: b.host.now }, DAEMON, false),
+    [],
+  );
+  assertEquals([...b.backend.kernel.keys()], [made.body.id]);
+  assertEquals(
+    b.log.records.some((r) => r.level === "warn" && r.text.includes(`session ${made.body.id}`)),
+    true,
+  );
+  b.stop.abort();
+  await daemon;
+});
+
+Deno.test("a removal the kernel refuses stays known, is logged, and is retried until it goes", async () => {
+  const b = bed();
+  const daemon = runDaemon(config(), b.deps);
+  await listening(b.events);
+  const made = await b.request("POST", "/v1/sessions", { destination: "198.19.1.1" });
+  b.backend.failRemovals = 2;
+  const deleted = await b.status("DELETE", `/v1/sessions/${made.body.id}`);
+  assertEquals(deleted, 204);
+  // Still in the kernel and in the registry, marked: never healed back, never forgotten.
+  assertEquals(b.backend.kernel.has(made.body.id), true);
+  assertEquals(b.store.registry.entries.map((e) => [e.id, e.removing]), [[
+    made.body.id,
+    1_000_000,
+  ]]);
+  assertEquals(
+    b.log.records.filter((r) => r.level === "warn").map((r) => r.text),
+    [
+      `Removing the forwarding of session ${made.body.id} failed; retrying: Error: iptables-restore: Resource temporarily unavailable`,
+    ],
+  );
+  const core = { ...b.deps, processes: b.host.processes, now: b.host.now };
+  assertEquals(await healRound(core, DAEMON, false), [made.body.id]);
+  assertEquals(b.backend.kernel.has(made.body.id), true);
+  assertEquals(await healRound(core, DAEMON, false), []);
+  assertEquals(b.backend.kernel.has(made.body.id), false);
+  assertEquals(b.store.registry.entries, []);
+  b.stop.abort();
+  await daemon;
 });

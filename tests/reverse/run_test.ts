@@ -1,6 +1,7 @@
 import { assertEquals, assertMatch } from "../_assert.ts";
 import { Buffer } from "node:buffer";
 import { type ReversePlatform, runReverse } from "../../src/reverse/run.ts";
+import { reverseMode } from "../../src/reverse/command.ts";
 import { balancerPicker, createBalancer } from "../../src/balancer/balancer.ts";
 import { fallbackRegistrar } from "../../src/reverse/registrar.ts";
 import type { SharedJson } from "../../src/balancer/shared_json.ts";
@@ -132,4 +133,27 @@ Deno.test("without /usr/bin/ssh the session ends with 255 and says what to insta
   assertMatch(logs.lines().join("\n"), /install openssh-client/);
   assertEquals(events.includes("client xferproxy: internal error; see the proxy log"), true);
   assertEquals(events.some((e) => e.startsWith("exec")), false);
+});
+
+Deno.test("an error nobody expected: the client gets one line, syslog gets the stack", async () => {
+  const { platform, events, logs } = fakePlatform();
+  const output = captureOutput();
+  const status = await reverseMode.run(
+    { configPath: "/c.conf" },
+    () =>
+      Promise.resolve({
+        ...platform,
+        catchStrayRejections: () => {
+          throw new TypeError("a bug in the session code");
+        },
+      }),
+    { output, self: "/usr/bin/xferproxy", env: (name) => SESSION_ENV[name] },
+  );
+  assertEquals(status, 255);
+  assertEquals(output.stderr, "xferproxy: internal error; see the proxy log\n");
+  assertEquals([events[0], events.at(-1)], ["open syslog", "close"]);
+  assertMatch(
+    logs.lines().join("\n"),
+    /Internal error: TypeError: a bug in the session code\\x0a\s+at /,
+  );
 });

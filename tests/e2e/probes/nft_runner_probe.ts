@@ -5,7 +5,8 @@
  * fixed sequence of sessions and prints one JSON line of what the kernel
  * holds after each step, and the error a refused change gives.
  */
-import { nftablesBackend, nftCommandRunner, type NftRunner } from "../../../src/dnat/nftables.ts";
+import { nftablesBackend, nftCommandRunner } from "../../../src/dnat/nftables/backend.ts";
+import type { NftRunner } from "../../../src/dnat/types.ts";
 import { findLibnftables, libnftablesRunner } from "../../../src/platform/libnftables.ts";
 import { realRunner } from "../../../src/platform/runner.ts";
 import { parseIp } from "../../../src/net/ip.ts";

@@ -13,9 +13,9 @@
  * @module
  */
 
-import { SESSION_CT_MARK } from "./types.ts";
-import type { DnatSession, InstalledSession, Owner } from "./types.ts";
-import { parseRuleTag, ruleTag } from "./types.ts";
+import { SESSION_CT_MARK } from "../types.ts";
+import type { DnatSession, InstalledSession, Owner } from "../types.ts";
+import { parseRuleTag, ruleTag } from "../types.ts";
 
 /** Our chains, the table each lives in, and the built-in chain that jumps to it. */
 export const CHAINS = [

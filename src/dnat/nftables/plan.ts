@@ -1,18 +1,16 @@
 /**
  * nftables planning, pure. Our own table per family (`ip xferproxy`,
- * `ip6 xferproxy`): NAT maps and a flow set whose elements derive from the
- * sessions; elements several sessions need (one client's sessions to one
+ * `ip6 xferproxy`): NAT maps and flow sets, UDP and TCP (forward sessions
+ * carry their SSH port), whose elements derive from the sessions; elements several sessions need (one client's sessions to one
  * server) are shared. Elements time out unless refreshed, so even if the
  * DNAT service and its sessions all die, forwarding ends in the kernel.
  * @module
  */
 
-import { type DnatSession, SESSION_CT_MARK } from "./types.ts";
+import { type DnatSession, REFRESH_SECONDS, SESSION_CT_MARK } from "../types.ts";
 
-/** Seconds an element lives without a refresh; the DNAT service refreshes every REFRESH_SECONDS. */
-export const ELEMENT_TIMEOUT_S = 120;
-/** How often the DNAT service refreshes the elements of live sessions. */
-export const REFRESH_SECONDS = 30;
+/** Seconds an element lives without a refresh: four of the owners' refreshes (REFRESH_SECONDS). */
+export const ELEMENT_TIMEOUT_S = REFRESH_SECONDS * 4;
 /** Marks session flows' conntrack entries, so other firewall tables can accept them. */
 export const CT_MARK = `0x${SESSION_CT_MARK.toString(16)}`;
 
@@ -39,27 +37,89 @@ export function tableText(family: 4 | 6): string {
     type ${addr} . ${addr} . inet_service
     flags timeout
   }
+${TCP_OBJECTS(addr)}
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
     meta l4proto udp dnat ${ip} to ${ip} saddr . udp sport . ${ip} daddr . udp dport map @dnat_port
     meta l4proto udp dnat ${ip} to ${ip} saddr . ${ip} daddr . udp dport map @dnat_addr
+    ${tcpRules(family).prerouting}
   }
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     ct status dnat ${ip} saddr . ${ip} daddr . udp dport @flows masquerade
+    ${tcpRules(family).postrouting}
   }
   chain forward {
     type filter hook forward priority filter - 10; policy accept;
     ct status dnat ${ip} saddr . ${ip} daddr . udp dport @flows ct mark set ${CT_MARK} accept
     ct status dnat ${ip} daddr . ${ip} saddr . udp sport @flows ct mark set ${CT_MARK} accept
+    ${tcpRules(family).forward.join("\n    ")}
   }
 }
 `;
 }
 
+const TCP_OBJECTS = (addr: string) =>
+  `  map dnat_tcp {
+    type ${addr} . ${addr} . inet_service : ${addr} . inet_service
+    flags timeout
+  }
+  set tcp_flows {
+    type ${addr} . ${addr} . inet_service
+    flags timeout
+  }`;
+
+/** The rules of TCP forwarding (forward sessions' SSH port), by chain. */
+function tcpRules(family: 4 | 6) {
+  const ip = family === 4 ? "ip" : "ip6";
+  return {
+    prerouting:
+      `meta l4proto tcp dnat ${ip} to ${ip} saddr . ${ip} daddr . tcp dport map @dnat_tcp`,
+    postrouting: `ct status dnat ${ip} saddr . ${ip} daddr . tcp dport @tcp_flows masquerade`,
+    forward: [
+      `ct status dnat ${ip} saddr . ${ip} daddr . tcp dport @tcp_flows ct mark set ${CT_MARK} accept`,
+      `ct status dnat ${ip} daddr . ${ip} saddr . tcp sport @tcp_flows ct mark set ${CT_MARK} accept`,
+    ],
+  };
+}
+
+/**
+ * Adds the TCP maps and rules to a table an earlier version made without
+ * them (UDP only), in one transaction.
+ */
+export function tcpUpgradeText(family: 4 | 6): string {
+  const f = nftFamily(family);
+  const addr = family === 4 ? "ipv4_addr" : "ipv6_addr";
+  const rules = tcpRules(family);
+  return [
+    `table ${f} xferproxy {`,
+    TCP_OBJECTS(addr),
+    "}",
+    `add rule ${f} xferproxy prerouting ${rules.prerouting}`,
+    `add rule ${f} xferproxy postrouting ${rules.postrouting}`,
+    ...rules.forward.map((r) => `add rule ${f} xferproxy forward ${r}`),
+  ].join("\n") + "\n";
+}
+
+/** True when a listing of our prerouting chain shows the TCP rule (a current table). */
+export function hasTcp(prerouting: string): boolean {
+  return prerouting.includes("@dnat_tcp");
+}
+
+/** Our maps and sets, each listed by `reconcile`. */
+export const NAT_SETS = ["dnat_port", "dnat_addr", "flows", "dnat_tcp", "tcp_flows"] as const;
+
+/** A map or set of ours. */
+export type NatSet = typeof NAT_SETS[number];
+
+/** True for the sets (no data); the others are maps. */
+export function isFlowSet(set: NatSet): boolean {
+  return set === "flows" || set === "tcp_flows";
+}
+
 /** One element of our maps or set. */
 export interface NatElement {
-  readonly set: "dnat_port" | "dnat_addr" | "flows";
+  readonly set: NatSet;
   /** The key as `nft` prints it: values joined by " . ". */
   readonly key: string;
   readonly data?: string;
@@ -81,6 +141,16 @@ export function natElements(s: DnatSession): NatElement[] {
           data,
         },
       { set: "flows", key: `${s.client.text} . ${s.server.text} . ${serverPort}` },
+    );
+  }
+  if (s.tcpServerPort !== undefined) {
+    elements.push(
+      {
+        set: "dnat_tcp",
+        key: `${s.client.text} . ${s.proxy.text} . ${s.proxyPort}`,
+        data: `${s.server.text} . ${s.tcpServerPort}`,
+      },
+      { set: "tcp_flows", key: `${s.client.text} . ${s.server.text} . ${s.tcpServerPort}` },
     );
   }
   return elements;

@@ -1,4 +1,4 @@
-import { assertEquals } from "../_assert.ts";
+import { assertEquals } from "../../_assert.ts";
 import {
   ensureText,
   FIXED_RULES,
@@ -8,13 +8,13 @@ import {
   sessionRules,
   sessionsOf,
   teardownText,
-} from "../../src/dnat/iptables_plan.ts";
-import type { DnatSession } from "../../src/dnat/types.ts";
-import { parseIp } from "../../src/net/ip.ts";
-import { iptablesBackend } from "../../src/dnat/iptables.ts";
-import { recordingRunner } from "../_fakes/runner.ts";
-import { dnatSession } from "./_build.ts";
-import { legacyIptablesRules } from "../testbed/legacy_rules.ts";
+} from "../../../src/dnat/iptables/plan.ts";
+import type { DnatSession } from "../../../src/dnat/types.ts";
+import { parseIp } from "../../../src/net/ip.ts";
+import { iptablesBackend } from "../../../src/dnat/iptables/backend.ts";
+import { recordingRunner } from "../../_fakes/runner.ts";
+import { dnatSession } from "../_build.ts";
+import { legacyIptablesRules } from "../../testbed/legacy_rules.ts";
 
 const ID = "3a9fd819-59c3-42bc-b0a2-d26304a1eb84";
 const OWNER = { pid: 4242, start: 1_800_000_000_000 };

@@ -4,9 +4,9 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
-import type { CommandRunner } from "../process/runner.ts";
-import { type Conntrack, conntrackTool } from "./conntrack.ts";
+import type { CommandRunner } from "../../process/runner.ts";
+import { type Conntrack, conntrackTool } from "../conntrack.ts";
+import { NetfilterError } from "../errors.ts";
 import {
   ensureText,
   isLegacyRule,
@@ -16,16 +16,22 @@ import {
   sessionRules,
   sessionsOf,
   teardownText,
-} from "./iptables_plan.ts";
+} from "./plan.ts";
 import {
+  type BackendCapabilities,
   type DnatBackend,
   type DnatSession,
   type InstalledSession,
   SESSION_CT_MARK,
-} from "./types.ts";
+} from "../types.ts";
 
-/** A netfilter tool failed; the message carries its stderr. */
-export class NetfilterError extends UserError {}
+/** Every rule carries its session's tag, so the kernel alone says whose a rule is. */
+export const IPTABLES_CAPABILITIES: BackendCapabilities = {
+  tcp: true,
+  tagging: true,
+  listing: true,
+  expiring: false,
+};
 
 const TOOLS = {
   4: { save: "iptables-save", restore: "iptables-restore" },
@@ -111,6 +117,8 @@ export function iptablesBackend(
   return {
     name: "iptables",
     via: "iptables-restore",
+    capabilities: IPTABLES_CAPABILITIES,
+    tool: "iptables",
     async ensureReady(family) {
       await restore(family, ensureText(await save(family)));
     },

@@ -6,12 +6,15 @@
  * @module
  */
 
-import type { CommandRunner } from "../process/runner.ts";
-import { NetfilterError } from "./iptables.ts";
+import type { CommandRunner } from "../../process/runner.ts";
+import { NetfilterError } from "../errors.ts";
 import {
   addLine,
   deleteLines,
   elementId,
+  hasTcp,
+  isFlowSet,
+  NAT_SETS,
   type NatElement,
   natElements,
   neededElements,
@@ -19,16 +22,22 @@ import {
   parseKeys,
   refreshLines,
   tableText,
-} from "./nft_plan.ts";
-import type { DnatBackend, DnatSession } from "./types.ts";
+  tcpUpgradeText,
+} from "./plan.ts";
+import type { BackendCapabilities, DnatBackend, DnatSession, NftRunner } from "../types.ts";
+import { LIBNFTABLES_PATHS } from "../../process/libraries.ts";
 
-/** Runs nft commands (the `nft -f` language) as one transaction; returns what they print. */
-export interface NftRunner {
-  /** "libnftables PATH" or "the nft command". */
-  readonly via: string;
-  /** @throws {NetfilterError} when nftables refuses them */
-  run(commands: string, options?: { json?: boolean }): Promise<string>;
-}
+/**
+ * Elements carry no owner (they are shared by the sessions that need them),
+ * so the kernel cannot say whose they are; they expire unless refreshed.
+ * TCP too: forward sessions' SSH port.
+ */
+export const NFTABLES_CAPABILITIES: BackendCapabilities = {
+  tcp: true,
+  tagging: false,
+  listing: false,
+  expiring: true,
+};
 
 /** Runs each transaction as `nft [-j] -f -`: where libnftables is not at a known path. */
 export function nftCommandRunner(runner: CommandRunner): NftRunner {
@@ -49,8 +58,6 @@ export function nftCommandRunner(runner: CommandRunner): NftRunner {
   };
 }
 
-const SETS = ["dnat_port", "dnat_addr", "flows"] as const;
-
 /** Creates the nftables backend over libnftables or the nft command. */
 export function nftablesBackend(nft: NftRunner): DnatBackend {
   const apply = async (lines: readonly string[]) => {
@@ -59,14 +66,22 @@ export function nftablesBackend(nft: NftRunner): DnatBackend {
   // `list tables` rather than `list table`: a failed command costs nftables an abort (~20 ms).
   const hasTable = async (family: 4 | 6) =>
     (await nft.run("list tables")).split("\n").includes(`table ${nftFamily(family)} xferproxy`);
+  // A table an earlier version made lacks TCP: looked at once per family and process.
+  const current = new Set<4 | 6>();
   const ensureReady = async (family: 4 | 6) => {
-    if (!(await hasTable(family))) await nft.run(tableText(family));
+    if (!(await hasTable(family))) {
+      await nft.run(tableText(family));
+    } else if (!current.has(family)) {
+      const chain = await nft.run(`list chain ${nftFamily(family)} xferproxy prerouting`);
+      if (!hasTcp(chain)) await nft.run(tcpUpgradeText(family));
+    }
+    current.add(family);
   };
   /** Element ids the kernel holds in our table. */
   const present = async (family: 4 | 6): Promise<Set<string>> => {
     const ids = new Set<string>();
-    for (const set of SETS) {
-      const kind = set === "flows" ? "set" : "map";
+    for (const set of NAT_SETS) {
+      const kind = isFlowSet(set) ? "set" : "map";
       const json = await nft.run(`list ${kind} ${nftFamily(family)} xferproxy ${set}`, {
         json: true,
       });
@@ -93,6 +108,9 @@ export function nftablesBackend(nft: NftRunner): DnatBackend {
   return {
     name: "nftables",
     via: nft.via,
+    capabilities: NFTABLES_CAPABILITIES,
+    tool: "nft",
+    libraries: LIBNFTABLES_PATHS,
     ensureReady,
     async add(sessions) {
       for (const family of families) {
@@ -101,7 +119,10 @@ export function nftablesBackend(nft: NftRunner): DnatBackend {
     },
     async remove(sessions, remaining) {
       for (const family of families) {
-        await apply(releaseLines(family, of(sessions, family), of(remaining, family)));
+        const gone = of(sessions, family);
+        // No table (a flush took it): nothing of theirs is left, and deleting would fail.
+        if (gone.length === 0 || !(await hasTable(family))) continue;
+        await apply(releaseLines(family, gone, of(remaining, family)));
       }
     },
     async replace(before, after, remaining) {

@@ -1,4 +1,4 @@
-import { assertEquals, assertIncludes } from "../_assert.ts";
+import { assertEquals, assertIncludes } from "../../_assert.ts";
 import {
   addLine,
   CT_MARK,
@@ -9,10 +9,10 @@ import {
   parseKeys,
   refreshLines,
   tableText,
-} from "../../src/dnat/nft_plan.ts";
-import { nftablesBackend, nftCommandRunner } from "../../src/dnat/nftables.ts";
-import { recordingRunner } from "../_fakes/runner.ts";
-import { dnatSession } from "./_build.ts";
+} from "../../../src/dnat/nftables/plan.ts";
+import { nftablesBackend, nftCommandRunner } from "../../../src/dnat/nftables/backend.ts";
+import { recordingRunner } from "../../_fakes/runner.ts";
+import { dnatSession } from "../_build.ts";
 
 const session = dnatSession;
 
@@ -87,12 +87,61 @@ Deno.test("nftablesBackend.add() is one transaction whatever the number of live 
 });
 
 Deno.test("nftablesBackend.remove() keeps elements another session still needs", async () => {
-  const runner = recordingRunner();
+  const runner = recordingRunner((call) =>
+    call.stdin === "list tables\n" ? { stdout: "table ip xferproxy\n" } : {}
+  );
   const leaving = session();
   const staying = session({ clientPort: 40000 }); // same client, server and port: same flow element
   await nftablesBackend(nftCommandRunner(runner)).remove([leaving], [staying]);
-  const text = runner.calls[0]!.stdin!;
+  const text = runner.calls[1]!.stdin!;
   assertIncludes(text, "delete element ip xferproxy dnat_addr");
   assertEquals(text.includes("delete element ip xferproxy flows"), false);
   assertEquals(neededElements([leaving, staying]).size, 3);
+});
+
+Deno.test("a forward session's TCP port gets its own map and flow set elements", () => {
+  const forward = session({ tcpServerPort: 22 });
+  assertEquals(natElements(forward).slice(2), [
+    {
+      set: "dnat_tcp",
+      key: "198.18.1.2 . 198.18.1.1 . 33001",
+      data: "198.18.2.2 . 22",
+    },
+    { set: "tcp_flows", key: "198.18.1.2 . 198.18.2.2 . 22" },
+  ]);
+  const text = tableText(4);
+  assertIncludes(text, "map dnat_tcp {");
+  assertIncludes(text, "meta l4proto tcp dnat ip to ip saddr . ip daddr . tcp dport map @dnat_tcp");
+  assertIncludes(text, "ct status dnat ip saddr . ip daddr . tcp dport @tcp_flows masquerade");
+  assertIncludes(
+    tableText(6),
+    `ct status dnat ip6 daddr . ip6 saddr . tcp sport @tcp_flows ct mark set ${CT_MARK} accept`,
+  );
+});
+
+Deno.test("ensureReady() adds TCP, once, to a table an earlier version made without it", async () => {
+  const old = "table ip xferproxy {\n chain prerouting {\n  meta l4proto udp dnat ip to ...\n }\n}";
+  const runner = recordingRunner((call) => {
+    const text = call.args.join(" ") + (call.stdin ?? "");
+    if (text.includes("list tables")) return { stdout: "table ip xferproxy\n" };
+    if (text.includes("list chain ip xferproxy prerouting")) return { stdout: old };
+    return {};
+  });
+  const backend = nftablesBackend(nftCommandRunner(runner));
+  await backend.ensureReady(4);
+  await backend.ensureReady(4);
+  const changes = runner.calls.map((c) => c.stdin ?? "").filter((t) => t.includes("add rule"));
+  assertEquals(changes.length, 1);
+  assertIncludes(changes[0]!, "map dnat_tcp {");
+  assertIncludes(
+    changes[0]!,
+    "add rule ip xferproxy prerouting meta l4proto tcp dnat ip to ip saddr . ip daddr . tcp dport map @dnat_tcp",
+  );
+  assertEquals(runner.calls.filter((c) => c.stdin?.includes("list chain")).length, 1);
+});
+
+Deno.test("nftablesBackend.remove() after a flush took the table: nothing left, nothing to fail", async () => {
+  const runner = recordingRunner(() => ({ stdout: "" }));
+  await nftablesBackend(nftCommandRunner(runner)).remove([session()], []);
+  assertEquals(runner.calls.map((c) => c.stdin), ["list tables\n"]);
 });
