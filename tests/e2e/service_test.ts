@@ -167,7 +167,10 @@ Deno.test({
               async () => (await healthz()).endsWith(" 503"),
               3000,
             );
-            assertMatch(await healthz(), /^draining since \S+ \(e2e maintenance\): new sessions are refused\n 503$/);
+            assertMatch(
+              await healthz(),
+              /^draining since \S+ \(e2e maintenance\): new sessions are refused\n 503$/,
+            );
             const refused = await bed.ssh(bob, IP.proxy, ["ls", "/"]);
             assertEquals(refused.code, 255);
             assertMatch(
