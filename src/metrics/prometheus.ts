@@ -83,6 +83,19 @@ function labelsOf(names: readonly string[], key: string): Labels {
 /** Default buckets for durations in seconds, from 5 ms to 10 s. */
 export const SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
+/** The lines of a counter's or gauge's series; an unlabelled one shows 0 before its first value. */
+function renderValues(
+  lines: string[],
+  name: string,
+  labelNames: readonly string[],
+  values: ReadonlyMap<string, number>,
+): void {
+  for (const [key, v] of values) {
+    lines.push(`${name}${labelText(labelNames, labelsOf(labelNames, key))} ${formatValue(v)}`);
+  }
+  if (values.size === 0 && labelNames.length === 0) lines.push(`${name} 0`);
+}
+
 /** The families of one process, rendered in the order they were made. */
 export class MetricsRegistry {
   readonly #families: Family[] = [];
@@ -107,14 +120,7 @@ export class MetricsRegistry {
       help,
       type: "counter",
       labelNames,
-      render(lines) {
-        for (const [key, v] of values) {
-          lines.push(
-            `${name}${labelText(labelNames, labelsOf(labelNames, key))} ${formatValue(v)}`,
-          );
-        }
-        if (values.size === 0 && labelNames.length === 0) lines.push(`${name} 0`);
-      },
+      render: (lines) => renderValues(lines, name, labelNames, values),
     });
     return {
       inc(labels = {}, by = 1) {
@@ -134,14 +140,7 @@ export class MetricsRegistry {
       help,
       type: "gauge",
       labelNames,
-      render(lines) {
-        for (const [key, v] of values) {
-          lines.push(
-            `${name}${labelText(labelNames, labelsOf(labelNames, key))} ${formatValue(v)}`,
-          );
-        }
-        if (values.size === 0 && labelNames.length === 0) lines.push(`${name} 0`);
-      },
+      render: (lines) => renderValues(lines, name, labelNames, values),
     });
     return {
       set(labels, value) {

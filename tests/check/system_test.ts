@@ -144,14 +144,24 @@ Deno.test("a clean live host: nothing to fix, the DNAT service seen running", as
   assertEquals(info("dnat.rules"), "no session holds UDP forwarding");
 });
 
-Deno.test("a fresh heartbeat whose pid is gone (kill -9) is a service that does not run", async () => {
-  const findings = await audit(fixtureHost("clean", {
+/** A live audit where the DNAT service's heartbeat (pid 9, a second old) says `beat`. */
+function auditLive(beat: Record<string, unknown>, files: Record<string, string> = {}) {
+  return audit(fixtureHost("clean", {
     live: true,
     run: healthy,
     extra: {
-      "/var/lib/xferproxy/dnat/service.json": JSON.stringify({ pid: 4711, updated: NOW - 1000 }),
+      "/var/lib/xferproxy/dnat/service.json": JSON.stringify({
+        pid: 9,
+        updated: NOW - 1000,
+        ...beat,
+      }),
+      ...files,
     },
   }));
+}
+
+Deno.test("a fresh heartbeat whose pid is gone (kill -9) is a service that does not run", async () => {
+  const findings = await auditLive({ pid: 4711 });
   const service = findings.find((f) => f.id === "dnat.service");
   assertEquals(service?.severity, "warning");
   assertMatch(
@@ -161,38 +171,24 @@ Deno.test("a fresh heartbeat whose pid is gone (kill -9) is a service that does 
 });
 
 Deno.test("a service keeping its last good config says the file on disk is not in use", async () => {
-  const findings = await audit(fixtureHost("clean", {
-    live: true,
-    run: healthy,
-    extra: {
-      "/var/lib/xferproxy/dnat/service.json": JSON.stringify({
-        pid: 9,
-        updated: NOW - 1000,
-        configError: 'line 3: <proxy_port> must be an integer 0-65535, got "x"',
-      }),
-    },
-  }));
+  const findings = await auditLive({
+    configError: 'line 3: <proxy_port> must be an integer 0-65535, got "x"',
+  });
   const said = findings.find((f) => f.id === "dnat.config");
   assertEquals(said?.severity, "error");
   assertMatch(said?.message ?? "", /keeps its last good config: .*line 3: <proxy_port>/);
 });
 
 Deno.test("a drained node and a service whose netfilter does not answer are said, each once", async () => {
-  const findings = await audit(fixtureHost("clean", {
-    live: true,
-    run: healthy,
-    extra: {
-      "/var/lib/xferproxy/dnat/service.json": JSON.stringify({
-        pid: 9,
-        updated: NOW - 1000,
-        health: "netfilter: add failed: iptables: No chain/target/match by that name.",
-      }),
+  const findings = await auditLive(
+    { health: "netfilter: add failed: iptables: No chain/target/match by that name." },
+    {
       "/var/lib/xferproxy/dnat/drain.json": JSON.stringify({
         since: Date.UTC(2026, 11, 5, 6),
         reason: "kernel update",
       }),
     },
-  }));
+  );
   const drained = findings.filter((f) => f.id === "dnat.drained");
   assertEquals(drained.map((f) => [f.severity, f.message]), [[
     "warning",
@@ -203,37 +199,27 @@ Deno.test("a drained node and a service whose netfilter does not answer are said
   assertMatch(health[0]!.message, /unhealthy \(netfilter: add failed: iptables: No chain/);
 });
 
-Deno.test("log lines the service could not write are a warning", async () => {
-  const findings = await audit(fixtureHost("clean", {
-    live: true,
-    run: healthy,
-    extra: {
-      "/var/lib/xferproxy/dnat/service.json": JSON.stringify({
-        pid: 9,
-        updated: NOW - 1000,
-        health: "ok",
-        log_lines_lost: 12,
-      }),
-    },
-  }));
+Deno.test("log lines the service could not write are a warning; a status port it cannot hold an error", async () => {
+  const findings = await auditLive({
+    health: "ok",
+    log_lines_lost: 12,
+    status_error: "Address already in use (os error 98)",
+  });
   const lost = findings.find((f) => f.id === "logs.lost");
   assertEquals(lost?.severity, "warning");
   assertMatch(lost?.message ?? "", /could not write 12 log line\(s\) since it started/);
+  const status = findings.find((f) => f.id === "dnat.status");
+  assertEquals(status?.severity, "error");
+  assertMatch(
+    status?.message ?? "",
+    /cannot serve \/metrics and \/healthz \(Address already in use/,
+  );
 });
 
-Deno.test("a healthy, undrained service has neither finding", async () => {
-  const findings = await audit(fixtureHost("clean", {
-    live: true,
-    run: healthy,
-    extra: {
-      "/var/lib/xferproxy/dnat/service.json": JSON.stringify({
-        pid: 9,
-        updated: NOW - 1000,
-        health: "ok",
-      }),
-    },
-  }));
-  assertEquals(findings.filter((f) => f.id === "dnat.drained" || f.id === "dnat.health"), []);
+Deno.test("a healthy, undrained service has none of these findings", async () => {
+  const findings = await auditLive({ health: "ok", log_lines_lost: 0 });
+  const ids = ["dnat.drained", "dnat.health", "dnat.status", "logs.lost"];
+  assertEquals(findings.filter((f) => ids.includes(f.id)), []);
 });
 
 Deno.test("live only: a stale heartbeat, a missing tool, forwarding off, an orphaned rule", async () => {

@@ -8,6 +8,47 @@ import { logLinesLost, openLogOutputs } from "../../src/platform/log_outputs.ts"
 import { must, run } from "../testbed/exec.ts";
 import { tempDir } from "../testbed/paths.ts";
 
+/** A stand-in for /dev/log: a unix datagram socket at `socket`; `received(n)` has its first n lines. */
+async function syslogStandIn(socket: string) {
+  const server = new Deno.Command("python3", {
+    args: [
+      "-c",
+      `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("ready", flush=True)
+s.settimeout(10)
+for _ in range(2):
+    print(s.recv(65536).decode(), flush=True)
+`,
+      socket,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+    signal: AbortSignal.timeout(20_000),
+  }).spawn();
+  const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("ready\n")) text += (await reader.read()).value ?? "";
+  return {
+    async received(count: number): Promise<string[]> {
+      for (let i = 0; i < 50 && text.split("\n").length < count + 2; i++) {
+        const chunk = await reader.read();
+        if (chunk.done) break;
+        text += chunk.value;
+      }
+      return text.trimEnd().split("\n").slice(1);
+    },
+    async close() {
+      try {
+        server.kill();
+      } catch { /* already gone */ }
+      await server.status;
+    },
+  };
+}
+
 Deno.test("file sink appends one line per record to xferproxy.log", async () => {
   const dir = await tempDir();
   try {
@@ -40,41 +81,15 @@ Deno.test("file sink appends one line per record to xferproxy.log", async () => 
 Deno.test("syslog sink sends ident xferproxy, our pid and the severity through logger(1)", async () => {
   const dir = await tempDir();
   const socket = `${dir.path}/log.sock`;
-  // A stand-in for /dev/log: a unix datagram socket that prints what it receives.
-  const server = new Deno.Command("python3", {
-    args: [
-      "-c",
-      `
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-print("ready", flush=True)
-s.settimeout(10)
-for _ in range(2):
-    print(s.recv(65536).decode(), flush=True)
-`,
-      socket,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-    signal: AbortSignal.timeout(20_000),
-  }).spawn();
+  const syslog = await syslogStandIn(socket);
   try {
-    const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes("ready\n")) text += (await reader.read()).value ?? "";
     const outputs = openLogOutputs({ syslogSocket: socket });
     await setupLogging({ logLevel: 0 }, outputs);
     logger().info("Connection closed (EOF)");
     logger().error("Failed to initialize proxy service");
     await teardownLogging();
     await outputs.close();
-    for (let i = 0; i < 50 && text.split("\n").length < 4; i++) {
-      const chunk = await reader.read();
-      if (chunk.done) break;
-      text += chunk.value;
-    }
-    const [, info, error] = text.trimEnd().split("\n");
+    const [info, error] = await syslog.received(2);
     // <daemon.info> = 3*8+6 = 30, <daemon.err> = 27
     assertMatch(
       info!,
@@ -86,10 +101,7 @@ for _ in range(2):
     );
   } finally {
     await teardownLogging();
-    try {
-      server.kill();
-    } catch { /* already gone */ }
-    await server.status;
+    await syslog.close();
     await dir.remove();
   }
 });
@@ -141,28 +153,9 @@ Deno.test({
     await Deno.mkdir(logs);
     // A small filesystem of its own, filled up after the file is opened.
     await must(["mount", "-t", "tmpfs", "-o", "size=64k", "xferproxy-full", logs]);
-    const server = new Deno.Command("python3", {
-      args: [
-        "-c",
-        `
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-print("ready", flush=True)
-s.settimeout(10)
-for _ in range(2):
-    print(s.recv(65536).decode(), flush=True)
-`,
-        socket,
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-      signal: AbortSignal.timeout(20_000),
-    }).spawn();
+    let syslog: Awaited<ReturnType<typeof syslogStandIn>> | undefined;
     try {
-      const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let text = "";
-      while (!text.includes("ready\n")) text += (await reader.read()).value ?? "";
+      syslog = await syslogStandIn(socket);
       const before = logLinesLost();
       const outputs = openLogOutputs({ directory: logs, uid: 1001, syslogSocket: socket });
       outputs.appendFile!("a line that fits");
@@ -172,12 +165,7 @@ for _ in range(2):
       await Deno.remove(`${logs}/filler`);
       outputs.appendFile!("written again");
       await outputs.close();
-      for (let i = 0; i < 50 && text.split("\n").length < 4; i++) {
-        const chunk = await reader.read();
-        if (chunk.done) break;
-        text += chunk.value;
-      }
-      const [, failing, recovered] = text.trimEnd().split("\n");
+      const [failing, recovered] = await syslog.received(2);
       // <daemon.err> = 27, <daemon.notice> = 29
       assertMatch(
         failing!,
@@ -196,7 +184,7 @@ for _ in range(2):
       ]);
       assertEquals(lines.slice(1, -2).every((l) => l.startsWith("lost line 0 x")), true);
     } finally {
-      await server.status.catch(() => {});
+      await syslog?.close();
       await run(["umount", logs]);
       await dir.remove();
     }
