@@ -565,19 +565,21 @@ async function burst(bed: Testbed, report: Report): Promise<void> {
   const sessions: EchoSession[] = [];
   const setup: number[] = [];
   try {
-    const starting: Array<Promise<void>> = [];
+    // Each outcome is settled as it happens: a session that fails to start while later ones
+    // are still arriving must not be an unhandled rejection that ends the run.
+    const starting: Array<Promise<boolean>> = [];
     for (let i = 0; i < BURST.sessions; i++) {
       const began = performance.now();
       starting.push(
         startEchoSession(bed, USERS.alice, IP.proxy, 33001).then((s) => {
           setup.push(performance.now() - began);
           sessions.push(s);
-        }),
+          return true;
+        }, () => false),
       );
       await new Promise((resolve) => setTimeout(resolve, 1000 / BURST.perSecond));
     }
-    const outcomes = await Promise.allSettled(starting);
-    const failedToStart = outcomes.filter((o) => o.status === "rejected").length;
+    const failedToStart = (await Promise.all(starting)).filter((started) => !started).length;
     const ends = await Promise.all(sessions.splice(0).map((s) => s.end()));
     const lostUdp = ends.filter((e) => e.stderr.includes("UDP forwarding is unavailable")).length;
     report.extra.burst = {
@@ -706,8 +708,9 @@ export async function reverseBenchmarks(report: Report): Promise<void> {
     const directKey = `${bed.dir}/direct_key`;
     await bed.directScpArgs("/dev/null", "/dev/null"); // writes the direct key
     const r = routes(bed, directKey);
-    // BENCH_ONLY=reverse:scale (or any section name below) runs one section.
-    const only = Deno.env.get("BENCH_ONLY")?.split(":")[1];
+    // BENCH_ONLY=reverse:scale,reverse:burst (section names below) runs only those.
+    const only = Deno.env.get("BENCH_ONLY")?.split(",").filter((e) => e.startsWith("reverse:"))
+      .map((e) => e.slice("reverse:".length));
     const sections: Array<[string, () => Promise<void>]> = [
       ["udp", () => udpPath(bed, r, report)],
       ["scp", () => scpThroughput(bed, r, report)],
@@ -720,7 +723,9 @@ export async function reverseBenchmarks(report: Report): Promise<void> {
       ["burst", () => burst(bed, report)],
       ["held", () => heldSessions(bed, report)],
     ];
-    for (const [name, section] of sections) if (!only || only === name) await section();
+    for (const [name, section] of sections) {
+      if (!only?.length || only.includes(name)) await section();
+    }
   } finally {
     if (native) {
       try {
