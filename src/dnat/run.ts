@@ -61,7 +61,16 @@ export interface DnatPlatform {
   serviceHost(dir: string, log: Logger): ServiceHost;
   /** The drain mark (dnat drain) in the service's directory. */
   readonly drain: DrainFile;
+  /**
+   * Ends this process with `line` on stderr and status 1 if it still runs after `ms`: every
+   * one-shot privileged call is bounded, whatever it waits on (a lock, a stuck tool). Returns
+   * the disarm.
+   */
+  deadline(ms: number, line: string): () => void;
 }
+
+/** How long a one-shot dnat call (add, del, list, reap, drain, undrain) may take in all. */
+export const CALL_LIMIT_MS = 120_000;
 
 /** What only the long-lived service has. */
 export interface ServiceHost {
@@ -110,6 +119,12 @@ export async function runDnat(
 ): Promise<number> {
   const { request } = args;
   const callerUid = sudoCallerUid(context.env);
+  const disarm = request.action === "serve" ? () => {} : platform.deadline(
+    CALL_LIMIT_MS,
+    `xferproxy: dnat ${request.action} did not finish within ${
+      CALL_LIMIT_MS / 1000
+    } s; stopped (xferproxy check system says what is wrong)`,
+  );
   try {
     // Through sudo only the system config counts, whatever --config or the environment say.
     const { config } = callerUid === undefined
@@ -141,6 +156,8 @@ export async function runDnat(
       context.output.out(formatAddReply({ event, reason: error.message }));
     }
     throw error;
+  } finally {
+    disarm();
   }
 }
 

@@ -50,4 +50,13 @@ export const dnatPlatform: DnatPlatform = {
   }),
   serviceHost: (dir, log) => realServiceHost(dir, log, conntrackTool(realRunner)),
   drain: drainFile,
+  deadline(ms, line) {
+    const timer = setTimeout(() => {
+      Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+      Deno.exit(1);
+    }, ms);
+    // Never what keeps the process alive: only what ends it when nothing else did.
+    Deno.unrefTimer(timer);
+    return () => clearTimeout(timer);
+  },
 };

@@ -40,6 +40,7 @@ const PROC = fakeProc([
 function fakePlatform() {
   const fakes = fakeDnatDeps(parseInline(SYSTEM_CONFIG).config!);
   const events: string[] = [];
+  const bounds: string[] = [];
   const logs = recordLogs(events);
   const stop = new AbortController();
   const platform: DnatPlatform = {
@@ -59,6 +60,10 @@ function fakePlatform() {
     pid: 801,
     newId: () => ID,
     drain: fakeDrainFile(),
+    deadline: (ms, line) => {
+      bounds.push(`deadline ${ms} ${line.split(";")[0]}`);
+      return () => void bounds.push("disarmed");
+    },
     serviceHost: () => {
       events.push("service host");
       return {
@@ -78,7 +83,7 @@ function fakePlatform() {
       };
     },
   };
-  return { platform, fakes, events, logs };
+  return { platform, fakes, events, logs, bounds };
 }
 
 const SUDO = { SUDO_UID: "1001", SUDO_COMMAND: "/usr/bin/xferproxy dnat add --rule 1" };
@@ -238,4 +243,19 @@ Deno.test("dnat drain (root only) marks the node, add through sudo is refused, u
   assertEquals((await dnat(platform, ["undrain"])).output.stdout, "not drained: nothing to do\n");
   const again = await dnat(platform, dnatArgv({ action: "add", request: target() }).slice(1), SUDO);
   assertEquals(parseAddReply(again.output.stdout)?.event, "installed");
+});
+
+Deno.test("every one-shot call is bounded in time and disarms its bound; the service is not bounded", async () => {
+  const { platform, bounds } = fakePlatform();
+  await dnat(platform, ["list"]);
+  assertEquals(bounds, [
+    "deadline 120000 xferproxy: dnat list did not finish within 120 s",
+    "disarmed",
+  ]);
+  // A failing call disarms it too.
+  await dnat(platform, ["del", "--session", crypto.randomUUID()]);
+  assertEquals(bounds.filter((e) => e === "disarmed").length, 2);
+  const served = fakePlatform();
+  await dnat(served.platform, ["serve", "--config", "/a.conf"]);
+  assertEquals(served.bounds, []);
 });
