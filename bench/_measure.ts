@@ -5,6 +5,9 @@
  */
 
 import { must, ROOT } from "../tests/testbed/mod.ts";
+import type { ForwardingEntry } from "../src/dnat/registry.ts";
+import type { Owner } from "../src/dnat/types.ts";
+import { parseIp } from "../src/net/ip.ts";
 
 /** Seconds a UDP stream runs. */
 export const UDP_SECONDS = 3;
@@ -125,5 +128,39 @@ export async function udpStream(
   return {
     mbit: (got.bytes * 8) / sent.seconds / 1e6,
     loss: 1 - got.datagrams / Math.max(1, sent.sent),
+  };
+}
+
+/**
+ * Registry entry number `i` of a benchmark's synthetic sessions: its own client address in
+ * 198.18.100.0/22 and up, forwarding `proxy`:33001 to `server`:33001 with filtering on.
+ */
+export function syntheticEntry(
+  i: number,
+  owner: Owner,
+  proxy: string,
+  server: string,
+): ForwardingEntry {
+  const id = crypto.randomUUID();
+  return {
+    id,
+    owner,
+    uid: 0,
+    rule: 1,
+    created: Date.now(),
+    forwarding: {
+      session: {
+        id,
+        owner,
+        client: parseIp(`198.18.${100 + Math.floor(i / 250)}.${(i % 250) + 1}`)!,
+        clientPort: 40000 + (i % 20000),
+        proxy: parseIp(proxy)!,
+        proxyPort: 33001,
+        portCount: 1,
+        server: parseIp(server)!,
+        serverPort: 33001,
+      },
+      filtering: true,
+    },
   };
 }

@@ -15,41 +15,17 @@ import {
   withEntry,
   withoutSessions,
 } from "../src/dnat/registry.ts";
-import type { DnatBackend, DnatSession } from "../src/dnat/types.ts";
-import { parseIp } from "../src/net/ip.ts";
+import type { DnatBackend } from "../src/dnat/types.ts";
 import { prepareDnatDirectory, registryStore } from "../src/platform/dnat_host.ts";
 import { realRunner } from "../src/platform/runner.ts";
 import { openNft } from "../src/platform/libnftables.ts";
+import { syntheticEntry } from "./_measure.ts";
+import { median } from "./_report.ts";
 
 const ROUNDS = 10;
 
 function entry(i: number): ForwardingEntry {
-  const id = crypto.randomUUID();
-  const owner = { pid: Deno.pid, start: 1 };
-  const session: DnatSession = {
-    id,
-    owner,
-    client: parseIp(`198.18.${100 + (i >> 8)}.${i & 255}`)!,
-    clientPort: 40000 + (i % 20000),
-    proxy: parseIp("198.18.1.1")!,
-    proxyPort: 33001,
-    portCount: 1,
-    server: parseIp("198.18.2.2")!,
-    serverPort: 33001,
-  };
-  return {
-    id,
-    owner,
-    uid: 0,
-    rule: 1,
-    created: Date.now(),
-    forwarding: { session, filtering: true },
-  };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
+  return syntheticEntry(i, { pid: Deno.pid, start: 1 }, "198.18.1.1", "198.18.2.2");
 }
 
 const state = await Deno.makeTempDir({ prefix: "xferproxy-dnat-cost-" });

@@ -22,9 +22,7 @@ import {
 import { median, percentile, type Report } from "./_report.ts";
 import { procProcessTable } from "../src/dnat/owner.ts";
 import { type RegistryEntry, serializeRegistry } from "../src/dnat/registry.ts";
-import type { DnatSession } from "../src/dnat/types.ts";
-import { parseIp } from "../src/net/ip.ts";
-import { pssMib, startReady, timed, udpStream, userProcesses } from "./_measure.ts";
+import { pssMib, startReady, syntheticEntry, timed, udpStream, userProcesses } from "./_measure.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
 /** scp rates swing with the host's load: more rounds for these rows, whose target is tight. */
@@ -457,29 +455,9 @@ async function heldSessions(bed: Testbed, report: Report): Promise<void> {
       linkTargets: () => Promise.resolve([]),
     };
     const running = await procProcessTable(proc).lookup(pids);
-    const entries: RegistryEntry[] = pids.map((pid, i) => {
-      const id = crypto.randomUUID();
-      const owner = { pid, start: running.get(pid)!.start };
-      const session: DnatSession = {
-        id,
-        owner,
-        client: parseIp(`198.18.${100 + Math.floor(i / 250)}.${(i % 250) + 1}`)!,
-        clientPort: 40000 + (i % 20000),
-        proxy: parseIp(IP.proxy)!,
-        proxyPort: 33001,
-        portCount: 1,
-        server: parseIp(IP.a)!,
-        serverPort: 33001,
-      };
-      return {
-        id,
-        owner,
-        uid: 0,
-        rule: 1,
-        created: Date.now(),
-        forwarding: { session, filtering: true },
-      };
-    });
+    const entries: RegistryEntry[] = pids.map((pid, i) =>
+      syntheticEntry(i, { pid, start: running.get(pid)!.start }, IP.proxy, IP.a)
+    );
     await Deno.writeTextFile(
       `${bed.dir}/state/dnat/sessions.json`,
       serializeRegistry({ entries }),
