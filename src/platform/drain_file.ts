@@ -6,7 +6,7 @@
 
 import { DRAIN_FILE, type DrainMark, formatDrainMark, parseDrainMark } from "../dnat/drain.ts";
 
-/** The drain mark on disk (dnat/run.ts's `DrainFile`). */
+/** The drain mark on disk (dnat/drain.ts's `DrainFile`). */
 export const drainFile = {
   /** The mark, or undefined when the node is not drained. */
   async read(dir: string): Promise<DrainMark | undefined> {

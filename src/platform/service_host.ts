@@ -7,7 +7,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import type { ServiceHost } from "../dnat/run.ts";
+import type { ServiceHost } from "../dnat/serve.ts";
 import type { ExitWatch, SshCounters } from "../dnat/service_sessions.ts";
 import type { Conntrack } from "../dnat/conntrack.ts";
 import { memoryJson } from "../balancer/shared_json.ts";
