@@ -480,8 +480,10 @@ function dnatSuite(backend: "iptables" | "nftables") {
             const victim = await startEchoSession(bed, bob, IP.proxy, 33001);
             const [s] = await listed(bed);
             assertOk(s);
-            victim.kill();
+            // The owner first: killing the client first ends the owner on its own, and the kill
+            // then raced its exit ("No such process").
             await must(["kill", "-KILL", String(s.owner.pid)]);
+            victim.kill();
             await waitFor(
               "the owner to be gone",
               async () => !(await Deno.stat(`/proc/${s.owner.pid}`).then(() => true, () => false)),
