@@ -13,8 +13,13 @@ import { addNamespaces, addVeth, must, namespaceName, ROOT, run } from "../tests
 import { median, type Report } from "./_report.ts";
 import { denoScriptInNs, type Started, startReady } from "./_measure.ts";
 
-const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
-const SECONDS = 3;
+// One flow on 2 cores varies by ±15% from stream to stream: more, longer rounds than elsewhere.
+const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "5");
+const SECONDS = 5;
+// The sender (whose CPU also runs the forwarding softirq of veth traffic) on one core, the
+// receivers on the other: every stream meets the same placement, whatever the scheduler does.
+const SENDER_CPU = "0";
+const RECEIVER_CPU = "1";
 const LIVE = [1, 100, 1000] as const;
 const FLOWS = 20;
 const PORT = 5201;
@@ -63,7 +68,17 @@ async function createBed(): Promise<Bed> {
 async function startServers(bed: Bed): Promise<() => Promise<void>> {
   const children = Array.from({ length: FLOWS }, (_, j) =>
     new Deno.Command("ip", {
-      args: ["netns", "exec", bed.ns.server, "iperf3", "-s", "-p", String(PORT + j)],
+      args: [
+        "netns",
+        "exec",
+        bed.ns.server,
+        "iperf3",
+        "-s",
+        "-A",
+        RECEIVER_CPU,
+        "-p",
+        String(PORT + j),
+      ],
       stdin: "null",
       stdout: "null",
       stderr: "null",
@@ -88,6 +103,8 @@ async function stream(bed: Bed, dst: string, count = 1): Promise<number> {
       "exec",
       bed.ns.client,
       "iperf3",
+      "-A",
+      SENDER_CPU,
       "-c",
       dst,
       "-B",
@@ -205,6 +222,7 @@ export async function udpScaleBenchmarks(report: Report): Promise<void> {
       baselineName: "routed, no conntrack",
     });
     const aggregate: Record<string, number> = {};
+    const perRound: Record<string, Record<number, number[]>> = {};
     await conntrackLoaded(bed, true);
     for (const backend of ["iptables", "nftables"]) {
       for (const mode of ["reverse", "forward"]) {
@@ -224,6 +242,7 @@ export async function udpScaleBenchmarks(report: Report): Promise<void> {
               );
             }
           }
+          perRound[label] = Object.fromEntries(byLive);
           const alone = median(byLive.get(0)!);
           report.add({
             section: "UDP at scale",
@@ -275,7 +294,13 @@ export async function udpScaleBenchmarks(report: Report): Promise<void> {
         }
       }
     }
-    report.extra.udp_scale = { seconds_per_stream: SECONDS, routed, aggregate };
+    report.extra.udp_scale = {
+      seconds_per_stream: SECONDS,
+      rounds: ROUNDS,
+      routed,
+      aggregate,
+      per_round: perRound,
+    };
   } finally {
     await stopServers();
     await bed.close();
