@@ -142,13 +142,3 @@ function optionName(error: unknown): string {
   const match = /Option '([^']*)'/.exec((error as Error).message);
   return match?.[1]?.split(" ")[0] ?? "?";
 }
-
-/** The config path: `--config`, then `XFERPROXY_CONFIG`, then the default. */
-export function resolveConfigPath(
-  command: ConfigArg,
-  env: (name: string) => string | undefined,
-  fallback: string,
-): string {
-  const fromEnv = env("XFERPROXY_CONFIG");
-  return command.configPath ?? (fromEnv ? fromEnv : fallback);
-}

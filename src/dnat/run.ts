@@ -11,9 +11,9 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { RunContext } from "../cli/command.ts";
-import { resolveConfigPath } from "../cli/parse.ts";
 import { EXIT } from "../cli/exit.ts";
-import { type Config, DEFAULT_CONFIG_PATH, loadConfig } from "../config/mod.ts";
+import { type Config, loadConfig } from "../config/mod.ts";
+import { configSource } from "../config/source.ts";
 import type { Fs } from "../config/fs.ts";
 import { ServiceStartError, UserError } from "../errors.ts";
 import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
@@ -68,10 +68,15 @@ export async function runDnat(
     } s; stopped (xferproxy check system says what is wrong)`,
   );
   try {
-    // Through sudo only the system config counts, whatever --config or the environment say.
-    const { config } = callerUid === undefined
-      ? await loadConfig(resolveConfigPath(args, context.env, DEFAULT_CONFIG_PATH), platform.fs)
-      : await loadConfig(DEFAULT_CONFIG_PATH, platform.trustedFs);
+    const source = configSource(
+      callerUid === undefined ? "administrator" : "privileged",
+      args.configPath,
+      context.env,
+    );
+    const { config } = await loadConfig(
+      source.path,
+      source.system ? platform.trustedFs : platform.fs,
+    );
     const open = platform.openLogs(request.action === "serve");
     await withLogging(config.server.rproxy, open, async () => {
       const log = logger("dnat");

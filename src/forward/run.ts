@@ -8,9 +8,9 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { RunContext } from "../cli/command.ts";
-import { resolveConfigPath } from "../cli/parse.ts";
 import { EXIT } from "../cli/exit.ts";
-import { type Config, DEFAULT_CONFIG_PATH, formatPosition, loadConfig } from "../config/mod.ts";
+import { type Config, formatPosition, loadConfig } from "../config/mod.ts";
+import { configSource } from "../config/source.ts";
 import type { Fs } from "../config/fs.ts";
 import type { Conntrack } from "../dnat/conntrack.ts";
 import type { DnatBackend } from "../dnat/types.ts";
@@ -87,7 +87,7 @@ export async function runForward(
       say: (line) => context.output.err(line + "\n"),
     });
   }
-  const configPath = resolveConfigPath(args, context.env, DEFAULT_CONFIG_PATH);
+  const configPath = configSource("administrator", args.configPath, context.env).path;
   const { config, warnings } = await loadConfig(configPath, platform.fs);
   const usersFile = config.server.proxy.usersFile;
   const loadUsers = async () => {

@@ -1,9 +1,9 @@
 /**
- * The real system under check mode (check/command.ts's `CheckPlatform`).
+ * The real system under check mode (check/run.ts's `CheckPlatform`).
  * @module
  */
 
-import type { CheckPlatform } from "../check/command.ts";
+import type { CheckPlatform } from "../check/run.ts";
 import { checkHost } from "./check_host.ts";
 import { realRunner } from "./runner.ts";
 import { realFs } from "./fs.ts";

@@ -10,7 +10,8 @@
 import type { Logger } from "@logtape/logtape";
 import type { RunContext } from "../cli/command.ts";
 import type { ConfigArg } from "../cli/parse.ts";
-import { type Config, DEFAULT_CONFIG_PATH, loadConfig } from "../config/mod.ts";
+import { type Config, loadConfig } from "../config/mod.ts";
+import { configSource } from "../config/source.ts";
 import type { Fs } from "../config/fs.ts";
 import { errorText, UserError } from "../errors.ts";
 import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
@@ -52,8 +53,8 @@ export async function runReverse(
   let config: Config;
   try {
     inputs = readSessionInputs(context.env);
-    // Never from the environment: part of a session's environment comes from the client.
-    config = (await loadConfig(args.configPath ?? DEFAULT_CONFIG_PATH, platform.fs)).config;
+    const source = configSource("session", args.configPath, context.env);
+    config = (await loadConfig(source.path, platform.fs)).config;
   } catch (error) {
     if (!(error instanceof UserError)) throw error;
     platform.tellClient(

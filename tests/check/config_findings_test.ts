@@ -1,5 +1,5 @@
 import { assertEquals } from "../_assert.ts";
-import { configFindings } from "../../src/check/run.ts";
+import { configFindings } from "../../src/check/audit.ts";
 import { parseConfigText } from "../../src/config/mod.ts";
 
 const RULES = `<server>

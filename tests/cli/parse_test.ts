@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../_assert.ts";
-import { parseCommandLine, resolveConfigPath, UsageError } from "../../src/cli/parse.ts";
+import { parseCommandLine, UsageError } from "../../src/cli/parse.ts";
 import { reportError } from "../../src/cli/report.ts";
 import { UserError } from "../../src/errors.ts";
 import { checkMode } from "../../src/check/command.ts";
@@ -207,15 +207,4 @@ Deno.test("reportError() prints an expected error's line and status, and leaves 
     'xferproxy: dnat needs an action (Try "xferproxy dnat --help".)\n' +
       "xferproxy: Cannot load config\nxferproxy: gone\n",
   );
-});
-
-Deno.test("resolveConfigPath() prefers --config, then XFERPROXY_CONFIG, then the default", () => {
-  const env = (values: Record<string, string>) => (name: string) => values[name];
-  assertEquals(
-    resolveConfigPath({ configPath: "/a" }, env({ XFERPROXY_CONFIG: "/b" }), "/c"),
-    "/a",
-  );
-  assertEquals(resolveConfigPath({}, env({ XFERPROXY_CONFIG: "/b" }), "/c"), "/b");
-  assertEquals(resolveConfigPath({}, env({ XFERPROXY_CONFIG: "" }), "/c"), "/c");
-  assertEquals(resolveConfigPath({}, env({}), "/c"), "/c");
 });
