@@ -13,16 +13,12 @@ import { parseRegistry } from "../dnat/registry.ts";
 import { parseRuleTag } from "../dnat/types.ts";
 import { SSH_PATH } from "../ssh/handoff.ts";
 import { type Finding, finding } from "./findings.ts";
-import type { CheckHost } from "./host.ts";
+import { type CheckHost, modeText } from "./host.ts";
 import { installHint } from "../process/packages.ts";
 import { DRAIN_FILE, parseDrainMark } from "../dnat/drain.ts";
 
 /** The DNAT service writes its heartbeat every 5 s; older than this, it is not running. */
 export const HEARTBEAT_STALE_MS = 15_000;
-
-function modeText(mode: number): string {
-  return (mode & 0o7777).toString(8).padStart(4, "0");
-}
 
 /** Findings about the hand-off and the DNAT state; `now` is the audit's clock. */
 export async function checkDnatState(

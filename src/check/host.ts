@@ -19,6 +19,11 @@ export interface FileInfo {
   readonly nlink?: number;
 }
 
+/** A file mode as `ls -l`'s octal, four digits (0640). */
+export function modeText(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, "0");
+}
+
 /** The audited system. Paths are as seen inside it (absolute). */
 export interface CheckHost {
   /** "/" for the live system, or the --root directory. */

@@ -9,7 +9,7 @@
 import { expandKeyfile, type ReverseConfig } from "../config/mod.ts";
 import { classifyPrivateKey } from "../ssh/private_key.ts";
 import { type Finding, finding } from "./findings.ts";
-import type { CheckHost } from "./host.ts";
+import { type CheckHost, modeText } from "./host.ts";
 import { authorizedKeysPaths, type SshdDirective } from "./sshd_config.ts";
 
 /** Findings about every rule's keyfile, `$(user)` expanded for each proxy user. */
@@ -90,8 +90,4 @@ export async function checkAuthorizedKeys(
       "have each partner make an ed25519 key (ssh-keygen -t ed25519) and replace the ssh-dss line",
     ),
   ];
-}
-
-function modeText(mode: number): string {
-  return (mode & 0o7777).toString(8).padStart(4, "0");
 }

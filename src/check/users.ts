@@ -9,7 +9,7 @@ import { expandKeyfile } from "../config/mod.ts";
 import { type Finding, finding } from "./findings.ts";
 import type { CheckHost } from "./host.ts";
 import { authorizedKeysPaths, effectiveValue, proxyBlocks } from "./sshd_config.ts";
-import { loadSshd, proxyUsers } from "./system.ts";
+import { loadSshd, proxyUsers } from "./sshd.ts";
 
 /** The counts Aspera Proxy's asp-check prints, plus the reasons. */
 export interface UserReport {

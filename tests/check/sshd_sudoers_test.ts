@@ -7,7 +7,7 @@ import {
   proxyBlocks,
 } from "../../src/check/sshd_config.ts";
 import { summary } from "../../src/check/findings.ts";
-import { acceptsMoreThanHost } from "../../src/check/system.ts";
+import { acceptsMoreThanHost } from "../../src/check/sshd.ts";
 
 const SSHD = `
 # comment

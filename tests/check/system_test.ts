@@ -5,7 +5,7 @@
  * --root trees cannot reach.
  */
 import { assertEquals, assertMatch } from "../_assert.ts";
-import { checkSystem } from "../../src/check/system.ts";
+import { checkSystem, declares, runSystemChecks, SYSTEM_CHECKS } from "../../src/check/system.ts";
 import type { CheckHost, FileInfo, ReadOnlyQuery } from "../../src/check/host.ts";
 import { parseConfigText } from "../../src/config/mod.ts";
 import type { Finding } from "../../src/check/findings.ts";
@@ -421,4 +421,40 @@ Deno.test("a removal netfilter refused is reported while it is being retried", a
   const said = findings.find((f) => f.id === "dnat.removing");
   assertEquals(said?.severity, "warning");
   assertMatch(said?.message ?? "", /1 session\(s\) .* being retried \(3a9fd819 for 30 s\)/);
+});
+
+Deno.test("each named system check reports only the finding ids it declares", async () => {
+  const conf = (await fixtureHost("clean").readText("/etc/xferproxy/aspera.conf")) as string;
+  // Forward HTTPS with no certificate on nftables: openssl and libnftables are looked for.
+  const nftHttps = conf.replace(
+    "<server>",
+    "<server><dnat_backend>nftables</dnat_backend><enable_https>true</enable_https>" +
+      "<proxy><enabled>true</enabled></proxy>",
+  );
+  const hosts = [
+    fixtureHost("clean", { extra: { "/etc/xferproxy/aspera.conf": nftHttps } }),
+    fixtureHost("clean", { live: true, run: healthy, extra: HEARTBEAT }),
+    fixtureHost("clean"),
+    fixtureHost("dirty"),
+    fixtureHost("dirty", { live: true, run: () => ({ code: 1, stdout: "", stderr: "no" }) }),
+  ];
+  const seen = new Set<string>();
+  for (const host of hosts) {
+    const text = (await host.readText("/etc/xferproxy/aspera.conf")) as string;
+    const config = parseConfigText(text, "/etc/xferproxy/aspera.conf").config;
+    const results = await runSystemChecks(host, {
+      ...(config ? { config } : {}),
+      sshdConfigPath: "/etc/ssh/sshd_config",
+      executable: "/opt/xferproxy/bin/xferproxy",
+      now: NOW,
+    });
+    for (const { check, findings } of results) {
+      const undeclared = findings.map((f) => f.id).filter((id) => !declares(check, id));
+      assertEquals(undeclared, [], `check "${check.name}" reports ids it does not declare`);
+      if (findings.length > 0) seen.add(check.name);
+    }
+  }
+  // The fixtures reach most checks: a table entry that never runs would go unnoticed.
+  assertEquals(SYSTEM_CHECKS.filter((c) => !seen.has(c.name)).map((c) => c.name), []);
+  assertEquals(new Set(SYSTEM_CHECKS.map((c) => c.name)).size, SYSTEM_CHECKS.length);
 });

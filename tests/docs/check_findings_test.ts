@@ -4,6 +4,7 @@
  * read, so an id added, renamed or dropped must change it too.
  */
 import { assertEquals } from "../_assert.ts";
+import { SYSTEM_CHECKS } from "../../src/check/system.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const FINDING = /finding\.(?:error|warning|info)\(\s*[`"]([a-z_.0-9]+)(\$\{)?/g;
@@ -42,4 +43,15 @@ Deno.test("docs/check.md lists exactly the findings the code reports", async () 
     [],
     "documented findings the code never reports",
   );
+});
+
+Deno.test("docs/check.md lists every finding id the system checks declare", async () => {
+  const documented = [...await documentedIds()];
+  const declared = SYSTEM_CHECKS.flatMap((c) => c.ids);
+  const missing = declared.filter((id) =>
+    id.endsWith(".*")
+      ? !documented.some((d) => d.startsWith(id.slice(0, -1)))
+      : !documented.includes(id)
+  );
+  assertEquals(missing, []);
 });
