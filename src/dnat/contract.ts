@@ -49,6 +49,8 @@ export type DnatRequest =
 
 /** The actions, as `dnat --help` lists them. */
 export const DNAT_ACTIONS = ["add", "del", "list", "reap", "serve", "drain", "undrain"] as const;
+/** One of `DNAT_ACTIONS`. */
+export type DnatAction = (typeof DNAT_ACTIONS)[number];
 
 /** The longest `drain --reason` kept. */
 export const MAX_DRAIN_REASON = 200;

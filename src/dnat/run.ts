@@ -18,10 +18,12 @@ import type { Fs } from "../config/fs.ts";
 import { ServiceStartError, UserError } from "../errors.ts";
 import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
 import { NotAuthorizedError } from "./errors.ts";
+import { refusedThroughSudo } from "./actions.ts";
 import type { DnatArgs } from "./contract.ts";
 import { type AddRequest, formatAddReply, sudoCallerUid } from "./contract.ts";
-import { deleteSession, type HelperDeps, listSessions, reapSessions } from "./helper.ts";
-import { type Caller, type Claimant, type DnatDeps, install } from "./manager.ts";
+import { type AdministerDeps, deleteSession, listSessions, reapSessions } from "./administer.ts";
+import type { Caller, Claimant, DnatDeps } from "./deps.ts";
+import { install } from "./install.ts";
 import { identifySession, rootNamedOwner, sudoCaller } from "./owner.ts";
 import type { ProcReader } from "./procfs.ts";
 import { serveDnat, type ServePlatform } from "./serve.ts";
@@ -36,7 +38,7 @@ export interface DnatPlatform extends ServePlatform {
   openLogs(service: boolean): OpenLogs;
   /** Makes `<state_directory>/dnat` root-only if missing, checks it, returns its path. */
   prepareDirectory(stateDirectory: string): Promise<string>;
-  /** Everything the manager touches; `service`: one long-lived netfilter context. */
+  /** Everything the DNAT core touches; `service`: one long-lived netfilter context. */
   dnatDeps(config: Config, dir: string, log: Logger, service: boolean): Promise<DnatDeps>;
   /** /proc, as the one-shot calls read it (programs: they hold no FFI). */
   proc(): ProcReader;
@@ -116,10 +118,14 @@ async function perform(
   context: RunContext,
   log: Logger,
 ): Promise<void> {
+  const refusal = callerUid === undefined
+    ? undefined
+    : refusedThroughSudo(request.action, callerUid);
+  if (refusal) throw new NotAuthorizedError(refusal);
   const caller: Caller = callerUid === undefined ? {} : { uid: callerUid };
   const dir = await platform.prepareDirectory(config.server.stateDirectory);
   const service = request.action === "serve";
-  const deps: HelperDeps = {
+  const deps: AdministerDeps = {
     ...(await platform.dnatDeps(config, dir, log, service)),
     print: (text) => context.output.out(text),
   };
@@ -156,19 +162,10 @@ async function perform(
       context.output.out(`reaped ${n} session${n === 1 ? "" : "s"}\n`);
       return;
     }
-    case "serve": {
-      if (callerUid !== undefined) {
-        throw new NotAuthorizedError("dnat serve is the root DNAT service: run it as root");
-      }
+    case "serve":
       return await serveDnat(deps, config, dir, platform, log);
-    }
     case "drain":
     case "undrain": {
-      if (callerUid !== undefined) {
-        throw new NotAuthorizedError(
-          `dnat ${request.action} is for root: through sudo it counts as uid ${callerUid}; run it from a root shell (sudo -i)`,
-        );
-      }
       const running = (await deps.store.read()).entries.filter((e) => e.rule > 0).length;
       const before = await platform.drain.read(dir);
       if (request.action === "undrain") {

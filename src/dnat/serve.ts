@@ -11,7 +11,7 @@ import type { Fs } from "../config/fs.ts";
 import { errorText, UserError } from "../errors.ts";
 import type { Balancer } from "../balancer/balancer.ts";
 import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
-import type { HelperDeps } from "./helper.ts";
+import type { AdministerDeps } from "./administer.ts";
 import type { ProcReader } from "./procfs.ts";
 import { runService, type ServiceStatus } from "./service.ts";
 import {
@@ -79,7 +79,7 @@ export interface ServiceHost {
 
 /** The DNAT service: the loop, the sessions' socket, and config reloads. */
 export async function serveDnat(
-  base: HelperDeps,
+  base: AdministerDeps,
   config: Config,
   dir: string,
   platform: ServePlatform,

@@ -10,9 +10,9 @@
  */
 
 import { errorText } from "../errors.ts";
-import { learnPorts, reapDead, reapOrphanRules, repairKernel } from "./manager.ts";
+import { learnPorts, reapDead, reapOrphanRules, repairKernel } from "./reconcile.ts";
 import { forwardedSessions, type Registry } from "./registry.ts";
-import type { DnatDeps } from "./manager.ts";
+import type { DnatDeps } from "./deps.ts";
 import type { SessionService } from "./service_sessions.ts";
 import { REFRESH_SECONDS } from "./types.ts";
 
@@ -62,7 +62,7 @@ export interface ServiceStatus {
   readonly configError?: string;
 }
 
-/** What the service needs beyond the manager's dependencies. */
+/** What the service needs beyond the DNAT core's dependencies. */
 export interface ServiceDeps extends DnatDeps {
   /** Fires when the service should stop. */
   readonly stop: AbortSignal;

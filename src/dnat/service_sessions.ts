@@ -15,12 +15,13 @@ import type { Balancer } from "../balancer/balancer.ts";
 import { FAULTY_SECONDS, type ReverseRule } from "../config/mod.ts";
 import { NotAuthorizedError } from "./errors.ts";
 import type { FlowCounters } from "./conntrack.ts";
-import { type Ended, install, record, type Registration } from "./manager.ts";
-import type { DnatDeps } from "./manager.ts";
+import type { Ended, Registration } from "./deps.ts";
+import { install, record } from "./install.ts";
+import type { DnatDeps } from "./deps.ts";
 import { identifySession, type SessionIdentity } from "./owner.ts";
 import type { ProcReader } from "./procfs.ts";
 import { FORWARD_RULE, type Registry, type RegistryEntry } from "./registry.ts";
-import { removeEntries } from "./manager.ts";
+import { removeEntries } from "./remove.ts";
 import { encodeLine, parseRequest, type ServiceReply } from "./service_protocol.ts";
 import { formatPorts, type Owner } from "./types.ts";
 import type { RefusalReason, ServiceMetrics } from "./service_metrics.ts";
@@ -59,7 +60,7 @@ export interface SshCounters {
   readonly out: FlowCounters;
 }
 
-/** What serving sessions needs beyond the manager's dependencies. */
+/** What serving sessions needs beyond the DNAT core's dependencies. */
 export interface SessionServiceDeps extends DnatDeps {
   readonly proc: ProcReader;
   readonly exits: ExitWatch;

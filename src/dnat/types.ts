@@ -1,5 +1,5 @@
 /**
- * What the DNAT manager installs: one session's UDP (and, in forward mode,
+ * What the DNAT core installs: one session's UDP (and, in forward mode,
  * TCP) forwarding, and the process it belongs to.
  * @module
  */
@@ -214,4 +214,16 @@ export interface DnatBackend {
   refresh(sessions: readonly DnatSession[]): Promise<void>;
   /** Removes our chains or table (reap --all). */
   teardown(): Promise<void>;
+}
+
+/** A session's client side for log lines: `198.18.1.2:60953`, `[2001:db8::2]:*` before learning. */
+export function clientSide(s: DnatSession | InstalledSession): string {
+  const client = typeof s.client === "string" ? s.client : s.client.text;
+  const host = client.includes(":") ? `[${client}]` : client;
+  return `${host}:${s.clientPort ?? "*"}`;
+}
+
+/** A session's server side for log lines: `198.18.2.2:33001`. */
+export function serverSide(s: DnatSession): string {
+  return formatPorts(s.server, s.serverPort, s.portCount);
 }

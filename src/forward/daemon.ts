@@ -1,5 +1,5 @@
 /**
- * The forward-proxy daemon: API listeners, DNAT through the same manager and
+ * The forward-proxy daemon: API listeners, DNAT through the same core and
  * registry as reverse sessions (TCP for SSH and UDP for FASP on one proxy
  * port per session, recorded as rule 0 with the daemon as owner), the
  * cleanup and heal loops, and a clean stop that removes every rule it
@@ -13,15 +13,10 @@ import type { Config } from "../config/mod.ts";
 import { type Cidr, type IpAddress, parseCidr } from "../net/ip.ts";
 import type { Conntrack } from "../dnat/conntrack.ts";
 import { ForwardingDisabledError } from "../dnat/errors.ts";
-import {
-  installOwned,
-  reapDead,
-  reapOrphanRules,
-  type RegistryStore,
-  removeEntries,
-  removeOwned,
-  repairKernel,
-} from "../dnat/manager.ts";
+import { installOwned } from "../dnat/install.ts";
+import { reapDead, reapOrphanRules, repairKernel } from "../dnat/reconcile.ts";
+import type { RegistryStore } from "../dnat/deps.ts";
+import { removeEntries, removeOwned } from "../dnat/remove.ts";
 import type { ProcessTable } from "../dnat/owner.ts";
 import { FORWARD_RULE, forwardedSessions, type ForwardingEntry } from "../dnat/registry.ts";
 import { formatEndpoint } from "../net/endpoint.ts";
@@ -64,7 +59,7 @@ export interface DaemonHost {
 /** How often the daemon heals its sessions' rules (a firewall reload) and retries removals. */
 export const HEAL_EVERY_MS = 1000;
 
-/** What the daemon's sessions go through: the DNAT manager's own dependencies. */
+/** What the daemon's sessions go through: the DNAT core's own dependencies. */
 export interface DaemonCore {
   readonly backend: DnatBackend;
   readonly conntrack: Conntrack;

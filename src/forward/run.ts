@@ -19,7 +19,7 @@ import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
 import type { ProxyUrl } from "./args.ts";
 import type { ForwardArgs } from "./args.ts";
 import { type DaemonHost, runDaemon } from "./daemon.ts";
-import type { RegistryStore } from "../dnat/manager.ts";
+import type { RegistryStore } from "../dnat/deps.ts";
 import { connectPassword } from "./password.ts";
 import { manageUsers } from "./user_cmd.ts";
 import { emptyUsers, parseUsers, serializeUsers, type UsersFile } from "./users.ts";

@@ -14,7 +14,7 @@ import type { Fs } from "../config/fs.ts";
 import type { CommandRunner } from "../process/runner.ts";
 import { type ProcessTable, procProcessTable } from "../dnat/owner.ts";
 import { commandProcReader } from "./proc_readers.ts";
-import type { RegistryStore } from "../dnat/manager.ts";
+import type { RegistryStore } from "../dnat/deps.ts";
 import { emptyRegistry, parseRegistry, serializeRegistry } from "../dnat/registry.ts";
 
 /** Processes through /proc, read by head(1) in one batch (the one-shot calls hold no FFI). */

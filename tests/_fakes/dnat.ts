@@ -1,5 +1,5 @@
 /**
- * In-memory stand-ins for the DNAT manager's dependencies: a backend whose
+ * In-memory stand-ins for the DNAT core's dependencies: a backend whose
  * "kernel" can be flushed like a firewall reload, conntrack with flows the
  * test sets, a registry store, a process table, and a clock.
  * @module
@@ -13,7 +13,7 @@ import {
   toInstalled,
 } from "../../src/dnat/types.ts";
 import type { Conntrack, Flow, FlowCounters } from "../../src/dnat/conntrack.ts";
-import type { DnatDeps, RegistryStore } from "../../src/dnat/manager.ts";
+import type { DnatDeps, RegistryStore } from "../../src/dnat/deps.ts";
 import type { ProcessInfo, ProcessTable } from "../../src/dnat/owner.ts";
 import { emptyRegistry, type Registry } from "../../src/dnat/registry.ts";
 import type { Config } from "../../src/config/mod.ts";
@@ -182,7 +182,7 @@ export function fakeClock(start = 1_800_000_000_000): {
   };
 }
 
-/** The manager's dependencies, all fake. */
+/** The DNAT core's dependencies, all fake. */
 export function fakeDnatDeps(config: Config) {
   const backend = fakeBackend();
   const conntrack = fakeConntrack();

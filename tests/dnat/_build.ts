@@ -5,7 +5,7 @@
  */
 
 import type { Target } from "../../src/dnat/contract.ts";
-import type { Claimant, Registration } from "../../src/dnat/manager.ts";
+import type { Claimant, Registration } from "../../src/dnat/deps.ts";
 import type { DnatSession, InstalledSession } from "../../src/dnat/types.ts";
 import { type IpEndpoint, parseIpEndpoint } from "../../src/net/endpoint.ts";
 import { parseIp } from "../../src/net/ip.ts";

@@ -36,7 +36,7 @@ const PROC = fakeProc([
   { pid: 801, ppid: 800, uid: 0, comm: "deno" },
 ], [{ local: hex4("198.18.1.1", 22), remote: hex4("198.18.1.2", 48686), inode: 4242 }]);
 
-/** A platform over the fake manager deps; `events` records the service's life. */
+/** A platform over the fake DNAT core deps; `events` records the service's life. */
 function fakePlatform() {
   const fakes = fakeDnatDeps(parseInline(SYSTEM_CONFIG).config!);
   const events: string[] = [];

@@ -15,7 +15,7 @@ import { fakeDnatDeps } from "../_fakes/dnat.ts";
 import { fakeLogger } from "../_fakes/logger.ts";
 import { fakeProc, type FakeProcess, hex4 } from "../_fakes/proc.ts";
 import { registration } from "./_build.ts";
-import { install } from "../../src/dnat/manager.ts";
+import { install } from "../../src/dnat/install.ts";
 import { parseIp } from "../../src/net/ip.ts";
 import { serviceMetrics } from "../../src/dnat/service_metrics.ts";
 

@@ -1,12 +1,12 @@
 import { assertEquals } from "../_assert.ts";
-import { install } from "../../src/dnat/manager.ts";
+import { install } from "../../src/dnat/install.ts";
 import {
   learnIntervalMs,
   runService,
   SERVICE_TIMING,
   type ServiceDeps,
 } from "../../src/dnat/service.ts";
-import type { Registration } from "../../src/dnat/manager.ts";
+import type { Registration } from "../../src/dnat/deps.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
 import { dnatSession, registration } from "./_build.ts";

@@ -14,7 +14,7 @@ const QUOTED: Array<[string, string | undefined]> = [
   ["ERR Failed to initialize proxy service", "src/errors.ts"],
   ["LOG Received connection request from 10.0.31.133", "src/reverse/session.ts"],
   ["LOG Established SSH connection with server 10.0.30.6:22", undefined],
-  ["LOG Setup UDP forwarding between 10.0.31.133:60953 and 10.0.30.6:33001", "src/dnat/manager.ts"],
+  ["LOG Setup UDP forwarding between 10.0.31.133:60953 and 10.0.30.6:33001", "src/dnat/install.ts"],
   ["LOG Connection closed (EOF)", undefined],
 ];
 

@@ -1,25 +1,21 @@
 /**
  * `xferproxy dnat del|list|reap`: what administrators (as root) and session
  * users (through sudo, their own sessions only) may do with registered
- * forwarding. `add` is `install` in manager.ts; `serve` is service.ts.
+ * forwarding. `add` is `install` in install.ts; `serve` is service.ts.
  * @module
  */
 
-import {
-  type Caller,
-  type DnatDeps,
-  purgeInstalledFlows,
-  reconcileKernel,
-  removeEntries,
-} from "./manager.ts";
+import type { Caller, DnatDeps } from "./deps.ts";
+import { purgeInstalledFlows, reconcileKernel } from "./reconcile.ts";
+import { removeEntries } from "./remove.ts";
 import { isAlive } from "./owner.ts";
 import { emptyRegistry, forwardingEntries, type RegistryEntry } from "./registry.ts";
 import { NotAuthorizedError } from "./errors.ts";
 import { formatPorts, toInstalled } from "./types.ts";
 import type { Listed } from "./contract.ts";
 
-/** The CLI actions' dependencies: the manager's, and where to print. */
-export interface HelperDeps extends DnatDeps {
+/** The CLI actions' dependencies: the core's, and where to print. */
+export interface AdministerDeps extends DnatDeps {
   print(text: string): void;
 }
 
@@ -32,7 +28,11 @@ function mine(entry: RegistryEntry, caller: Caller): boolean {
  * caller's own; as root also rules that only the kernel holds.
  * @throws {NotAuthorizedError}
  */
-export async function deleteSession(deps: HelperDeps, id: string, caller: Caller): Promise<void> {
+export async function deleteSession(
+  deps: AdministerDeps,
+  id: string,
+  caller: Caller,
+): Promise<void> {
   await deps.store.lock(async () => {
     const registry = await deps.store.read();
     const entry = registry.entries.find((e) => e.id === id);
@@ -56,7 +56,7 @@ export async function deleteSession(deps: HelperDeps, id: string, caller: Caller
 
 /** `dnat list`: the caller's sessions (root: every session, and rules only the kernel holds). */
 export async function listSessions(
-  deps: HelperDeps,
+  deps: AdministerDeps,
   caller: Caller,
   json: boolean,
 ): Promise<void> {
@@ -107,7 +107,7 @@ export async function listSessions(
  * @throws {NotAuthorizedError} for `all` through sudo
  */
 export async function reapSessions(
-  deps: HelperDeps,
+  deps: AdministerDeps,
   caller: Caller,
   all: boolean,
 ): Promise<number> {

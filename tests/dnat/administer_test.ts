@@ -1,12 +1,12 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
 import { getLogger } from "@logtape/logtape";
 import {
+  type AdministerDeps,
   deleteSession,
-  type HelperDeps,
   listSessions,
   reapSessions,
-} from "../../src/dnat/helper.ts";
-import { install } from "../../src/dnat/manager.ts";
+} from "../../src/dnat/administer.ts";
+import { install } from "../../src/dnat/install.ts";
 import { NotAuthorizedError } from "../../src/dnat/errors.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
@@ -22,7 +22,7 @@ const BOB = 1002;
 function setup() {
   const fakes = fakeDnatDeps(config);
   const printed: string[] = [];
-  const deps: HelperDeps = {
+  const deps: AdministerDeps = {
     ...fakes.deps,
     log: getLogger(["xferproxy", "test"]),
     print: (text) => void printed.push(text),

@@ -1,18 +1,12 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
-import {
-  install,
-  learnPorts,
-  reapDead,
-  reconcileKernel,
-  record,
-  removeEntries,
-  SERIALISE_WAIT_MS,
-} from "../../src/dnat/manager.ts";
+import { install, record, SERIALISE_WAIT_MS } from "../../src/dnat/install.ts";
+import { learnPorts, reapDead, reconcileKernel } from "../../src/dnat/reconcile.ts";
+import { removeEntries } from "../../src/dnat/remove.ts";
 import { ForwardingDisabledError, NotAuthorizedError } from "../../src/dnat/errors.ts";
 import type { ForwardingEntry } from "../../src/dnat/registry.ts";
 import type { DnatSession } from "../../src/dnat/types.ts";
 import { parseIp } from "../../src/net/ip.ts";
-import type { Registration } from "../../src/dnat/manager.ts";
+import type { Registration } from "../../src/dnat/deps.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
 import { endpoint, kernelSession, registration } from "./_build.ts";

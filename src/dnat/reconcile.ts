@@ -1,0 +1,206 @@
+/**
+ * Reconciling: the kernel and the registry made to agree with the world.
+ * Sessions whose owner ended go, address-only sessions learn their client's
+ * source port, rules a firewall reload dropped come back, rules nobody
+ * records whose owner ended go, and their flows are purged.
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import { logIgnored } from "../errors.ts";
+import { anyPort, type Conntrack, type Flow } from "./conntrack.ts";
+import type { DnatDeps, Ended } from "./deps.ts";
+import { isAlive } from "./owner.ts";
+import {
+  forwardedSessions,
+  forwardingEntries,
+  type ForwardingEntry,
+  type Registry,
+  withEntry,
+  withForwarding,
+} from "./registry.ts";
+import { removeEntries } from "./remove.ts";
+import {
+  clientSide,
+  type DnatSession,
+  fromInstalled,
+  type InstalledSession,
+  serverSide,
+} from "./types.ts";
+
+/**
+ * Removes the sessions whose owner has ended. Call under the lock; writes
+ * the registry. `onEnded` hears of each, for its closing line.
+ */
+export async function reapDead(
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "processes" | "store" | "now" | "log">,
+  registry: Registry,
+  onEnded?: (ended: readonly Ended[]) => void,
+  /** Sessions whose end another means reports (the service's pidfds): not looked at. */
+  watched?: (id: string) => boolean,
+): Promise<Registry> {
+  const candidates = watched ? registry.entries.filter((e) => !watched(e.id)) : registry.entries;
+  if (candidates.length === 0) return registry;
+  const running = await deps.processes.lookup(candidates.map((e) => e.owner.pid));
+  const dead = candidates.filter((e) => !isAlive(e.owner, running));
+  if (dead.length === 0) return registry;
+  const { registry: after, ended } = await removeEntries(deps, registry, dead, "session ended");
+  await deps.store.write(after);
+  onEnded?.(ended);
+  return after;
+}
+
+/**
+ * Narrows address-only sessions to the source port of their client's first
+ * flow. Sessions of one client to one proxy port each take a flow port no
+ * other session has claimed; once none of them is still learning, flows
+ * from unclaimed ports are purged, so nothing else of that address is
+ * forwarded. Call under the lock; the caller writes the result.
+ */
+export async function learnPorts(
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "log">,
+  registry: Registry,
+): Promise<Registry> {
+  const learning = forwardingEntries(registry).filter((e) =>
+    e.forwarding.filtering && e.forwarding.session.clientPort === undefined
+  );
+  if (learning.length === 0) return registry;
+  let current = registry;
+  const byPair = new Map<string, ForwardingEntry[]>();
+  for (const entry of learning) {
+    const s = entry.forwarding.session;
+    const key = `${s.client.text}|${s.proxy.text}`;
+    byPair.set(key, [...(byPair.get(key) ?? []), entry]);
+  }
+  const sameSpan = (a: DnatSession, b: DnatSession) =>
+    a.client.text === b.client.text && a.proxy.text === b.proxy.text &&
+    a.proxyPort < b.proxyPort + b.portCount && b.proxyPort < a.proxyPort + a.portCount;
+  const peersOf = (s: DnatSession) =>
+    forwardingEntries(current).filter((e) => sameSpan(e.forwarding.session, s));
+  // One conntrack listing per proxy address, whatever the number of clients.
+  const listings = new Map<string, Promise<Flow[]>>();
+  for (const group of byPair.values()) {
+    const first = (group[0] as ForwardingEntry).forwarding.session;
+    if (!listings.has(first.proxy.text)) {
+      listings.set(first.proxy.text, deps.conntrack.flows(first.proxy));
+    }
+    const flows = (await listings.get(first.proxy.text) as Flow[]).filter((f) =>
+      f.src === first.client.text
+    );
+    for (const entry of [...group].sort((a, b) => a.created - b.created)) {
+      const s = entry.forwarding.session;
+      const claimed = new Set(peersOf(s).map((e) => e.forwarding.session.clientPort));
+      const flow = flows.find((f) =>
+        f.dport >= s.proxyPort && f.dport < s.proxyPort + s.portCount && !claimed.has(f.sport)
+      );
+      if (!flow) continue;
+      const narrowed: DnatSession = { ...s, clientPort: flow.sport };
+      const others = forwardedSessions(current).filter((o) => o.id !== s.id);
+      await deps.backend.replace(s, narrowed, others);
+      current = withEntry(current, withForwarding(entry, narrowed));
+      deps.log.info("Setup UDP forwarding between {client} and {server}", {
+        client: clientSide(narrowed),
+        server: serverSide(narrowed),
+        session: s.id,
+        rule: entry.rule,
+        owner: s.owner.pid,
+      });
+    }
+    for (const entry of group) {
+      const s = forwardingEntries(current).find((e) => e.id === entry.id)?.forwarding.session;
+      if (!s) continue;
+      const peers = peersOf(s);
+      if (
+        peers.some((e) => e.forwarding.filtering && e.forwarding.session.clientPort === undefined)
+      ) {
+        continue;
+      }
+      if (!peers.every((e) => e.forwarding.filtering)) continue;
+      const keep = new Set(peers.map((e) => e.forwarding.session.clientPort as number));
+      await deps.conntrack.purgeOtherPorts(s, keep).catch(
+        logIgnored(deps.log, `Cannot purge other ports' flows of session ${s.id}`),
+      );
+    }
+  }
+  return current;
+}
+
+/**
+ * Puts back the rules of registered sessions that a firewall reload dropped
+ * (kube-proxy's reconcile). Call under the lock; returns how many sessions
+ * needed it.
+ */
+export async function repairKernel(
+  deps: Pick<DnatDeps, "backend" | "log">,
+  registry: Registry,
+): Promise<number> {
+  const sessions = forwardedSessions(registry);
+  if (sessions.length === 0) return 0;
+  const { repaired, converted } = await deps.backend.reconcile(sessions);
+  for (const id of repaired) {
+    deps.log.warn("Re-asserted UDP forwarding of session {session}: its rules were missing", {
+      session: id,
+    });
+  }
+  if (converted.length) {
+    deps.log.info("Converted the rules of {count} live sessions to the fixed forwarding rules", {
+      count: converted.length,
+    });
+  }
+  return repaired.length;
+}
+
+/**
+ * Removes tagged kernel rules of sessions not in `known` whose owner has
+ * ended: left by a crash between a change and its record, or by a forward
+ * daemon that died. Returns how many sessions went.
+ */
+export async function reapOrphanRules(
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "processes" | "log">,
+  known: ReadonlySet<string>,
+): Promise<number> {
+  const strangers = (await deps.backend.list()).filter((s) => !known.has(s.id));
+  if (strangers.length === 0) return 0;
+  const running = await deps.processes.lookup(strangers.map((s) => s.owner.pid));
+  const orphans = strangers.filter((s) => !isAlive(s.owner, running));
+  if (orphans.length === 0) return 0;
+  const removed = await deps.backend.removeTagged(new Set(orphans.map((s) => s.id)));
+  await purgeInstalledFlows(deps.conntrack, removed, deps.log);
+  for (const s of removed) {
+    deps.log.info("Reaped forwarding of session {session} (owner {owner} is gone)", {
+      session: s.id,
+      owner: s.owner.pid,
+      client: clientSide(s),
+    });
+  }
+  return removed.length;
+}
+
+/**
+ * Purges the UDP and TCP flows of rules found only in the kernel (the
+ * forward daemon's carry both), ignoring failures: the rules are gone.
+ */
+export async function purgeInstalledFlows(
+  conntrack: Conntrack,
+  sessions: readonly InstalledSession[],
+  log: Logger,
+): Promise<void> {
+  for (const s of sessions.map(fromInstalled)) {
+    if (!s) continue;
+    for (const protocol of ["udp", "tcp"] as const) {
+      await conntrack.purge(anyPort(s), protocol).catch(
+        logIgnored(log, `Cannot purge ${protocol} flows of session ${s.id}`),
+      );
+    }
+  }
+}
+
+/** Both: the kernel made to match the registry. Call under the lock. */
+export async function reconcileKernel(
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "processes" | "log">,
+  registry: Registry,
+): Promise<{ repaired: number; reaped: number }> {
+  const repaired = await repairKernel(deps, registry);
+  const known = new Set(registry.entries.map((e) => e.id));
+  return { repaired, reaped: await reapOrphanRules(deps, known) };
+}
