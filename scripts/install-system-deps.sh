@@ -12,7 +12,7 @@ declare -A need=(
   [iperf3]=iperf3 [logger]=bsdutils [curl]=curl [python3]=python3
   [openssl]=openssl [dpkg-deb]=dpkg [rpmbuild]=rpm [rpm]=rpm [rpm2cpio]=rpm2cpio [cpio]=cpio
   [lintian]=lintian [rpmlint]=rpmlint [logrotate]=logrotate [systemd-analyze]=systemd
-  [man]=man-db [script]=bsdutils
+  [man]=man-db [script]=bsdutils [keepalived]=keepalived
   # Login shells an internal account may have: the command policy is tested against each.
   [tcsh]=tcsh [bsd-csh]=csh [zsh]=zsh
 )
@@ -29,6 +29,18 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "Installing Debian packages: $packages"
 export DEBIAN_FRONTEND=noninteractive
+# keepalived's package would start and enable a host-wide keepalived (VRRP on the host's own
+# interfaces): the tests run their own, each in its namespace. A policy-rc.d for the install
+# (unless the host has one) refuses to start it; it is disabled afterwards.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  trap 'rm -f "$policy"' EXIT
+  printf '#!/bin/sh\n[ "$1" = keepalived ] && exit 101\nexit 0\n' >"$policy"
+  chmod 755 "$policy"
+fi
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $packages >/dev/null
+if [[ " $packages " == *" keepalived "* ]] && command -v systemctl >/dev/null; then
+  systemctl disable keepalived.service >/dev/null 2>&1 || true
+fi

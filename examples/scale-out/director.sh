@@ -16,8 +16,10 @@
 # Usage (root): director.sh VIP NODE [NODE ...]
 # Environment: HEALTH_PORT (9094, the nodes' <metrics_address> port), INTERVAL (1),
 #   UDP_PORTS (33001-33999, the rules' UDP ranges), TCP_PORTS (22), TABLE (xferproxy_director),
-#   ONCE=1 (one health round, then exit, leaving the table: for a test or a cron job).
-# Needs: bash, curl, nft. keepalived (VRRP) can move VIP between two directors.
+#   ONCE=1 (one health round, then exit, leaving the table: for a test or a cron job),
+#   CHECK=1 (one health round, no table, no root: exit 0 when a node is healthy, 1 when none; the
+#   health check of keepalived.conf, which moves VIP between two directors).
+# Needs: bash, curl, nft (not for CHECK=1).
 set -euo pipefail
 
 usage() {
@@ -82,10 +84,12 @@ cleanup() {
   log "removed table $table"
 }
 
-current=""
-round() {
-  local up=() node i pids=()
-  # Every node at once: a round takes at most 1 s however many nodes do not answer.
+# Sets up=(the healthy nodes). Every node at once: a round takes at most 1 s however many nodes
+# do not answer.
+up=()
+healthy_nodes() {
+  local i pids=()
+  up=()
   for i in "${!nodes[@]}"; do
     healthy "${nodes[$i]}" &
     pids[$i]=$!
@@ -93,6 +97,11 @@ round() {
   for i in "${!nodes[@]}"; do
     if wait "${pids[$i]}"; then up+=("${nodes[$i]}"); fi
   done
+}
+
+current=""
+round() {
+  healthy_nodes
   # Fail open: with no healthy node, keep them all rather than drop every client.
   [ ${#up[@]} -gt 0 ] || up=("${nodes[@]}")
   if [ "${up[*]}" != "$current" ]; then
@@ -105,6 +114,11 @@ round() {
   fi
 }
 
+if [ "${CHECK:-}" = 1 ]; then
+  healthy_nodes
+  [ ${#up[@]} -gt 0 ] || { log "no node is healthy"; exit 1; }
+  exit 0
+fi
 if [ "${ONCE:-}" = 1 ]; then
   round
   exit 0

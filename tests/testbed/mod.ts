@@ -7,6 +7,7 @@
  * - reverse_bed.ts: client → proxy (sshd + xferproxy reverse) → servers A and B
  * - forward_bed.ts: inside → proxy (xferproxy forward) → outside
  * - scale_bed.ts: clients → director (examples/scale-out/director.sh) → two proxy nodes
+ * - vrrp_bed.ts: clients → two directors sharing the VIP with keepalived → the scale bed's nodes
  * - udp.ts: UDP echo and sink sessions standing in for ascp's data flow
  * - sshd.ts, netns.ts: the parts both beds are built from
  * - exec.ts, paths.ts: running programs and the shipped binary
@@ -21,5 +22,6 @@ export * from "./sshd.ts";
 export * from "./reverse_bed.ts";
 export * from "./forward_bed.ts";
 export * from "./scale_bed.ts";
+export * from "./vrrp_bed.ts";
 export * from "./udp.ts";
 export * from "./prefix.ts";

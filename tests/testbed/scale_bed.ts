@@ -83,13 +83,7 @@ export async function createScaleBed(nodes = 2, clients = 24): Promise<ScaleBed>
   const cleanups: Array<() => Promise<unknown>> = [];
   const children = new Map<string, Deno.ChildProcess>();
   const clientIps = Array.from({ length: clients }, (_, i) => SCALE_IP.client(i));
-  const nodeList: ScaleNode[] = nodeNs.map((ns, i) => ({
-    n: i + 1,
-    ns,
-    ip: SCALE_IP.node(i + 1),
-    dir: `${dir}/node${i + 1}`,
-    configPath: `${dir}/node${i + 1}/etc/aspera.conf`,
-  }));
+  const nodeList = scaleNodes(nodeNs, dir);
   const inNs = (ns: string, argv: string[], timeoutMs = 20_000) =>
     run(["ip", "netns", "exec", ns, ...argv], { timeoutMs });
   const stop = async (key: string, signal: Deno.Signal = "SIGTERM") => {
@@ -108,64 +102,13 @@ export async function createScaleBed(nodes = 2, clients = 24): Promise<ScaleBed>
     clientNs,
     directorNs,
     async startDirector(env = {}) {
-      const child = new Deno.Command("sh", {
-        args: [
-          "-c",
-          'exec "$@" >>"$0" 2>&1',
-          `${dir}/director.log`,
-          "ip",
-          "netns",
-          "exec",
-          directorNs,
-          "env",
-          `INTERVAL=1`,
-          `HEALTH_PORT=${HEALTH_PORT}`,
-          ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-          "bash",
-          DIRECTOR,
-          SCALE_IP.vip,
-          ...nodeList.map((n) => n.ip),
-        ],
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      children.set("director", child);
-      await waitFor("the director's first table", async () => {
-        const status = await Promise.race([child.status, Promise.resolve(undefined)]);
-        if (status) {
-          throw new Error(`director.sh exited ${status.code}: ${await bed.directorLog()}`);
-        }
-        return (await bed.directorLog()).includes(`${SCALE_IP.vip} -> `);
-      }, 15_000);
+      children.set(
+        "director",
+        await startDirector(directorNs, `${dir}/director.log`, nodeList, env),
+      );
     },
     directorLog: () => Deno.readTextFile(`${dir}/director.log`).catch(() => ""),
-    async sshNode(client) {
-      const ran = await inNs(clientNs, [
-        "ssh",
-        "-v",
-        "-b",
-        client,
-        "-F",
-        "/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "ConnectTimeout=3",
-        "-o",
-        "PreferredAuthentications=publickey",
-        "-o",
-        "IdentityFile=/dev/null",
-        `${prefixed("nobody")}@${SCALE_IP.vip}`,
-        "true",
-      ]);
-      const m = ran.stderr.match(/remote software version .* node(\d+)/);
-      return m ? Number(m[1]) : undefined;
-    },
+    sshNode: (client) => sshNode(clientNs, client),
     async udpNode(client, port) {
       // curl's TFTP sends one UDP read request from the address given: a datagram as a FASP
       // client's first would be, from that client.
@@ -224,22 +167,124 @@ export async function createScaleBed(nodes = 2, clients = 24): Promise<ScaleBed>
   };
   try {
     await buildNetwork(clientNs, directorNs, nodeList, clientIps, cleanups);
-    await run(["groupdel", GROUP]);
-    await must(["groupadd", GROUP]);
-    cleanups.push(() => run(["groupdel", GROUP]));
-    for (const node of nodeList) {
-      await writeNode(node);
-      children.set(
-        `sshd${node.n}`,
-        await startSshd(node.ns, `${node.dir}/sshd_config`, { waitFor: [node.ip] }),
-      );
-      children.set(`dnat${node.n}`, await startDnatService(node.ns, node.configPath, node.dir));
-    }
+    await startNodes(nodeList, children, cleanups);
   } catch (error) {
     await bed.close();
     throw error;
   }
   return bed;
+}
+
+/** The nodes of a bed in `dir`, one per namespace name, numbered from 1. */
+export function scaleNodes(namespaces: readonly string[], dir: string): ScaleNode[] {
+  return namespaces.map((ns, i) => ({
+    n: i + 1,
+    ns,
+    ip: SCALE_IP.node(i + 1),
+    dir: `${dir}/node${i + 1}`,
+    configPath: `${dir}/node${i + 1}/etc/aspera.conf`,
+  }));
+}
+
+/**
+ * Writes and starts every node (its sshd, its DNAT service), in namespaces that exist already;
+ * each process goes into `children` under `sshdN` and `dnatN`, the bed's group into `cleanups`.
+ */
+export async function startNodes(
+  nodes: readonly ScaleNode[],
+  children: Map<string, Deno.ChildProcess>,
+  cleanups: Array<() => Promise<unknown>>,
+): Promise<void> {
+  await run(["groupdel", GROUP]);
+  await must(["groupadd", GROUP]);
+  cleanups.push(() => run(["groupdel", GROUP]));
+  for (const node of nodes) {
+    await writeNode(node);
+    children.set(
+      `sshd${node.n}`,
+      await startSshd(node.ns, `${node.dir}/sshd_config`, { waitFor: [node.ip] }),
+    );
+    children.set(`dnat${node.n}`, await startDnatService(node.ns, node.configPath, node.dir));
+  }
+}
+
+/**
+ * Starts director.sh (VIP to `nodes`) in namespace `ns`, its output appended to `log`; resolves
+ * once it has written its first table.
+ */
+export async function startDirector(
+  ns: string,
+  log: string,
+  nodes: readonly ScaleNode[],
+  env: Record<string, string> = {},
+): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      'exec "$@" >>"$0" 2>&1',
+      log,
+      "ip",
+      "netns",
+      "exec",
+      ns,
+      "env",
+      `INTERVAL=1`,
+      `HEALTH_PORT=${HEALTH_PORT}`,
+      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      "bash",
+      DIRECTOR,
+      SCALE_IP.vip,
+      ...nodes.map((n) => n.ip),
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const read = () => Deno.readTextFile(log).catch(() => "");
+  try {
+    await waitFor("the director's first table", async () => {
+      const status = await Promise.race([child.status, Promise.resolve(undefined)]);
+      if (status) throw new Error(`director.sh exited ${status.code}: ${await read()}`);
+      return (await read()).includes(`${SCALE_IP.vip} -> `);
+    }, 15_000);
+  } catch (error) {
+    child.kill("SIGTERM");
+    await child.status;
+    throw error;
+  }
+  return child;
+}
+
+/** The node (1, 2, …) whose sshd answered an SSH connection from `client` (in `clientNs`) to the VIP. */
+export async function sshNode(clientNs: string, client: string): Promise<number | undefined> {
+  const ran = await run([
+    "ip",
+    "netns",
+    "exec",
+    clientNs,
+    "ssh",
+    "-v",
+    "-b",
+    client,
+    "-F",
+    "/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "ConnectTimeout=3",
+    "-o",
+    "PreferredAuthentications=publickey",
+    "-o",
+    "IdentityFile=/dev/null",
+    `${prefixed("nobody")}@${SCALE_IP.vip}`,
+    "true",
+  ], { timeoutMs: 20_000 });
+  const m = ran.stderr.match(/remote software version .* node(\d+)/);
+  return m ? Number(m[1]) : undefined;
 }
 
 async function buildNetwork(
