@@ -1,7 +1,7 @@
 /**
  * Forward-mode benchmarks, on each DNAT backend: the API's allocation rate,
  * and UDP through an allocated port against the same stream routed without
- * NAT.
+ * NAT; and the daemon's churn (bench/forward_churn.ts).
  * @module
  */
 // deno-lint-ignore-file no-console
@@ -9,10 +9,11 @@ import { FIP, must, ROOT } from "../tests/testbed/mod.ts";
 import { benchForwardBed, FORWARD_BACKENDS, type ForwardBackend } from "./_forward_bed.ts";
 import { median, type Report } from "./_report.ts";
 import { denoScriptInNs, udpStream } from "./_measure.ts";
+import { forwardChurn } from "./forward_churn.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
 
-/** Forward mode: BENCH_ONLY=forward:api (section names below) runs only those. */
+/** Forward mode: BENCH_ONLY=forward:api,forward:churn (section names below) runs only those. */
 export async function forwardBenchmarks(report: Report): Promise<void> {
   const only = Deno.env.get("BENCH_ONLY")?.split(",").filter((e) => e.startsWith("forward:"))
     .map((e) => e.slice("forward:".length));
@@ -20,6 +21,7 @@ export async function forwardBenchmarks(report: Report): Promise<void> {
     ["api", async () => {
       for (const backend of FORWARD_BACKENDS) await forwardApi(backend, report);
     }],
+    ["churn", () => forwardChurn(report)],
   ];
   for (const [name, section] of sections) {
     if (!only?.length || only.includes(name)) await section();
