@@ -1,6 +1,6 @@
 /**
  * Measuring helpers shared by the benchmarks: timing a command, a
- * process's PSS, waiting for a "ready" line, UDP streams.
+ * process's memory and open files, waiting for a "ready" line, UDP streams.
  * @module
  */
 
@@ -25,10 +25,27 @@ export async function timed(argv: string[]): Promise<number> {
   return (performance.now() - start) / 1000;
 }
 
+/**
+ * Resident and proportional set size of a process, and its anonymous memory (heap and stacks,
+ * which no other process shares), in KiB (0 when it is gone).
+ */
+export async function memoryKb(pid: number): Promise<{ rss: number; pss: number; anon: number }> {
+  const text = await Deno.readTextFile(`/proc/${pid}/smaps_rollup`).catch(() => "");
+  const field = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? 0);
+  return { rss: field("Rss"), pss: field("Pss"), anon: field("Anonymous") };
+}
+
 /** Proportional set size of a process, in KiB (0 when it is gone). */
 export async function pssKb(pid: number): Promise<number> {
-  const text = await Deno.readTextFile(`/proc/${pid}/smaps_rollup`).catch(() => "");
-  return Number(/^Pss:\s+(\d+)/m.exec(text)?.[1] ?? 0);
+  return (await memoryKb(pid)).pss;
+}
+
+/** How many file descriptors a process has open. */
+export async function openFds(pid: number): Promise<number> {
+  let count = 0;
+  for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) count++;
+  return count;
 }
 
 /** Sum of the PSS of processes, in MiB. */

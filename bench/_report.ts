@@ -88,7 +88,7 @@ export function markdown(
     JSON.stringify(report.extra, null, 2),
     "```",
     "",
-    "Reproduce: `make bench` (as root). `BENCH_ROUNDS`, `BENCH_SCP_MB` and `BENCH_SESSIONS` shorten a run.",
+    "Reproduce: `make bench` (as root). `BENCH_ROUNDS`, `BENCH_SCP_MB`, `BENCH_SESSIONS` and `BENCH_CHURN_SECONDS` shorten a run.",
     "",
   ].join("\n");
 }

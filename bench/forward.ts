@@ -1,50 +1,46 @@
 /**
- * Forward-mode benchmarks: the API's allocation rate, and UDP through an
- * allocated port against the same stream routed without NAT.
+ * Forward-mode benchmarks, on each DNAT backend: the API's allocation rate,
+ * and UDP through an allocated port against the same stream routed without
+ * NAT; and the daemon's churn (bench/forward_churn.ts).
  * @module
  */
 // deno-lint-ignore-file no-console
-import {
-  BINARY,
-  createForwardBed,
-  FIP,
-  type ForwardBed,
-  forwardConfig,
-  must,
-  ROOT,
-} from "../tests/testbed/mod.ts";
+import { FIP, must, ROOT } from "../tests/testbed/mod.ts";
+import { benchForwardBed, FORWARD_BACKENDS, type ForwardBackend } from "./_forward_bed.ts";
 import { median, type Report } from "./_report.ts";
 import { denoScriptInNs, udpStream } from "./_measure.ts";
+import { forwardChurn } from "./forward_churn.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
 
-/** Forward mode: API allocations per second, and UDP through an allocated port. */
+/** Forward mode: BENCH_ONLY=forward:api,forward:churn (section names below) runs only those. */
 export async function forwardBenchmarks(report: Report): Promise<void> {
-  console.log("Forward API: allocations per second, and UDP through an allocated port");
-  const bed: ForwardBed = await createForwardBed();
+  const only = Deno.env.get("BENCH_ONLY")?.split(",").filter((e) => e.startsWith("forward:"))
+    .map((e) => e.slice("forward:".length));
+  const sections: Array<[string, () => Promise<void>]> = [
+    ["api", async () => {
+      for (const backend of FORWARD_BACKENDS) await forwardApi(backend, report);
+    }],
+    ["churn", () => forwardChurn(report)],
+  ];
+  for (const [name, section] of sections) {
+    if (!only?.length || only.includes(name)) await section();
+  }
+}
+
+/** API allocations per second, and UDP through an allocated port, on one backend. */
+async function forwardApi(backend: ForwardBackend, report: Report): Promise<void> {
+  console.log(
+    `Forward API (${backend}): allocations per second, and UDP through an allocated port`,
+  );
+  // Allocation rate is measured beyond the per-user cap's default (128 live sessions), and
+  // sessions live for the whole run without keepalives.
+  const bed = await benchForwardBed(backend, (config) =>
+    config
+      .replace("</proxy>", "<max_sessions_per_user>65535</max_sessions_per_user></proxy>")
+      .replace("<session_timeout>4</session_timeout>", "<session_timeout>600</session_timeout>")
+      .replace("<port_range_high>5199", "<port_range_high>6999"));
   try {
-    await Deno.writeTextFile(bed.configPath, forwardConfig(bed.dir));
-    await must([
-      BINARY,
-      "forward",
-      "user",
-      "add",
-      "bench",
-      "--password-stdin",
-      "--allow",
-      // The outside server sits on a network the proxy is attached to: allowed explicitly, as policy requires.
-      `${FIP.outside}/32`,
-      "--config",
-      bed.configPath,
-    ], { stdin: "pw" });
-    // Allocation rate is measured beyond the per-user cap's default (128 live sessions).
-    await bed.startDaemon(
-      forwardConfig(bed.dir, "<max_sessions_per_user>65535</max_sessions_per_user>").replace(
-        "<session_timeout>4</session_timeout>",
-        "<session_timeout>600</session_timeout>",
-      )
-        .replace("<port_range_high>5199", "<port_range_high>6999"),
-    );
     const client = await must(
       denoScriptInNs(
         bed.ns.inside,
@@ -57,7 +53,7 @@ export async function forwardBenchmarks(report: Report): Promise<void> {
     const api = JSON.parse(client);
     report.add({
       section: "Forward API",
-      metric: "allocations per second",
+      metric: `${backend}: allocations per second`,
       unit: "/s",
       candidate: api.concurrent,
       baseline: api.sequential,
@@ -101,7 +97,7 @@ export async function forwardBenchmarks(report: Report): Promise<void> {
     }
     report.add({
       section: "Forward API",
-      metric: "UDP through an allocated port",
+      metric: `${backend}: UDP through an allocated port`,
       unit: "Mbit/s",
       candidate: median(viaPort),
       baseline: median(routed),

@@ -49,6 +49,11 @@ export interface ForwardBed {
   stopDaemon(): Promise<string>;
   /** The daemon's stderr so far. */
   daemonLog(): string;
+  /**
+   * The pid of the process `startDaemon` spawned (undefined when stopped): `ip netns exec`, the
+   * unit sandbox and the launcher each exec the next, so it ends up as the daemon's Deno.
+   */
+  daemonPid(): number | undefined;
   inNs(
     ns: string,
     argv: string[],
@@ -143,6 +148,7 @@ export async function createForwardBed(): Promise<ForwardBed> {
       return daemonText;
     },
     daemonLog: () => daemonText,
+    daemonPid: () => daemon?.pid,
     inNs: (name, argv, o = {}) =>
       run(["ip", "netns", "exec", name, ...argv], {
         ...(o.stdin !== undefined ? { stdin: o.stdin } : {}),
