@@ -16,6 +16,9 @@ async function hidden(script: string, copy: string): Promise<{ code: number; out
     inPrivateMounts(
       [
         "set -u",
+        // The checkout, /tmp and /var/cache are hidden below: a working directory in them (a
+        // clone under /tmp) would be gone for every program run.
+        "cd /",
         "mkdir -p /run/xferproxy-dist-test",
         "mount -t tmpfs -o mode=755 xp-ship /run/xferproxy-dist-test",
         `cp ${copy} /run/xferproxy-dist-test/xferproxy`,

@@ -9,7 +9,7 @@
  */
 import { assertEquals } from "../_assert.ts";
 import { must } from "../testbed/exec.ts";
-import { ROOT } from "../testbed/paths.ts";
+import { PYTHON, ROOT } from "../testbed/paths.ts";
 import { createTestbed, IP, type Testbed } from "../testbed/reverse_bed.ts";
 import { sendUdp } from "../testbed/udp.ts";
 import { dnatArgv } from "../../src/dnat/contract.ts";
@@ -47,7 +47,7 @@ async function register(bed: Testbed, clients: readonly string[], owner: number)
 /** Starts the UDP echo endpoint on server A directly (no session), until `stop()`. */
 function echoOnServerA(bed: Testbed): { stop(): Promise<void> } {
   const child = new Deno.Command("ip", {
-    args: ["netns", "exec", bed.ns.a, "python3", `${ROOT}tests/udp_echo.py`, "33001"],
+    args: ["netns", "exec", bed.ns.a, PYTHON, `${ROOT}tests/udp_echo.py`, "33001"],
     stdin: "piped",
     stdout: "null",
     stderr: "null",

@@ -68,11 +68,18 @@ function withRuleOption(config: string, option: string): string {
 }
 
 async function noSessionsLeft(bed: Testbed): Promise<void> {
-  await waitFor(
-    "every session's rules to go",
-    async () => (await listed(bed)).length === 0,
-    15_000,
-  );
+  try {
+    await waitFor(
+      "every session's rules to go",
+      async () => (await listed(bed)).length === 0,
+      15_000,
+    );
+  } catch (error) {
+    // What is left, and what the service and sessions said last: enough to tell why.
+    const left = JSON.stringify(await listed(bed).catch((e) => String(e)));
+    const tail = (await bed.log()).split("\n").slice(-25).join("\n");
+    throw new Error(`${(error as Error).message}; still listed: ${left}\nlast log lines:\n${tail}`);
+  }
 }
 
 async function learned(bed: Testbed, port: number): Promise<void> {

@@ -6,7 +6,7 @@
  */
 import { assertEquals, assertIncludes, assertMatch, assertOk } from "../_assert.ts";
 import { must, run, waitFor } from "../testbed/exec.ts";
-import { BINARY, ROOT } from "../testbed/paths.ts";
+import { BINARY, PYTHON, ROOT } from "../testbed/paths.ts";
 import {
   createForwardBed,
   FIP,
@@ -624,7 +624,7 @@ Deno.test({
                 "netns",
                 "exec",
                 bed.ns.inside,
-                "python3",
+                PYTHON,
                 `${ROOT}tests/e2e/probes/flood.py`,
                 FIP.proxyIn,
                 "9091",

@@ -6,11 +6,11 @@ import { assertEquals, assertMatch } from "../_assert.ts";
 import { logger, setupLogging, teardownLogging } from "../../src/log/mod.ts";
 import { logLinesLost, openLogOutputs } from "../../src/platform/log_outputs.ts";
 import { must, run } from "../testbed/exec.ts";
-import { tempDir } from "../testbed/paths.ts";
+import { PYTHON, tempDir } from "../testbed/paths.ts";
 
 /** A stand-in for /dev/log: a unix datagram socket at `socket`; `received(n)` has its first n lines. */
 async function syslogStandIn(socket: string) {
-  const server = new Deno.Command("python3", {
+  const server = new Deno.Command(PYTHON, {
     args: [
       "-c",
       `

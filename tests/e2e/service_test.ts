@@ -7,6 +7,7 @@
  */
 import { assertEquals, assertMatch, assertOk } from "../_assert.ts";
 import { run, waitFor } from "../testbed/exec.ts";
+import { PYTHON } from "../testbed/paths.ts";
 import { createTestbed, IP, USERS } from "../testbed/reverse_bed.ts";
 import { sendUdp, startEchoSession } from "../testbed/udp.ts";
 
@@ -61,7 +62,7 @@ Deno.test({
 
       await t.step("a process outside sshd's tree is refused at the socket", async () => {
         // A group member with a shell, whatever it sets in its environment.
-        const result = await bed.inProxy(["python3", "-c", HELLO, socket], {
+        const result = await bed.inProxy([PYTHON, "-c", HELLO, socket], {
           user: bob,
           env: { SSH_CONNECTION: `198.18.1.99 50000 ${IP.proxy} 22` },
         });

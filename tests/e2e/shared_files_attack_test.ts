@@ -7,7 +7,7 @@
  */
 import { assertEquals, assertMatch } from "../_assert.ts";
 import { run, waitFor } from "../testbed/exec.ts";
-import { probeArgv, tempDir } from "../testbed/paths.ts";
+import { probeArgv, PYTHON, tempDir } from "../testbed/paths.ts";
 import { logger, type LogOutputs, setupLogging, teardownLogging } from "../../src/log/mod.ts";
 import { openLogOutputs } from "../../src/platform/log_outputs.ts";
 
@@ -20,7 +20,7 @@ const MEMBER = 65534;
  * have passed: an opener's lstat may see a regular file whose place a FIFO takes before open().
  */
 function startSwapper(paths: string[]): Deno.ChildProcess {
-  return new Deno.Command("python3", {
+  return new Deno.Command(PYTHON, {
     args: [
       "-c",
       `

@@ -15,6 +15,12 @@ export interface RunResult {
 export const ROOT = new URL("../../", import.meta.url).pathname;
 /** The binary every end-to-end test and the demo run. */
 export const BINARY = `${ROOT}dist/xferproxy`;
+/**
+ * The distribution's Python, as sysdeps installs it, for the probes and echo servers: not a
+ * version manager's shim from the caller's PATH (pyenv's runs a shell per start and fails in a
+ * working directory that a test's private mounts hide).
+ */
+export const PYTHON = "/usr/bin/python3";
 
 /**
  * `argv` run as restricted as the packaged systemd unit says (capabilities, no new privileges,
@@ -23,7 +29,7 @@ export const BINARY = `${ROOT}dist/xferproxy`;
  */
 export function underUnit(unit: "xferproxy-dnat" | "xferproxy-forward", argv: string[]): string[] {
   return [
-    "python3",
+    PYTHON,
     `${ROOT}tests/testbed/unit_sandbox.py`,
     `${ROOT}packaging/systemd/${unit}.service`,
     "--",

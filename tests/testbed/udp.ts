@@ -6,7 +6,7 @@
  */
 
 import { run } from "./exec.ts";
-import { ROOT } from "./paths.ts";
+import { PYTHON, ROOT } from "./paths.ts";
 import type { Testbed } from "./reverse_bed.ts";
 
 /** A reverse session running the echo endpoint upstream; `end()` closes it like a client would. */
@@ -24,6 +24,7 @@ export async function startEchoSession(
 ): Promise<EchoSession> {
   const [program, ...args] = bed.sshArgs(user);
   const child = new Deno.Command(program as string, {
+    // The session's command, as the rule's policy allows it: the upstream's python3.
     args: [...args, host, "python3", `${ROOT}tests/udp_echo.py`, String(port)],
     stdin: "piped",
     stdout: "piped",
@@ -73,11 +74,17 @@ async function clientProbe(
     "netns",
     "exec",
     bed.ns.client,
-    "python3",
+    PYTHON,
     `${ROOT}tests/e2e/probes/${script}`,
     ...args.map(String),
   ], { timeoutMs });
-  if (result.code !== 0) throw new Error(`${script} failed: ${result.stderr}`);
+  if (result.code !== 0) {
+    throw new Error(
+      `${script} failed (${
+        result.signal ? `killed by ${result.signal} after ${timeoutMs} ms` : `exit ${result.code}`
+      }): ${result.stderr}`,
+    );
+  }
   return JSON.parse(result.stdout);
 }
 
@@ -127,7 +134,7 @@ export async function startDirectEcho(
       "netns",
       "exec",
       which === "a" ? bed.ns.a : bed.ns.b,
-      "python3",
+      PYTHON,
       `${ROOT}tests/udp_echo.py`,
       String(port),
     ],

@@ -1,8 +1,9 @@
 /**
- * A session process opening a shared file `count` times while the test swaps
- * FIFOs in and out of its place: `log` appends a line to `<dir>/xferproxy.log`,
- * `balancer` updates `<dir>/balancer.json`. Prints how many opens worked and
- * how many were refused; a FIFO opened blocking would never let it print.
+ * A session process opening a shared file `count` times (more, up to 20 s, until
+ * both outcomes are seen) while the test swaps FIFOs in and out of its place:
+ * `log` appends a line to `<dir>/xferproxy.log`, `balancer` updates
+ * `<dir>/balancer.json`. Prints how many opens worked and how many were
+ * refused; a FIFO opened blocking would never let it print.
  */
 // deno-lint-ignore-file no-console
 import { openSharedAppend } from "../../../src/platform/shared_files.ts";
@@ -12,7 +13,14 @@ const [kind = "log", dir = "", count = "1"] = Deno.args;
 const shared = openSharedJson(dir, "balancer");
 let opened = 0;
 let refused = 0;
-for (let i = 0; i < Number(count); i++) {
+// At least `count` opens; on a loaded host the swapper may not have raced them yet, so more, until
+// both outcomes are seen, for at most 20 s.
+const until = Date.now() + 20_000;
+for (
+  let i = 0;
+  i < Number(count) || ((opened === 0 || refused === 0) && Date.now() < until);
+  i++
+) {
   try {
     if (kind === "log") {
       const file = openSharedAppend(`${dir}/xferproxy.log`);
