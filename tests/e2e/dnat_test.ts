@@ -67,19 +67,29 @@ function withRuleOption(config: string, option: string): string {
   );
 }
 
-async function noSessionsLeft(bed: Testbed): Promise<void> {
+/** Waits as waitFor does; on a timeout, says what is listed and what the log said last. */
+async function waitExplained(
+  bed: Testbed,
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
   try {
-    await waitFor(
-      "every session's rules to go",
-      async () => (await listed(bed)).length === 0,
-      15_000,
-    );
+    await waitFor(what, probe, timeoutMs);
   } catch (error) {
-    // What is left, and what the service and sessions said last: enough to tell why.
     const left = JSON.stringify(await listed(bed).catch((e) => String(e)));
     const tail = (await bed.log()).split("\n").slice(-25).join("\n");
-    throw new Error(`${(error as Error).message}; still listed: ${left}\nlast log lines:\n${tail}`);
+    throw new Error(`${(error as Error).message}; listed: ${left}\nlast log lines:\n${tail}`);
   }
+}
+
+async function noSessionsLeft(bed: Testbed): Promise<void> {
+  await waitExplained(
+    bed,
+    "every session's rules to go",
+    async () => (await listed(bed)).length === 0,
+    15_000,
+  );
 }
 
 async function learned(bed: Testbed, port: number): Promise<void> {
@@ -417,7 +427,8 @@ function dnatSuite(backend: "iptables" | "nftables") {
                 : ["nft", "flush ruleset"];
               await must(["ip", "netns", "exec", bed.ns.proxy, ...flush]);
               await run(["ip", "netns", "exec", bed.ns.proxy, "conntrack", "-F"]);
-              await waitFor(
+              await waitExplained(
+                bed,
                 "the rules to come back",
                 async () => (await sendUdp(bed, 47000, IP.proxy, 33001, 2)) === 2,
                 15_000,
