@@ -13,13 +13,11 @@ import {
   deleteLines,
   elementId,
   hasTcp,
-  isFlowSet,
-  NAT_SETS,
   type NatElement,
   natElements,
   neededElements,
   nftFamily,
-  parseKeys,
+  parseElementIds,
   refreshLines,
   tableText,
   tcpUpgradeText,
@@ -77,18 +75,9 @@ export function nftablesBackend(nft: NftRunner): DnatBackend {
     }
     current.add(family);
   };
-  /** Element ids the kernel holds in our table. */
-  const present = async (family: 4 | 6): Promise<Set<string>> => {
-    const ids = new Set<string>();
-    for (const set of NAT_SETS) {
-      const kind = isFlowSet(set) ? "set" : "map";
-      const json = await nft.run(`list ${kind} ${nftFamily(family)} xferproxy ${set}`, {
-        json: true,
-      });
-      for (const key of parseKeys(json)) ids.add(elementId({ set, key }));
-    }
-    return ids;
-  };
+  /** Element ids the kernel holds in our table: one listing (a call is a process without FFI). */
+  const present = async (family: 4 | 6): Promise<Set<string>> =>
+    parseElementIds(await nft.run(`list table ${nftFamily(family)} xferproxy`, { json: true }));
   const families = [4, 6] as const;
   const of = (sessions: readonly DnatSession[], family: 4 | 6) =>
     sessions.filter((s) => s.client.family === family);

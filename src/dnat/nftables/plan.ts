@@ -112,11 +112,6 @@ export const NAT_SETS = ["dnat_port", "dnat_addr", "flows", "dnat_tcp", "tcp_flo
 /** A map or set of ours. */
 export type NatSet = typeof NAT_SETS[number];
 
-/** True for the sets (no data); the others are maps. */
-export function isFlowSet(set: NatSet): boolean {
-  return set === "flows" || set === "tcp_flows";
-}
-
 /** One element of our maps or set. */
 export interface NatElement {
   readonly set: NatSet;
@@ -193,19 +188,26 @@ export function refreshLines(family: 4 | 6, e: NatElement): string[] {
   return [...deleteLines(family, e), addLine(family, e)];
 }
 
-/** Keys present in a map or set, from `nft -j list map|set …` (concatenations joined with " . "). */
-export function parseKeys(json: string): Set<string> {
-  const keys = new Set<string>();
-  const doc = JSON.parse(json) as { nftables?: Array<Record<string, { elem?: unknown[] }>> };
+/**
+ * Element ids (`set|key`, as `elementId`) of our maps and sets, from one `nft -j list table …`
+ * of our table (concatenations joined with " . "); other sets, chains and rules are skipped.
+ */
+export function parseElementIds(json: string): Set<string> {
+  const ids = new Set<string>();
+  const ours = new Set<string>(NAT_SETS);
+  const doc = JSON.parse(json) as {
+    nftables?: Array<Record<string, { name?: string; elem?: unknown[] }>>;
+  };
   for (const item of doc.nftables ?? []) {
     const body = item.map ?? item.set;
-    for (const elem of body?.elem ?? []) {
+    if (!body?.name || !ours.has(body.name)) continue;
+    for (const elem of body.elem ?? []) {
       // Maps list [key, data] pairs; sets list the key alone. Keys may carry timeout/comment wrappers.
       const keyPart = Array.isArray(elem) ? elem[0] : elem;
       const wrapped = (keyPart as { elem?: { val?: unknown } }).elem?.val ?? keyPart;
       const concat = (wrapped as { concat?: unknown[] }).concat;
-      keys.add(concat ? concat.map(String).join(" . ") : String(wrapped));
+      ids.add(`${body.name}|${concat ? concat.map(String).join(" . ") : String(wrapped)}`);
     }
   }
-  return keys;
+  return ids;
 }

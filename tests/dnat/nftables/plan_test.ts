@@ -6,7 +6,7 @@ import {
   ELEMENT_TIMEOUT_S,
   natElements,
   neededElements,
-  parseKeys,
+  parseElementIds,
   refreshLines,
   tableText,
 } from "../../../src/dnat/nftables/plan.ts";
@@ -59,20 +59,31 @@ Deno.test("tableText() builds our own table with NAT maps, flow set and marked f
   assertEquals(text.includes("set sessions"), false);
 });
 
-Deno.test("parseKeys() reads nft -j listings of maps and sets", () => {
+Deno.test("parseElementIds() reads our maps' and sets' elements from one nft -j table listing", () => {
   const json = JSON.stringify({
-    nftables: [{ metainfo: {} }, {
-      map: {
-        elem: [[
-          { elem: { val: { concat: ["198.18.1.2", "198.18.1.1", 33001] }, timeout: 120 } },
-          { concat: ["198.18.2.2", 33001] },
-        ]],
+    nftables: [
+      { metainfo: {} },
+      { table: { family: "ip", name: "xferproxy" } },
+      {
+        map: {
+          name: "dnat_addr",
+          elem: [[
+            { elem: { val: { concat: ["198.18.1.2", "198.18.1.1", 33001] }, timeout: 120 } },
+            { concat: ["198.18.2.2", 33001] },
+          ]],
+        },
       },
-    }, { set: { elem: [{ concat: ["198.18.1.2", "198.18.2.2", 33001] }] } }],
+      { set: { name: "flows", elem: [{ concat: ["198.18.1.2", "198.18.2.2", 33001] }] } },
+      {
+        // Not ours: an administrator's set in the table is no session's element.
+        set: { name: "admin_allow", elem: [{ concat: ["198.18.9.9", "198.18.2.2", 22] }] },
+      },
+      { chain: { name: "prerouting" } },
+    ],
   });
-  assertEquals([...parseKeys(json)], [
-    "198.18.1.2 . 198.18.1.1 . 33001",
-    "198.18.1.2 . 198.18.2.2 . 33001",
+  assertEquals([...parseElementIds(json)], [
+    "dnat_addr|198.18.1.2 . 198.18.1.1 . 33001",
+    "flows|198.18.1.2 . 198.18.2.2 . 33001",
   ]);
 });
 
@@ -144,4 +155,38 @@ Deno.test("nftablesBackend.remove() after a flush took the table: nothing left, 
   const runner = recordingRunner(() => ({ stdout: "" }));
   await nftablesBackend(nftCommandRunner(runner)).remove([session()], []);
   assertEquals(runner.calls.map((c) => c.stdin), ["list tables\n"]);
+});
+
+Deno.test("nftablesBackend.reconcile() lists our table once per round and re-adds what a flush took", async () => {
+  const wanted = session();
+  const listing = (elements: ReturnType<typeof natElements>) =>
+    JSON.stringify({
+      nftables: elements.map((e) => ({
+        [e.data === undefined ? "set" : "map"]: {
+          name: e.set,
+          elem: [
+            e.data === undefined
+              ? { concat: e.key.split(" . ") }
+              : [{ concat: e.key.split(" . ") }, { concat: e.data.split(" . ") }],
+          ],
+        },
+      })),
+    });
+  for (const kernel of [natElements(wanted), natElements(wanted).slice(1)]) {
+    const runner = recordingRunner((call) => {
+      if (call.stdin === "list tables\n") return { stdout: "table ip xferproxy\n" };
+      if (call.stdin?.startsWith("list chain")) return { stdout: "tcp dport" };
+      if (call.args.join(" ") === "-j list table ip xferproxy") {
+        return { stdout: listing(kernel) };
+      }
+      return {};
+    });
+    const { repaired } = await nftablesBackend(nftCommandRunner(runner)).reconcile([wanted]);
+    const listings = runner.calls.filter((c) => c.args[0] === "-j");
+    assertEquals(listings.map((c) => c.args.join(" ")), ["-j list table ip xferproxy"]);
+    const whole = kernel.length === natElements(wanted).length;
+    assertEquals(repaired, whole ? [] : [wanted.id]);
+    const added = runner.calls.filter((c) => c.stdin?.startsWith("add element")).length;
+    assertEquals(added, whole ? 0 : 1);
+  }
 });
