@@ -15,7 +15,7 @@ import type { CommandRunner } from "../process/runner.ts";
 import { type ProcessTable, procProcessTable } from "../dnat/owner.ts";
 import { commandProcReader } from "./proc_readers.ts";
 import type { RegistryStore } from "../dnat/deps.ts";
-import { emptyRegistry, parseRegistry, serializeRegistry } from "../dnat/registry.ts";
+import { emptyRegistry, registryReader, serializeRegistry } from "../dnat/registry.ts";
 
 /** Processes through /proc, read by head(1) in one batch (the one-shot calls hold no FFI). */
 export function commandProcessTable(runner: CommandRunner): ProcessTable {
@@ -125,6 +125,7 @@ export function registryStore(
   warn: (message: string) => void,
 ): RegistryStore {
   const path = `${dir}/sessions.json`;
+  const parse = registryReader();
   let queue: Promise<void> = Promise.resolve();
   return {
     lock<T>(fn: () => Promise<T>): Promise<T> {
@@ -145,14 +146,14 @@ export function registryStore(
       return turn;
     },
     async read() {
-      let text: string;
+      let stored: Uint8Array;
       try {
-        text = await Deno.readTextFile(path);
+        stored = await Deno.readFile(path);
       } catch (error) {
         if (error instanceof Deno.errors.NotFound) return emptyRegistry();
         throw error;
       }
-      const { registry, dropped } = parseRegistry(text);
+      const { registry, dropped } = parse(stored);
       if (dropped) warn(`Ignored ${dropped} unreadable entries of the DNAT registry ${path}`);
       return registry;
     },
