@@ -314,7 +314,8 @@ export function registryReader(): (stored: Uint8Array) => ParsedRegistry {
   let last: { stored: Uint8Array; parsed: ParsedRegistry } | undefined;
   return (stored) => {
     if (last && sameBytes(last.stored, stored)) return last.parsed;
-    last = { stored, parsed: parseRegistry(decoder.decode(stored)) };
+    // A copy: the caller may read the next registry into the same buffer.
+    last = { stored: stored.slice(), parsed: parseRegistry(decoder.decode(stored)) };
     return last.parsed;
   };
 }

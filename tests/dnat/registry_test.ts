@@ -168,6 +168,11 @@ Deno.test("registryReader() gives back the same registry while the stored bytes 
       .map((e) => e.id),
     ["c", "b", "d"],
   );
+  // One buffer the caller reads each registry into: what it held before is not what is compared.
+  const buffer = bytes({ entries: [entry("e")] });
+  assertEquals(read(buffer).registry.entries.map((e) => e.id), ["e"]);
+  buffer.set(bytes({ entries: [entry("f")] }));
+  assertEquals(read(buffer).registry.entries.map((e) => e.id), ["f"]);
   // What does not parse still counts, every time it is read.
   const broken = new TextEncoder().encode("{not json");
   assertEquals([read(broken).dropped, read(broken).dropped], [1, 1]);
