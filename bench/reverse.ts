@@ -107,14 +107,15 @@ async function listed(bed: Testbed): Promise<Array<{ alive: boolean }>> {
   );
 }
 
-/** The DNAT service's pid in the proxy namespace. */
-async function servicePid(): Promise<number> {
-  const out = await run(["pgrep", "-f", "dnat serve --config"]);
-  for (const pid of out.stdout.trim().split("\n").filter(Boolean).map(Number)) {
-    const name = (await Deno.readTextFile(`/proc/${pid}/comm`).catch(() => "")).trim();
-    if (name === "deno" || name === "xferproxy") return pid;
-  }
-  throw new Error("the DNAT service is not running");
+/**
+ * The pid of this bed's DNAT service, from its heartbeat: a search by command line could find
+ * another bed's service on the same host (a test run beside the bench) and measure that one.
+ */
+async function servicePid(bed: Testbed): Promise<number> {
+  const beat = await Deno.readTextFile(`${bed.dir}/state/dnat/service.json`).catch(() => "{}");
+  const pid = (JSON.parse(beat) as { pid?: number }).pid;
+  if (!pid) throw new Error("the DNAT service is not running");
+  return pid;
 }
 
 interface Routes {
@@ -318,7 +319,7 @@ async function manySessions(bed: Testbed, report: Report): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 5000));
     const registered = await listed(bed);
     const live = registered.filter((s) => s.alive).length;
-    const service = await pssMib([await servicePid()]);
+    const service = await pssMib([await servicePid(bed)]);
     const own = await pssMib(await userProcesses(USERS.alice));
     report.add({
       section: "Scale",
@@ -474,13 +475,13 @@ async function heldSessions(bed: Testbed, report: Report): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
     await new Promise((resolve) => setTimeout(resolve, 5000));
-    const service = await pssMib([await servicePid()]);
+    const service = await pssMib([await servicePid(bed)]);
     if (Deno.env.get("BENCH_DEBUG")) {
       for (let k = 0; k < 6; k++) {
         const beat = JSON.parse(await Deno.readTextFile(`${bed.dir}/state/dnat/service.json`));
         console.log(
           `  heartbeat memory ${JSON.stringify(beat.memory_mib)}, PSS ${
-            (await pssMib([await servicePid()])).toFixed(1)
+            (await pssMib([await servicePid(bed)])).toFixed(1)
           }`,
         );
         await new Promise((resolve) => setTimeout(resolve, 5000));

@@ -23,7 +23,10 @@ import type { DnatBackend, Owner } from "./types.ts";
 export interface RegistryStore {
   /** Runs `fn` holding the exclusive DNAT lock. */
   lock<T>(fn: () => Promise<T>): Promise<T>;
-  /** The registry; empty when missing. */
+  /**
+   * The registry; empty when missing. While the file is unchanged it may be the very objects
+   * an earlier read gave (so backends can tell sessions unchanged at a glance): never change them.
+   */
   read(): Promise<Registry>;
   write(registry: Registry): Promise<void>;
   /** Changes whenever the registry is written (cheap: no parsing). */

@@ -278,7 +278,7 @@ function legacyEntry(e: unknown[]): RegistryEntry | undefined {
 }
 
 /** Reads a stored registry; entries that do not parse are dropped and counted. */
-export function parseRegistry(text: string): { registry: Registry; dropped: number } {
+export function parseRegistry(text: string): ParsedRegistry {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -294,6 +294,36 @@ export function parseRegistry(text: string): { registry: Registry; dropped: numb
     e !== undefined
   );
   return { registry: { entries }, dropped: raw.length - entries.length };
+}
+
+/** What a stored registry parses to: its entries, and how many did not parse. */
+export interface ParsedRegistry {
+  readonly registry: Registry;
+  readonly dropped: number;
+}
+
+/**
+ * Parses stored registries, giving back the very same result while the stored bytes stay the
+ * same. The DNAT service reads the registry every round; parsed anew each time, a thousand
+ * sessions were megabytes of short-lived objects a second, which grew its heap by tens of MiB.
+ * The result is shared, so no caller may change it (its types are read-only).
+ */
+export function registryReader(): (stored: Uint8Array) => ParsedRegistry {
+  // The BOM kept, as Deno.readTextFile keeps it: such a file does not parse, as before.
+  const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  let last: { stored: Uint8Array; parsed: ParsedRegistry } | undefined;
+  return (stored) => {
+    if (last && sameBytes(last.stored, stored)) return last.parsed;
+    // A copy: the caller may read the next registry into the same buffer.
+    last = { stored: stored.slice(), parsed: parseRegistry(decoder.decode(stored)) };
+    return last.parsed;
+  };
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** The registry without the given sessions. */

@@ -15,7 +15,7 @@ import type { CommandRunner } from "../process/runner.ts";
 import { type ProcessTable, procProcessTable } from "../dnat/owner.ts";
 import { commandProcReader } from "./proc_readers.ts";
 import type { RegistryStore } from "../dnat/deps.ts";
-import { emptyRegistry, parseRegistry, serializeRegistry } from "../dnat/registry.ts";
+import { emptyRegistry, registryReader, serializeRegistry } from "../dnat/registry.ts";
 
 /** Processes through /proc, read by head(1) in one batch (the one-shot calls hold no FFI). */
 export function commandProcessTable(runner: CommandRunner): ProcessTable {
@@ -119,12 +119,34 @@ export async function prepareDnatDirectory(stateDirectory: string): Promise<stri
   return dir;
 }
 
+/**
+ * Reads a whole file into `into.buffer`, growing it when the file is larger; the bytes read are
+ * a view of that buffer, valid until the next read. The DNAT service reads the registry every
+ * few seconds: a new buffer each time (400 KB at a thousand sessions) lingered until a GC came.
+ */
+async function readInto(path: string, into: { buffer: Uint8Array }): Promise<Uint8Array> {
+  using file = await Deno.open(path, { read: true });
+  let length = 0;
+  for (;;) {
+    if (length === into.buffer.length) {
+      const larger = new Uint8Array(Math.max(64 * 1024, into.buffer.length * 2));
+      larger.set(into.buffer);
+      into.buffer = larger;
+    }
+    const n = await file.read(into.buffer.subarray(length));
+    if (n === null) return into.buffer.subarray(0, length);
+    length += n;
+  }
+}
+
 /** The registry file and lock in a prepared DNAT directory. */
 export function registryStore(
   dir: string,
   warn: (message: string) => void,
 ): RegistryStore {
   const path = `${dir}/sessions.json`;
+  const parse = registryReader();
+  const reading = { buffer: new Uint8Array(0) };
   let queue: Promise<void> = Promise.resolve();
   return {
     lock<T>(fn: () => Promise<T>): Promise<T> {
@@ -145,14 +167,14 @@ export function registryStore(
       return turn;
     },
     async read() {
-      let text: string;
+      let stored: Uint8Array;
       try {
-        text = await Deno.readTextFile(path);
+        stored = await readInto(path, reading);
       } catch (error) {
         if (error instanceof Deno.errors.NotFound) return emptyRegistry();
         throw error;
       }
-      const { registry, dropped } = parseRegistry(text);
+      const { registry, dropped } = parse(stored);
       if (dropped) warn(`Ignored ${dropped} unreadable entries of the DNAT registry ${path}`);
       return registry;
     },

@@ -3,6 +3,7 @@ import {
   forwardedSessions,
   parseRegistry,
   type RegistryEntry,
+  registryReader,
   serializeRegistry,
   withEntry,
   withoutSessions,
@@ -148,4 +149,34 @@ Deno.test("an entry being removed keeps its record through the file but no longe
   assertEquals(forwardedSessions(back).map((s) => s.id), ["a"]);
   const bad = serializeRegistry(registry).replace("1800000000500", '"soon"');
   assertEquals(parseRegistry(bad).dropped, 1);
+});
+
+Deno.test("registryReader() gives back the same registry while the stored bytes stay the same", () => {
+  const read = registryReader();
+  const bytes = (registry: { entries: RegistryEntry[] }) =>
+    new TextEncoder().encode(serializeRegistry(registry));
+  const first = read(bytes({ entries: [entry("a"), plain("b")] }));
+  assertEquals(first.registry.entries.map((e) => e.id), ["a", "b"]);
+  // Read again (another buffer, the same bytes): the very same objects, not a thousand new ones.
+  const again = read(bytes({ entries: [entry("a"), plain("b")] }));
+  assertEquals(again === first && again.registry === first.registry, true);
+  // Any change is parsed: one byte differs (another id, the same length), or entries are added.
+  const changed = read(bytes({ entries: [entry("c"), plain("b")] }));
+  assertEquals(changed.registry.entries.map((e) => e.id), ["c", "b"]);
+  assertEquals(
+    read(bytes({ entries: [entry("c"), plain("b"), plain("d")] })).registry.entries
+      .map((e) => e.id),
+    ["c", "b", "d"],
+  );
+  // One buffer the caller reads each registry into: what it held before is not what is compared.
+  const buffer = bytes({ entries: [entry("e")] });
+  assertEquals(read(buffer).registry.entries.map((e) => e.id), ["e"]);
+  buffer.set(bytes({ entries: [entry("f")] }));
+  assertEquals(read(buffer).registry.entries.map((e) => e.id), ["f"]);
+  // What does not parse still counts, every time it is read.
+  const broken = new TextEncoder().encode("{not json");
+  assertEquals([read(broken).dropped, read(broken).dropped], [1, 1]);
+  // A byte-order mark still keeps the file from parsing, as when it was read as text.
+  const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...bytes({ entries: [entry("a")] })]);
+  assertEquals(read(bom).dropped, 1);
 });

@@ -13,6 +13,7 @@ import {
   type OurRule,
   parseOurRules,
   restoreText,
+  sameRules,
   sessionRules,
   sessionsOf,
   teardownText,
@@ -37,6 +38,11 @@ const TOOLS = {
   4: { save: "iptables-save", restore: "iptables-restore" },
   6: { save: "ip6tables-save", restore: "ip6tables-restore" },
 } as const;
+
+/** The same session objects in the same order (a registry read unchanged gives the same ones). */
+function sameSessions(a: readonly DnatSession[], b: readonly DnatSession[]): boolean {
+  return a.length === b.length && a.every((s, i) => s === b[i]);
+}
 
 function byFamily<T extends { client: { family: 4 | 6 } }>(items: readonly T[], family: 4 | 6) {
   return items.filter((s) => s.client.family === family);
@@ -67,6 +73,8 @@ export function iptablesBackend(
     }
   };
   const rulesOf = async (family: 4 | 6): Promise<OurRule[]> => parseOurRules(await save(family));
+  /** Per family, what the last reconcile that found every rule in place saw. */
+  const settled = new Map<4 | 6, { save: string; sessions: readonly DnatSession[] }>();
   let knownFamilies: Array<4 | 6> | undefined;
   const families = async (): Promise<Array<4 | 6>> => {
     // IPv6 is optional: a host without ip6tables simply has no IPv6 sessions. Asked once.
@@ -150,6 +158,11 @@ export function iptablesBackend(
         // Nothing to assert: never bring back chains that `reap --all` or an administrator removed.
         if (mine.length === 0) continue;
         const before = await save(family);
+        // The same rules as when everything was last found in place, for the same sessions: in
+        // place still. Parsing a thousand sessions' rules every round is megabytes of garbage.
+        const last = settled.get(family);
+        if (last && sameSessions(last.sessions, mine) && sameRules(last.save, before)) continue;
+        settled.delete(family);
         const chains = ensureText(before);
         await restore(family, chains);
         const present = chains === undefined ? parseOurRules(before) : await rulesOf(family);
@@ -179,6 +192,9 @@ export function iptablesBackend(
           }
         }
         await swap(family, remove, add, converting);
+        if (chains === undefined && remove.length === 0 && add.length === 0) {
+          settled.set(family, { save: before, sessions: mine });
+        }
       }
       return result;
     },

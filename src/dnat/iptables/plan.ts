@@ -246,6 +246,53 @@ export function sessionsOf(rules: readonly OurRule[]): InstalledSession[] {
   return sessions;
 }
 
+/**
+ * True when two iptables-save outputs hold the same tables, chains and rules, line for line;
+ * they may differ in their comment lines (each names the time of the save) and in the packet
+ * counters of chains. What this file reads from a save never looks at either. Compared in
+ * place: the DNAT service asks every few seconds, and a thousand sessions' rules are half a MB.
+ */
+export function sameRules(a: string, b: string): boolean {
+  let i = 0;
+  let j = 0;
+  for (;;) {
+    i = skipComments(a, i);
+    j = skipComments(b, j);
+    if (i >= a.length || j >= b.length) return i >= a.length && j >= b.length;
+    const endA = ruleEnd(a, i);
+    const endB = ruleEnd(b, j);
+    if (endA - i !== endB - j) return false;
+    for (let k = 0; k < endA - i; k++) {
+      if (a.charCodeAt(i + k) !== b.charCodeAt(j + k)) return false;
+    }
+    i = lineEnd(a, i) + 1;
+    j = lineEnd(b, j) + 1;
+  }
+}
+
+function lineEnd(text: string, from: number): number {
+  const end = text.indexOf("\n", from);
+  return end === -1 ? text.length : end;
+}
+
+/** Where the line at `from` starts past its comment lines. */
+function skipComments(text: string, from: number): number {
+  while (from < text.length && text.charCodeAt(from) === 0x23 /* # */) {
+    from = lineEnd(text, from) + 1;
+  }
+  return from;
+}
+
+/** Where the line at `from` ends, a chain's ` [packets:bytes]` left out. */
+function ruleEnd(text: string, from: number): number {
+  const end = lineEnd(text, from);
+  if (text.charCodeAt(from) !== 0x3a /* : */ || text.charCodeAt(end - 1) !== 0x5d /* ] */) {
+    return end;
+  }
+  const counters = text.lastIndexOf(" [", end);
+  return counters > from ? counters : end;
+}
+
 function splitTables(save: string): Map<string, string[]> {
   const tables = new Map<string, string[]>();
   let current: string[] | undefined;
