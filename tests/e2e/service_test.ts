@@ -126,17 +126,16 @@ Deno.test({
             const [s] = await listed();
             assertOk(s, "the session is registered");
             await run(["kill", "-KILL", String(s.owner.pid)]);
-            const killed = performance.now();
-            // Long before the 5 s safety-net poll: the kernel told the service.
-            await waitFor("the rules to go", async () => (await listed()).length === 0, 1000, 20);
-            const took = performance.now() - killed;
-            assertOk(took < 1000, `took ${took} ms`);
+            // How fast is the benchmark's (p99 against 100 ms); here, that the kernel told the
+            // service: a session the 5 s safety-net poll finds gone has no exit status to log.
+            await waitFor("the rules to go", async () => (await listed()).length === 0, 4000, 20);
             await waitFor(
               "its closing line",
               async () => closingLines(await bed.log()).some((l) => l.session === s.id),
               5000,
             );
             const line = closingLines(await bed.log()).find((l) => l.session === s.id);
+            // The exit status comes only with the kernel's word (pidfd), never with a poll.
             assertEquals(line?.exit, "signal 9");
           } finally {
             session.kill();
