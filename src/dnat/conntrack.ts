@@ -112,6 +112,12 @@ export interface TcpTuple {
 export interface Conntrack {
   /** Deletes the session's flows (every source port unless `clientPort` is set); returns what they carried. */
   purge(s: FlowSelector, protocol?: "udp" | "tcp"): Promise<FlowCounters>;
+  /**
+   * Deletes the session's flows that were never translated (their reply comes from the proxy
+   * itself): packets that met no rule of ours, during a firewall reload say. Translated ones
+   * are left alone: they carry on as before.
+   */
+  purgeUntranslated(s: FlowSelector, protocol?: "udp" | "tcp"): Promise<void>;
   /** Deletes the span's flows from source ports not in `keep`. */
   purgeOtherPorts(s: FlowSelector, keep: ReadonlySet<number>): Promise<void>;
   /** Every client's UDP flows to a proxy address (one listing serves all its sessions). */
@@ -155,6 +161,12 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
       let listing = "";
       for (const port of ports) listing += await remove(flowFilter(s, port, protocol));
       return parseCounters(listing);
+    },
+    async purgeUntranslated(s, protocol = "udp") {
+      const ports = protocol === "udp" ? spanPorts(s) : [s.proxyPort];
+      for (const port of ports) {
+        await remove([...flowFilter(s, port, protocol), "--reply-src", s.proxy.text]);
+      }
     },
     async purgeOtherPorts(s, keep) {
       const inSpan = new Set(spanPorts(s));

@@ -127,11 +127,14 @@ export async function learnPorts(
 
 /**
  * Puts back the rules of registered sessions that a firewall reload dropped
- * (kube-proxy's reconcile). Call under the lock; returns how many sessions
- * needed it.
+ * (kube-proxy's reconcile), then deletes those sessions' flows that met no
+ * rule meanwhile: a packet that arrived while the rules were gone left an
+ * untranslated entry, which every later packet of the same flow (a FASP
+ * sender never pauses long enough for it to expire) would follow to the
+ * proxy itself. Call under the lock; returns how many sessions needed it.
  */
 export async function repairKernel(
-  deps: Pick<DnatDeps, "backend" | "log">,
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "log">,
   registry: Registry,
 ): Promise<number> {
   const sessions = forwardedSessions(registry);
@@ -141,6 +144,15 @@ export async function repairKernel(
     deps.log.warn("Re-asserted UDP forwarding of session {session}: its rules were missing", {
       session: id,
     });
+    const s = sessions.find((x) => x.id === id);
+    if (!s) continue;
+    for (
+      const protocol of s.tcpServerPort === undefined ? ["udp"] as const : ["udp", "tcp"] as const
+    ) {
+      await deps.conntrack.purgeUntranslated(s, protocol).catch(
+        logIgnored(deps.log, `Cannot purge untranslated ${protocol} flows of session ${s.id}`),
+      );
+    }
   }
   if (converted.length) {
     deps.log.info("Converted the rules of {count} live sessions to the fixed forwarding rules", {

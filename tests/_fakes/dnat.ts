@@ -117,6 +117,12 @@ export function fakeConntrack(
       purged.push(`${protocol} ${s.client.text}:${s.clientPort ?? "*"}>${s.proxyPort}`);
       return Promise.resolve(counters);
     },
+    purgeUntranslated(s, protocol = "udp") {
+      purged.push(
+        `untranslated ${protocol} ${s.client.text}:${s.clientPort ?? "*"}>${s.proxyPort}`,
+      );
+      return Promise.resolve();
+    },
     purgeOtherPorts(s, keep) {
       for (const f of flowList.filter((f) => f.src === s.client.text && !keep.has(f.sport))) {
         purged.push(`other ${s.client.text}:${f.sport}`);

@@ -189,6 +189,20 @@ Deno.test("reconcileKernel() puts back what a reload dropped and reaps orphans o
   assertEquals(await reconcileKernel(deps, store.registry), { repaired: 0, reaped: 0 });
 });
 
+Deno.test("a repair purges the flows that met no rule while the rules were gone, and only then", async () => {
+  const { deps, backend, conntrack, store, run } = setup();
+  run(77);
+  await install(deps, request(77));
+  conntrack.purged.length = 0;
+  // Nothing missing: no purge, a live flow is not touched.
+  assertEquals(await reconcileKernel(deps, store.registry), { repaired: 0, reaped: 0 });
+  assertEquals(conntrack.purged, []);
+  backend.flush();
+  assertEquals(await reconcileKernel(deps, store.registry), { repaired: 1, reaped: 0 });
+  // Untranslated entries left by packets during the reload would send the flow to the proxy.
+  assertEquals(conntrack.purged, ["untranslated udp 198.18.1.2:*>33001"]);
+});
+
 Deno.test("removeEntries() purges every source port of the session and drops it from the registry", async () => {
   const { deps, conntrack, store, run } = setup();
   run(77);

@@ -79,7 +79,14 @@ async function waitExplained(
   } catch (error) {
     const left = JSON.stringify(await listed(bed).catch((e) => String(e)));
     const tail = (await bed.log()).split("\n").slice(-25).join("\n");
-    throw new Error(`${(error as Error).message}; listed: ${left}\nlast log lines:\n${tail}`);
+    const flows = (await run(["ip", "netns", "exec", bed.ns.proxy, "conntrack", "-L"])).stdout;
+    throw new Error(
+      `${
+        (error as Error).message
+      }; listed: ${left}\nlast log lines:\n${tail}\nkernel:\n${await kernelState(
+        bed,
+      )}\nconntrack:\n${flows}`,
+    );
   }
 }
 
@@ -418,6 +425,20 @@ function dnatSuite(backend: "iptables" | "nftables") {
               assertEquals(await sendUdp(bed, 47000, IP.proxy, 33001, 5), 5);
               await learned(bed, 47000);
               const [s] = await listed(bed);
+              // A packet that arrives while the rules are gone leaves an untranslated entry, which
+              // every later packet of the flow would follow to the proxy itself: one planted here,
+              // before the reload, must be gone once the rules are back.
+              await run(["ip", "netns", "exec", bed.ns.proxy, "conntrack", "-F"]);
+              await must([
+                "ip",
+                "netns",
+                "exec",
+                bed.ns.proxy,
+                ...`conntrack -I -p udp -s ${IP.client} -d ${IP.proxy} --sport 47000 --dport 33001`
+                  .split(" "),
+                ...`-r ${IP.proxy} -q ${IP.client} --reply-port-src 33001 --reply-port-dst 47000 -t 120`
+                  .split(" "),
+              ]);
               const flush = backend === "iptables"
                 ? [
                   "sh",
@@ -426,7 +447,6 @@ function dnatSuite(backend: "iptables" | "nftables") {
                 ]
                 : ["nft", "flush ruleset"];
               await must(["ip", "netns", "exec", bed.ns.proxy, ...flush]);
-              await run(["ip", "netns", "exec", bed.ns.proxy, "conntrack", "-F"]);
               await waitExplained(
                 bed,
                 "the rules to come back",
