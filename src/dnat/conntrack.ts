@@ -132,6 +132,11 @@ function spanPorts(s: FlowSelector): number[] {
   return Array.from({ length: s.portCount }, (_, j) => s.proxyPort + j);
 }
 
+/** The proxy ports a protocol's flows reach: UDP the whole span, TCP the one port. */
+function protocolPorts(s: FlowSelector, protocol: "udp" | "tcp"): number[] {
+  return protocol === "udp" ? spanPorts(s) : [s.proxyPort];
+}
+
 /** conntrack(8) through a runner. */
 export function conntrackTool(runner: CommandRunner): Conntrack {
   const remove = async (args: string[]): Promise<string> => {
@@ -157,14 +162,14 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
   };
   return {
     async purge(s, protocol = "udp") {
-      const ports = protocol === "udp" ? spanPorts(s) : [s.proxyPort];
       let listing = "";
-      for (const port of ports) listing += await remove(flowFilter(s, port, protocol));
+      for (const port of protocolPorts(s, protocol)) {
+        listing += await remove(flowFilter(s, port, protocol));
+      }
       return parseCounters(listing);
     },
     async purgeUntranslated(s, protocol = "udp") {
-      const ports = protocol === "udp" ? spanPorts(s) : [s.proxyPort];
-      for (const port of ports) {
+      for (const port of protocolPorts(s, protocol)) {
         await remove([...flowFilter(s, port, protocol), "--reply-src", s.proxy.text]);
       }
     },
@@ -195,8 +200,7 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
       return result.code === 0 ? parseConnection(result.stdout) : undefined;
     },
     async mark(s, protocol, mark) {
-      const ports = protocol === "udp" ? spanPorts(s) : [s.proxyPort];
-      for (const port of ports) {
+      for (const port of protocolPorts(s, protocol)) {
         const args = ["-U", ...flowFilter(s, port, protocol), "--mark", `0x${mark.toString(16)}`];
         const result = await runner.run("conntrack", args);
         // conntrack exits 1 when nothing matched: nothing to mark is success here.

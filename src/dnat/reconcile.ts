@@ -26,6 +26,7 @@ import {
   fromInstalled,
   type InstalledSession,
   serverSide,
+  sessionProtocols,
 } from "./types.ts";
 
 /**
@@ -140,15 +141,14 @@ export async function repairKernel(
   const sessions = forwardedSessions(registry);
   if (sessions.length === 0) return 0;
   const { repaired, converted } = await deps.backend.reconcile(sessions);
+  const byId = new Map(sessions.map((s) => [s.id, s]));
   for (const id of repaired) {
     deps.log.warn("Re-asserted UDP forwarding of session {session}: its rules were missing", {
       session: id,
     });
-    const s = sessions.find((x) => x.id === id);
+    const s = byId.get(id);
     if (!s) continue;
-    for (
-      const protocol of s.tcpServerPort === undefined ? ["udp"] as const : ["udp", "tcp"] as const
-    ) {
+    for (const protocol of sessionProtocols(s)) {
       await deps.conntrack.purgeUntranslated(s, protocol).catch(
         logIgnored(deps.log, `Cannot purge untranslated ${protocol} flows of session ${s.id}`),
       );

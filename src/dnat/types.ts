@@ -227,3 +227,10 @@ export function clientSide(s: DnatSession | InstalledSession): string {
 export function serverSide(s: DnatSession): string {
   return formatPorts(s.server, s.serverPort, s.portCount);
 }
+
+/** The protocols a session forwards: UDP, and TCP too for forward sessions. */
+export function sessionProtocols(
+  s: Pick<DnatSession, "tcpServerPort">,
+): readonly ("udp" | "tcp")[] {
+  return s.tcpServerPort === undefined ? ["udp"] : ["udp", "tcp"];
+}

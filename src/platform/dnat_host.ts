@@ -119,26 +119,6 @@ export async function prepareDnatDirectory(stateDirectory: string): Promise<stri
   return dir;
 }
 
-/**
- * Reads a whole file into `into.buffer`, growing it when the file is larger; the bytes read are
- * a view of that buffer, valid until the next read. The DNAT service reads the registry every
- * few seconds: a new buffer each time (400 KB at a thousand sessions) lingered until a GC came.
- */
-async function readInto(path: string, into: { buffer: Uint8Array }): Promise<Uint8Array> {
-  using file = await Deno.open(path, { read: true });
-  let length = 0;
-  for (;;) {
-    if (length === into.buffer.length) {
-      const larger = new Uint8Array(Math.max(64 * 1024, into.buffer.length * 2));
-      larger.set(into.buffer);
-      into.buffer = larger;
-    }
-    const n = await file.read(into.buffer.subarray(length));
-    if (n === null) return into.buffer.subarray(0, length);
-    length += n;
-  }
-}
-
 /** The registry file and lock in a prepared DNAT directory. */
 export function registryStore(
   dir: string,
@@ -146,7 +126,6 @@ export function registryStore(
 ): RegistryStore {
   const path = `${dir}/sessions.json`;
   const parse = registryReader();
-  const reading = { buffer: new Uint8Array(0) };
   let queue: Promise<void> = Promise.resolve();
   return {
     lock<T>(fn: () => Promise<T>): Promise<T> {
@@ -169,7 +148,7 @@ export function registryStore(
     async read() {
       let stored: Uint8Array;
       try {
-        stored = await readInto(path, reading);
+        stored = await Deno.readFile(path);
       } catch (error) {
         if (error instanceof Deno.errors.NotFound) return emptyRegistry();
         throw error;

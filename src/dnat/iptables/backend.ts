@@ -24,6 +24,7 @@ import {
   type DnatSession,
   type InstalledSession,
   SESSION_CT_MARK,
+  sessionProtocols,
 } from "../types.ts";
 
 /** Every rule carries its session's tag, so the kernel alone says whose a rule is. */
@@ -103,11 +104,7 @@ export function iptablesBackend(
       rules.filter((r) => r.table === table);
     await restore(family, restoreText(inTable(remove, "nat"), inTable(add, "nat")));
     for (const session of converting) {
-      for (
-        const protocol of session.tcpServerPort === undefined
-          ? ["udp"] as const
-          : ["udp", "tcp"] as const
-      ) {
+      for (const protocol of sessionProtocols(session)) {
         await conntrack.mark(session, protocol, SESSION_CT_MARK);
       }
     }
