@@ -7,6 +7,7 @@
  */
 
 import type { CommandRunner } from "../process/runner.ts";
+import { parseIp } from "../net/ip.ts";
 import type { DnatSession } from "./types.ts";
 
 /** Which flows: a session's client, proxy address and port span, and its source port if learned. */
@@ -55,17 +56,23 @@ export function flowFilter(
   ];
 }
 
+/** The original direction of one flow `conntrack` printed, its proxy address too. */
+function parseFlowLine(line: string): (Flow & { dst: string }) | undefined {
+  // The first src/dst/sport/dport of a line are the original direction's.
+  const src = /\bsrc=(\S+)/.exec(line)?.[1];
+  const dst = /\bdst=(\S+)/.exec(line)?.[1];
+  const sport = /\bsport=(\d+)\b/.exec(line)?.[1];
+  const dport = /\bdport=(\d+)\b/.exec(line)?.[1];
+  if (!src || !dst || !sport || !dport) return undefined;
+  return { src, dst, sport: Number(sport), dport: Number(dport) };
+}
+
 /** The original direction of the flows `conntrack -L` printed. */
 export function parseFlows(listing: string): Flow[] {
-  const flows: Flow[] = [];
-  for (const line of listing.split("\n")) {
-    // The first src/sport/dport of a line are the original direction's.
-    const src = /\bsrc=(\S+)/.exec(line)?.[1];
-    const sport = /\bsport=(\d+)\b/.exec(line)?.[1];
-    const dport = /\bdport=(\d+)\b/.exec(line)?.[1];
-    if (src && sport && dport) flows.push({ src, sport: Number(sport), dport: Number(dport) });
-  }
-  return flows;
+  return listing.split("\n").flatMap((line) => {
+    const f = parseFlowLine(line);
+    return f ? [{ src: f.src, sport: f.sport, dport: f.dport }] : [];
+  });
 }
 
 /** Sums the counters of every flow `conntrack -D` or `-L` printed (both directions). */
@@ -110,8 +117,11 @@ export interface TcpTuple {
 
 /** conntrack operations for sessions. */
 export interface Conntrack {
-  /** Deletes the session's flows (every source port unless `clientPort` is set); returns what they carried. */
-  purge(s: FlowSelector, protocol?: "udp" | "tcp"): Promise<FlowCounters>;
+  /**
+   * Deletes sessions' flows (every source port unless `clientPort` is set); returns what each
+   * session's flows carried, in the order given.
+   */
+  purge(sessions: readonly FlowSelector[], protocol?: "udp" | "tcp"): Promise<FlowCounters[]>;
   /**
    * Deletes the session's flows that were never translated (their reply comes from the proxy
    * itself): packets that met no rule of ours, during a firewall reload say. Translated ones
@@ -137,6 +147,51 @@ function protocolPorts(s: FlowSelector, protocol: "udp" | "tcp"): number[] {
   return protocol === "udp" ? spanPorts(s) : [s.proxyPort];
 }
 
+/**
+ * Finds which session each flow conntrack prints belongs to: its client, proxy, a port of its
+ * span, and its source port once learned (the first session, when sessions of one client
+ * overlap while they learn their ports). Indexed by client: a thousand sessions ending at once
+ * meet as many flows.
+ */
+function flowOwners(sessions: readonly FlowSelector[], protocol: "udp" | "tcp") {
+  const byClient = new Map<string, number[]>();
+  sessions.forEach((s, i) =>
+    byClient.set(s.client.text, [...byClient.get(s.client.text) ?? [], i])
+  );
+  return (line: string): { index: number; flow: Flow } | undefined => {
+    const f = parseFlowLine(line);
+    const candidates = f && byClient.get(parseIp(f.src)?.text ?? "");
+    if (!f || !candidates) return undefined;
+    const dst = parseIp(f.dst)?.text;
+    const index = candidates.find((i) => {
+      const s = sessions[i]!;
+      return s.proxy.text === dst && protocolPorts(s, protocol).includes(f.dport) &&
+        (s.clientPort === undefined || f.sport === s.clientPort);
+    });
+    return index === undefined ? undefined : { index, flow: f };
+  };
+}
+
+/** Adds each flow conntrack printed to the session that owns it. */
+function countBySession(
+  printed: string,
+  sessions: readonly FlowSelector[],
+  protocol: "udp" | "tcp",
+): FlowCounters[] {
+  const owner = flowOwners(sessions, protocol);
+  const totals = sessions.map(() => ({ bytes: 0, packets: 0 }));
+  for (const line of printed.split("\n")) {
+    const index = owner(line)?.index;
+    if (index === undefined) continue;
+    const c = parseCounters(line);
+    totals[index] = {
+      bytes: totals[index]!.bytes + c.bytes,
+      packets: totals[index]!.packets + c.packets,
+    };
+  }
+  return totals;
+}
+
 /** conntrack(8) through a runner. */
 export function conntrackTool(runner: CommandRunner): Conntrack {
   const remove = async (args: string[]): Promise<string> => {
@@ -147,26 +202,52 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
     }
     return result.stdout;
   };
-  const flows = async (proxy: DnatSession["proxy"]) => {
+  const list = async (proxy: DnatSession["proxy"], protocol: "udp" | "tcp") => {
     const family = proxy.family === 6 ? ["-f", "ipv6"] : [];
     const result = await runner.run("conntrack", [
       "-L",
       ...family,
       "-p",
-      "udp",
+      protocol,
       "--orig-dst",
       proxy.text,
     ]);
     if (result.code !== 0) throw new Error(`conntrack -L failed: ${result.stderr.trim()}`);
-    return parseFlows(result.stdout);
+    return result.stdout;
+  };
+  const flows = async (proxy: DnatSession["proxy"]) => parseFlows(await list(proxy, "udp"));
+  /**
+   * Deletes flows, each by its whole tuple, in one conntrack process (`-R`, conntrack-tools
+   * 1.4.6+), or one process each where that is refused. Returns what conntrack printed.
+   */
+  const removeAll = async (each: readonly string[][]): Promise<string> => {
+    if (each.length === 0) return "";
+    const batch = await runner.run("conntrack", ["-R", "-"], {
+      stdin: each.map((args) => ["-D", ...args].join(" ")).join("\n") + "\n",
+    });
+    if (batch.code === 0) return batch.stdout;
+    let printed = batch.stdout;
+    for (const args of each) printed += await remove(args);
+    return printed;
   };
   return {
-    async purge(s, protocol = "udp") {
-      let listing = "";
-      for (const port of protocolPorts(s, protocol)) {
-        listing += await remove(flowFilter(s, port, protocol));
+    async purge(sessions, protocol = "udp") {
+      // Each `conntrack -D` walks the whole table: list each proxy address's flows once, then
+      // delete exactly the sessions' flows (a thousand ending at once are one listing, one delete).
+      const owner = flowOwners(sessions, protocol);
+      const doomed: string[][] = [];
+      const proxies = new Map(sessions.map((s) => [s.proxy.text, s.proxy]));
+      for (const proxy of proxies.values()) {
+        for (const line of (await list(proxy, protocol)).split("\n")) {
+          const found = owner(line);
+          if (!found) continue;
+          const s = sessions[found.index]!;
+          doomed.push(
+            flowFilter({ ...s, clientPort: found.flow.sport }, found.flow.dport, protocol),
+          );
+        }
       }
-      return parseCounters(listing);
+      return countBySession(await removeAll(doomed), sessions, protocol);
     },
     async purgeUntranslated(s, protocol = "udp") {
       for (const port of protocolPorts(s, protocol)) {

@@ -95,7 +95,7 @@ export async function install(
       }
       await deps.backend.add([session]);
       // A flow that reached the proxy before the rule (un-NATed) would blackhole the session.
-      await deps.conntrack.purge(session);
+      await deps.conntrack.purge([session]);
       const entry: ForwardingEntry = {
         ...entryOf(registration, deps.now()),
         forwarding: { session, filtering },
@@ -150,13 +150,11 @@ export async function installOwned(
     for (const entry of entries) registry = withEntry(registry, entry);
     await deps.store.write(registry);
     await deps.backend.add(sessions);
-    for (const s of sessions) {
-      // A flow that reached the proxy before the rule (un-NATed) would blackhole the session.
-      for (const protocol of ["tcp", "udp"] as const) {
-        await deps.conntrack.purge(s, protocol).catch(
-          logIgnored(deps.log, `Cannot purge ${protocol} flows of session ${s.id}`),
-        );
-      }
+    // A flow that reached the proxy before the rule (un-NATed) would blackhole the session.
+    for (const protocol of ["tcp", "udp"] as const) {
+      await deps.conntrack.purge(sessions, protocol).catch(
+        logIgnored(deps.log, `Cannot purge the ${protocol} flows of ${sessions.length} sessions`),
+      );
     }
   });
 }

@@ -197,13 +197,12 @@ export async function purgeInstalledFlows(
   sessions: readonly InstalledSession[],
   log: Logger,
 ): Promise<void> {
-  for (const s of sessions.map(fromInstalled)) {
-    if (!s) continue;
-    for (const protocol of ["udp", "tcp"] as const) {
-      await conntrack.purge(anyPort(s), protocol).catch(
-        logIgnored(log, `Cannot purge ${protocol} flows of session ${s.id}`),
-      );
-    }
+  const flows = sessions.map(fromInstalled).filter((s) => s !== undefined).map(anyPort);
+  if (flows.length === 0) return;
+  for (const protocol of ["udp", "tcp"] as const) {
+    await conntrack.purge(flows, protocol).catch(
+      logIgnored(log, `Cannot purge the ${protocol} flows of ${flows.length} orphaned sessions`),
+    );
   }
 }
 

@@ -39,6 +39,23 @@ export async function removeEntries(
       forwardedSessions(after),
     );
   }
+  // Every source port: learned or not, the session's flows stop the moment it ends. One
+  // listing and one delete for all of them: a thousand sessions often end at once.
+  const flows = forwarding.map((e) => anyPort(e.forwarding.session));
+  const counters = await deps.conntrack.purge(flows).catch((error) => {
+    deps.log.warn("Purging the flows of {count} ended sessions failed: {error}", {
+      count: flows.length,
+      error: String(error),
+    });
+    return flows.map(() => ({ bytes: 0, packets: 0 }));
+  });
+  const tcp = forwarding.filter((e) => e.forwarding.session.tcpServerPort !== undefined);
+  if (tcp.length) {
+    await deps.conntrack.purge(tcp.map((e) => anyPort(e.forwarding.session)), "tcp").catch(
+      logIgnored(deps.log, `Cannot purge the tcp flows of ${tcp.length} ended sessions`),
+    );
+  }
+  const carried = new Map(forwarding.map((e, i) => [e.id, counters[i]]));
   const ended: Ended[] = [];
   for (const entry of doomed) {
     if (!entry.forwarding) {
@@ -46,28 +63,16 @@ export async function removeEntries(
       continue;
     }
     const s = entry.forwarding.session;
-    // Every source port: learned or not, the session's flows stop the moment it ends.
-    const counters = await deps.conntrack.purge(anyPort(s)).catch((error) => {
-      deps.log.warn("Purging the flows of session {session} failed: {error}", {
-        session: s.id,
-        error: String(error),
-      });
-      return { bytes: 0, packets: 0 };
-    });
-    if (s.tcpServerPort !== undefined) {
-      await deps.conntrack.purge(anyPort(s), "tcp").catch(
-        logIgnored(deps.log, `Cannot purge tcp flows of session ${s.id}`),
-      );
-    }
-    ended.push({ entry, udp: counters });
+    const udp = carried.get(entry.id) ?? { bytes: 0, packets: 0 };
+    ended.push({ entry, udp });
     deps.log.info(`Removed UDP forwarding between {client} and {server} (${reason})`, {
       client: clientSide(s),
       server: serverSide(s),
       session: s.id,
       rule: entry.rule,
       owner: s.owner.pid,
-      bytes: counters.bytes,
-      packets: counters.packets,
+      bytes: udp.bytes,
+      packets: udp.packets,
       duration_ms: Math.max(0, deps.now() - entry.created),
     });
   }

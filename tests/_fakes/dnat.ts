@@ -113,9 +113,11 @@ export function fakeConntrack(
       );
       return Promise.resolve();
     },
-    purge(s, protocol = "udp") {
-      purged.push(`${protocol} ${s.client.text}:${s.clientPort ?? "*"}>${s.proxyPort}`);
-      return Promise.resolve(counters);
+    purge(sessions, protocol = "udp") {
+      for (const s of sessions) {
+        purged.push(`${protocol} ${s.client.text}:${s.clientPort ?? "*"}>${s.proxyPort}`);
+      }
+      return Promise.resolve(sessions.map(() => counters));
     },
     purgeUntranslated(s, protocol = "udp") {
       purged.push(

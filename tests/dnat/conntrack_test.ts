@@ -37,18 +37,82 @@ Deno.test("flowFilter() selects one proxy port, and the source port once learned
   ]);
 });
 
-Deno.test("purge() deletes each port of a span and sums what the flows carried", async () => {
-  const runner = recordingRunner((call) =>
-    call.args.includes("33001")
-      ? { stdout: LISTING.split("\n")[0] + "\n" }
-      : { code: 1, stderr: "0 flow entries have been deleted" }
+const flowLine = (src: string, sport: number, dport: number, packets: number) =>
+  `udp      17 29 src=${src} dst=198.18.1.1 sport=${sport} dport=${dport} packets=${packets} ` +
+  `bytes=${packets * 100} src=198.18.2.2 dst=198.18.2.1 sport=${dport} dport=${sport} ` +
+  `packets=0 bytes=0 mark=0 use=1`;
+
+/** Flows to the proxy: two of session a's span, one of b's learned port and one not, one of nobody. */
+const TABLE = [
+  flowLine("198.18.1.2", 40000, 33001, 1),
+  flowLine("198.18.1.2", 40001, 33003, 2),
+  flowLine("198.18.1.3", 41000, 33010, 4),
+  flowLine("198.18.1.3", 41001, 33010, 8),
+  flowLine("198.18.1.9", 40000, 33001, 16),
+].join("\n") + "\n";
+
+const a = {
+  client: parseIp("198.18.1.2")!,
+  proxy: parseIp("198.18.1.1")!,
+  proxyPort: 33001,
+  portCount: 3,
+};
+const b = {
+  ...a,
+  client: parseIp("198.18.1.3")!,
+  proxyPort: 33010,
+  portCount: 1,
+  clientPort: 41000,
+};
+
+/** Answers like conntrack over TABLE: -L lists it, -D and -R print the entries they delete. */
+function conntrackOver(table: string, options: { refuseBatch?: boolean } = {}) {
+  const entries = table.trim().split("\n");
+  const deleted = (args: readonly string[]) =>
+    entries.filter((e) =>
+      e.includes(`src=${args[args.indexOf("--orig-src") + 1]} `) &&
+      e.includes(`sport=${args[args.indexOf("--sport") + 1]} `) &&
+      e.includes(`dport=${args[args.indexOf("--dport") + 1]} `)
+    );
+  return recordingRunner((call) => {
+    if (call.args[0] === "-L") return { stdout: table };
+    if (call.args[0] === "-R") {
+      if (options.refuseBatch) return { code: 2, stderr: "conntrack: invalid option -- 'R'" };
+      const lines = (call.stdin ?? "").trim().split("\n").map((l) => l.split(" "));
+      return { stdout: lines.flatMap(deleted).map((e) => e + "\n").join("") };
+    }
+    const found = deleted(call.args);
+    return found.length
+      ? { stdout: found.map((e) => e + "\n").join("") }
+      : { code: 1, stderr: "0 flow entries have been deleted" };
+  });
+}
+
+Deno.test("purge() lists the proxy's flows once and deletes exactly the sessions' in one run", async () => {
+  const runner = conntrackOver(TABLE);
+  const counters = await conntrackTool(runner).purge([a, b]);
+  assertEquals(counters, [{ packets: 3, bytes: 300 }, { packets: 4, bytes: 400 }]);
+  assertEquals(runner.calls.map((c) => c.args.slice(0, 2)), [["-L", "-p"], ["-R", "-"]]);
+  // Each flow by its whole tuple; b's other source port and the stranger's flow stay.
+  assertEquals(
+    runner.calls[1]!.stdin,
+    [
+      "-D -p udp --orig-src 198.18.1.2 --orig-dst 198.18.1.1 --sport 40000 --dport 33001",
+      "-D -p udp --orig-src 198.18.1.2 --orig-dst 198.18.1.1 --sport 40001 --dport 33003",
+      "-D -p udp --orig-src 198.18.1.3 --orig-dst 198.18.1.1 --sport 41000 --dport 33010",
+      "",
+    ].join("\n"),
   );
-  const s = {
-    client: parseIp("198.18.1.2")!,
-    proxy: parseIp("198.18.1.1")!,
-    proxyPort: 33001,
-    portCount: 3,
-  };
-  assertEquals(await conntrackTool(runner).purge(s), { packets: 40, bytes: 9120 });
-  assertEquals(runner.calls.map((c) => c.args.at(-1)), ["33001", "33002", "33003"]);
+});
+
+Deno.test("purge() deletes nothing when the sessions have no flows, and one flow at a time without -R", async () => {
+  const empty = conntrackOver("");
+  assertEquals(await conntrackTool(empty).purge([a]), [{ packets: 0, bytes: 0 }]);
+  assertEquals(empty.calls.length, 1);
+  const old = conntrackOver(TABLE, { refuseBatch: true });
+  assertEquals(await conntrackTool(old).purge([b, a]), [
+    { packets: 4, bytes: 400 },
+    { packets: 3, bytes: 300 },
+  ]);
+  assertEquals(old.calls.map((c) => c.args[0]), ["-L", "-R", "-D", "-D", "-D"]);
 });
