@@ -22,8 +22,11 @@ export interface Row {
 export interface Report {
   readonly rows: Row[];
   readonly extra: Record<string, unknown>;
-  /** Records a row and prints it. */
-  add(row: Omit<Row, "ratio">): void;
+  /**
+   * Records a row and prints it. The ratio is candidate / baseline unless given: the median of
+   * ratios paired in time, where the host's speed drifts between the two medians' streams.
+   */
+  add(row: Omit<Row, "ratio"> & { ratio?: number }): void;
 }
 
 /** A fresh, empty report. */
@@ -35,7 +38,9 @@ export function createReport(): Report {
     add(row) {
       const full = {
         ...row,
-        ratio: row.baseline === 0 ? 0 : Number((row.candidate / row.baseline).toFixed(3)),
+        ratio: Number(
+          (row.ratio ?? (row.baseline === 0 ? 0 : row.candidate / row.baseline)).toFixed(3),
+        ),
       };
       rows.push(full);
       console.log(

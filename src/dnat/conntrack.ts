@@ -119,9 +119,14 @@ export interface TcpTuple {
 export interface Conntrack {
   /**
    * Deletes sessions' flows (every source port unless `clientPort` is set); returns what each
-   * session's flows carried, in the order given.
+   * session's flows carried, in the order given. Flows from a source port a `spare` session
+   * has learned stay: another live session of the same client (users behind one NAT address).
    */
-  purge(sessions: readonly FlowSelector[], protocol?: "udp" | "tcp"): Promise<FlowCounters[]>;
+  purge(
+    sessions: readonly FlowSelector[],
+    protocol?: "udp" | "tcp",
+    spare?: readonly FlowSelector[],
+  ): Promise<FlowCounters[]>;
   /**
    * Deletes the session's flows that were never translated (their reply comes from the proxy
    * itself): packets that met no rule of ours, during a firewall reload say. Translated ones
@@ -231,16 +236,17 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
     return printed;
   };
   return {
-    async purge(sessions, protocol = "udp") {
+    async purge(sessions, protocol = "udp", spare = []) {
       // Each `conntrack -D` walks the whole table: list each proxy address's flows once, then
       // delete exactly the sessions' flows (a thousand ending at once are one listing, one delete).
       const owner = flowOwners(sessions, protocol);
+      const spared = flowOwners(spare.filter((s) => s.clientPort !== undefined), protocol);
       const doomed: string[][] = [];
       const proxies = new Map(sessions.map((s) => [s.proxy.text, s.proxy]));
       for (const proxy of proxies.values()) {
         for (const line of (await list(proxy, protocol)).split("\n")) {
           const found = owner(line);
-          if (!found) continue;
+          if (!found || spared(line)) continue;
           const s = sessions[found.index]!;
           doomed.push(
             flowFilter({ ...s, clientPort: found.flow.sport }, found.flow.dport, protocol),

@@ -33,16 +33,15 @@ export async function removeEntries(
   const ids = new Set(doomed.map((e) => e.id));
   const after = withoutSessions(registry, ids);
   const forwarding = doomed.filter((e): e is ForwardingEntry => e.forwarding !== undefined);
+  const live = forwardedSessions(after);
   if (forwarding.length) {
-    await deps.backend.remove(
-      forwarding.map((e) => e.forwarding.session),
-      forwardedSessions(after),
-    );
+    await deps.backend.remove(forwarding.map((e) => e.forwarding.session), live);
   }
-  // Every source port: learned or not, the session's flows stop the moment it ends. One
-  // listing and one delete for all of them: a thousand sessions often end at once.
+  // Every source port, learned or not (the flows of another live session of the client's
+  // aside): the session's flows stop the moment it ends. One listing and one delete for all
+  // of them: a thousand sessions often end at once.
   const flows = forwarding.map((e) => anyPort(e.forwarding.session));
-  const counters = await deps.conntrack.purge(flows).catch((error) => {
+  const counters = await deps.conntrack.purge(flows, "udp", live).catch((error) => {
     deps.log.warn("Purging the flows of {count} ended sessions failed: {error}", {
       count: flows.length,
       error: String(error),
@@ -51,7 +50,7 @@ export async function removeEntries(
   });
   const tcp = forwarding.filter((e) => e.forwarding.session.tcpServerPort !== undefined);
   if (tcp.length) {
-    await deps.conntrack.purge(tcp.map((e) => anyPort(e.forwarding.session)), "tcp").catch(
+    await deps.conntrack.purge(tcp.map((e) => anyPort(e.forwarding.session)), "tcp", live).catch(
       logIgnored(deps.log, `Cannot purge the tcp flows of ${tcp.length} ended sessions`),
     );
   }

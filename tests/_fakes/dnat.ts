@@ -98,13 +98,16 @@ export function fakeBackend(tagged: InstalledSession[] = []): FakeBackend {
 /** conntrack whose flows the test sets; purges are recorded and report fixed counters. */
 export function fakeConntrack(
   counters: FlowCounters = { bytes: 2800, packets: 40 },
-): Conntrack & { flowList: Flow[]; purged: string[]; marked: string[] } {
+): Conntrack & { flowList: Flow[]; purged: string[]; spared: string[]; marked: string[] } {
   const flowList: Flow[] = [];
   const purged: string[] = [];
+  /** The learned ports each purge was told to leave alone. */
+  const spared: string[] = [];
   const marked: string[] = [];
   return {
     flowList,
     purged,
+    spared,
     marked,
     connection: () => Promise.resolve(undefined),
     mark(s, protocol, mark) {
@@ -113,7 +116,10 @@ export function fakeConntrack(
       );
       return Promise.resolve();
     },
-    purge(sessions, protocol = "udp") {
+    purge(sessions, protocol = "udp", spare = []) {
+      for (const s of spare.filter((s) => s.clientPort !== undefined)) {
+        spared.push(`${protocol} ${s.client.text}:${s.clientPort}>${s.proxyPort}`);
+      }
       for (const s of sessions) {
         purged.push(`${protocol} ${s.client.text}:${s.clientPort ?? "*"}>${s.proxyPort}`);
       }

@@ -105,6 +105,17 @@ Deno.test("purge() lists the proxy's flows once and deletes exactly the sessions
   );
 });
 
+Deno.test("purge() leaves the flows of a port another live session of the client learned", async () => {
+  const runner = conntrackOver(TABLE);
+  const sibling = { ...a, proxyPort: 33003, portCount: 1, clientPort: 40001 };
+  const counters = await conntrackTool(runner).purge([a], "udp", [sibling, b]);
+  assertEquals(counters, [{ packets: 1, bytes: 100 }]);
+  assertEquals(
+    runner.calls[1]!.stdin,
+    "-D -p udp --orig-src 198.18.1.2 --orig-dst 198.18.1.1 --sport 40000 --dport 33001\n",
+  );
+});
+
 Deno.test("purge() deletes nothing when the sessions have no flows, and one flow at a time without -R", async () => {
   const empty = conntrackOver("");
   assertEquals(await conntrackTool(empty).purge([a]), [{ packets: 0, bytes: 0 }]);

@@ -212,10 +212,26 @@ Deno.test("removeEntries() purges every source port of the session and drops it 
     ...installed,
     forwarding: { ...installed.forwarding, session: narrowed },
   };
-  const after = await removeEntries(deps, { entries: [entry] }, [entry], "session ended");
-  assertEquals(after.registry.entries, []);
+  // Another session of the same client (behind the same NAT address), its port learned.
+  const siblingId = crypto.randomUUID();
+  const sibling: ForwardingEntry = {
+    ...entry,
+    id: siblingId,
+    forwarding: {
+      ...entry.forwarding,
+      session: { ...narrowed, id: siblingId, clientPort: 40002 },
+    },
+  };
+  const after = await removeEntries(
+    deps,
+    { entries: [entry, sibling] },
+    [entry],
+    "session ended",
+  );
+  assertEquals(after.registry.entries, [sibling]);
   assertEquals(after.ended, [{ entry, udp: { bytes: 2800, packets: 40 } }]);
   assertEquals(conntrack.purged.at(-1), "udp 198.18.1.2:*>33001");
+  assertEquals(conntrack.spared, ["udp 198.18.1.2:40002>33001"]);
   assertEquals(store.registry.entries.length, 1);
 });
 
