@@ -185,7 +185,9 @@ function countBySession(
 ): FlowCounters[] {
   const owner = flowOwners(sessions, protocol);
   const totals = sessions.map(() => ({ bytes: 0, packets: 0 }));
-  for (const line of printed.split("\n")) {
+  // Once each: conntrack-tools 1.4.8 prints its previous line again for an entry that expired
+  // between its dump and its delete.
+  for (const line of new Set(printed.split("\n"))) {
     const index = owner(line)?.index;
     if (index === undefined) continue;
     const c = parseCounters(line);
@@ -197,12 +199,18 @@ function countBySession(
   return totals;
 }
 
+/**
+ * What conntrack says when a delete leaves nothing behind: nothing matched, or an entry expired
+ * between the dump `-D` walks and its delete (conntrack-tools up to 1.4.7 then stops there).
+ */
+const NOTHING_LEFT = /0 flow entries|such conntrack doesn't exist/;
+
 /** conntrack(8) through a runner. */
 export function conntrackTool(runner: CommandRunner): Conntrack {
   const remove = async (args: string[]): Promise<string> => {
     const result = await runner.run("conntrack", ["-D", ...args]);
     // conntrack exits 1 when nothing matched: that is success here.
-    if (result.code !== 0 && !/0 flow entries/.test(result.stderr)) {
+    if (result.code !== 0 && !NOTHING_LEFT.test(result.stderr)) {
       throw new Error(`conntrack -D failed: ${result.stderr.trim()}`);
     }
     return result.stdout;
@@ -223,7 +231,9 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
   const flows = async (proxy: DnatSession["proxy"]) => parseFlows(await list(proxy, "udp"));
   /**
    * Deletes flows, each by its whole tuple, in one conntrack process (`-R`, conntrack-tools
-   * 1.4.6+), or one process each where that is refused. Returns what conntrack printed.
+   * 1.4.7+), or one process each where that is refused or the run stopped part way. Every flow
+   * is tried before a failure is thrown: each one left keeps forwarding. Returns what conntrack
+   * printed.
    */
   const removeAll = async (each: readonly string[][]): Promise<string> => {
     if (each.length === 0) return "";
@@ -232,7 +242,14 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
     });
     if (batch.code === 0) return batch.stdout;
     let printed = batch.stdout;
-    for (const args of each) printed += await remove(args);
+    let failure: unknown;
+    for (const args of each) {
+      printed += await remove(args).catch((error) => {
+        failure ??= error;
+        return "";
+      });
+    }
+    if (failure !== undefined) throw failure;
     return printed;
   };
   return {

@@ -1,4 +1,4 @@
-import { assertEquals } from "../_assert.ts";
+import { assertEquals, assertRejects } from "../_assert.ts";
 import { conntrackTool, flowFilter, parseCounters, parseFlows } from "../../src/dnat/conntrack.ts";
 import { parseIp } from "../../src/net/ip.ts";
 import { recordingRunner } from "../_fakes/runner.ts";
@@ -65,25 +65,63 @@ const b = {
   clientPort: 41000,
 };
 
-/** Answers like conntrack over TABLE: -L lists it, -D and -R print the entries they delete. */
-function conntrackOver(table: string, options: { refuseBatch?: boolean } = {}) {
-  const entries = table.trim().split("\n");
-  const deleted = (args: readonly string[]) =>
-    entries.filter((e) =>
-      e.includes(`src=${args[args.indexOf("--orig-src") + 1]} `) &&
-      e.includes(`sport=${args[args.indexOf("--sport") + 1]} `) &&
-      e.includes(`dport=${args[args.indexOf("--dport") + 1]} `)
+const VANISHED =
+  "conntrack v1.4.7 (conntrack-tools): Operation failed: such conntrack doesn't exist";
+
+/**
+ * Answers like conntrack over TABLE: -L lists it, -D and -R delete and print the entries they
+ * match (any source port when a line names none). The flow from source port `vanish` expires as
+ * it is deleted: conntrack-tools up to 1.4.7 stops there, 1.4.8 (`reprint`) goes on but prints
+ * its previous line again.
+ */
+function conntrackOver(
+  table: string,
+  options: { refuseBatch?: boolean; vanish?: number; reprint?: boolean; fail?: number } = {},
+) {
+  let entries = table.trim() ? table.trim().split("\n") : [];
+  let last = "";
+  const arg = (args: readonly string[], name: string) =>
+    args.includes(name) ? args[args.indexOf(name) + 1] : undefined;
+  /** One delete: what it printed, and whether it stopped at a vanished entry. */
+  const remove = (args: readonly string[]) => {
+    const sport = arg(args, "--sport");
+    const found = entries.filter((e) =>
+      e.includes(`src=${arg(args, "--orig-src")} `) &&
+      (sport === undefined || e.includes(`sport=${sport} `)) &&
+      e.includes(`dport=${arg(args, "--dport")} `)
     );
+    let stdout = "";
+    for (const e of found) {
+      entries = entries.filter((x) => x !== e);
+      if (options.vanish !== undefined && e.includes(`sport=${options.vanish} `)) {
+        if (!options.reprint) return { stdout, stopped: true, count: found.length };
+        stdout += last + "\n";
+        continue;
+      }
+      stdout += e + "\n";
+      last = e;
+    }
+    return { stdout, stopped: false, count: found.length };
+  };
   return recordingRunner((call) => {
-    if (call.args[0] === "-L") return { stdout: table };
+    if (call.args[0] === "-L") return { stdout: entries.map((e) => e + "\n").join("") };
     if (call.args[0] === "-R") {
       if (options.refuseBatch) return { code: 2, stderr: "conntrack: invalid option -- 'R'" };
-      const lines = (call.stdin ?? "").trim().split("\n").map((l) => l.split(" "));
-      return { stdout: lines.flatMap(deleted).map((e) => e + "\n").join("") };
+      let stdout = "";
+      for (const line of (call.stdin ?? "").trim().split("\n")) {
+        const done = remove(line.split(" "));
+        stdout += done.stdout;
+        if (done.stopped) return { code: 1, stdout, stderr: VANISHED };
+      }
+      return { stdout };
     }
-    const found = deleted(call.args);
-    return found.length
-      ? { stdout: found.map((e) => e + "\n").join("") }
+    if (options.fail !== undefined && arg(call.args, "--sport") === String(options.fail)) {
+      return { code: 1, stderr: "conntrack v1.4.7 (conntrack-tools): Operation failed: Bad file" };
+    }
+    const done = remove(call.args);
+    if (done.stopped) return { code: 1, stdout: done.stdout, stderr: VANISHED };
+    return done.count
+      ? { stdout: done.stdout }
       : { code: 1, stderr: "0 flow entries have been deleted" };
   });
 }
@@ -126,4 +164,35 @@ Deno.test("purge() deletes nothing when the sessions have no flows, and one flow
     { packets: 3, bytes: 300 },
   ]);
   assertEquals(old.calls.map((c) => c.args[0]), ["-L", "-R", "-D", "-D", "-D"]);
+});
+
+Deno.test("purge() deletes the other flows when one expires as it is deleted", async () => {
+  // conntrack-tools 1.4.7 stops a -R run at the entry that vanished; the fallback goes on.
+  const stopped = conntrackOver(TABLE, { vanish: 40000 });
+  assertEquals(await conntrackTool(stopped).purge([a, b]), [
+    { packets: 2, bytes: 200 },
+    { packets: 4, bytes: 400 },
+  ]);
+  assertEquals(stopped.calls.map((c) => c.args[0]), ["-L", "-R", "-D", "-D", "-D"]);
+  // Without -R (1.4.6), the lone -D of that flow fails the same way.
+  const old = conntrackOver(TABLE, { refuseBatch: true, vanish: 40000 });
+  assertEquals(await conntrackTool(old).purge([a, b]), [
+    { packets: 2, bytes: 200 },
+    { packets: 4, bytes: 400 },
+  ]);
+});
+
+Deno.test("purge() counts once a line conntrack printed twice", async () => {
+  // conntrack-tools 1.4.8 prints its previous line again for an entry that vanished.
+  const runner = conntrackOver(TABLE, { vanish: 40001, reprint: true });
+  assertEquals(await conntrackTool(runner).purge([a, b]), [
+    { packets: 1, bytes: 100 },
+    { packets: 4, bytes: 400 },
+  ]);
+});
+
+Deno.test("purge() tries every flow before it fails: each one left keeps forwarding", async () => {
+  const runner = conntrackOver(TABLE, { refuseBatch: true, fail: 40000 });
+  await assertRejects(() => conntrackTool(runner).purge([a, b]), Error, "Bad file");
+  assertEquals(runner.calls.map((c) => c.args[0]), ["-L", "-R", "-D", "-D", "-D"]);
 });
