@@ -120,7 +120,9 @@ export interface Conntrack {
   /**
    * Deletes sessions' flows (every source port unless `clientPort` is set); returns what each
    * session's flows carried, in the order given. Flows from a source port a `spare` session
-   * has learned stay: another live session of the same client (users behind one NAT address).
+   * has learned stay: another live session of the same client (users behind one NAT address),
+   * unless dozens of other flows share their proxy port. Costs one conntrack walk of the whole
+   * table per proxy address, and one per proxy port with flows to delete.
    */
   purge(
     sessions: readonly FlowSelector[],
@@ -205,6 +207,13 @@ function countBySession(
  */
 const NOTHING_LEFT = /0 flow entries|such conntrack doesn't exist/;
 
+/**
+ * How many flows of a port a live session shares are deleted one by one, its own flow spared;
+ * past that, the port's flows all go with one filter, that flow too (it starts again at its next
+ * packet): a client that sent from thousands of source ports must not cost thousands of walks.
+ */
+const MAX_SPARING_DELETES = 32;
+
 /** conntrack(8) through a runner. */
 export function conntrackTool(runner: CommandRunner): Conntrack {
   const remove = async (args: string[]): Promise<string> => {
@@ -230,7 +239,7 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
   };
   const flows = async (proxy: DnatSession["proxy"]) => parseFlows(await list(proxy, "udp"));
   /**
-   * Deletes flows, each by its whole tuple, in one conntrack process (`-R`, conntrack-tools
+   * Deletes flows, each line a filter or a whole tuple, in one conntrack process (`-R`, conntrack-tools
    * 1.4.7+), or one process each where that is refused or the run stopped part way. Every flow
    * is tried before a failure is thrown: each one left keeps forwarding. Returns what conntrack
    * printed.
@@ -254,23 +263,38 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
   };
   return {
     async purge(sessions, protocol = "udp", spare = []) {
-      // Each `conntrack -D` walks the whole table: list each proxy address's flows once, then
-      // delete exactly the sessions' flows (a thousand ending at once are one listing, one delete).
+      // Every line conntrack runs walks the whole table, and a client chooses how many source
+      // ports it sends from: list each proxy address's flows once, then delete each port's flows
+      // with one filter, one by one only where a live session's flow must stay.
       const owner = flowOwners(sessions, protocol);
       const spared = flowOwners(spare.filter((s) => s.clientPort !== undefined), protocol);
-      const doomed: string[][] = [];
+      const ports = new Map<string, { filter: string[]; flows: string[][]; shared: boolean }>();
       const proxies = new Map(sessions.map((s) => [s.proxy.text, s.proxy]));
       for (const proxy of proxies.values()) {
         for (const line of (await list(proxy, protocol)).split("\n")) {
           const found = owner(line);
-          if (!found || spared(line)) continue;
+          if (!found) continue;
           const s = sessions[found.index]!;
-          doomed.push(
+          const filter = flowFilter(s, found.flow.dport, protocol);
+          const port = ports.get(filter.join(" ")) ?? { filter, flows: [], shared: false };
+          ports.set(filter.join(" "), port);
+          if (spared(line)) {
+            port.shared = true;
+            continue;
+          }
+          port.flows.push(
             flowFilter({ ...s, clientPort: found.flow.sport }, found.flow.dport, protocol),
           );
         }
       }
-      return countBySession(await removeAll(doomed), sessions, protocol);
+      const lines = [...ports.values()].flatMap((p) =>
+        p.flows.length === 0
+          ? []
+          : p.shared && p.flows.length <= MAX_SPARING_DELETES
+          ? p.flows
+          : [p.filter]
+      );
+      return countBySession(await removeAll(lines), sessions, protocol);
     },
     async purgeUntranslated(s, protocol = "udp") {
       for (const port of protocolPorts(s, protocol)) {

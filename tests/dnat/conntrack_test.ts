@@ -72,7 +72,7 @@ const VANISHED =
  * Answers like conntrack over TABLE: -L lists it, -D and -R delete and print the entries they
  * match (any source port when a line names none). The flow from source port `vanish` expires as
  * it is deleted: conntrack-tools up to 1.4.7 stops there, 1.4.8 (`reprint`) goes on but prints
- * its previous line again.
+ * its previous line again. A -D of proxy port `fail` fails.
  */
 function conntrackOver(
   table: string,
@@ -115,7 +115,7 @@ function conntrackOver(
       }
       return { stdout };
     }
-    if (options.fail !== undefined && arg(call.args, "--sport") === String(options.fail)) {
+    if (options.fail !== undefined && arg(call.args, "--dport") === String(options.fail)) {
       return { code: 1, stderr: "conntrack v1.4.7 (conntrack-tools): Operation failed: Bad file" };
     }
     const done = remove(call.args);
@@ -131,16 +131,41 @@ Deno.test("purge() lists the proxy's flows once and deletes exactly the sessions
   const counters = await conntrackTool(runner).purge([a, b]);
   assertEquals(counters, [{ packets: 3, bytes: 300 }, { packets: 4, bytes: 400 }]);
   assertEquals(runner.calls.map((c) => c.args.slice(0, 2)), [["-L", "-p"], ["-R", "-"]]);
-  // Each flow by its whole tuple; b's other source port and the stranger's flow stay.
+  // Each port with flows by one filter, b's by its learned port too.
   assertEquals(
     runner.calls[1]!.stdin,
     [
-      "-D -p udp --orig-src 198.18.1.2 --orig-dst 198.18.1.1 --sport 40000 --dport 33001",
-      "-D -p udp --orig-src 198.18.1.2 --orig-dst 198.18.1.1 --sport 40001 --dport 33003",
+      "-D -p udp --orig-src 198.18.1.2 --orig-dst 198.18.1.1 --dport 33001",
+      "-D -p udp --orig-src 198.18.1.2 --orig-dst 198.18.1.1 --dport 33003",
       "-D -p udp --orig-src 198.18.1.3 --orig-dst 198.18.1.1 --sport 41000 --dport 33010",
       "",
     ].join("\n"),
   );
+  // b's other source port and the stranger's flow stay.
+  const left = await runner.run("conntrack", ["-L"]);
+  assertEquals(parseFlows(left.stdout).map((f) => `${f.src}:${f.sport}`), [
+    "198.18.1.3:41001",
+    "198.18.1.9:40000",
+  ]);
+});
+
+Deno.test("purge() deletes a flood of source ports with one line per proxy port", async () => {
+  // A client chooses how many source ports it sends from; every -R line walks the whole table.
+  const flood = Array.from({ length: 500 }, (_, i) => flowLine("198.18.1.2", 42000 + i, 33002, 1));
+  const runner = conntrackOver(TABLE + flood.join("\n") + "\n");
+  assertEquals(await conntrackTool(runner).purge([a]), [{ packets: 503, bytes: 50300 }]);
+  assertEquals(runner.calls[1]!.stdin!.trim().split("\n").length, 3);
+  // Where a live session's flow must stay, one by one, but only so far.
+  const sibling = { ...a, proxyPort: 33002, portCount: 1, clientPort: 42000 };
+  const few = conntrackOver(TABLE + flood.slice(0, 4).join("\n") + "\n");
+  assertEquals(await conntrackTool(few).purge([a], "udp", [sibling]), [{
+    packets: 6,
+    bytes: 600,
+  }]);
+  assertEquals(few.calls[1]!.stdin!.trim().split("\n").length, 5);
+  const many = conntrackOver(TABLE + flood.join("\n") + "\n");
+  await conntrackTool(many).purge([a], "udp", [sibling]);
+  assertEquals(many.calls[1]!.stdin!.trim().split("\n").length, 3);
 });
 
 Deno.test("purge() leaves the flows of a port another live session of the client learned", async () => {
@@ -150,7 +175,7 @@ Deno.test("purge() leaves the flows of a port another live session of the client
   assertEquals(counters, [{ packets: 1, bytes: 100 }]);
   assertEquals(
     runner.calls[1]!.stdin,
-    "-D -p udp --orig-src 198.18.1.2 --orig-dst 198.18.1.1 --sport 40000 --dport 33001\n",
+    "-D -p udp --orig-src 198.18.1.2 --orig-dst 198.18.1.1 --dport 33001\n",
   );
 });
 
@@ -192,7 +217,7 @@ Deno.test("purge() counts once a line conntrack printed twice", async () => {
 });
 
 Deno.test("purge() tries every flow before it fails: each one left keeps forwarding", async () => {
-  const runner = conntrackOver(TABLE, { refuseBatch: true, fail: 40000 });
+  const runner = conntrackOver(TABLE, { refuseBatch: true, fail: 33001 });
   await assertRejects(() => conntrackTool(runner).purge([a, b]), Error, "Bad file");
   assertEquals(runner.calls.map((c) => c.args[0]), ["-L", "-R", "-D", "-D", "-D"]);
 });
