@@ -11,14 +11,26 @@ import { parseIp } from "../net/ip.ts";
 import type { DnatSession } from "./types.ts";
 
 /** Which flows: a session's client, proxy address and port span, and its source port if learned. */
-export type FlowSelector = Pick<
-  DnatSession,
-  "client" | "proxy" | "proxyPort" | "portCount" | "clientPort"
->;
+export type FlowSelector =
+  & Pick<DnatSession, "client" | "proxy" | "proxyPort" | "portCount" | "clientPort">
+  & {
+    /**
+     * The source port the session learned, where `clientPort` is left out to reach every port:
+     * a flow from it is counted to this session, not to another of the same client.
+     */
+    readonly learnedPort?: number;
+  };
 
 /** A session's flows from every source port, learned or not. */
 export function anyPort(s: FlowSelector): FlowSelector {
-  return { client: s.client, proxy: s.proxy, proxyPort: s.proxyPort, portCount: s.portCount };
+  const learned = s.clientPort ?? s.learnedPort;
+  return {
+    client: s.client,
+    proxy: s.proxy,
+    proxyPort: s.proxyPort,
+    portCount: s.portCount,
+    ...(learned === undefined ? {} : { learnedPort: learned }),
+  };
 }
 
 /** What flows carried, both directions together (needs net.netfilter.nf_conntrack_acct=1). */
@@ -156,9 +168,9 @@ function protocolPorts(s: FlowSelector, protocol: "udp" | "tcp"): number[] {
 
 /**
  * Finds which session each flow conntrack prints belongs to: its client, proxy, a port of its
- * span, and its source port once learned (the first session, when sessions of one client
- * overlap while they learn their ports). Indexed by client: a thousand sessions ending at once
- * meet as many flows.
+ * span, and its source port once learned (where sessions of one client share the port, the one
+ * that learned the flow's source port, else the first). Indexed by client: a thousand sessions
+ * ending at once meet as many flows.
  */
 function flowOwners(sessions: readonly FlowSelector[], protocol: "udp" | "tcp") {
   const byClient = new Map<string, number[]>();
@@ -170,11 +182,13 @@ function flowOwners(sessions: readonly FlowSelector[], protocol: "udp" | "tcp") 
     const candidates = f && byClient.get(parseIp(f.src)?.text ?? "");
     if (!f || !candidates) return undefined;
     const dst = parseIp(f.dst)?.text;
-    const index = candidates.find((i) => {
+    const owners = candidates.filter((i) => {
       const s = sessions[i]!;
       return s.proxy.text === dst && protocolPorts(s, protocol).includes(f.dport) &&
         (s.clientPort === undefined || f.sport === s.clientPort);
     });
+    const learned = (i: number) => sessions[i]!.clientPort ?? sessions[i]!.learnedPort;
+    const index = owners.find((i) => learned(i) === f.sport) ?? owners[0];
     return index === undefined ? undefined : { index, flow: f };
   };
 }

@@ -1,5 +1,11 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
-import { conntrackTool, flowFilter, parseCounters, parseFlows } from "../../src/dnat/conntrack.ts";
+import {
+  anyPort,
+  conntrackTool,
+  flowFilter,
+  parseCounters,
+  parseFlows,
+} from "../../src/dnat/conntrack.ts";
 import { parseIp } from "../../src/net/ip.ts";
 import { recordingRunner } from "../_fakes/runner.ts";
 
@@ -147,6 +153,18 @@ Deno.test("purge() lists the proxy's flows once and deletes exactly the sessions
     "198.18.1.3:41001",
     "198.18.1.9:40000",
   ]);
+});
+
+Deno.test("purge() counts each flow to the session that learned its source port", async () => {
+  // Two users behind one NAT address, ending together: every source port of both goes.
+  const first = anyPort({ ...a, clientPort: 40001 });
+  const second = anyPort({ ...a, clientPort: 40000 });
+  const runner = conntrackOver(TABLE);
+  assertEquals(await conntrackTool(runner).purge([first, second]), [
+    { packets: 2, bytes: 200 },
+    { packets: 1, bytes: 100 },
+  ]);
+  assertEquals(runner.calls[1]!.stdin!.trim().split("\n").length, 2);
 });
 
 Deno.test("purge() deletes a flood of source ports with one line per proxy port", async () => {
