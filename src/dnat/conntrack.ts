@@ -68,15 +68,25 @@ export function flowFilter(
   ];
 }
 
-/** The original direction of one flow `conntrack` printed, its proxy address too. */
-function parseFlowLine(line: string): (Flow & { dst: string }) | undefined {
-  // The first src/dst/sport/dport of a line are the original direction's.
+/** One flow `conntrack` printed: its original direction, and where its replies come from. */
+type PrintedFlow = Flow & { dst: string; reply?: { src: string; sport: number } };
+
+/** The original direction of one flow `conntrack` printed, its proxy and reply source too. */
+function parseFlowLine(line: string): PrintedFlow | undefined {
+  // The first src/dst/sport/dport of a line are the original direction's, the next the reply's.
   const src = /\bsrc=(\S+)/.exec(line)?.[1];
   const dst = /\bdst=(\S+)/.exec(line)?.[1];
   const sport = /\bsport=(\d+)\b/.exec(line)?.[1];
   const dport = /\bdport=(\d+)\b/.exec(line)?.[1];
   if (!src || !dst || !sport || !dport) return undefined;
-  return { src, dst, sport: Number(sport), dport: Number(dport) };
+  const reply = /\bdport=\d+\b.*?\bsrc=(\S+).*?\bsport=(\d+)\b/.exec(line);
+  return {
+    src,
+    dst,
+    sport: Number(sport),
+    dport: Number(dport),
+    ...(reply ? { reply: { src: reply[1]!, sport: Number(reply[2]) } } : {}),
+  };
 }
 
 /** The original direction of the flows `conntrack -L` printed. */
@@ -127,19 +137,23 @@ export interface TcpTuple {
   readonly proxy: { readonly ip: DnatSession["client"]; readonly port: number };
 }
 
+/** A live session whose learned flows a purge leaves: what it selects, and where it sends. */
+export type SparedSession = FlowSelector & Pick<DnatSession, "server" | "serverPort">;
+
 /** conntrack operations for sessions. */
 export interface Conntrack {
   /**
    * Deletes sessions' flows (every source port unless `clientPort` is set); returns what each
    * session's flows carried, in the order given. Flows from a source port a `spare` session
-   * has learned stay: another live session of the same client (users behind one NAT address),
-   * unless dozens of other flows share their proxy port. Costs one conntrack walk of the whole
-   * table per proxy address, and one per proxy port with flows to delete.
+   * has learned, that its own rule sent to its server, stay: another live session of the same
+   * client (users behind one NAT address), unless dozens of other flows share their proxy port.
+   * Costs one conntrack walk of the whole table per proxy address, and one per proxy port with
+   * flows to delete.
    */
   purge(
     sessions: readonly FlowSelector[],
     protocol?: "udp" | "tcp",
-    spare?: readonly FlowSelector[],
+    spare?: readonly SparedSession[],
   ): Promise<FlowCounters[]>;
   /**
    * Deletes the session's flows that were never translated (their reply comes from the proxy
@@ -177,7 +191,7 @@ function flowOwners(sessions: readonly FlowSelector[], protocol: "udp" | "tcp") 
   sessions.forEach((s, i) =>
     byClient.set(s.client.text, [...byClient.get(s.client.text) ?? [], i])
   );
-  return (line: string): { index: number; flow: Flow } | undefined => {
+  return (line: string): { index: number; owners: number[]; flow: PrintedFlow } | undefined => {
     const f = parseFlowLine(line);
     const candidates = f && byClient.get(parseIp(f.src)?.text ?? "");
     if (!f || !candidates) return undefined;
@@ -189,7 +203,7 @@ function flowOwners(sessions: readonly FlowSelector[], protocol: "udp" | "tcp") 
     });
     const learned = (i: number) => sessions[i]!.clientPort ?? sessions[i]!.learnedPort;
     const index = owners.find((i) => learned(i) === f.sport) ?? owners[0];
-    return index === undefined ? undefined : { index, flow: f };
+    return index === undefined ? undefined : { index, owners, flow: f };
   };
 }
 
@@ -281,7 +295,19 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
       // ports it sends from: list each proxy address's flows once, then delete each port's flows
       // with one filter, one by one only where a live session's flow must stay.
       const owner = flowOwners(sessions, protocol);
-      const spared = flowOwners(spare.filter((s) => s.clientPort !== undefined), protocol);
+      const learned = spare.filter((s) => s.clientPort !== undefined);
+      const sparing = flowOwners(learned, protocol);
+      // Only what the live session's own rule made: another rule's flow from that port (a
+      // forward session's, where an administrator let the port ranges overlap) goes.
+      const spared = (line: string) => {
+        const found = sparing(line);
+        const reply = found?.flow.reply;
+        return reply !== undefined && found!.owners.some((i) => {
+          const s = learned[i]!;
+          return parseIp(reply.src)?.text === s.server.text &&
+            reply.sport === s.serverPort + found!.flow.dport - s.proxyPort;
+        });
+      };
       const ports = new Map<string, { filter: string[]; flows: string[][]; shared: boolean }>();
       const proxies = new Map(sessions.map((s) => [s.proxy.text, s.proxy]));
       for (const proxy of proxies.values()) {

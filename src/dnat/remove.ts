@@ -48,9 +48,11 @@ export async function removeEntries(
     });
     return flows.map(() => ({ bytes: 0, packets: 0 }));
   });
+  // TCP spares nothing: a learned port is a UDP source port, and only forward sessions carry
+  // TCP (a live session's learned port must not keep an ended one's SSH connection forwarded).
   const tcp = forwarding.filter((e) => e.forwarding.session.tcpServerPort !== undefined);
   if (tcp.length) {
-    await deps.conntrack.purge(tcp.map((e) => anyPort(e.forwarding.session)), "tcp", live).catch(
+    await deps.conntrack.purge(tcp.map((e) => anyPort(e.forwarding.session)), "tcp").catch(
       logIgnored(deps.log, `Cannot purge the tcp flows of ${tcp.length} ended sessions`),
     );
   }

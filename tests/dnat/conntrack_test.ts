@@ -43,9 +43,16 @@ Deno.test("flowFilter() selects one proxy port, and the source port once learned
   ]);
 });
 
-const flowLine = (src: string, sport: number, dport: number, packets: number) =>
+/** A flow to the proxy 198.18.1.1, its replies from the server (span unchanged). */
+const flowLine = (
+  src: string,
+  sport: number,
+  dport: number,
+  packets: number,
+  server = "198.18.2.2",
+) =>
   `udp      17 29 src=${src} dst=198.18.1.1 sport=${sport} dport=${dport} packets=${packets} ` +
-  `bytes=${packets * 100} src=198.18.2.2 dst=198.18.2.1 sport=${dport} dport=${sport} ` +
+  `bytes=${packets * 100} src=${server} dst=198.18.2.1 sport=${dport} dport=${sport} ` +
   `packets=0 bytes=0 mark=0 use=1`;
 
 /** Flows to the proxy: two of session a's span, one of b's learned port and one not, one of nobody. */
@@ -62,12 +69,15 @@ const a = {
   proxy: parseIp("198.18.1.1")!,
   proxyPort: 33001,
   portCount: 3,
+  server: parseIp("198.18.2.2")!,
+  serverPort: 33001,
 };
 const b = {
   ...a,
   client: parseIp("198.18.1.3")!,
   proxyPort: 33010,
   portCount: 1,
+  serverPort: 33010,
   clientPort: 41000,
 };
 
@@ -174,7 +184,7 @@ Deno.test("purge() deletes a flood of source ports with one line per proxy port"
   assertEquals(await conntrackTool(runner).purge([a]), [{ packets: 503, bytes: 50300 }]);
   assertEquals(runner.calls[1]!.stdin!.trim().split("\n").length, 3);
   // Where a live session's flow must stay, one by one, but only so far.
-  const sibling = { ...a, proxyPort: 33002, portCount: 1, clientPort: 42000 };
+  const sibling = { ...a, proxyPort: 33002, portCount: 1, serverPort: 33002, clientPort: 42000 };
   const few = conntrackOver(TABLE + flood.slice(0, 4).join("\n") + "\n");
   assertEquals(await conntrackTool(few).purge([a], "udp", [sibling]), [{
     packets: 6,
@@ -188,13 +198,28 @@ Deno.test("purge() deletes a flood of source ports with one line per proxy port"
 
 Deno.test("purge() leaves the flows of a port another live session of the client learned", async () => {
   const runner = conntrackOver(TABLE);
-  const sibling = { ...a, proxyPort: 33003, portCount: 1, clientPort: 40001 };
+  const sibling = { ...a, proxyPort: 33003, portCount: 1, serverPort: 33003, clientPort: 40001 };
   const counters = await conntrackTool(runner).purge([a], "udp", [sibling, b]);
   assertEquals(counters, [{ packets: 1, bytes: 100 }]);
   assertEquals(
     runner.calls[1]!.stdin,
     "-D -p udp --orig-src 198.18.1.2 --orig-dst 198.18.1.1 --dport 33001\n",
   );
+});
+
+Deno.test("purge() spares only the flows the live session's own rule sent to its server", async () => {
+  // From the sibling's learned port, but sent elsewhere by another rule (a forward session's,
+  // port ranges overlapping) or by none (to the proxy itself): they go.
+  const table = [
+    flowLine("198.18.1.2", 40000, 33001, 1),
+    flowLine("198.18.1.2", 40001, 33002, 2, "198.18.2.7"),
+    flowLine("198.18.1.2", 40001, 33003, 4, "198.18.1.1"),
+  ].join("\n");
+  const sibling = { ...a, proxyPort: 33002, portCount: 2, serverPort: 33002, clientPort: 40001 };
+  const runner = conntrackOver(table);
+  assertEquals(await conntrackTool(runner).purge([a], "udp", [sibling]), [
+    { packets: 7, bytes: 700 },
+  ]);
 });
 
 Deno.test("purge() deletes nothing when the sessions have no flows, and one flow at a time without -R", async () => {

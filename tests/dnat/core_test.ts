@@ -203,6 +203,16 @@ Deno.test("a repair purges the flows that met no rule while the rules were gone,
   assertEquals(conntrack.purged, ["untranslated udp 198.18.1.2:*>33001"]);
 });
 
+/** Another session of the entry's client, to the same ports, that learned `clientPort`. */
+function learnedSibling(entry: ForwardingEntry, clientPort: number): ForwardingEntry {
+  const id = crypto.randomUUID();
+  return {
+    ...entry,
+    id,
+    forwarding: { ...entry.forwarding, session: { ...entry.forwarding.session, id, clientPort } },
+  };
+}
+
 Deno.test("removeEntries() purges every source port of the session and drops it from the registry", async () => {
   const { deps, conntrack, store, run } = setup();
   run(77);
@@ -213,15 +223,7 @@ Deno.test("removeEntries() purges every source port of the session and drops it 
     forwarding: { ...installed.forwarding, session: narrowed },
   };
   // Another session of the same client (behind the same NAT address), its port learned.
-  const siblingId = crypto.randomUUID();
-  const sibling: ForwardingEntry = {
-    ...entry,
-    id: siblingId,
-    forwarding: {
-      ...entry.forwarding,
-      session: { ...narrowed, id: siblingId, clientPort: 40002 },
-    },
-  };
+  const sibling = learnedSibling(entry, 40002);
   const after = await removeEntries(
     deps,
     { entries: [entry, sibling] },
@@ -233,6 +235,25 @@ Deno.test("removeEntries() purges every source port of the session and drops it 
   assertEquals(conntrack.purged.at(-1), "udp 198.18.1.2:*>33001");
   assertEquals(conntrack.spared, ["udp 198.18.1.2:40002>33001"]);
   assertEquals(store.registry.entries.length, 1);
+});
+
+Deno.test("removeEntries() spares no TCP flow: a learned port is a UDP one", async () => {
+  const { deps, conntrack, run } = setup();
+  run(77);
+  const installed = await install(deps, request(77));
+  // A forward session ends; a live session of the same client learned a port (ranges overlap).
+  const forward: ForwardingEntry = {
+    ...installed,
+    forwarding: {
+      session: { ...installed.forwarding.session, tcpServerPort: 22 },
+      filtering: false,
+    },
+  };
+  const live = learnedSibling(installed, 40002);
+  conntrack.purged.length = 0;
+  await removeEntries(deps, { entries: [forward, live] }, [forward], "session ended");
+  assertEquals(conntrack.purged, ["udp 198.18.1.2:*>33001", "tcp 198.18.1.2:*>33001"]);
+  assertEquals(conntrack.spared, ["udp 198.18.1.2:40002>33001"]);
 });
 
 Deno.test("reapDead() writes the registry only when a session ended, and says which ended", async () => {
