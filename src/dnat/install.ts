@@ -95,7 +95,9 @@ export async function install(
       }
       await deps.backend.add([session]);
       // A flow that reached the proxy before the rule (un-NATed) would blackhole the session.
-      await deps.conntrack.purge([session]);
+      // Another live session's own flow from its learned port stays (users behind one NAT
+      // address): deleting it would drop what it carried so far from that session's line.
+      await deps.conntrack.purge([session], "udp", forwardedSessions(registry));
       const entry: ForwardingEntry = {
         ...entryOf(registration, deps.now()),
         forwarding: { session, filtering },

@@ -63,6 +63,18 @@ Deno.test("install() records the session, installs it, and purges flows that cam
   ]);
 });
 
+Deno.test("install() leaves the flow another live session of the client learned", async () => {
+  const { deps, conntrack, run } = setup();
+  run(77);
+  run(78);
+  const first = await install(deps, request(77));
+  // Learned, as learnPorts would; a second user behind the same NAT address then starts.
+  const learned = learnedSibling(first, 40002);
+  await deps.store.write({ entries: [learned] });
+  await install(deps, request(78));
+  assertEquals(conntrack.spared, ["udp 198.18.1.2:40002>33001"]);
+});
+
 Deno.test("record() keeps a session without forwarding for its closing line, after the config's checks", async () => {
   const { deps, backend, store } = setup();
   const entry = await record(deps, request(77));
