@@ -89,11 +89,14 @@ function parseFlowLine(line: string): PrintedFlow | undefined {
   };
 }
 
-/** The original direction of the flows `conntrack -L` printed. */
+/**
+ * The original direction of the flows `conntrack -L` printed, the client's address in our
+ * canonical text (conntrack prints `::198.18.1.2` where we write `::c612:102`).
+ */
 export function parseFlows(listing: string): Flow[] {
   return listing.split("\n").flatMap((line) => {
     const f = parseFlowLine(line);
-    return f ? [{ src: f.src, sport: f.sport, dport: f.dport }] : [];
+    return f ? [{ src: parseIp(f.src)?.text ?? f.src, sport: f.sport, dport: f.dport }] : [];
   });
 }
 

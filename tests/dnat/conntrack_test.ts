@@ -20,6 +20,17 @@ Deno.test("parseFlows() reads the original direction's client address and ports"
   ]);
 });
 
+Deno.test("parseFlows() spells the client's address as sessions do", () => {
+  // inet_ntop writes the last 32 bits of an address under ::/96 as a dotted quad.
+  const line = "udp      17 29 src=::198.18.1.2 dst=2001:db8::1 sport=40000 dport=33001 " +
+    "[UNREPLIED] src=2001:db8::1 dst=::198.18.1.2 sport=33001 dport=40000 mark=0 use=1";
+  assertEquals(parseFlows(line), [{
+    src: parseIp("::c612:102")!.text,
+    sport: 40000,
+    dport: 33001,
+  }]);
+});
+
 Deno.test("parseCounters() adds both directions of every flow", () => {
   assertEquals(parseCounters(LISTING), { packets: 41, bytes: 9348 });
   assertEquals(parseCounters(""), { packets: 0, bytes: 0 });
