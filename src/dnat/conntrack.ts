@@ -245,6 +245,13 @@ const NOTHING_LEFT = /0 flow entries|such conntrack doesn't exist/;
  */
 const MAX_SPARING_DELETES = 32;
 
+/**
+ * Lines of one `-R` run: each walks the whole table (about half a second at a quarter million
+ * entries), and the runner kills a run after a minute, losing the lines it had not yet printed
+ * (what those flows carried) and leaving the fallback to walk every line again.
+ */
+const RUN_LINES = 32;
+
 /** conntrack(8) through a runner. */
 export function conntrackTool(runner: CommandRunner): Conntrack {
   const remove = async (args: string[]): Promise<string> => {
@@ -270,24 +277,27 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
   };
   const flows = async (proxy: DnatSession["proxy"]) => parseFlows(await list(proxy, "udp"));
   /**
-   * Deletes flows, each line a filter or a whole tuple, in one conntrack process (`-R`, conntrack-tools
-   * 1.4.7+), or one process each where that is refused or the run stopped part way. Every flow
-   * is tried before a failure is thrown: each one left keeps forwarding. Returns what conntrack
-   * printed.
+   * Deletes flows, each line a filter or a whole tuple, in `-R` runs (conntrack-tools 1.4.7+) of
+   * at most RUN_LINES lines, or one process a line where a run is refused or stopped part way.
+   * Every line is tried before a failure is thrown: each flow left keeps forwarding. Returns what
+   * conntrack printed.
    */
   const removeAll = async (each: readonly string[][]): Promise<string> => {
-    if (each.length === 0) return "";
-    const batch = await runner.run("conntrack", ["-R", "-"], {
-      stdin: each.map((args) => ["-D", ...args].join(" ")).join("\n") + "\n",
-    });
-    if (batch.code === 0) return batch.stdout;
-    let printed = batch.stdout;
+    let printed = "";
     let failure: unknown;
-    for (const args of each) {
-      printed += await remove(args).catch((error) => {
-        failure ??= error;
-        return "";
+    for (let i = 0; i < each.length; i += RUN_LINES) {
+      const lines = each.slice(i, i + RUN_LINES);
+      const run = await runner.run("conntrack", ["-R", "-"], {
+        stdin: lines.map((args) => ["-D", ...args].join(" ")).join("\n") + "\n",
       });
+      printed += run.stdout;
+      if (run.code === 0) continue;
+      for (const args of lines) {
+        printed += await remove(args).catch((error) => {
+          failure ??= error;
+          return "";
+        });
+      }
     }
     if (failure !== undefined) throw failure;
     return printed;

@@ -176,6 +176,18 @@ Deno.test("purge() lists the proxy's flows once and deletes exactly the sessions
   ]);
 });
 
+Deno.test("purge() deletes in runs short enough to finish within the runner's bound", async () => {
+  // 100 ports with flows: every line of a run walks the whole table.
+  const spread = Array.from({ length: 100 }, (_, i) => flowLine("198.18.1.2", 40000, 34000 + i, 1));
+  const wide = { ...a, proxyPort: 34000, portCount: 100, serverPort: 34000 };
+  const runner = conntrackOver(spread.join("\n"));
+  assertEquals(await conntrackTool(runner).purge([wide]), [{ packets: 100, bytes: 10000 }]);
+  assertEquals(
+    runner.calls.map((c) => c.stdin?.trim().split("\n").length ?? 0),
+    [0, 32, 32, 32, 4],
+  );
+});
+
 Deno.test("purge() counts each flow to the session that learned its source port", async () => {
   // Two users behind one NAT address, ending together: every source port of both goes.
   const first = anyPort({ ...a, clientPort: 40001 });
