@@ -164,8 +164,6 @@ export interface Conntrack {
    * are left alone: they carry on as before.
    */
   purgeUntranslated(s: FlowSelector, protocol?: "udp" | "tcp"): Promise<void>;
-  /** Deletes the span's flows from source ports not in `keep`. */
-  purgeOtherPorts(s: FlowSelector, keep: ReadonlySet<number>): Promise<void>;
   /** Every client's UDP flows to a proxy address (one listing serves all its sessions). */
   flows(proxy: DnatSession["proxy"]): Promise<Flow[]>;
   /** Sets the conntrack mark of the session's live flows (every port of its span). */
@@ -353,13 +351,6 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
       for (const port of protocolPorts(s, protocol)) {
         await remove([...flowFilter(s, port, protocol), "--reply-src", s.proxy.text]);
       }
-    },
-    async purgeOtherPorts(s, keep) {
-      const inSpan = new Set(spanPorts(s));
-      const doomed = (await flows(s.proxy)).filter((f) =>
-        f.src === s.client.text && inSpan.has(f.dport) && !keep.has(f.sport)
-      );
-      for (const f of doomed) await remove(flowFilter({ ...s, clientPort: f.sport }, f.dport));
     },
     flows,
     async connection(t) {

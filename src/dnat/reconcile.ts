@@ -117,8 +117,10 @@ export async function learnPorts(
         continue;
       }
       if (!peers.every((e) => e.forwarding.filtering)) continue;
-      const keep = new Set(peers.map((e) => e.forwarding.session.clientPort as number));
-      await deps.conntrack.purgeOtherPorts(s, keep).catch(
+      // Every flow of the span but those the peers' own rules made, one delete per proxy port
+      // (not one per flow: the client chooses how many source ports it sends from).
+      const spare = peers.map((e) => e.forwarding.session);
+      await deps.conntrack.purge([anyPort(s)], "udp", spare).catch(
         logIgnored(deps.log, `Cannot purge other ports' flows of session ${s.id}`),
       );
     }

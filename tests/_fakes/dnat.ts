@@ -131,12 +131,6 @@ export function fakeConntrack(
       );
       return Promise.resolve();
     },
-    purgeOtherPorts(s, keep) {
-      for (const f of flowList.filter((f) => f.src === s.client.text && !keep.has(f.sport))) {
-        purged.push(`other ${s.client.text}:${f.sport}`);
-      }
-      return Promise.resolve();
-    },
     // Like `conntrack -L --orig-dst PROXY`: every client's flows to the proxy.
     flows: () => Promise.resolve([...flowList]),
   };

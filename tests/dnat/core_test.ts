@@ -166,13 +166,22 @@ Deno.test("learnPorts() gives each session of a client its own flow port, then p
     { src: "198.18.1.2", sport: 40001, dport: 33001 },
     { src: "198.18.1.2", sport: 40002, dport: 33001 },
   );
+  const [purgedBefore, sparedBefore] = [conntrack.purged.length, conntrack.spared.length];
   const after = await learnPorts(deps, store.registry);
   const ports = new Map(after.entries.map((e) => [e.id, e.forwarding?.session.clientPort]));
   assertEquals([ports.get(a.id), ports.get(b.id)], [40000, 40001]);
   assertEquals(backend.ops.filter((o) => o.startsWith("replace")).length, 2);
-  assertEquals(conntrack.purged.filter((p) => p.startsWith("other")), [
-    "other 198.18.1.2:40002",
-    "other 198.18.1.2:40002",
+  // Once both have their ports, every port of the span goes (40002 and any other; one delete
+  // per proxy port however many the client sent from) but the flows of the two learned ones.
+  assertEquals(conntrack.purged.slice(purgedBefore), [
+    "udp 198.18.1.2:*>33001",
+    "udp 198.18.1.2:*>33001",
+  ]);
+  assertEquals(conntrack.spared.slice(sparedBefore), [
+    "udp 198.18.1.2:40000>33001",
+    "udp 198.18.1.2:40001>33001",
+    "udp 198.18.1.2:40000>33001",
+    "udp 198.18.1.2:40001>33001",
   ]);
   // Nothing left to learn: the same registry comes back.
   assertEquals(await learnPorts(deps, after), after);
