@@ -17,6 +17,8 @@ export interface FdEvents {
 }
 
 const MAX_EVENTS = 64;
+/** Failed waits in a row that mean the loop is broken, not interrupted. */
+const MAX_FAILURES_IN_A_ROW = 1000;
 
 /** Starts the loop. */
 export function epollEvents(): FdEvents {
@@ -39,13 +41,19 @@ export function epollEvents(): FdEvents {
   let closed = false;
   const events = new Uint8Array(size * MAX_EVENTS);
   const view = new DataView(events.buffer);
+  let failures = 0;
   const loop = (async () => {
     while (!closed) {
       const n = await c.epoll_wait(epfd, events, MAX_EVENTS, -1);
       if (n < 0) {
-        if (errno() === LINUX.EINTR) continue;
-        throw new Error(`epoll_wait failed (errno ${errno()})`);
+        // The call ran on a worker thread and errno is per thread: `errno()` here would read the
+        // main thread's. With this epfd and buffer the one way to fail is EINTR, a signal landing
+        // on that thread (the SIGCHLD of each child the service runs), so it is retried; only a
+        // run of failures (the descriptor gone) ends the loop.
+        if (++failures < MAX_FAILURES_IN_A_ROW) continue;
+        throw new Error(`epoll_wait failed ${failures} times in a row`);
       }
+      failures = 0;
       const ready: number[] = [];
       for (let i = 0; i < n; i++) {
         ready.push(Number(view.getBigUint64(i * size + dataOffset, true)));

@@ -80,12 +80,15 @@ async function waitExplained(
     const left = JSON.stringify(await listed(bed).catch((e) => String(e)));
     const tail = (await bed.log()).split("\n").slice(-25).join("\n");
     const flows = (await run(["ip", "netns", "exec", bed.ns.proxy, "conntrack", "-L"])).stdout;
+    // What the service itself printed (a crash, a hang's last words), when it printed anything.
+    const service = (await Deno.readTextFile(`${bed.dir}/log/dnat-service.out`).catch(() => ""))
+      .split("\n").slice(-15).join("\n");
     throw new Error(
       `${
         (error as Error).message
       }; listed: ${left}\nlast log lines:\n${tail}\nkernel:\n${await kernelState(
         bed,
-      )}\nconntrack:\n${flows}`,
+      )}\nconntrack:\n${flows}\nthe service's output:\n${service}`,
     );
   }
 }
