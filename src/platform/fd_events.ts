@@ -16,7 +16,12 @@ export interface FdEvents {
   close(): Promise<void>;
 }
 
-const MAX_EVENTS = 64;
+/**
+ * Ready fds one wait returns. Owners ending together (a node's sshd restarted, a thousand
+ * sessions at once) should reach the service in one wake, which removes them in one change;
+ * 64 a wake made 16 changes of a thousand, each rewriting the ruleset (7.6 s in all).
+ */
+const MAX_EVENTS = 4096;
 /** Failed waits in a row that mean the loop is broken, not interrupted. */
 const MAX_FAILURES_IN_A_ROW = 1000;
 
