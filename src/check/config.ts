@@ -9,14 +9,19 @@ import type { Config } from "../config/mod.ts";
 import type { Fs } from "../config/fs.ts";
 import type { Output } from "../cli/output.ts";
 
-/** Validates the config file; prints OK or every problem. Returns the exit status. */
+/**
+ * Validates the config file; prints OK or every problem (with its fix where the problem names
+ * one). Returns the exit status.
+ */
 export async function checkConfig(path: string, fs: Fs, output: Output): Promise<number> {
   const report = await readConfigReport(path, fs);
   if (report.fatal) {
     output.out(`Cannot load config "${path}": ${report.fatal}\n`);
     return 1;
   }
-  for (const problem of report.problems) output.out(formatProblem(path, problem) + "\n");
+  for (const problem of report.problems) {
+    output.out(`${formatProblem(path, problem)}${problem.fix ? ` (fix: ${problem.fix})` : ""}\n`);
+  }
   const errors = report.problems.filter((p) => p.severity === "error").length;
   const warnings = report.problems.length - errors;
   if (!report.config) {

@@ -8,7 +8,13 @@ import { formatEndpoint } from "../net/endpoint.ts";
 import type { RawElement } from "./raw.ts";
 import { Problems, SectionReader } from "./reader.ts";
 import { unknownTagHint } from "./tag_hints.ts";
-import { warnClientChosenRules, warnRealAscp, warnShadowedRules } from "./warnings.ts";
+import {
+  warnClientChosenRules,
+  warnPortOverlap,
+  warnRealAscp,
+  warnShadowedRules,
+} from "./warnings.ts";
+import { ruleUdpSpan } from "./port_overlap.ts";
 import { PROXY, RPROXY, RULE, RULE_DEFAULTS_IN_RPROXY, SERVER, STRUCTURE } from "./spec.ts";
 import type {
   CommandPattern,
@@ -126,6 +132,11 @@ function readServer(reader: SectionReader, problems: Problems): ServerConfig {
         "cert_file",
         "<enable_https> is true but <proxy> has no <cert_file> and <key_file>: the daemon serves HTTPS with a self-signed certificate it generates in <state_directory>/forward on first start",
       );
+    }
+    if (rproxy.enabled) {
+      const at = proxyReader.child("port_range_low") ?? proxyReader.child("port_range_high") ??
+        proxyReader.position;
+      warnPortOverlap({ config: proxy, at }, rproxy.rules, problems);
     }
   }
   return { ...server, proxy, rproxy };
@@ -258,7 +269,7 @@ function readRule(
   const udpPortCount = reader.value(RULE.udp_port_count);
   const srcPortFiltering = reader.value(RULE.src_port_filtering);
   const span = udpPortReuse ? 1 : udpPortCount;
-  if ((proxyPort === 0 ? udpPort : proxyPort) + span - 1 > 65535) {
+  if (ruleUdpSpan({ proxyPort, udpPort, udpPortReuse, udpPortCount }).high > 65535) {
     problems.error(
       reader.child("udp_port_count") ?? reader.child("udp_port") ?? element,
       "udp_port_count",

@@ -1,13 +1,15 @@
 /**
  * Warnings about settings that load but cannot work as written: a rule an
- * earlier one always wins over, a proxy port a real ascp never uses, and
- * rules that only the client's own word (host_domain) tells apart.
+ * earlier one always wins over, a proxy port a real ascp never uses, rules
+ * that only the client's own word (host_domain) tells apart, and a forward
+ * port range that meets a rule's UDP ports.
  * @module
  */
 
+import { forwardReverseOverlaps } from "./port_overlap.ts";
 import type { RawElement } from "./raw.ts";
 import type { Problems, SectionReader } from "./reader.ts";
-import type { ReverseRule } from "./types.ts";
+import type { ForwardConfig, Position, ReverseRule } from "./types.ts";
 
 /**
  * A real ascp sends UDP to the port the internal server announces through
@@ -92,4 +94,30 @@ export function warnClientChosenRules(
       "never separate partners by host_domain: give each partner their own proxy account and no <squash_user> (each logs in upstream as themselves), or a proxy address only their network reaches",
     );
   });
+}
+
+/**
+ * The forward daemon hands out ports of its range without knowing the rules, and netfilter tells
+ * a forward session's flows from a reverse session's only by client, proxy address and port: on a
+ * port both claim, one client address's UDP reaches whichever session's rule comes first.
+ */
+export function warnPortOverlap(
+  forward: { config: ForwardConfig; at: Position },
+  rules: readonly ReverseRule[],
+  problems: Problems,
+): void {
+  const { portRangeLow: low, portRangeHigh: high } = forward.config;
+  for (const { rule, span, where } of forwardReverseOverlaps(forward.config, rules)) {
+    const ports = span.low === span.high ? `${span.low}` : `${span.low}-${span.high}`;
+    problems.warn(
+      forward.at,
+      "port_range",
+      `the forward proxy's port range ${low}-${high} overlaps UDP port${
+        span.low === span.high ? "" : "s"
+      } ${ports} of <rule> ${rule.index} (line ${rule.line}) on ${
+        where ? `proxy address${where.includes("/") ? "es" : ""} ${where}` : "every proxy address"
+      }: a forward session can be given a port where a reverse session of the same client address receives FASP, and which of the two its UDP reaches then depends on rule order`,
+      `move <port_range_low>-<port_range_high> outside ${ports}, or bind the forward proxy (<bind_ip_address>) and <rule> ${rule.index} (host_ip) to different addresses`,
+    );
+  }
 }

@@ -480,3 +480,98 @@ Deno.test("validateConfig() hints where any misplaced option belongs, derived fr
     "6: unknown tag <udp_port_count> in <rproxy> (ignored); it belongs in <rule>",
   ]);
 });
+
+Deno.test("validateConfig() warns where the forward port range overlaps a rule's UDP ports", async (t) => {
+  /** Both proxies (each on unless told), `proxy` and `rule` on lines 8 and 13. */
+  const config = (proxy: string, rule: string, on = { forward: true, reverse: true }) =>
+    `<server>\n<enable_https>true</enable_https>\n<proxy>\n<enabled>${on.forward}</enabled>\n<authentication>true</authentication>\n<cert_file>/c</cert_file>\n<key_file>/k</key_file>\n${proxy}\n</proxy>\n<rproxy>\n<enabled>${on.reverse}</enabled>\n<rules>\n${rule}\n</rules>\n</rproxy>\n</server>`;
+  const range = (low: number, high: number, bind = "198.18.0.1") =>
+    `<bind_ip_address>${bind}</bind_ip_address><port_range_low>${low}</port_range_low><port_range_high>${high}</port_range_high>`;
+  const rule = (hostIp: string, ports = "<udp_port_reuse>false</udp_port_reuse>") =>
+    `<rule${
+      hostIp ? ` host_ip="${hostIp}"` : ""
+    }><host>198.18.2.2</host><keyfile>/k</keyfile>${ports}</rule>`;
+  const warning = (ports: string, where: string, line = 8, index = 1, ruleLine = 13) =>
+    `${line}: the forward proxy's port range ${ports} of <rule> ${index} (line ${ruleLine}) on ${where}: a forward session can be given a port where a reverse session of the same client address receives FASP, and which of the two its UDP reaches then depends on rule order`;
+  const cases: Array<[string, string, string[]]> = [
+    [
+      "overlapping on one address",
+      config(range(30000, 33001), rule("198.18.0.1")),
+      [warning("30000-33001 overlaps UDP ports 33001-33010", "proxy address 198.18.0.1")],
+    ],
+    [
+      "adjacent",
+      config(range(30000, 33000), rule("198.18.0.1")),
+      [],
+    ],
+    [
+      "on different addresses",
+      config(range(30000, 40000), rule("198.18.0.2")),
+      [],
+    ],
+    [
+      "the rule unbound",
+      config(range(30000, 40000), rule("")),
+      [warning("30000-40000 overlaps UDP ports 33001-33010", "proxy address 198.18.0.1")],
+    ],
+    [
+      "both unbound, one port",
+      config(range(30000, 40000, "0.0.0.0"), rule("", "")),
+      [warning("30000-40000 overlaps UDP port 33001", "every proxy address")],
+    ],
+    [
+      "the forward proxy unbound, the rule on a network",
+      config(range(30000, 40000, "0.0.0.0"), rule("198.18.0.0/24")),
+      [warning("30000-40000 overlaps UDP ports 33001-33010", "proxy addresses 198.18.0.0/24")],
+    ],
+    [
+      "IPv6",
+      config(range(33005, 33005, "2001:db8::1"), rule("2001:db8::/64")),
+      [warning("33005-33005 overlaps UDP ports 33001-33010", "proxy address 2001:db8::1")],
+    ],
+    [
+      "the default range, at <proxy>",
+      config("", rule("", "<proxy_port>0</proxy_port><udp_port>5000</udp_port>")),
+      [warning("5000-10000 overlaps UDP port 5000", "every proxy address", 3)],
+    ],
+    [
+      "the forward proxy off",
+      config(range(30000, 40000), rule(""), { forward: false, reverse: true }),
+      [],
+    ],
+    [
+      "the reverse proxy off",
+      config(range(30000, 40000), rule(""), { forward: true, reverse: false }),
+      [],
+    ],
+  ];
+  for (const [name, xml, expected] of cases) {
+    await t.step(name, () => {
+      const report = parseInline(xml);
+      assertOk(report.config, "an overlap is a warning: the config still loads");
+      assertEquals(warningsOf(report), expected);
+      for (const p of report.problems) {
+        assertEquals(p.tag, "port_range");
+      }
+    });
+  }
+  await t.step("each overlapping rule, with its own fix", () => {
+    const report = parseInline(
+      config(
+        range(30000, 40000),
+        `${rule("198.18.0.1")}\n${rule("198.18.0.9")}\n${
+          rule("", "<proxy_port>34000</proxy_port>")
+        }`,
+      ),
+    );
+    assertEquals(warningsOf(report), [
+      warning("30000-40000 overlaps UDP ports 33001-33010", "proxy address 198.18.0.1"),
+      warning("30000-40000 overlaps UDP port 34000", "proxy address 198.18.0.1", 8, 3, 15),
+      "15: <rule> 3: <proxy_port> 34000 differs from the internal server's <udp_port> 33001; a real ascp sends UDP to the port the server announces (33001), so set <proxy_port>0</proxy_port> unless clients are told the proxy port some other way",
+    ]);
+    assertEquals(report.problems.filter((p) => p.tag === "port_range").map((p) => p.fix), [
+      "move <port_range_low>-<port_range_high> outside 33001-33010, or bind the forward proxy (<bind_ip_address>) and <rule> 1 (host_ip) to different addresses",
+      "move <port_range_low>-<port_range_high> outside 34000, or bind the forward proxy (<bind_ip_address>) and <rule> 3 (host_ip) to different addresses",
+    ]);
+  });
+});

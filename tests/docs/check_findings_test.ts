@@ -5,6 +5,8 @@
  */
 import { assertEquals } from "../_assert.ts";
 import { SYSTEM_CHECKS } from "../../src/check/system.ts";
+import { configFindings } from "../../src/check/audit.ts";
+import { parseConfigText } from "../../src/config/mod.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const FINDING = /finding\.(?:error|warning|info)\(\s*[`"]([a-z_.0-9]+)(\$\{)?/g;
@@ -54,4 +56,29 @@ Deno.test("docs/check.md lists every finding id the system checks declare", asyn
       : !documented.includes(id)
   );
   assertEquals(missing, []);
+});
+
+/**
+ * Configs that each raise a config finding with its own row (`config.<tag>` covers the rest):
+ * the row must be there for the id the code builds.
+ */
+const NAMED_CONFIG_FINDINGS: Record<string, string> = {
+  "config.host_domain": `<server><rproxy><enabled>true</enabled><rules>
+<rule host_domain="a.example"><host>198.18.2.2</host><squash_user>a</squash_user><keyfile>/k</keyfile></rule>
+<rule host_domain="b.example"><host>198.18.2.2</host><squash_user>b</squash_user><keyfile>/k</keyfile></rule>
+</rules></rproxy></server>`,
+  "config.port_range": `<server><enable_https>true</enable_https>
+<proxy><enabled>true</enabled><authentication>true</authentication><cert_file>/c</cert_file><key_file>/k</key_file>
+<port_range_low>33001</port_range_low><port_range_high>33001</port_range_high></proxy>
+<rproxy><enabled>true</enabled><rules><rule><host>198.18.2.2</host><keyfile>/k</keyfile></rule></rules></rproxy>
+</server>`,
+};
+
+Deno.test("docs/check.md lists the config findings that have their own row, by the id the code builds", async () => {
+  const documented = await documentedIds();
+  for (const [id, xml] of Object.entries(NAMED_CONFIG_FINDINGS)) {
+    const ids = configFindings(parseConfigText(xml, "a.conf")).map((f) => f.id);
+    assertEquals(ids, [id, "config.valid"], `the sample for ${id} raises something else`);
+    assertEquals(documented.has(id), true, `docs/check.md has no row for ${id}`);
+  }
 });
