@@ -42,7 +42,8 @@ and a caller sees and changes only its own sessions.
                          and faulty marks), removes a session's forwarding the
                          moment it ends and logs "Connection closed" with what
                          it carried, learns source ports, puts back rules a
-                         firewall reload dropped; serves /metrics and
+                         firewall reload dropped, removes forwarded flows no
+                         session owns (a failed purge's); serves /metrics and
                          /healthz at <metrics_address> (docs/metrics.md)
   drain [--reason TEXT]  root: take no new reverse sessions (running ones go
                          on; /healthz answers 503 so a load balancer sends new

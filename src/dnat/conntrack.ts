@@ -7,7 +7,7 @@
  */
 
 import type { CommandRunner } from "../process/runner.ts";
-import { parseIp } from "../net/ip.ts";
+import { type IpAddress, parseIp } from "../net/ip.ts";
 import type { DnatSession } from "./types.ts";
 
 /** Which flows: a session's client, proxy address and port span, and its source port if learned. */
@@ -100,6 +100,40 @@ export function parseFlows(listing: string): Flow[] {
   });
 }
 
+/** A flow carrying a conntrack mark: its protocol, original direction, and what it carried. */
+export interface MarkedFlow {
+  readonly protocol: "udp" | "tcp";
+  /** The client. */
+  readonly src: IpAddress;
+  /** The proxy address the client sent to. */
+  readonly dst: IpAddress;
+  readonly sport: number;
+  /** The proxy port. */
+  readonly dport: number;
+  /** Both directions (0 without nf_conntrack_acct). */
+  readonly counters: FlowCounters;
+}
+
+/** The UDP and TCP flows of a `conntrack -L` listing, addresses parsed (other protocols left out). */
+export function parseMarkedFlows(listing: string): MarkedFlow[] {
+  return listing.split("\n").flatMap((line) => {
+    const protocol = /^(udp|tcp)\s/.exec(line)?.[1] as "udp" | "tcp" | undefined;
+    const f = protocol && parseFlowLine(line);
+    const src = f && parseIp(f.src);
+    const dst = f && parseIp(f.dst);
+    if (!protocol || !f || !src || !dst) return [];
+    return [{ protocol, src, dst, sport: f.sport, dport: f.dport, counters: parseCounters(line) }];
+  });
+}
+
+/**
+ * Which marked flows to delete: a client's flows to one proxy port (from one source port where
+ * `clientPort` is set), of one protocol.
+ */
+export type MarkedSelector =
+  & Pick<DnatSession, "client" | "proxy" | "proxyPort" | "clientPort">
+  & { readonly protocol: "udp" | "tcp" };
+
 /** Sums the counters of every flow `conntrack -D` or `-L` printed (both directions). */
 export function parseCounters(listing: string): FlowCounters {
   let bytes = 0;
@@ -166,6 +200,16 @@ export interface Conntrack {
   purgeUntranslated(s: FlowSelector, protocol?: "udp" | "tcp"): Promise<void>;
   /** Every client's UDP flows to a proxy address (one listing serves all its sessions). */
   flows(proxy: DnatSession["proxy"]): Promise<Flow[]>;
+  /**
+   * Every UDP and TCP flow that carries `mark`, of both families: one listing per family,
+   * whatever the number of flows, proxies or sessions.
+   */
+  listMarked(mark: number): Promise<MarkedFlow[]>;
+  /**
+   * Deletes the flows each selector matches that carry `mark` (a flow without it is never
+   * deleted, whatever it matches): one conntrack walk of the whole table per selector.
+   */
+  removeMarked(selectors: readonly MarkedSelector[], mark: number): Promise<void>;
   /** Sets the conntrack mark of the session's live flows (every port of its span). */
   mark(s: FlowSelector, protocol: "udp" | "tcp", mark: number): Promise<void>;
   /** A TCP connection's state and counters; undefined when conntrack does not know it. */
@@ -241,7 +285,12 @@ const NOTHING_LEFT = /0 flow entries|such conntrack doesn't exist/;
  * past that, the port's flows all go with one filter, that flow too (it starts again at its next
  * packet): a client that sent from thousands of source ports must not cost thousands of walks.
  */
-const MAX_SPARING_DELETES = 32;
+export const MAX_SPARING_DELETES = 32;
+
+/** How `conntrack` writes a mark it is to match. */
+function markArg(mark: number): string {
+  return `0x${mark.toString(16)}`;
+}
 
 /**
  * Lines of one `-R` run: each walks the whole table (about half a second at a quarter million
@@ -353,6 +402,26 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
       }
     },
     flows,
+    async listMarked(mark) {
+      const flows: MarkedFlow[] = [];
+      // Each family by name: which ones a listing without -f shows depends on the version.
+      for (const family of ["ipv4", "ipv6"]) {
+        const result = await runner.run("conntrack", ["-L", "-f", family, "--mark", markArg(mark)]);
+        if (result.code !== 0) throw new Error(`conntrack -L failed: ${result.stderr.trim()}`);
+        flows.push(...parseMarkedFlows(result.stdout));
+      }
+      return flows;
+    },
+    async removeMarked(selectors, mark) {
+      if (selectors.length === 0) return;
+      await removeAll(
+        selectors.map((s) => [
+          ...flowFilter(s, s.proxyPort, s.protocol),
+          "--mark",
+          markArg(mark),
+        ]),
+      );
+    },
     async connection(t) {
       const family = t.client.ip.family === 6 ? ["-f", "ipv6"] : [];
       const result = await runner.run("conntrack", [
@@ -373,7 +442,7 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
     },
     async mark(s, protocol, mark) {
       for (const port of protocolPorts(s, protocol)) {
-        const args = ["-U", ...flowFilter(s, port, protocol), "--mark", `0x${mark.toString(16)}`];
+        const args = ["-U", ...flowFilter(s, port, protocol), "--mark", markArg(mark)];
         const result = await runner.run("conntrack", args);
         // conntrack exits 1 when nothing matched: nothing to mark is success here.
         if (result.code !== 0 && !/0 flow entries/.test(result.stderr)) {

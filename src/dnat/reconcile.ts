@@ -2,12 +2,13 @@
  * Reconciling: the kernel and the registry made to agree with the world.
  * Sessions whose owner ended go, address-only sessions learn their client's
  * source port, rules a firewall reload dropped come back, rules nobody
- * records whose owner ended go, and their flows are purged.
+ * records whose owner ended go, and their flows are purged, as are
+ * forwarded flows of no session at all (sweep.ts).
  * @module
  */
 
 import type { Logger } from "@logtape/logtape";
-import { logIgnored } from "../errors.ts";
+import { errorText, logIgnored } from "../errors.ts";
 import { anyPort, type Conntrack, type Flow } from "./conntrack.ts";
 import type { DnatDeps, Ended } from "./deps.ts";
 import { isAlive } from "./owner.ts";
@@ -20,6 +21,7 @@ import {
   withForwarding,
 } from "./registry.ts";
 import { removeEntries } from "./remove.ts";
+import { sweepStaleFlows } from "./sweep.ts";
 import {
   clientSide,
   type DnatSession,
@@ -164,20 +166,50 @@ export async function repairKernel(
   return repaired.length;
 }
 
+/** How often the DNAT service and the forward daemon look for orphans: rules and flows. */
+export const ORPHANS_EVERY_MS = 30_000;
+
 /**
- * Removes tagged kernel rules of sessions not in `known` whose owner has
- * ended: left by a crash between a change and its record, or by a forward
- * daemon that died. Returns how many sessions went.
+ * Removes tagged kernel rules of sessions the registry does not know whose
+ * owner has ended (left by a crash between a change and its record, or by a
+ * forward daemon that died), then sweeps the forwarded flows no session
+ * owns: a purge that failed, or a remover that died between removing a
+ * session's rules and purging its flows. What still forwards (the
+ * registry's sessions, and rules still in the kernel) keeps its flows.
+ * Call under the lock. A sweep that fails is logged; the next one tries
+ * again.
  */
-export async function reapOrphanRules(
+export async function reapOrphans(
   deps: Pick<DnatDeps, "backend" | "conntrack" | "processes" | "log">,
-  known: ReadonlySet<string>,
-): Promise<number> {
+  registry: Registry,
+): Promise<{ reaped: number; swept: number }> {
+  const known = new Set(registry.entries.map((e) => e.id));
   const strangers = (await deps.backend.list()).filter((s) => !known.has(s.id));
-  if (strangers.length === 0) return 0;
+  const reaped = await reapOrphanRules(deps, strangers);
+  const gone = new Set(reaped.map((s) => s.id));
+  const owners = [
+    // Those being removed too: their removal purges them once it works.
+    ...forwardingEntries(registry).map((e) => e.forwarding.session),
+    ...strangers.filter((s) => !gone.has(s.id)).map(fromInstalled).filter((s) => s !== undefined),
+  ];
+  const swept = await sweepStaleFlows(deps, owners).catch((error) => {
+    deps.log.warn("Cannot remove forwarded flows of no session; trying again later: {error}", {
+      error: errorText(error),
+    });
+    return 0;
+  });
+  return { reaped: reaped.length, swept };
+}
+
+/** Removes the rules of kernel-only sessions whose owner has ended; returns what went. */
+async function reapOrphanRules(
+  deps: Pick<DnatDeps, "backend" | "conntrack" | "processes" | "log">,
+  strangers: readonly InstalledSession[],
+): Promise<InstalledSession[]> {
+  if (strangers.length === 0) return [];
   const running = await deps.processes.lookup(strangers.map((s) => s.owner.pid));
   const orphans = strangers.filter((s) => !isAlive(s.owner, running));
-  if (orphans.length === 0) return 0;
+  if (orphans.length === 0) return [];
   const removed = await deps.backend.removeTagged(new Set(orphans.map((s) => s.id)));
   await purgeInstalledFlows(deps.conntrack, removed, deps.log);
   for (const s of removed) {
@@ -187,7 +219,7 @@ export async function reapOrphanRules(
       client: clientSide(s),
     });
   }
-  return removed.length;
+  return removed;
 }
 
 /**
@@ -212,8 +244,7 @@ export async function purgeInstalledFlows(
 export async function reconcileKernel(
   deps: Pick<DnatDeps, "backend" | "conntrack" | "processes" | "log">,
   registry: Registry,
-): Promise<{ repaired: number; reaped: number }> {
+): Promise<{ repaired: number; reaped: number; swept: number }> {
   const repaired = await repairKernel(deps, registry);
-  const known = new Set(registry.entries.map((e) => e.id));
-  return { repaired, reaped: await reapOrphanRules(deps, known) };
+  return { repaired, ...await reapOrphans(deps, registry) };
 }

@@ -244,6 +244,7 @@ export async function serveDnat(
       configError: () => configError,
       rereadDrain,
       countActive: (registry) => metrics.active(registry, current.server.rproxy.rules.length),
+      countSwept: (flows) => metrics.staleFlowsRemoved(flows),
       netfilterAnsweredAt: () => observation.netfilterAnsweredAt(),
     });
   } finally {

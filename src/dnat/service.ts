@@ -10,7 +10,7 @@
  */
 
 import { errorText } from "../errors.ts";
-import { learnPorts, reapDead, reapOrphanRules, repairKernel } from "./reconcile.ts";
+import { learnPorts, ORPHANS_EVERY_MS, reapDead, reapOrphans, repairKernel } from "./reconcile.ts";
 import { forwardedSessions, type Registry } from "./registry.ts";
 import type { DnatDeps } from "./deps.ts";
 import type { SessionService } from "./service_sessions.ts";
@@ -24,8 +24,11 @@ export const SERVICE_TIMING = {
   livenessEveryMs: 5000,
   /** Put back registered sessions' rules a firewall reload dropped (only while there are any). */
   reconcileEveryMs: 2000,
-  /** Look for tagged rules whose owner ended and that no registry knows (a crash's leftovers). */
-  orphansEveryMs: 30_000,
+  /**
+   * Look for tagged rules whose owner ended and that no registry knows (a crash's leftovers),
+   * and for forwarded flows of no session (a purge that failed, a crash before it).
+   */
+  orphansEveryMs: ORPHANS_EVERY_MS,
   refreshEveryMs: REFRESH_SECONDS * 1000,
   heartbeatEveryMs: 5000,
   /** Look at the config file for changes, and at the drain mark. */
@@ -80,6 +83,8 @@ export interface ServiceDeps extends DnatDeps {
   rereadDrain?(): Promise<void>;
   /** Counts the sessions registered now, for /metrics. */
   countActive?(registry: Registry): void;
+  /** Counts the forwarded flows of no session that the sweep removed, for /metrics. */
+  countSwept?(flows: number): void;
   /**
    * When netfilter last answered one of the service's calls: an idle service asks it at each
    * heartbeat, so /healthz knows netfilter still answers.
@@ -182,7 +187,8 @@ export async function runService(deps: ServiceDeps): Promise<void> {
           if (due.learn) registry = await learnPorts(deps, registry);
           if (due.orphans) {
             last.orphans = now;
-            await reapOrphanRules(deps, new Set(registry.entries.map((e) => e.id)));
+            const { swept } = await reapOrphans(deps, registry);
+            if (swept) deps.countSwept?.(swept);
           }
           if (due.refresh) {
             last.refresh = now;

@@ -1,9 +1,9 @@
 /**
  * What the DNAT service counts, for `/metrics`: reverse sessions (active by
  * rule, started, ended, refused), how long set-up took, what they moved,
- * netfilter changes and failures, hosts marked faulty, log lines lost, and
- * whether the node is draining. docs/metrics.md lists every family; a test
- * holds the two together.
+ * netfilter changes and failures, forwarded flows of no session removed,
+ * hosts marked faulty, log lines lost, and whether the node is draining.
+ * docs/metrics.md lists every family; a test holds the two together.
  * @module
  */
 
@@ -32,6 +32,8 @@ export interface ServiceMetrics {
   active(registry: Registry, rules: number): void;
   /** One netfilter change (`op` names it: add, remove, reconcile, …) and whether it worked. */
   netfilter(op: string, ok: boolean): void;
+  /** Forwarded flows of no session that the sweep removed. */
+  staleFlowsRemoved(count: number): void;
   hostMarkedFaulty(host: string): void;
   logLinesLost(count: number): void;
   draining(on: boolean): void;
@@ -103,6 +105,10 @@ export function serviceMetrics(
     "Netfilter changes that failed, by operation.",
     ["op"],
   );
+  const stale = r.counter(
+    "xferproxy_stale_flows_removed_total",
+    "Forwarded flows of no session removed (their purge failed, or the service died before it).",
+  );
   const faulty = r.counter(
     "xferproxy_balancer_hosts_marked_faulty_total",
     "Times an internal server was marked faulty, by server.",
@@ -144,6 +150,7 @@ export function serviceMetrics(
       for (const [rule, n] of byRule) active.set({ rule: String(rule) }, n);
     },
     netfilter: (op, ok) => (ok ? changes : failures).inc({ op }),
+    staleFlowsRemoved: (count) => stale.inc({}, count),
     hostMarkedFaulty: (host) => faulty.inc({ host }),
     logLinesLost: (count) => lost.inc({}, count),
     draining: (on) => draining.set({}, on ? 1 : 0),

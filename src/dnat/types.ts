@@ -217,7 +217,9 @@ export interface DnatBackend {
 }
 
 /** A session's client side for log lines: `198.18.1.2:60953`, `[2001:db8::2]:*` before learning. */
-export function clientSide(s: DnatSession | InstalledSession): string {
+export function clientSide(
+  s: Pick<DnatSession, "client" | "clientPort"> | Pick<InstalledSession, "client" | "clientPort">,
+): string {
   const client = typeof s.client === "string" ? s.client : s.client.text;
   const host = client.includes(":") ? `[${client}]` : client;
   return `${host}:${s.clientPort ?? "*"}`;

@@ -14,7 +14,7 @@ import { type Cidr, type IpAddress, parseCidr } from "../net/ip.ts";
 import type { Conntrack } from "../dnat/conntrack.ts";
 import { ForwardingDisabledError } from "../dnat/errors.ts";
 import { installOwned } from "../dnat/install.ts";
-import { reapDead, reapOrphanRules, repairKernel } from "../dnat/reconcile.ts";
+import { ORPHANS_EVERY_MS, reapDead, reapOrphans, repairKernel } from "../dnat/reconcile.ts";
 import type { RegistryStore } from "../dnat/deps.ts";
 import { removeEntries, removeOwned } from "../dnat/remove.ts";
 import type { ProcessTable } from "../dnat/owner.ts";
@@ -71,17 +71,28 @@ export interface DaemonCore {
 
 const sameOwner = (a: Owner, b: Owner) => a.pid === b.pid && a.start === b.start;
 
+/** What a heal round does besides its removals and repairs. */
+export interface HealOptions {
+  /** Keep the owner's expiring kernel state alive. */
+  readonly refresh: boolean;
+  /**
+   * Reap orphans: tagged rules of ended owners no registry knows, and forwarded flows of no
+   * session (a purge that failed, or a daemon killed between removing rules and purging).
+   */
+  readonly orphans?: boolean;
+}
+
 /**
  * One heal round, under the DNAT lock: retries the owner's removals that
  * failed, puts back rules a firewall reload dropped (every recorded
- * session's: the registry is the one desired state), and, when `refresh`,
- * keeps the owner's expiring kernel state alive. Returns the ids still
- * being removed.
+ * session's: the registry is the one desired state), and, as `options`
+ * ask, keeps the owner's expiring kernel state alive and reaps orphans.
+ * Returns the ids still being removed.
  */
 export async function healRound(
   core: DaemonCore,
   owner: Owner,
-  refresh: boolean,
+  options: HealOptions,
 ): Promise<string[]> {
   return await core.store.lock(async () => {
     let registry = await core.store.read();
@@ -104,11 +115,12 @@ export async function healRound(
       }
     }
     await repairKernel(core, registry);
-    if (refresh) {
+    if (options.refresh) {
       await core.backend.refresh(
         forwardedSessions(registry).filter((s) => sameOwner(s.owner, owner)),
       );
     }
+    if (options.orphans) await reapOrphans(core, registry);
     return registry.entries.filter((e) => e.removing !== undefined && sameOwner(e.owner, owner))
       .map((e) => e.id);
   });
@@ -155,10 +167,10 @@ export async function runDaemon(
   } else {
     log.info("IPv6 sessions are refused: net.ipv6.conf.all.forwarding is 0");
   }
-  // What a daemon killed with SIGKILL left: its records, and rules no record names.
+  // What a daemon killed with SIGKILL left: its records, rules no record names, and flows of
+  // sessions whose rules it had removed but whose flows it had not purged yet.
   await core.store.lock(async () => {
-    const registry = await reapDead(core, await core.store.read());
-    await reapOrphanRules(core, new Set(registry.entries.map((e) => e.id)));
+    await reapOrphans(core, await reapDead(core, await core.store.read()));
   });
 
   const own = await host.ownNetworks();
@@ -251,13 +263,17 @@ export async function runDaemon(
     api.expire().catch((error) => log.error("Cleanup failed: {error}", { error: String(error) }));
   }, proxy.cleanupInterval * 1000);
   let lastRefresh = host.now();
+  let lastOrphans = host.now();
   let healing: Promise<void> | undefined;
   const heal = setInterval(() => {
     // A round still running (a slow kernel) is not queued behind: the next tick tries again.
     if (healing) return;
     const refresh = host.now() - lastRefresh >= REFRESH_SECONDS * 1000;
     if (refresh) lastRefresh = host.now();
-    healing = healRound(core, host.owner, refresh).then(
+    // As often as the DNAT service: a forward-only proxy may run none.
+    const orphans = host.now() - lastOrphans >= ORPHANS_EVERY_MS;
+    if (orphans) lastOrphans = host.now();
+    healing = healRound(core, host.owner, { refresh, orphans }).then(
       () => {},
       (error) => log.error("Heal round failed: {error}", { error: errorText(error) }),
     ).finally(() => healing = undefined);
@@ -277,7 +293,7 @@ export async function runDaemon(
     }
     await api.removeAll();
   }
-  const left = await healRound(core, host.owner, false);
+  const left = await healRound(core, host.owner, { refresh: false });
   if (left.length) {
     log.error(
       "Stopped; the forwarding of {count} session(s) could not be removed: the DNAT service or the next start removes it",

@@ -10,9 +10,10 @@ import {
   type DnatBackend,
   type DnatSession,
   type InstalledSession,
+  SESSION_CT_MARK,
   toInstalled,
 } from "../../src/dnat/types.ts";
-import type { Conntrack, Flow, FlowCounters } from "../../src/dnat/conntrack.ts";
+import type { Conntrack, Flow, FlowCounters, MarkedFlow } from "../../src/dnat/conntrack.ts";
 import type { DnatDeps, RegistryStore } from "../../src/dnat/deps.ts";
 import type { ProcessInfo, ProcessTable } from "../../src/dnat/owner.ts";
 import { emptyRegistry, type Registry } from "../../src/dnat/registry.ts";
@@ -95,21 +96,54 @@ export function fakeBackend(tagged: InstalledSession[] = []): FakeBackend {
   return backend;
 }
 
-/** conntrack whose flows the test sets; purges are recorded and report fixed counters. */
+/**
+ * conntrack whose flows the test sets; purges are recorded and report fixed counters. Flows with
+ * the session mark are the test's `markedList`; a marked removal deletes those its selectors match
+ * and records each selector in `sweeps`.
+ */
 export function fakeConntrack(
   counters: FlowCounters = { bytes: 2800, packets: 40 },
-): Conntrack & { flowList: Flow[]; purged: string[]; spared: string[]; marked: string[] } {
+): Conntrack & {
+  flowList: Flow[];
+  purged: string[];
+  spared: string[];
+  marked: string[];
+  markedList: MarkedFlow[];
+  sweeps: string[];
+} {
   const flowList: Flow[] = [];
   const purged: string[] = [];
   /** The learned ports each purge was told to leave alone. */
   const spared: string[] = [];
   const marked: string[] = [];
+  const markedList: MarkedFlow[] = [];
+  const sweeps: string[] = [];
   return {
     flowList,
     purged,
     spared,
     marked,
+    markedList,
+    sweeps,
     connection: () => Promise.resolve(undefined),
+    listMarked: (mark) => Promise.resolve(mark === SESSION_CT_MARK ? [...markedList] : []),
+    removeMarked(selectors, mark) {
+      for (const s of selectors) {
+        sweeps.push(
+          `${s.protocol} ${s.client.text}:${s.clientPort ?? "*"}>${s.proxy.text}:${s.proxyPort} 0x${
+            mark.toString(16)
+          }`,
+        );
+        if (mark !== SESSION_CT_MARK) continue;
+        const left = markedList.filter((f) =>
+          !(f.protocol === s.protocol && f.src.text === s.client.text &&
+            f.dst.text === s.proxy.text && f.dport === s.proxyPort &&
+            (s.clientPort === undefined || f.sport === s.clientPort))
+        );
+        markedList.splice(0, markedList.length, ...left);
+      }
+      return Promise.resolve();
+    },
     mark(s, protocol, mark) {
       marked.push(
         `${protocol} ${s.client.text}:${s.clientPort ?? "*"}>${s.proxyPort} 0x${mark.toString(16)}`,

@@ -6,6 +6,7 @@
 
 import type { Target } from "../../src/dnat/contract.ts";
 import type { Claimant, Registration } from "../../src/dnat/deps.ts";
+import type { MarkedFlow } from "../../src/dnat/conntrack.ts";
 import type { DnatSession, InstalledSession } from "../../src/dnat/types.ts";
 import { type IpEndpoint, parseIpEndpoint } from "../../src/net/endpoint.ts";
 import { parseIp } from "../../src/net/ip.ts";
@@ -68,5 +69,25 @@ export function kernelSession(extra: Partial<InstalledSession> = {}): InstalledS
     server: "198.18.2.9",
     serverPort: 33001,
     ...extra,
+  };
+}
+
+/** A UDP flow with the session mark from 198.18.1.2:40000 to the proxy 198.18.1.1:33001. */
+export function markedFlow(
+  extra: {
+    protocol?: "udp" | "tcp";
+    client?: string;
+    proxy?: string;
+    sport?: number;
+    dport?: number;
+  } = {},
+): MarkedFlow {
+  return {
+    protocol: extra.protocol ?? "udp",
+    src: parseIp(extra.client ?? "198.18.1.2")!,
+    dst: parseIp(extra.proxy ?? "198.18.1.1")!,
+    sport: extra.sport ?? 40000,
+    dport: extra.dport ?? 33001,
+    counters: { bytes: 100, packets: 1 },
   };
 }

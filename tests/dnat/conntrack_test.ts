@@ -7,7 +7,9 @@ import {
   parseFlows,
 } from "../../src/dnat/conntrack.ts";
 import { parseIp } from "../../src/net/ip.ts";
+import { SESSION_CT_MARK } from "../../src/dnat/types.ts";
 import { recordingRunner } from "../_fakes/runner.ts";
+import { conntrackTable, entryLine } from "../_fakes/conntrack_table.ts";
 
 const LISTING =
   "udp      17 29 src=198.18.1.2 dst=198.18.1.1 sport=40000 dport=33001 packets=20 bytes=4560 src=198.18.2.2 dst=198.18.2.1 sport=33001 dport=40000 packets=20 bytes=4560 mark=0 use=1\n" +
@@ -286,4 +288,95 @@ Deno.test("purge() tries every flow before it fails: each one left keeps forward
   const runner = conntrackOver(TABLE, { refuseBatch: true, fail: 33001 });
   await assertRejects(() => conntrackTool(runner).purge([a, b]), Error, "Bad file");
   assertEquals(runner.calls.map((c) => c.args[0]), ["-L", "-R", "-D", "-D", "-D"]);
+});
+
+const PROXY = { ip: "198.18.1.1", port: 33001 };
+
+Deno.test("listMarked() lists each family once, by the mark, and reads UDP and TCP flows", async () => {
+  const table = conntrackTable([
+    entryLine("udp", { ip: "198.18.1.2", port: 40000 }, PROXY, { mark: SESSION_CT_MARK }),
+    entryLine("tcp", { ip: "198.18.1.3", port: 50000 }, { ip: "198.18.1.1", port: 5000 }, {
+      mark: SESSION_CT_MARK,
+      packets: 3,
+    }),
+    // Not ours: no mark, or another mark (an administrator's).
+    entryLine("udp", { ip: "198.18.1.2", port: 40001 }, PROXY),
+    entryLine("udp", { ip: "198.18.1.2", port: 40002 }, PROXY, { mark: SESSION_CT_MARK + 1 }),
+    // conntrack writes a client under ::/96 with a dotted-quad tail.
+    entryLine("udp", { ip: "::198.18.1.2", port: 40003 }, { ip: "2001:db8::1", port: 33001 }, {
+      mark: SESSION_CT_MARK,
+    }),
+    // Ours but neither UDP nor TCP: never a session's.
+    "icmp     1 29 src=198.18.1.2 dst=198.18.1.1 type=8 code=0 id=7 packets=1 bytes=84 " +
+    "src=198.18.1.1 dst=198.18.1.2 type=0 code=0 id=7 packets=0 bytes=0 mark=2020605952 use=1",
+    "sctp     132 29 ESTABLISHED src=198.18.1.2 dst=198.18.1.1 sport=40004 dport=33001 " +
+    "src=198.18.2.2 dst=198.18.1.2 sport=33001 dport=40004 mark=2020605952 use=1",
+  ]);
+  const flows = await conntrackTool(table.runner).listMarked(SESSION_CT_MARK);
+  assertEquals(table.runner.calls.map((c) => c.args), [
+    ["-L", "-f", "ipv4", "--mark", "0x78700000"],
+    ["-L", "-f", "ipv6", "--mark", "0x78700000"],
+  ]);
+  assertEquals(
+    flows.map((f) =>
+      `${f.protocol} ${f.src.text}:${f.sport}>${f.dst.text}:${f.dport} ${f.counters.packets}`
+    ),
+    [
+      "udp 198.18.1.2:40000>198.18.1.1:33001 1",
+      "tcp 198.18.1.3:50000>198.18.1.1:5000 3",
+      `udp ${parseIp("::c612:102")!.text}:40003>2001:db8::1:33001 1`,
+    ],
+  );
+});
+
+Deno.test("listMarked() fails when conntrack does", async () => {
+  const runner = recordingRunner(() => ({ code: 1, stderr: "Operation not permitted" }));
+  await assertRejects(
+    () => conntrackTool(runner).listMarked(SESSION_CT_MARK),
+    Error,
+    "conntrack -L failed: Operation not permitted",
+  );
+});
+
+Deno.test("removeMarked() deletes only flows with the mark, one line per selector in one run", async () => {
+  const client = parseIp("198.18.1.2")!;
+  const proxy = parseIp("198.18.1.1")!;
+  const table = conntrackTable([
+    entryLine("udp", { ip: "198.18.1.2", port: 40000 }, PROXY, { mark: SESSION_CT_MARK }),
+    entryLine("udp", { ip: "198.18.1.2", port: 40001 }, PROXY, { mark: SESSION_CT_MARK }),
+    // Same client, proxy and port, without our mark: another rule's, or none's.
+    entryLine("udp", { ip: "198.18.1.2", port: 40002 }, PROXY),
+    entryLine("udp", { ip: "198.18.1.2", port: 40003 }, PROXY, { mark: 1 }),
+    entryLine("udp", { ip: "2001:db8::2", port: 40000 }, { ip: "2001:db8::1", port: 33001 }, {
+      mark: SESSION_CT_MARK,
+    }),
+    entryLine("tcp", { ip: "198.18.1.2", port: 50000 }, { ip: "198.18.1.1", port: 5000 }, {
+      mark: SESSION_CT_MARK,
+    }),
+  ]);
+  await conntrackTool(table.runner).removeMarked([
+    { protocol: "udp", client, proxy, proxyPort: 33001 },
+    {
+      protocol: "udp",
+      client: parseIp("2001:db8::2")!,
+      proxy: parseIp("2001:db8::1")!,
+      proxyPort: 33001,
+      clientPort: 40000,
+    },
+    { protocol: "tcp", client, proxy, proxyPort: 5000 },
+  ], SESSION_CT_MARK);
+  assertEquals(table.runner.calls.map((c) => c.args), [["-R", "-"]]);
+  assertEquals(
+    table.runner.calls[0]!.stdin,
+    [
+      "-D -p udp --orig-src 198.18.1.2 --orig-dst 198.18.1.1 --dport 33001 --mark 0x78700000",
+      "-D -f ipv6 -p udp --orig-src 2001:db8::2 --orig-dst 2001:db8::1 --sport 40000 --dport 33001 --mark 0x78700000",
+      "-D -p tcp --orig-src 198.18.1.2 --orig-dst 198.18.1.1 --dport 5000 --mark 0x78700000",
+      "",
+    ].join("\n"),
+  );
+  assertEquals(parseFlows(table.entries().join("\n")).map((f) => f.sport), [40002, 40003]);
+  // Nothing to delete: no conntrack at all.
+  await conntrackTool(table.runner).removeMarked([], SESSION_CT_MARK);
+  assertEquals(table.runner.calls.length, 1);
 });

@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
 import { install, record, SERIALISE_WAIT_MS } from "../../src/dnat/install.ts";
-import { learnPorts, reapDead, reconcileKernel } from "../../src/dnat/reconcile.ts";
+import { learnPorts, reapDead, reapOrphans, reconcileKernel } from "../../src/dnat/reconcile.ts";
 import { removeEntries } from "../../src/dnat/remove.ts";
 import { ForwardingDisabledError, NotAuthorizedError } from "../../src/dnat/errors.ts";
 import type { ForwardingEntry } from "../../src/dnat/registry.ts";
@@ -9,7 +9,8 @@ import { parseIp } from "../../src/net/ip.ts";
 import type { Registration } from "../../src/dnat/deps.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
-import { endpoint, kernelSession, registration } from "./_build.ts";
+import { fakeLogger } from "../_fakes/logger.ts";
+import { endpoint, kernelSession, markedFlow, registration } from "./_build.ts";
 
 const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
 <rule host_ip="198.18.1.1"><host>198.18.2.2</host><keyfile>/k</keyfile></rule>
@@ -202,12 +203,12 @@ Deno.test("reconcileKernel() puts back what a reload dropped and reaps orphans o
   backend.kernel.set(orphan.id, orphan);
   backend.kernel.set(daemons.id, daemons);
   run(91); // a live forward daemon's session: not ours to touch
-  assertEquals(await reconcileKernel(deps, store.registry), { repaired: 1, reaped: 1 });
+  assertEquals(await reconcileKernel(deps, store.registry), { repaired: 1, reaped: 1, swept: 0 });
   assertEquals(
     [...backend.kernel.keys()].sort(),
     [daemons.id, store.registry.entries[0]!.id].sort(),
   );
-  assertEquals(await reconcileKernel(deps, store.registry), { repaired: 0, reaped: 0 });
+  assertEquals(await reconcileKernel(deps, store.registry), { repaired: 0, reaped: 0, swept: 0 });
 });
 
 Deno.test("a repair purges the flows that met no rule while the rules were gone, and only then", async () => {
@@ -216,12 +217,81 @@ Deno.test("a repair purges the flows that met no rule while the rules were gone,
   await install(deps, request(77));
   conntrack.purged.length = 0;
   // Nothing missing: no purge, a live flow is not touched.
-  assertEquals(await reconcileKernel(deps, store.registry), { repaired: 0, reaped: 0 });
+  assertEquals(await reconcileKernel(deps, store.registry), { repaired: 0, reaped: 0, swept: 0 });
   assertEquals(conntrack.purged, []);
   backend.flush();
-  assertEquals(await reconcileKernel(deps, store.registry), { repaired: 1, reaped: 0 });
+  assertEquals(await reconcileKernel(deps, store.registry), { repaired: 1, reaped: 0, swept: 0 });
   // Untranslated entries left by packets during the reload would send the flow to the proxy.
   assertEquals(conntrack.purged, ["untranslated udp 198.18.1.2:*>33001"]);
+});
+
+Deno.test("reapOrphans() sweeps flows of no session; registered, removing and kernel-only live sessions keep theirs", async () => {
+  const { deps, backend, conntrack, store, run } = setup();
+  run(77);
+  const live = await install(deps, request(77));
+  // Registered, its removal failing: its own retry purges it once it works.
+  const removingId = crypto.randomUUID();
+  const removing: ForwardingEntry = {
+    ...live,
+    id: removingId,
+    removing: START,
+    forwarding: {
+      ...live.forwarding,
+      session: { ...live.forwarding.session, id: removingId, client: parseIp("198.18.1.5")! },
+    },
+  };
+  await store.write({ entries: [...store.registry.entries, removing] });
+  // Only in the kernel: a live forward daemon's (another registry), and an ended owner's.
+  const daemons = kernelSession({ owner: { pid: 91, start: START }, tcpServerPort: 22 });
+  const orphan = kernelSession({
+    id: "6dbcabeb-b71b-44a0-9e07-d0d9fccd5277",
+    owner: { pid: 90, start: START },
+    client: "198.18.1.8",
+    proxyPort: 5001,
+  });
+  backend.kernel.set(daemons.id, daemons);
+  backend.kernel.set(orphan.id, orphan);
+  run(91);
+  conntrack.markedList.push(
+    markedFlow(),
+    markedFlow({ client: "198.18.1.5" }),
+    markedFlow({ client: "198.18.1.9", dport: 5000 }),
+    markedFlow({ client: "198.18.1.9", dport: 5000, protocol: "tcp" }),
+    // A session whose rules went but whose purge failed, and the orphan's.
+    markedFlow({ client: "198.18.1.7" }),
+    markedFlow({ client: "198.18.1.8", dport: 5001 }),
+  );
+  assertEquals(await reapOrphans(deps, store.registry), { reaped: 1, swept: 2 });
+  assertEquals(conntrack.sweeps, [
+    "udp 198.18.1.7:*>198.18.1.1:33001 0x78700000",
+    "udp 198.18.1.8:*>198.18.1.1:5001 0x78700000",
+  ]);
+  assertEquals(conntrack.markedList.map((f) => `${f.protocol} ${f.src.text}`), [
+    "udp 198.18.1.2",
+    "udp 198.18.1.5",
+    "udp 198.18.1.9",
+    "tcp 198.18.1.9",
+  ]);
+  assertEquals(await reapOrphans(deps, store.registry), { reaped: 0, swept: 0 });
+});
+
+Deno.test("a sweep that fails is logged and tried again; the orphans it follows are reaped", async () => {
+  const { deps, backend, conntrack, store } = setup();
+  const log = fakeLogger();
+  backend.kernel.set("orphan", kernelSession({ id: "orphan" }));
+  const failing = {
+    ...conntrack,
+    listMarked: () => Promise.reject(new Error("conntrack -L failed: Operation not permitted")),
+  };
+  assertEquals(
+    await reapOrphans({ ...deps, conntrack: failing, log }, store.registry),
+    { reaped: 1, swept: 0 },
+  );
+  assertEquals(log.records.filter((r) => r.level === "warn").map((r) => r.text), [
+    "Cannot remove forwarded flows of no session; trying again later: conntrack -L failed: Operation not permitted",
+  ]);
+  conntrack.markedList.push(markedFlow({ client: "198.18.1.7" }));
+  assertEquals(await reapOrphans(deps, store.registry), { reaped: 0, swept: 1 });
 });
 
 /** Another session of the entry's client, to the same ports, that learned `clientPort`. */

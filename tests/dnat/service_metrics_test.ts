@@ -28,3 +28,11 @@ Deno.test("active sessions: every configured rule has its series, 0 included; th
   metrics.ended({ rule: 0, reason: "removed" });
   assertEquals(metrics.registry.render().includes('rule="0"'), false);
 });
+
+Deno.test("stale flows removed: added up from 0, one series", () => {
+  const metrics = serviceMetrics({ version: "v", backend: "iptables" }, 0);
+  assertIncludes(metrics.registry.render(), "xferproxy_stale_flows_removed_total 0\n");
+  metrics.staleFlowsRemoved(3);
+  metrics.staleFlowsRemoved(500);
+  assertIncludes(metrics.registry.render(), "xferproxy_stale_flows_removed_total 503\n");
+});

@@ -9,7 +9,7 @@ import {
 import type { Registration } from "../../src/dnat/deps.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
-import { dnatSession, registration } from "./_build.ts";
+import { dnatSession, markedFlow, registration } from "./_build.ts";
 import { type DnatSession, toInstalled } from "../../src/dnat/types.ts";
 import { sessionService } from "../../src/dnat/service_sessions.ts";
 import { createBalancer } from "../../src/balancer/balancer.ts";
@@ -160,6 +160,39 @@ Deno.test("an idle service looks at the kernel only for orphans, every orphan in
   // At 0, 1 and 2 intervals: each listing costs a netfilter dump that competes with forwarding.
   assertEquals(listed, 3);
   assertEquals(reconciled, 0);
+});
+
+Deno.test("a flow whose purge failed is swept at the next orphan interval, and counted", async () => {
+  let endedAt = 0;
+  let left = 0;
+  const bed = serviceRun(SERVICE_TIMING.orphansEveryMs + 1000, (elapsed) => {
+    if (elapsed >= 10_000 && !endedAt) {
+      endedAt = elapsed;
+      bed.processes.running.delete(77);
+    }
+    // Its rules went at the next liveness round; the flow outlived the failed purge.
+    if (elapsed < SERVICE_TIMING.orphansEveryMs) left = bed.conntrack.markedList.length;
+  });
+  bed.processes.running.set(77, { uid: 0, start: 1_000 });
+  await install(bed.deps, request(77));
+  bed.conntrack.markedList.push(markedFlow());
+  const conntrack = {
+    ...bed.conntrack,
+    purge: () => Promise.reject(new Error("conntrack -D failed: Bad file descriptor")),
+  };
+  let listed = 0;
+  const counted: number[] = [];
+  await runService({
+    ...bed.deps,
+    conntrack: { ...conntrack, listMarked: (mark) => (listed++, bed.conntrack.listMarked(mark)) },
+    countSwept: (flows) => void counted.push(flows),
+  });
+  assertEquals(bed.store.registry.entries, []);
+  assertEquals(left, 1);
+  assertEquals(bed.conntrack.markedList, []);
+  assertEquals(bed.conntrack.sweeps, ["udp 198.18.1.2:*>198.18.1.1:33001 0x78700000"]);
+  // One listing at the first round (the live session's flow stayed) and one at the next.
+  assertEquals([listed, counted], [2, [1]]);
 });
 
 Deno.test("sessions registered by others are adopted outside the lock: one already gone ends at once", async () => {

@@ -7,15 +7,17 @@ import { assertEquals, assertRejects } from "../_assert.ts";
 import {
   type DaemonHost,
   DaemonStartError,
+  HEAL_EVERY_MS,
   type Listener,
   runDaemon,
 } from "../../src/forward/daemon.ts";
 import { toInstalled } from "../../src/dnat/types.ts";
 import { parseIp } from "../../src/net/ip.ts";
+import { ORPHANS_EVERY_MS } from "../../src/dnat/reconcile.ts";
 import { fakeBackend, fakeConntrack, fakeProcesses, fakeStore } from "../_fakes/dnat.ts";
 import { fakeLogger } from "../_fakes/logger.ts";
 import { healRound } from "../../src/forward/daemon.ts";
-import { dnatSession } from "../dnat/_build.ts";
+import { dnatSession, markedFlow } from "../dnat/_build.ts";
 import { parseInline } from "../config/_load.ts";
 
 const CLIENT = parseIp("198.18.30.2")!;
@@ -127,6 +129,56 @@ Deno.test("the daemon reaps dead owners' rules, owns what it installs, removes i
   assertEquals(b.events, ["listen :::9091", "closed 9091"]);
 });
 
+Deno.test("the daemon sweeps at start the flows a killed daemon removed the rules of but never purged", async () => {
+  const b = bed();
+  // The running daemon's session (198.18.1.2, its rule still in the kernel) and one of no session.
+  b.deps.conntrack.markedList.push(markedFlow(), markedFlow({ client: "198.18.1.7" }));
+  const daemon = runDaemon(config(), b.deps);
+  await listening(b.events);
+  assertEquals(b.deps.conntrack.markedList.map((f) => f.src.text), ["198.18.1.2"]);
+  assertEquals(
+    b.log.records.filter((r) => r.text.includes("(no session)")).map((r) => r.text),
+    [
+      "Removed stale UDP forwarding flows between 198.18.1.7:40000 and 198.18.1.1:33001 (no session)",
+    ],
+  );
+  b.stop.abort();
+  await daemon;
+});
+
+Deno.test("a heal round sweeps flows of no session when asked to reap orphans, and only then", async () => {
+  const b = bed();
+  const daemon = runDaemon(config(), b.deps);
+  await listening(b.events);
+  const core = { ...b.deps, processes: b.host.processes, now: b.host.now };
+  b.deps.conntrack.markedList.push(markedFlow({ client: "198.18.1.7" }));
+  assertEquals(await healRound(core, DAEMON, { refresh: false }), []);
+  assertEquals(b.deps.conntrack.markedList.length, 1);
+  assertEquals(await healRound(core, DAEMON, { refresh: false, orphans: true }), []);
+  assertEquals(b.deps.conntrack.markedList, []);
+  b.stop.abort();
+  await daemon;
+});
+
+Deno.test("the daemon's heal loop sweeps every orphan interval: a forward-only proxy may run no service", async () => {
+  const b = bed();
+  let now = 1_000_000;
+  b.host.now = () => now;
+  const daemon = runDaemon(config(), b.deps);
+  await listening(b.events);
+  b.deps.conntrack.markedList.push(markedFlow({ client: "198.18.1.7" }));
+  // Heal rounds run every second; none is due to sweep yet.
+  await new Promise((resolve) => setTimeout(resolve, HEAL_EVERY_MS * 1.5));
+  assertEquals(b.deps.conntrack.markedList.length, 1);
+  now += ORPHANS_EVERY_MS;
+  for (let i = 0; i < 60 && b.deps.conntrack.markedList.length; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assertEquals(b.deps.conntrack.markedList, []);
+  b.stop.abort();
+  await daemon;
+});
+
 Deno.test("a start that cannot listen closes what it opened and installs nothing", async () => {
   const b = bed({ refusePort: 9092 });
   const https = config("<enable_http>true</enable_http><enable_https>true</enable_https>");
@@ -149,7 +201,9 @@ Deno.test("a heal round puts back what a firewall reload dropped", async () => {
   const made = await b.request("POST", "/v1/sessions", { destination: "198.19.1.1" });
   b.backend.flush();
   assertEquals(
-    await healRound({ ...b.deps, processes: b.host.processes, now: b.host.now }, DAEMON, false),
+    await healRound({ ...b.deps, processes: b.host.processes, now: b.host.now }, DAEMON, {
+      refresh: false,
+    }),
     [],
   );
   assertEquals([...b.backend.kernel.keys()], [made.body.id]);
@@ -182,9 +236,9 @@ Deno.test("a removal the kernel refuses stays known, is logged, and is retried u
     ],
   );
   const core = { ...b.deps, processes: b.host.processes, now: b.host.now };
-  assertEquals(await healRound(core, DAEMON, false), [made.body.id]);
+  assertEquals(await healRound(core, DAEMON, { refresh: false }), [made.body.id]);
   assertEquals(b.backend.kernel.has(made.body.id), true);
-  assertEquals(await healRound(core, DAEMON, false), []);
+  assertEquals(await healRound(core, DAEMON, { refresh: false }), []);
   assertEquals(b.backend.kernel.has(made.body.id), false);
   assertEquals(b.store.registry.entries, []);
   b.stop.abort();
