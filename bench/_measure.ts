@@ -41,6 +41,14 @@ export async function pssKb(pid: number): Promise<number> {
   return (await memoryKb(pid)).pss;
 }
 
+/** CPU time a process has used, user and system, in seconds (/proc/PID/stat, USER_HZ 100). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // Fields after the command name (which may hold spaces): state is 3rd, utime 14th, stime 15th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** How many file descriptors a process has open. */
 export async function openFds(pid: number): Promise<number> {
   let count = 0;
