@@ -338,6 +338,25 @@ Deno.test("listMarked() fails when conntrack does", async () => {
   );
 });
 
+Deno.test("listMarked() reads a listing of any length", async () => {
+  // A client keeps as many marked flows as its address-only session (a forward session, a rule
+  // without source-port filtering) has source ports and proxy ports: a listing past about 130000
+  // flows once overflowed the stack, and every sweep after it failed.
+  const count = 200_000;
+  const listing = Array.from(
+    { length: count },
+    (_, i) =>
+      entryLine("udp", { ip: "198.18.1.2", port: 1024 + i % 60000 }, {
+        ip: "198.18.1.1",
+        port: 33001 + Math.floor(i / 60000),
+      }, { mark: SESSION_CT_MARK }),
+  ).join("\n");
+  const runner = recordingRunner((call) => ({ stdout: call.args.includes("ipv4") ? listing : "" }));
+  const flows = await conntrackTool(runner).listMarked(SESSION_CT_MARK);
+  assertEquals(flows.length, count);
+  assertEquals(flows.at(-1)?.dport, 33004);
+});
+
 Deno.test("removeMarked() deletes only flows with the mark, one line per selector in one run", async () => {
   const client = parseIp("198.18.1.2")!;
   const proxy = parseIp("198.18.1.1")!;
