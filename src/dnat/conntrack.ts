@@ -201,10 +201,10 @@ export interface Conntrack {
   /** Every client's UDP flows to a proxy address (one listing serves all its sessions). */
   flows(proxy: DnatSession["proxy"]): Promise<Flow[]>;
   /**
-   * Every UDP and TCP flow that carries `mark`, of both families: one listing per family,
-   * whatever the number of flows, proxies or sessions.
+   * Every UDP and TCP flow of one address family that carries `mark`: one listing, whatever the
+   * number of flows, proxies or sessions.
    */
-  listMarked(mark: number): Promise<MarkedFlow[]>;
+  listMarked(mark: number, family: 4 | 6): Promise<MarkedFlow[]>;
   /**
    * Deletes the flows each selector matches that carry `mark` (a flow without it is never
    * deleted, whatever it matches): one conntrack walk of the whole table per selector.
@@ -402,15 +402,17 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
       }
     },
     flows,
-    async listMarked(mark) {
-      const flows: MarkedFlow[] = [];
-      // Each family by name: which ones a listing without -f shows depends on the version.
-      for (const family of ["ipv4", "ipv6"]) {
-        const result = await runner.run("conntrack", ["-L", "-f", family, "--mark", markArg(mark)]);
-        if (result.code !== 0) throw new Error(`conntrack -L failed: ${result.stderr.trim()}`);
-        flows.push(...parseMarkedFlows(result.stdout));
-      }
-      return flows;
+    async listMarked(mark, family) {
+      // The family by name: which ones a listing without -f shows depends on the version.
+      const result = await runner.run("conntrack", [
+        "-L",
+        "-f",
+        family === 4 ? "ipv4" : "ipv6",
+        "--mark",
+        markArg(mark),
+      ]);
+      if (result.code !== 0) throw new Error(`conntrack -L failed: ${result.stderr.trim()}`);
+      return parseMarkedFlows(result.stdout);
     },
     async removeMarked(selectors, mark) {
       if (selectors.length === 0) return;

@@ -7,8 +7,14 @@
  * @module
  */
 
+import { errorText } from "../errors.ts";
 import type { IpAddress } from "../net/ip.ts";
-import { type MarkedFlow, type MarkedSelector, MAX_SPARING_DELETES } from "./conntrack.ts";
+import {
+  type Conntrack,
+  type MarkedFlow,
+  type MarkedSelector,
+  MAX_SPARING_DELETES,
+} from "./conntrack.ts";
 import type { DnatDeps } from "./deps.ts";
 import { clientSide, type DnatSession, formatPorts, SESSION_CT_MARK } from "./types.ts";
 
@@ -92,6 +98,42 @@ export function staleFlows(
   });
 }
 
+/** By conntrack tool (one a process): each family whose listing fails, and how it last failed. */
+const unlisted = new WeakMap<Conntrack, Map<4 | 6, string>>();
+
+/**
+ * The flows that carry our mark, of both families. A family that cannot be listed (a host booted
+ * without IPv6, say) leaves the other swept all the same; its failure is said once, not every
+ * sweep, and so is its end.
+ */
+async function listMarkedFlows(deps: Pick<DnatDeps, "conntrack" | "log">): Promise<MarkedFlow[]> {
+  const failing = unlisted.get(deps.conntrack) ?? new Map<4 | 6, string>();
+  unlisted.set(deps.conntrack, failing);
+  let flows: MarkedFlow[] = [];
+  for (const family of [4, 6] as const) {
+    let listed: MarkedFlow[];
+    try {
+      listed = await deps.conntrack.listMarked(SESSION_CT_MARK, family);
+    } catch (error) {
+      const text = errorText(error);
+      const said = failing.get(family) === text;
+      failing.set(family, text);
+      deps.log[said ? "debug" : "warn"](
+        "Cannot list the IPv{family} flows that carry the session mark, so none of them is swept until it can: {error}",
+        { family, error: text },
+      );
+      continue;
+    }
+    if (failing.delete(family)) {
+      deps.log.info("Listed the IPv{family} flows that carry the session mark again", { family });
+    }
+    // Not push(...): a client chooses how many flows its address-only session keeps, and a
+    // spread of some 130000 of them overflows the stack.
+    flows = flows.concat(listed);
+  }
+  return flows;
+}
+
 /**
  * Deletes the flows that carry our mark and belong to none of `owners` (every registered
  * session, and every session whose rules are still in the kernel), and logs one line per proxy
@@ -103,7 +145,7 @@ export async function sweepStaleFlows(
   deps: Pick<DnatDeps, "conntrack" | "log">,
   owners: readonly FlowOwner[],
 ): Promise<number> {
-  const stale = staleFlows(await deps.conntrack.listMarked(SESSION_CT_MARK), owners);
+  const stale = staleFlows(await listMarkedFlows(deps), owners);
   if (stale.length === 0) return 0;
   await deps.conntrack.removeMarked(stale.flatMap((p) => p.selectors), SESSION_CT_MARK);
   let swept = 0;

@@ -126,7 +126,10 @@ export function fakeConntrack(
     markedList,
     sweeps,
     connection: () => Promise.resolve(undefined),
-    listMarked: (mark) => Promise.resolve(mark === SESSION_CT_MARK ? [...markedList] : []),
+    listMarked: (mark, family) =>
+      Promise.resolve(
+        mark === SESSION_CT_MARK ? markedList.filter((f) => f.src.family === family) : [],
+      ),
     removeMarked(selectors, mark) {
       for (const s of selectors) {
         sweeps.push(

@@ -292,7 +292,7 @@ Deno.test("purge() tries every flow before it fails: each one left keeps forward
 
 const PROXY = { ip: "198.18.1.1", port: 33001 };
 
-Deno.test("listMarked() lists each family once, by the mark, and reads UDP and TCP flows", async () => {
+Deno.test("listMarked() lists one family, by the mark, and reads UDP and TCP flows", async () => {
   const table = conntrackTable([
     entryLine("udp", { ip: "198.18.1.2", port: 40000 }, PROXY, { mark: SESSION_CT_MARK }),
     entryLine("tcp", { ip: "198.18.1.3", port: 50000 }, { ip: "198.18.1.1", port: 5000 }, {
@@ -312,7 +312,11 @@ Deno.test("listMarked() lists each family once, by the mark, and reads UDP and T
     "sctp     132 29 ESTABLISHED src=198.18.1.2 dst=198.18.1.1 sport=40004 dport=33001 " +
     "src=198.18.2.2 dst=198.18.1.2 sport=33001 dport=40004 mark=2020605952 use=1",
   ]);
-  const flows = await conntrackTool(table.runner).listMarked(SESSION_CT_MARK);
+  const conntrack = conntrackTool(table.runner);
+  const flows = [
+    ...await conntrack.listMarked(SESSION_CT_MARK, 4),
+    ...await conntrack.listMarked(SESSION_CT_MARK, 6),
+  ];
   assertEquals(table.runner.calls.map((c) => c.args), [
     ["-L", "-f", "ipv4", "--mark", "0x78700000"],
     ["-L", "-f", "ipv6", "--mark", "0x78700000"],
@@ -332,7 +336,7 @@ Deno.test("listMarked() lists each family once, by the mark, and reads UDP and T
 Deno.test("listMarked() fails when conntrack does", async () => {
   const runner = recordingRunner(() => ({ code: 1, stderr: "Operation not permitted" }));
   await assertRejects(
-    () => conntrackTool(runner).listMarked(SESSION_CT_MARK),
+    () => conntrackTool(runner).listMarked(SESSION_CT_MARK, 4),
     Error,
     "conntrack -L failed: Operation not permitted",
   );

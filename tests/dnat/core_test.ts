@@ -279,18 +279,19 @@ Deno.test("a sweep that fails is logged and tried again; the orphans it follows 
   const { deps, backend, conntrack, store } = setup();
   const log = fakeLogger();
   backend.kernel.set("orphan", kernelSession({ id: "orphan" }));
+  // A listing that fails is sweep_test's: the other family is swept all the same.
   const failing = {
     ...conntrack,
-    listMarked: () => Promise.reject(new Error("conntrack -L failed: Operation not permitted")),
+    removeMarked: () => Promise.reject(new Error("conntrack -D failed: Operation not permitted")),
   };
+  conntrack.markedList.push(markedFlow({ client: "198.18.1.7" }));
   assertEquals(
     await reapOrphans({ ...deps, conntrack: failing, log }, store.registry),
     { reaped: 1, swept: 0 },
   );
   assertEquals(log.records.filter((r) => r.level === "warn").map((r) => r.text), [
-    "Cannot remove forwarded flows of no session; trying again later: conntrack -L failed: Operation not permitted",
+    "Cannot remove forwarded flows of no session; trying again later: conntrack -D failed: Operation not permitted",
   ]);
-  conntrack.markedList.push(markedFlow({ client: "198.18.1.7" }));
   assertEquals(await reapOrphans(deps, store.registry), { reaped: 0, swept: 1 });
 });
 

@@ -184,7 +184,14 @@ Deno.test("a flow whose purge failed is swept at the next orphan interval, and c
   const counted: number[] = [];
   await runService({
     ...bed.deps,
-    conntrack: { ...conntrack, listMarked: (mark) => (listed++, bed.conntrack.listMarked(mark)) },
+    conntrack: {
+      ...conntrack,
+      // Counted once a sweep: each lists IPv4 first.
+      listMarked: (
+        mark,
+        family,
+      ) => (listed += family === 4 ? 1 : 0, bed.conntrack.listMarked(mark, family)),
+    },
     countSwept: (flows) => void counted.push(flows),
   });
   assertEquals(bed.store.registry.entries, []);

@@ -5,6 +5,7 @@ import { SESSION_CT_MARK } from "../../src/dnat/types.ts";
 import { parseIp } from "../../src/net/ip.ts";
 import { conntrackTable, entryLine } from "../_fakes/conntrack_table.ts";
 import { fakeConntrack } from "../_fakes/dnat.ts";
+import { recordingRunner } from "../_fakes/runner.ts";
 import { fakeLogger } from "../_fakes/logger.ts";
 import { dnatSession, markedFlow } from "./_build.ts";
 
@@ -145,4 +146,70 @@ Deno.test("sweepStaleFlows() logs one line per port, whatever the number of its 
     "Removed stale UDP forwarding flows between 198.18.1.2:* and 198.18.1.1:33001 (no session)",
     50,
   ]]);
+});
+
+Deno.test("sweepStaleFlows() sweeps one family when the other cannot be listed, and says so once", async () => {
+  // A host booted with ipv6.disable=1, or a conntrack that cannot list IPv6: IPv4 is swept all
+  // the same, and the failure is one line, not one every 30 s.
+  let ipv6 = {
+    code: 1,
+    stderr: "conntrack v1.4.7 (conntrack-tools): Operation failed: invalid parameters",
+  };
+  const stale = entryLine("udp", { ip: "198.18.1.3", port: 40000 }, {
+    ip: "198.18.1.1",
+    port: 33001,
+  }, {
+    mark: SESSION_CT_MARK,
+  });
+  const runner = recordingRunner((call) =>
+    call.args[0] !== "-L"
+      ? { stdout: stale }
+      : call.args.includes("ipv6")
+      ? ipv6
+      : { stdout: stale }
+  );
+  const log = fakeLogger();
+  const conntrack = conntrackTool(runner);
+  assertEquals(await sweepStaleFlows({ conntrack, log }, []), 1);
+  assertEquals(await sweepStaleFlows({ conntrack, log }, []), 1);
+  ipv6 = { code: 0, stderr: "" };
+  assertEquals(await sweepStaleFlows({ conntrack, log }, []), 1);
+  assertEquals(
+    log.records.filter((r) => !r.text.startsWith("Removed stale")).map((r) =>
+      `${r.level} ${r.text}`
+    ),
+    [
+      "warn Cannot list the IPv6 flows that carry the session mark, so none of them is swept until it can: conntrack -L failed: conntrack v1.4.7 (conntrack-tools): Operation failed: invalid parameters",
+      "debug Cannot list the IPv6 flows that carry the session mark, so none of them is swept until it can: conntrack -L failed: conntrack v1.4.7 (conntrack-tools): Operation failed: invalid parameters",
+      "info Listed the IPv6 flows that carry the session mark again",
+    ],
+  );
+  assertEquals(log.records.filter((r) => r.text.startsWith("Removed stale")).length, 3);
+});
+
+Deno.test("sweepStaleFlows() sweeps whatever the number of marked flows", async () => {
+  // A client keeps as many marked flows as its address-only session (a forward session, a rule
+  // without source-port filtering) has source ports and proxy ports: gathering some 130000 of
+  // them with push(...) once overflowed the stack, and every sweep after it failed.
+  const count = 200_000;
+  const proxy = { ip: "198.18.1.1", port: 33001 };
+  const listing = [
+    ...Array.from(
+      { length: count },
+      (_, i) =>
+        entryLine("udp", { ip: "198.18.1.2", port: 1024 + i % 60000 }, {
+          ...proxy,
+          port: 33001 + Math.floor(i / 60000),
+        }, { mark: SESSION_CT_MARK }),
+    ),
+    entryLine("udp", { ip: "198.18.1.3", port: 40000 }, proxy, { mark: SESSION_CT_MARK }),
+  ].join("\n");
+  const runner = recordingRunner((call) => ({ stdout: call.args.includes("ipv4") ? listing : "" }));
+  const owner = dnatSession({ portCount: 4 }); // 198.18.1.2, address-only: owns all of them
+  const log = fakeLogger();
+  assertEquals(await sweepStaleFlows({ conntrack: conntrackTool(runner), log }, [owner]), 1);
+  assertEquals(
+    runner.calls.at(-1)?.stdin,
+    "-D -p udp --orig-src 198.18.1.3 --orig-dst 198.18.1.1 --dport 33001 --mark 0x78700000\n",
+  );
 });
