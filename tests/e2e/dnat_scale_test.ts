@@ -3,7 +3,9 @@
  * sessions registered through the real `dnat add`, then the flow of the
  * session registered last still crosses, routed traffic of no session is
  * neither accepted nor masqueraded under a drop policy, and the kernel holds
- * a fixed number of rules on the per-packet paths whatever the count. Run
+ * a fixed number of rules on the per-packet paths whatever the count. A flow
+ * something else translates to the session's server port is not taken for the
+ * session's. Run
  * once per backend. Filler sessions name client addresses that never send:
  * traffic comes only from the bed's own namespaces.
  */
@@ -19,6 +21,8 @@ const isRoot = Deno.uid() === 0;
 /** Sessions registered before the measured one. */
 const FILLERS = 300;
 const PARALLEL = 6;
+/** iptables match of the foreign DNAT: the bed's client to a proxy port no rule of ours uses. */
+const FOREIGN_MATCH = ["-s", IP.client, "-p", "udp", "--dport", "40001"];
 
 /** `dnat add` of rule 1 (proxy → server A) for a client address, owned by `owner`. */
 function addArgs(client: string, owner: number): string[] {
@@ -131,6 +135,43 @@ for (const backend of ["iptables", "nftables"] as const) {
           assertEquals(routed?.includes("mark=0"), true, routed);
         });
 
+        await t.step(
+          "a flow another rule translates to the session's server is neither accepted nor masqueraded",
+          async () => {
+            // An administrator's (or Docker's) DNAT, ahead of ours, from the session's own client to
+            // the session's server and port: the kernel must not take it for the session's flow.
+            const foreign = backend === "iptables"
+              ? ["iptables", "-t", "nat", "-I", "PREROUTING", "1", ...FOREIGN_MATCH, "-j", "DNAT"]
+                .concat(["--to-destination", `${IP.a}:33001`])
+              : [
+                "nft",
+                "add table ip foreign; add chain ip foreign pre { type nat hook prerouting priority dstnat - 5; }; " +
+                `add rule ip foreign pre ip saddr ${IP.client} udp dport 40001 dnat to ${IP.a}:33001`,
+              ];
+            const unforeign = backend === "iptables"
+              ? ["iptables", "-t", "nat", "-D", "PREROUTING", ...FOREIGN_MATCH, "-j", "DNAT"]
+                .concat(["--to-destination", `${IP.a}:33001`])
+              : ["nft", "delete table ip foreign"];
+            await inProxy(...foreign);
+            try {
+              await inProxy(...drop);
+              try {
+                assertEquals(await sendUdp(bed, 47004, IP.proxy, 40001, 5), 0);
+              } finally {
+                await inProxy(...undo);
+              }
+              // Accepted by the default policy, it crosses, but as the client: no masquerade, no mark.
+              assertEquals(await sendUdp(bed, 47005, IP.proxy, 40001, 5), 5);
+              const flows = await inProxy("conntrack", "-L", "-p", "udp", "--orig-src", IP.client);
+              const translated = flows.split("\n").find((l) => l.includes("sport=47005"));
+              assertEquals(translated?.includes(`src=${IP.a} dst=${IP.client}`), true, translated);
+              assertEquals(translated?.includes("mark=0"), true, translated);
+            } finally {
+              await inProxy(...unforeign);
+            }
+          },
+        );
+
         await t.step("the per-packet chains hold a fixed number of rules", async () => {
           if (backend === "iptables") {
             const save = await inProxy("iptables-save");
@@ -144,8 +185,9 @@ for (const backend of ["iptables", "nftables"] as const) {
             const table = JSON.parse(await inProxy("nft", "-j", "list", "table", "ip", "xferproxy"))
               .nftables as Array<Record<string, { chain?: string }>>;
             const rules = (chain: string) => table.filter((i) => i.rule?.chain === chain).length;
-            // UDP's (two lookups in prerouting) and TCP's for forward mode: fixed, whatever the count.
-            assertEquals([rules("prerouting"), rules("postrouting"), rules("forward")], [3, 2, 4]);
+            // Prerouting: UDP's two lookups and TCP's for forward mode, each marking what it
+            // translates; one accept and one masquerade by that mark. Fixed, whatever the count.
+            assertEquals([rules("prerouting"), rules("postrouting"), rules("forward")], [3, 1, 1]);
           }
         });
       } finally {

@@ -11,9 +11,13 @@ import { must, run, waitFor } from "../testbed/exec.ts";
 import { BINARY } from "../testbed/paths.ts";
 import { createTestbed, dnatAddArgs, IP, type Testbed, USERS } from "../testbed/reverse_bed.ts";
 import { type EchoSession, sendUdp, startEchoSession } from "../testbed/udp.ts";
-import { legacyIptablesRules } from "../testbed/legacy_rules.ts";
+import { legacyIptablesRules, legacyNftTable } from "../testbed/legacy_rules.ts";
 
 const isRoot = Deno.uid() === 0;
+/** An administrator's forward drop chain with the one rule docs/dnat.md gives: accept our mark. */
+const ADMIN_DROP =
+  "add table inet admin; add chain inet admin forward_drop { type filter hook forward priority 10; policy drop; }; " +
+  "add rule inet admin forward_drop ct mark 0x78700000 accept";
 
 interface Listed {
   id: string;
@@ -197,6 +201,55 @@ async function convertsLegacyRules(bed: Testbed): Promise<void> {
   await noSessionsLeft(bed);
 }
 
+/**
+ * Puts our nftables table in the layout the previous version wrote (flow sets, the mark set in
+ * forward) with a session live, then starts the DNAT service as an upgrade would: the flow that
+ * crosses the administrator's drop chain all along keeps crossing, and the table ends in the current
+ * layout (the mark set at our DNAT, one accept and one masquerade by it).
+ */
+async function convertsLegacyNftTable(bed: Testbed): Promise<void> {
+  const inProxy = (...argv: string[]) => must(["ip", "netns", "exec", bed.ns.proxy, ...argv]);
+  const rules = async (chain: string) =>
+    (await inProxy("nft", "list", "chain", "ip", "xferproxy", chain)).split("\n")
+      .filter((l) => /^\s+(meta|ct) /.test(l)).map((l) => l.trim());
+  await bed.stopDnatService();
+  const session = await startEchoSession(bed, USERS.alice, IP.proxy, 33001);
+  try {
+    const [s] = await listed(bed);
+    const restored = await run(["ip", "netns", "exec", bed.ns.proxy, "nft", "-f", "-"], {
+      stdin: legacyNftTable(s!.client, s!.server, s!.serverPort),
+    });
+    assertEquals(restored.code, 0, restored.stderr);
+    assertEquals((await rules("forward")).length, 4);
+    await inProxy("nft", ADMIN_DROP);
+    try {
+      assertEquals(await sendUdp(bed, 48000, IP.proxy, 33001, 10), 10);
+      // The upgrade: the service starts while datagrams keep crossing, every one echoed.
+      const rounds = (async () => {
+        const echoed: number[] = [];
+        for (let i = 0; i < 8; i++) echoed.push(await sendUdp(bed, 48000, IP.proxy, 33001, 5));
+        return echoed;
+      })();
+      await bed.startDnatService();
+      assertEquals(await rounds, [5, 5, 5, 5, 5, 5, 5, 5]);
+      await waitFor(
+        "the table's conversion",
+        async () => (await rules("prerouting")).every((r) => r.includes("ct mark set 0x78700000")),
+      );
+      assertEquals(await rules("forward"), ["ct status dnat ct mark 0x78700000 accept"]);
+      assertEquals(await rules("postrouting"), ["ct status dnat ct mark 0x78700000 masquerade"]);
+      const flow = (await conntrackFlows(bed)).split("\n").find((l) => l.includes("sport=48000"));
+      assertIncludes(flow ?? "", "mark=2020605952 ");
+      assertEquals(await sendUdp(bed, 48000, IP.proxy, 33001, 10), 10);
+    } finally {
+      await inProxy("nft", "delete table inet admin");
+    }
+  } finally {
+    await session.end();
+  }
+  await noSessionsLeft(bed);
+}
+
 function dnatSuite(backend: "iptables" | "nftables") {
   Deno.test({
     name: `UDP DNAT through reverse sessions (${backend} backend)`,
@@ -231,7 +284,10 @@ function dnatSuite(backend: "iptables" | "nftables") {
             if (backend === "iptables") {
               assertMatch(await kernelState(bed), new RegExp(`xferproxy:${s!.id}:\\d+:\\d+`));
             } else {
-              assertIncludes(await kernelState(bed), `${IP.client} . ${IP.a} . 33001`);
+              // The session's DNAT element: the address-only key, or the learned port's.
+              const [c, p, a] = [IP.client, IP.proxy, IP.a].map((ip) => ip.replaceAll(".", "\\."));
+              const key = new RegExp(`${c} (\\. 40000 )?\\. ${p} \\. 33001 .*: ${a} \\. 33001`);
+              assertMatch(await kernelState(bed), key);
             }
             // The session is ssh now: its pid owns the rules.
             assertEquals(
@@ -263,7 +319,7 @@ function dnatSuite(backend: "iptables" | "nftables") {
           assertEquals(result.code, 0);
           const lines = (await bed.log()).slice(before.length);
           assertMatch(lines, /Handing over to ssh .* udp=none/);
-          assertEquals(/UDP forwarding/.test(lines), false);
+          assertEquals(/UDP forwarding/.test(lines), false, lines);
         });
 
         await t.step(
@@ -391,11 +447,9 @@ function dnatSuite(backend: "iptables" | "nftables") {
           ? "a FORWARD DROP policy still passes session traffic"
           : "a forward drop policy with the documented ct-mark rule passes session traffic";
         await t.step(dropName, async () => {
-          const policy = backend === "iptables" ? ["iptables", "-P", "FORWARD", "DROP"] : [
-            "nft",
-            "add table inet admin; add chain inet admin forward_drop { type filter hook forward priority 10; policy drop; }; " +
-            "add rule inet admin forward_drop ct mark 0x78700000 accept",
-          ];
+          const policy = backend === "iptables"
+            ? ["iptables", "-P", "FORWARD", "DROP"]
+            : ["nft", ADMIN_DROP];
           await must(["ip", "netns", "exec", bed.ns.proxy, ...policy]);
           try {
             const session = await startEchoSession(bed, alice, IP.proxy, 33001);
@@ -417,6 +471,11 @@ function dnatSuite(backend: "iptables" | "nftables") {
           await t.step(
             "an upgrade with a session live converts its per-session rules without losing a datagram",
             () => convertsLegacyRules(bed),
+          );
+        } else {
+          await t.step(
+            "an upgrade with a session live converts the table's layout without losing a datagram",
+            () => convertsLegacyNftTable(bed),
           );
         }
 

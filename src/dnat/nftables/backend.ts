@@ -12,7 +12,7 @@ import {
   addLine,
   deleteLines,
   elementId,
-  hasTcp,
+  isCurrent,
   type NatElement,
   natElements,
   neededElements,
@@ -20,7 +20,7 @@ import {
   parseElementIds,
   refreshLines,
   tableText,
-  tcpUpgradeText,
+  upgradeText,
 } from "./plan.ts";
 import type { BackendCapabilities, DnatBackend, DnatSession, NftRunner } from "../types.ts";
 import { LIBNFTABLES_PATHS } from "../../process/libraries.ts";
@@ -64,14 +64,15 @@ export function nftablesBackend(nft: NftRunner): DnatBackend {
   // `list tables` rather than `list table`: a failed command costs nftables an abort (~20 ms).
   const hasTable = async (family: 4 | 6) =>
     (await nft.run("list tables")).split("\n").includes(`table ${nftFamily(family)} xferproxy`);
-  // A table an earlier version made lacks TCP: looked at once per family and process.
+  // A table an earlier version made lacks TCP or marks flows in forward: looked at once per
+  // family and process, converted in one transaction.
   const current = new Set<4 | 6>();
   const ensureReady = async (family: 4 | 6) => {
     if (!(await hasTable(family))) {
       await nft.run(tableText(family));
     } else if (!current.has(family)) {
       const chain = await nft.run(`list chain ${nftFamily(family)} xferproxy prerouting`);
-      if (!hasTcp(chain)) await nft.run(tcpUpgradeText(family));
+      if (!isCurrent(chain)) await nft.run(upgradeText(family));
     }
     current.add(family);
   };

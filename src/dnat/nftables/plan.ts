@@ -1,8 +1,8 @@
 /**
  * nftables planning, pure. Our own table per family (`ip xferproxy`,
- * `ip6 xferproxy`): NAT maps and flow sets, UDP and TCP (forward sessions
- * carry their SSH port), whose elements derive from the sessions; elements several sessions need (one client's sessions to one
- * server) are shared. Elements time out unless refreshed, so even if the
+ * `ip6 xferproxy`): NAT maps, UDP and TCP (forward sessions carry their SSH
+ * port), whose elements derive from the sessions; elements several sessions
+ * need (one client's sessions to one proxy port) are shared. Elements time out unless refreshed, so even if the
  * DNAT service and its sessions all die, forwarding ends in the kernel.
  * @module
  */
@@ -19,11 +19,19 @@ export function nftFamily(family: 4 | 6): "ip" | "ip6" {
   return family === 4 ? "ip" : "ip6";
 }
 
-/** The table definition, created once when missing. */
+/**
+ * The table definition, created once when missing. Our own DNAT marks the
+ * flow's conntrack entry (nat chains see only a flow's first packet), and
+ * every later packet, both ways, is accepted and masqueraded by one rule
+ * that matches the mark: a flow something else translates to the same
+ * server and port carries no mark, so it is neither accepted nor
+ * masqueraded as a session's.
+ */
 export function tableText(family: 4 | 6): string {
   const f = nftFamily(family);
   const addr = family === 4 ? "ipv4_addr" : "ipv6_addr";
-  const ip = family === 4 ? "ip" : "ip6";
+  const chains = chainRules(family);
+  const body = (rules: readonly string[]) => rules.map((r) => `\n    ${r}`).join("");
   return `table ${f} xferproxy {
   map dnat_port {
     type ${addr} . inet_service . ${addr} . inet_service : ${addr} . inet_service
@@ -33,100 +41,100 @@ export function tableText(family: 4 | 6): string {
     type ${addr} . ${addr} . inet_service : ${addr} . inet_service
     flags timeout
   }
-  set flows {
-    type ${addr} . ${addr} . inet_service
-    flags timeout
-  }
-${TCP_OBJECTS(addr)}
+${TCP_MAP(addr)}
   chain prerouting {
-    type nat hook prerouting priority dstnat; policy accept;
-    meta l4proto udp dnat ${ip} to ${ip} saddr . udp sport . ${ip} daddr . udp dport map @dnat_port
-    meta l4proto udp dnat ${ip} to ${ip} saddr . ${ip} daddr . udp dport map @dnat_addr
-    ${tcpRules(family).prerouting}
+    type nat hook prerouting priority dstnat; policy accept;${body(chains.prerouting)}
   }
   chain postrouting {
-    type nat hook postrouting priority srcnat; policy accept;
-    ct status dnat ${ip} saddr . ${ip} daddr . udp dport @flows masquerade
-    ${tcpRules(family).postrouting}
+    type nat hook postrouting priority srcnat; policy accept;${body(chains.postrouting)}
   }
   chain forward {
-    type filter hook forward priority filter - 10; policy accept;
-    ct status dnat ${ip} saddr . ${ip} daddr . udp dport @flows ct mark set ${CT_MARK} accept
-    ct status dnat ${ip} daddr . ${ip} saddr . udp sport @flows ct mark set ${CT_MARK} accept
-    ${tcpRules(family).forward.join("\n    ")}
+    type filter hook forward priority filter - 10; policy accept;${body(chains.forward)}
   }
 }
 `;
 }
 
-const TCP_OBJECTS = (addr: string) =>
+const TCP_MAP = (addr: string) =>
   `  map dnat_tcp {
     type ${addr} . ${addr} . inet_service : ${addr} . inet_service
     flags timeout
-  }
-  set tcp_flows {
-    type ${addr} . ${addr} . inet_service
-    flags timeout
   }`;
 
-/** The rules of TCP forwarding (forward sessions' SSH port), by chain. */
-function tcpRules(family: 4 | 6) {
+/**
+ * Our rules, by chain. Each DNAT rule marks only what its own map translates
+ * (the key is looked up, then the mark set, then the translation made), so
+ * the mark means "translated by a session of ours".
+ */
+function chainRules(family: 4 | 6) {
   const ip = family === 4 ? "ip" : "ip6";
+  const dnat = (proto: "udp" | "tcp", key: string, map: string) =>
+    `meta l4proto ${proto} ${key} @${map} ct mark set ${CT_MARK} dnat ${ip} to ${key} map @${map}`;
   return {
-    prerouting:
-      `meta l4proto tcp dnat ${ip} to ${ip} saddr . ${ip} daddr . tcp dport map @dnat_tcp`,
-    postrouting: `ct status dnat ${ip} saddr . ${ip} daddr . tcp dport @tcp_flows masquerade`,
-    forward: [
-      `ct status dnat ${ip} saddr . ${ip} daddr . tcp dport @tcp_flows ct mark set ${CT_MARK} accept`,
-      `ct status dnat ${ip} daddr . ${ip} saddr . tcp sport @tcp_flows ct mark set ${CT_MARK} accept`,
+    prerouting: [
+      dnat("udp", `${ip} saddr . udp sport . ${ip} daddr . udp dport`, "dnat_port"),
+      dnat("udp", `${ip} saddr . ${ip} daddr . udp dport`, "dnat_addr"),
+      dnat("tcp", `${ip} saddr . ${ip} daddr . tcp dport`, "dnat_tcp"),
     ],
+    postrouting: [`ct status dnat ct mark ${CT_MARK} masquerade`],
+    forward: [`ct status dnat ct mark ${CT_MARK} accept`],
   };
 }
 
 /**
- * Adds the TCP maps and rules to a table an earlier version made without
- * them (UDP only), in one transaction.
+ * Converts a table an earlier version made, in one transaction: adds the TCP
+ * map where it lacks it, and replaces every rule of our chains with the
+ * current ones. Live flows keep forwarding: their NAT bindings live in
+ * conntrack, not in rules, and the earlier forward rules marked every packet
+ * of a session flow, so those flows already carry the mark the new rules
+ * match. The earlier flow sets (`flows`, `tcp_flows`) stay, unreferenced, so
+ * a process of that version still running (a forward daemon not yet
+ * restarted) can still write them; their elements expire.
  */
-export function tcpUpgradeText(family: 4 | 6): string {
+export function upgradeText(family: 4 | 6): string {
   const f = nftFamily(family);
   const addr = family === 4 ? "ipv4_addr" : "ipv6_addr";
-  const rules = tcpRules(family);
+  const chains = chainRules(family);
   return [
     `table ${f} xferproxy {`,
-    TCP_OBJECTS(addr),
+    TCP_MAP(addr),
     "}",
-    `add rule ${f} xferproxy prerouting ${rules.prerouting}`,
-    `add rule ${f} xferproxy postrouting ${rules.postrouting}`,
-    ...rules.forward.map((r) => `add rule ${f} xferproxy forward ${r}`),
+    ...(["prerouting", "postrouting", "forward"] as const).flatMap((chain) => [
+      `flush chain ${f} xferproxy ${chain}`,
+      ...chains[chain].map((r) => `add rule ${f} xferproxy ${chain} ${r}`),
+    ]),
   ].join("\n") + "\n";
 }
 
-/** True when a listing of our prerouting chain shows the TCP rule (a current table). */
-export function hasTcp(prerouting: string): boolean {
-  return prerouting.includes("@dnat_tcp");
+/**
+ * True when a listing of our prerouting chain shows the current rules: TCP,
+ * and the mark set at our DNAT (an earlier version marked in forward).
+ */
+export function isCurrent(prerouting: string): boolean {
+  return prerouting.includes("@dnat_tcp") && prerouting.includes("ct mark set");
 }
 
-/** Our maps and sets, each listed by `reconcile`. */
-export const NAT_SETS = ["dnat_port", "dnat_addr", "flows", "dnat_tcp", "tcp_flows"] as const;
+/** Our maps, each listed by `reconcile`. */
+export const NAT_SETS = ["dnat_port", "dnat_addr", "dnat_tcp"] as const;
 
-/** A map or set of ours. */
+/** A map of ours. */
 export type NatSet = typeof NAT_SETS[number];
 
-/** One element of our maps or set. */
+/** One element of our maps. */
 export interface NatElement {
   readonly set: NatSet;
   /** The key as `nft` prints it: values joined by " . ". */
   readonly key: string;
-  readonly data?: string;
+  /** Where the key's flows go: server and port. */
+  readonly data: string;
 }
 
-/** The elements a session needs: one DNAT entry and one flow entry per port of its span. */
+/** The elements a session needs: one DNAT entry per port of its span, and its TCP port's. */
 export function natElements(s: DnatSession): NatElement[] {
   const elements: NatElement[] = [];
   for (let j = 0; j < s.portCount; j++) {
     const proxyPort = s.proxyPort + j;
-    const serverPort = s.serverPort + j;
-    const data = `${s.server.text} . ${serverPort}`;
+    const data = `${s.server.text} . ${s.serverPort + j}`;
     elements.push(
       s.clientPort === undefined
         ? { set: "dnat_addr", key: `${s.client.text} . ${s.proxy.text} . ${proxyPort}`, data }
@@ -135,18 +143,14 @@ export function natElements(s: DnatSession): NatElement[] {
           key: `${s.client.text} . ${s.clientPort} . ${s.proxy.text} . ${proxyPort}`,
           data,
         },
-      { set: "flows", key: `${s.client.text} . ${s.server.text} . ${serverPort}` },
     );
   }
   if (s.tcpServerPort !== undefined) {
-    elements.push(
-      {
-        set: "dnat_tcp",
-        key: `${s.client.text} . ${s.proxy.text} . ${s.proxyPort}`,
-        data: `${s.server.text} . ${s.tcpServerPort}`,
-      },
-      { set: "tcp_flows", key: `${s.client.text} . ${s.server.text} . ${s.tcpServerPort}` },
-    );
+    elements.push({
+      set: "dnat_tcp",
+      key: `${s.client.text} . ${s.proxy.text} . ${s.proxyPort}`,
+      data: `${s.server.text} . ${s.tcpServerPort}`,
+    });
   }
   return elements;
 }
@@ -165,10 +169,9 @@ export function neededElements(sessions: readonly DnatSession[]): Map<string, Na
 
 /** `add element …` with a fresh timeout (a no-op when the element exists). */
 export function addLine(family: 4 | 6, e: NatElement): string {
-  const data = e.data ? ` : ${e.data}` : "";
   return `add element ${
     nftFamily(family)
-  } xferproxy ${e.set} { ${e.key} timeout ${ELEMENT_TIMEOUT_S}s${data} }`;
+  } xferproxy ${e.set} { ${e.key} timeout ${ELEMENT_TIMEOUT_S}s : ${e.data} }`;
 }
 
 /**
@@ -189,8 +192,9 @@ export function refreshLines(family: 4 | 6, e: NatElement): string[] {
 }
 
 /**
- * Element ids (`set|key`, as `elementId`) of our maps and sets, from one `nft -j list table …`
- * of our table (concatenations joined with " . "); other sets, chains and rules are skipped.
+ * Element ids (`set|key`, as `elementId`) of our maps, from one `nft -j list table …` of our
+ * table (concatenations joined with " . "); other maps and sets (an earlier version's flow
+ * sets), chains and rules are skipped.
  */
 export function parseElementIds(json: string): Set<string> {
   const ids = new Set<string>();
@@ -199,10 +203,10 @@ export function parseElementIds(json: string): Set<string> {
     nftables?: Array<Record<string, { name?: string; elem?: unknown[] }>>;
   };
   for (const item of doc.nftables ?? []) {
-    const body = item.map ?? item.set;
+    const body = item.map;
     if (!body?.name || !ours.has(body.name)) continue;
     for (const elem of body.elem ?? []) {
-      // Maps list [key, data] pairs; sets list the key alone. Keys may carry timeout/comment wrappers.
+      // Maps list [key, data] pairs. Keys may carry timeout/comment wrappers.
       const keyPart = Array.isArray(elem) ? elem[0] : elem;
       const wrapped = (keyPart as { elem?: { val?: unknown } }).elem?.val ?? keyPart;
       const concat = (wrapped as { concat?: unknown[] }).concat;
