@@ -25,6 +25,9 @@ import { MAX_LINE } from "./service_protocol.ts";
 import type { DrainFile, DrainMark } from "./drain.ts";
 import { observeService } from "./service_status.ts";
 import { statusResponse } from "./status_api.ts";
+import type { ServiceDecideDeps } from "../reverse/service_decide.ts";
+import type { FileIdentity } from "../reverse/decide_protocol.ts";
+import { logger } from "../log/mod.ts";
 
 /** What the service needs from the system (dnat/run.ts's `DnatPlatform` has it all). */
 export interface ServePlatform {
@@ -55,6 +58,11 @@ export interface ServiceHost {
   /** Round robin and faulty marks in memory. */
   readonly balancer: Balancer;
   reachable(endpoint: IpEndpoint, timeoutMs: number): Promise<boolean>;
+  /** What deciding a whole session here needs beyond the config and the files. */
+  readonly deciding: Pick<ServiceDecideDeps, "probe" | "userId" | "isExecutable"> & {
+    /** The file's identity now; undefined when it cannot be read. */
+    fileIdentity(path: string): Promise<FileIdentity | undefined>;
+  };
   sshCounters(ssh: NonNullable<RegistryEntry["ssh"]>): Promise<SshCounters | undefined>;
   /**
    * Listens on `path` (its directory root's, the socket root's and `group`'s, mode 660) and
@@ -168,6 +176,17 @@ export async function serveDnat(
     refreshConfig: reloadConfig,
     metrics,
     draining: () => drained !== undefined,
+    async decide(request, session) {
+      await reloadConfig();
+      const { decideInService } = await import("../reverse/service_decide.ts");
+      return await decideInService(request, session, {
+        ...host.deciding,
+        config: current,
+        configFile: () => host.deciding.fileIdentity(current.source),
+        fs: platform.fs,
+        log: logger("reverse"),
+      });
+    },
   });
   const socket = config.server.serviceSocket;
   const group = config.server.rproxy.proxyGroup;

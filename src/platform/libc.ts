@@ -2,7 +2,8 @@
  * libc through Deno FFI, for what Deno itself does not offer the DNAT
  * service: a Unix socket whose peer the kernel names (SO_PEERCRED,
  * SO_PEERPIDFD), pidfds and epoll to learn of a process's exit at once,
- * and /proc (which Deno opens only to a fully privileged process). Only the
+ * /proc (which Deno opens only to a fully privileged process), and the
+ * accounts and groups NSS knows. Only the
  * service loads it (and reverse mode, for its execve, through exec.ts).
  * @module
  */
@@ -32,6 +33,7 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   // Through NSS, so LDAP and AD groups resolve as well as /etc/group's.
   getgrnam: { parameters: ["buffer"], result: "pointer" },
+  getpwnam: { parameters: ["buffer"], result: "pointer" },
   // memmove(dst, src, n) copies from a pointer the library returned into a buffer of ours.
   memmove: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
 } as const;
@@ -67,15 +69,24 @@ export function errno(): number {
   return new DataView(out.buffer).getInt32(0, true);
 }
 
+/** The id at `offset` of an NSS entry libc returned; undefined for none. */
+function nssId(entry: Deno.PointerValue, offset: number): number | undefined {
+  if (entry === null) return undefined;
+  const bytes = new Uint8Array(offset + 4);
+  libc().memmove(bytes, entry, BigInt(offset + 4));
+  return new DataView(bytes.buffer).getUint32(offset, true);
+}
+
 /** A group's gid through NSS; undefined when it does not exist. */
 export function groupId(name: string): number | undefined {
-  const c = libc();
-  const group = c.getgrnam(cPath(name));
-  if (group === null) return undefined;
   // struct group { char *gr_name; char *gr_passwd; gid_t gr_gid; char **gr_mem; }
-  const bytes = new Uint8Array(24);
-  c.memmove(bytes, group, 24n);
-  return new DataView(bytes.buffer).getUint32(16, true);
+  return nssId(libc().getgrnam(cPath(name)), 16);
+}
+
+/** An account's uid through NSS; undefined when it does not exist. */
+export function userId(name: string): number | undefined {
+  // struct passwd { char *pw_name; char *pw_passwd; uid_t pw_uid; gid_t pw_gid; … }
+  return nssId(libc().getpwnam(cPath(name)), 16);
 }
 
 /** A path as a NUL-terminated C string. */

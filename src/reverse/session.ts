@@ -37,6 +37,8 @@ export interface ReverseDeps {
   /** One line to the client's stderr. */
   readonly tellClient: (line: string) => void;
   readonly log: Logger;
+  /** Who decides: the session's own process, or the DNAT service for it. */
+  readonly decidedBy?: "session" | "service";
 }
 
 /** Replace the process with `handoff`, or exit with `exitCode`. */
@@ -204,6 +206,7 @@ async function decideWith(
     udp,
     via: registrar.via,
     ...(chosen.fingerprint ? { host_key: chosen.fingerprint } : {}),
+    decided_by: deps.decidedBy ?? "session",
   });
   return { kind: "handoff", handoff };
 }

@@ -74,6 +74,12 @@ function fakePlatform() {
         exits: { watch: () => Promise.resolve(undefined) },
         balancer: createBalancer(memoryJson(), Date.now),
         reachable: () => Promise.resolve(true),
+        deciding: {
+          probe: () => Promise.reject(new Error("no probe here")),
+          userId: () => undefined,
+          isExecutable: () => true,
+          fileIdentity: () => Promise.resolve(undefined),
+        },
         sshCounters: () => Promise.resolve(undefined),
         listen: (path, group) => Promise.resolve(void events.push(`listen ${path} ${group}`)),
         logLinesLost: () => 0,
