@@ -101,7 +101,7 @@ Deno.test({
           const sharedBefore = (await shared()).length;
           // The individual-account rule: its key is in the user's home, which the service's
           // unit may not read; the session reads it as itself when the service asks.
-          const result = await bed.ssh(alice, IP.proxyAlt, ["id", "-un"]);
+          const result = await bed.ssh(alice, IP.proxyAlt, ["printenv", "USER"]);
           assertEquals([result.code, result.stdout.trim()], [0, alice], result.stderr);
           const rootLog = await Deno.readTextFile(`${bed.dir}/log/root/xferproxy.log`);
           const handing = rootLog.split("\n").filter((l) => l.includes("Handing over to ssh"))
