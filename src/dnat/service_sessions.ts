@@ -393,7 +393,11 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
       return asked;
     };
     const inside = loopback(connection.peer);
-    const conversation = serve(inside.connection);
+    // Ended, however it ends, it answers the decision's next request at once (as a closed
+    // socket would); its error is rethrown below, and must not go unhandled meanwhile: the
+    // service has no handler for that and would exit.
+    const conversation = serve(inside.connection).finally(inside.link.close);
+    conversation.catch(() => {});
     try {
       answer(
         await deps.decide(request, { peer: connection.peer, identity, link: inside.link, read }),

@@ -24,7 +24,7 @@ import {
 } from "../../src/reverse/decide_protocol.ts";
 import { createBalancer } from "../../src/balancer/balancer.ts";
 import { memoryJson } from "../../src/balancer/shared_json.ts";
-import { startMs } from "../../src/dnat/procfs.ts";
+import { type ProcReader, startMs } from "../../src/dnat/procfs.ts";
 import type { ProbeOutcome } from "../../src/ssh/probe.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
@@ -59,7 +59,10 @@ const TREE: FakeProcess[] = [
 ];
 const TCP = [{ local: hex4("198.18.1.1", 22), remote: hex4("198.18.1.2", 48686), inode: 4242 }];
 
-function setup(answer: ProbeOutcome = { kind: "answered", banner: "SSH-2.0-x", hostKey: KEY }) {
+function setup(
+  answer: ProbeOutcome = { kind: "answered", banner: "SSH-2.0-x", hostKey: KEY },
+  proc: ProcReader = fakeProc(TREE, TCP, BOOT),
+) {
   const fakes = fakeDnatDeps(config);
   const log = fakeLogger();
   const probed: string[] = [];
@@ -77,7 +80,7 @@ function setup(answer: ProbeOutcome = { kind: "answered", banner: "SSH-2.0-x", h
   const deps: SessionServiceDeps = {
     ...fakes.deps,
     log,
-    proc: fakeProc(TREE, TCP, BOOT),
+    proc,
     exits: {
       watch(owner, _pidfd, onExit) {
         watched.push(owner.pid);
@@ -126,9 +129,10 @@ function setup(answer: ProbeOutcome = { kind: "answered", banner: "SSH-2.0-x", h
       },
       close: () => void (closed = true),
     };
-    await service.serve(connection);
+    // An error serve() rejects with is the caller's to log (dnat/serve.ts); the reply is sent.
+    const failed = await service.serve(connection).then(() => undefined, (error) => error);
     assertEquals(replies.length, 1);
-    return { reply: replies[0]!, closed };
+    return { reply: replies[0]!, closed, failed };
   };
   return { ...fakes, log, probed, watched, exits, ask, reads, sessionFiles };
 }
@@ -273,4 +277,38 @@ Deno.test("a service without the decision tells the session to decide itself", a
     close() {},
   });
   assertEquals(replies.map((l) => parseDecideReply(l)?.op), ["fallback"]);
+});
+
+Deno.test("a registration that fails unexpectedly costs that session its UDP, never the service", async () => {
+  const bed = setup();
+  bed.backend.add = () =>
+    Promise.reject(new Error("iptables-restore: Resource temporarily unavailable"));
+  const { reply, failed } = await bed.ask(ALICE_ENV);
+  assertIncludes(String(failed), "Resource temporarily unavailable");
+  if (reply.op !== "decided" || !reply.handoff) throw new Error(JSON.stringify(reply));
+  assertEquals(reply.tell, ["xferproxy: UDP forwarding is unavailable; the SSH session continues"]);
+  assertEquals(bed.store.registry.entries, []);
+});
+
+Deno.test("an unexpected error while the service admits its own conversation never stops the service", async () => {
+  // The third look at the session's process (the conversation's own admission) fails as a bug would.
+  const proc = fakeProc(TREE, TCP, BOOT);
+  let looks = 0;
+  const bed = setup(undefined, {
+    readTexts(paths) {
+      if (paths.includes("/proc/700/stat") && ++looks === 3) {
+        return Promise.reject(new Error("EIO reading /proc"));
+      }
+      return proc.readTexts(paths);
+    },
+    linkTargets: (dir) => proc.linkTargets(dir),
+  });
+  const { reply, failed } = await bed.ask(ALICE_ENV);
+  assertEquals(reply, {
+    op: "decided",
+    tell: ["xferproxy: internal error; see the proxy log"],
+    exit: 255,
+  });
+  assertIncludes(String(failed), "EIO reading /proc");
+  assertEquals(bed.store.registry.entries, []);
 });
