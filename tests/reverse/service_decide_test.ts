@@ -67,6 +67,7 @@ function setup(
   const log = fakeLogger();
   const probed: string[] = [];
   const watched: number[] = [];
+  const pidfds = { watched: [] as (number | undefined)[], released: [] as number[] };
   const exits = new Map<number, (status: ExitStatus) => void>();
   // As root, the service reads known_hosts only: users' homes are the sessions' to read.
   const fs = createFakeFs({
@@ -82,11 +83,13 @@ function setup(
     log,
     proc,
     exits: {
-      watch(owner, _pidfd, onExit) {
+      watch(owner, pidfd, onExit) {
         watched.push(owner.pid);
+        pidfds.watched.push(pidfd);
         exits.set(owner.pid, onExit);
         return Promise.resolve({ cancel() {} });
       },
+      release: (pidfd) => void pidfds.released.push(pidfd),
     },
     balancer: createBalancer(memoryJson(), () => fakes.clock.now()),
     reachable: () => Promise.resolve(true),
@@ -111,13 +114,17 @@ function setup(
   /** Sends one decide request as process `pid` (uid `uid`); the reply and whether it closed. */
   const ask = async (
     env: Record<string, string>,
-    options: { pid?: number; uid?: number; config?: typeof OWN_CONFIG } = {},
+    options: { pid?: number; uid?: number; config?: typeof OWN_CONFIG; pidfd?: number } = {},
   ) => {
     const replies: DecideReply[] = [];
     let closed = false;
     const lines = [decideLine({ config: options.config ?? OWN_CONFIG, pty: false, env }).trimEnd()];
     const connection: SessionConnection = {
-      peer: { pid: options.pid ?? 700, uid: options.uid ?? ALICE },
+      peer: {
+        pid: options.pid ?? 700,
+        uid: options.uid ?? ALICE,
+        ...(options.pidfd !== undefined ? { pidfd: options.pidfd } : {}),
+      },
       nextLine: () => Promise.resolve(lines.shift()),
       send(line) {
         const read = parseReadAsk(line.trimEnd());
@@ -134,7 +141,7 @@ function setup(
     assertEquals(replies.length, 1);
     return { reply: replies[0]!, closed, failed };
   };
-  return { ...fakes, log, probed, watched, exits, ask, reads, sessionFiles };
+  return { ...fakes, log, probed, watched, pidfds, exits, ask, reads, sessionFiles };
 }
 
 const ALICE_ENV = {
@@ -262,7 +269,7 @@ Deno.test("a service without the decision tells the session to decide itself", a
   const service = sessionService({
     ...fakes.deps,
     proc: fakeProc(TREE, TCP, BOOT),
-    exits: { watch: () => Promise.resolve(undefined) },
+    exits: { watch: () => Promise.resolve(undefined), release() {} },
     balancer: createBalancer(memoryJson(), () => 0),
     reachable: () => Promise.resolve(true),
     sshCounters: () => Promise.resolve(undefined),
@@ -311,4 +318,16 @@ Deno.test("an unexpected error while the service admits its own conversation nev
   });
   assertIncludes(String(failed), "EIO reading /proc");
   assertEquals(bed.store.registry.entries, []);
+});
+
+Deno.test("a decided session's pidfd goes to its watch once registered, and is closed otherwise", async () => {
+  const registered = setup();
+  await registered.ask(ALICE_ENV, { pidfd: 51 });
+  assertEquals([registered.pidfds.watched, registered.pidfds.released], [[51], []]);
+  const refused = setup();
+  await refused.ask({ ...ALICE_ENV, SSH_ORIGINAL_COMMAND: "bash -i" }, { pidfd: 52 });
+  assertEquals([refused.pidfds.watched, refused.pidfds.released], [[], [52]]);
+  const fallback = setup();
+  await fallback.ask(ALICE_ENV, { pidfd: 53, config: { dev: 2049, ino: 78 } });
+  assertEquals(fallback.pidfds.released, [53]);
 });
