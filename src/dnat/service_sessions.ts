@@ -55,6 +55,8 @@ export interface ExitWatch {
     pidfd: number | undefined,
     onExit: (status: ExitStatus) => void,
   ): Promise<{ cancel(): void } | undefined>;
+  /** Closes a peer's pidfd no watch took: its connection ended without registering. */
+  release(pidfd: number): void;
 }
 
 /** One connection from a session (platform/unix_server.ts). */
@@ -243,6 +245,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     id: string,
     identity: SessionIdentity,
     helloAt: number,
+    takePidfd: () => number | undefined,
   ) {
     const rules = () => deps.config.server.rproxy.rules;
     for (;;) {
@@ -319,7 +322,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
             return connection.close();
           }
           connection.close();
-          if (!(await watch(id, identity.owner, connection.peer.pidfd))) await end(id, {});
+          if (!(await watch(id, identity.owner, takePidfd()))) await end(id, {});
           return;
         }
       }
@@ -368,7 +371,11 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
    * Decides the session in here: its registrar goes through the same conversation a session
    * process has over the socket, then the one reply says what to exec or how to exit.
    */
-  async function decideFor(connection: SessionConnection, request: DecideRequest) {
+  async function decideFor(
+    connection: SessionConnection,
+    request: DecideRequest,
+    takePidfd: () => number | undefined,
+  ) {
     const answer = (reply: DecideReply) => {
       connection.send(decideReplyLine(reply));
       connection.close();
@@ -393,7 +400,11 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
       return asked;
     };
     const inside = loopback(connection.peer);
-    const conversation = serve(inside.connection);
+    // Ended, however it ends, it answers the decision's next request at once (as a closed
+    // socket would); its error is rethrown below, and must not go unhandled meanwhile: the
+    // service has no handler for that and would exit.
+    const conversation = converseFrom(inside.connection, takePidfd).finally(inside.link.close);
+    conversation.catch(() => {});
     try {
       answer(
         await deps.decide(request, { peer: connection.peer, identity, link: inside.link, read }),
@@ -405,10 +416,31 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     }
   }
 
+  /**
+   * Serves one connection. The peer's pidfd is the connection's until a registration's watch
+   * takes it; whatever else happens, it is closed when the connection is done.
+   */
   async function serve(connection: SessionConnection): Promise<void> {
+    let pidfd = connection.peer.pidfd;
+    const takePidfd = () => {
+      const taken = pidfd;
+      pidfd = undefined;
+      return taken;
+    };
+    try {
+      await converseFrom(connection, takePidfd);
+    } finally {
+      if (pidfd !== undefined) deps.exits.release(pidfd);
+    }
+  }
+
+  async function converseFrom(
+    connection: SessionConnection,
+    takePidfd: () => number | undefined,
+  ): Promise<void> {
     const first = parseRequest((await connection.nextLine(5000)) ?? "");
     const helloAt = deps.now();
-    if (first?.op === "decide") return await decideFor(connection, first);
+    if (first?.op === "decide") return await decideFor(connection, first, takePidfd);
     if (first?.op !== "hello") {
       connection.close();
       return;
@@ -427,7 +459,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     }
     reply(connection, { op: "hello", session: id });
     try {
-      await converse(connection, id, identity, helloAt);
+      await converse(connection, id, identity, helloAt, takePidfd);
     } finally {
       connection.close();
     }

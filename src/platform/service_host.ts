@@ -113,6 +113,7 @@ export function realServiceHost(
     exits: {
       watch: (owner, pidfd, onExit) =>
         (exits ??= pidfdExitWatch(loop(), proc)).watch(owner, pidfd, onExit),
+      release: (pidfd) => (exits ??= pidfdExitWatch(loop(), proc)).release(pidfd),
     },
     balancer: createBalancer(memoryJson(), Date.now),
     reachable: (endpoint, timeoutMs) => answersSsh(endpoint.ip.text, endpoint.port, timeoutMs),

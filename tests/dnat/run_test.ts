@@ -71,7 +71,7 @@ function fakePlatform() {
         heartbeat: () => Promise.resolve(void stop.abort()),
         enableAccounting: () => Promise.resolve(false),
         proc: PROC,
-        exits: { watch: () => Promise.resolve(undefined) },
+        exits: { watch: () => Promise.resolve(undefined), release() {} },
         balancer: createBalancer(memoryJson(), Date.now),
         reachable: () => Promise.resolve(true),
         deciding: {

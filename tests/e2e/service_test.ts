@@ -33,6 +33,20 @@ s.sendall(sys.argv[2].encode() + b'\\n' if len(sys.argv) > 2 else b'{"op":"hello
 print(s.recv(4096).decode().strip())
 `;
 
+/** Python that says hello argv[2] times, one connection each, and prints how many were answered. */
+const REPEAT = `
+import socket, sys
+answered = 0
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(sys.argv[1])
+    s.sendall(b'{"op":"hello"}\\n')
+    answered += b'refused' in s.recv(4096)
+    s.close()
+print(answered)
+`;
+
 Deno.test({
   name: "sessions owned by the DNAT service",
   ignore: !isRoot,
@@ -93,6 +107,24 @@ Deno.test({
         assertMatch(reply.tell[0], /^xferproxy: .*was not started by sshd/);
         assertEquals(await listed(), []);
       });
+
+      await t.step(
+        "connections that never register leave no descriptor in the service",
+        async () => {
+          const pid = JSON.parse(await Deno.readTextFile(`${bed.dir}/state/dnat/service.json`)).pid;
+          const fds = async () => {
+            let n = 0;
+            for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) n++;
+            return n;
+          };
+          const before = await fds();
+          // A group member with a shell, connecting again and again: each is refused at hello.
+          const result = await bed.inProxy([PYTHON, "-c", REPEAT, socket, "40"], { user: bob });
+          assertEquals([result.code, result.stdout.trim()], [0, "40"], result.stderr);
+          const after = await fds();
+          assertOk(after - before < 10, `the service holds ${after - before} more descriptors`);
+        },
+      );
 
       await t.step(
         "the service decides a session: the session reads its own key, its lines are root's",

@@ -24,7 +24,7 @@ import {
 } from "../../src/reverse/decide_protocol.ts";
 import { createBalancer } from "../../src/balancer/balancer.ts";
 import { memoryJson } from "../../src/balancer/shared_json.ts";
-import { startMs } from "../../src/dnat/procfs.ts";
+import { type ProcReader, startMs } from "../../src/dnat/procfs.ts";
 import type { ProbeOutcome } from "../../src/ssh/probe.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
@@ -59,11 +59,15 @@ const TREE: FakeProcess[] = [
 ];
 const TCP = [{ local: hex4("198.18.1.1", 22), remote: hex4("198.18.1.2", 48686), inode: 4242 }];
 
-function setup(answer: ProbeOutcome = { kind: "answered", banner: "SSH-2.0-x", hostKey: KEY }) {
+function setup(
+  answer: ProbeOutcome = { kind: "answered", banner: "SSH-2.0-x", hostKey: KEY },
+  proc: ProcReader = fakeProc(TREE, TCP, BOOT),
+) {
   const fakes = fakeDnatDeps(config);
   const log = fakeLogger();
   const probed: string[] = [];
   const watched: number[] = [];
+  const pidfds = { watched: [] as (number | undefined)[], released: [] as number[] };
   const exits = new Map<number, (status: ExitStatus) => void>();
   // As root, the service reads known_hosts only: users' homes are the sessions' to read.
   const fs = createFakeFs({
@@ -77,13 +81,15 @@ function setup(answer: ProbeOutcome = { kind: "answered", banner: "SSH-2.0-x", h
   const deps: SessionServiceDeps = {
     ...fakes.deps,
     log,
-    proc: fakeProc(TREE, TCP, BOOT),
+    proc,
     exits: {
-      watch(owner, _pidfd, onExit) {
+      watch(owner, pidfd, onExit) {
         watched.push(owner.pid);
+        pidfds.watched.push(pidfd);
         exits.set(owner.pid, onExit);
         return Promise.resolve({ cancel() {} });
       },
+      release: (pidfd) => void pidfds.released.push(pidfd),
     },
     balancer: createBalancer(memoryJson(), () => fakes.clock.now()),
     reachable: () => Promise.resolve(true),
@@ -108,13 +114,17 @@ function setup(answer: ProbeOutcome = { kind: "answered", banner: "SSH-2.0-x", h
   /** Sends one decide request as process `pid` (uid `uid`); the reply and whether it closed. */
   const ask = async (
     env: Record<string, string>,
-    options: { pid?: number; uid?: number; config?: typeof OWN_CONFIG } = {},
+    options: { pid?: number; uid?: number; config?: typeof OWN_CONFIG; pidfd?: number } = {},
   ) => {
     const replies: DecideReply[] = [];
     let closed = false;
     const lines = [decideLine({ config: options.config ?? OWN_CONFIG, pty: false, env }).trimEnd()];
     const connection: SessionConnection = {
-      peer: { pid: options.pid ?? 700, uid: options.uid ?? ALICE },
+      peer: {
+        pid: options.pid ?? 700,
+        uid: options.uid ?? ALICE,
+        ...(options.pidfd !== undefined ? { pidfd: options.pidfd } : {}),
+      },
       nextLine: () => Promise.resolve(lines.shift()),
       send(line) {
         const read = parseReadAsk(line.trimEnd());
@@ -126,11 +136,12 @@ function setup(answer: ProbeOutcome = { kind: "answered", banner: "SSH-2.0-x", h
       },
       close: () => void (closed = true),
     };
-    await service.serve(connection);
+    // An error serve() rejects with is the caller's to log (dnat/serve.ts); the reply is sent.
+    const failed = await service.serve(connection).then(() => undefined, (error) => error);
     assertEquals(replies.length, 1);
-    return { reply: replies[0]!, closed };
+    return { reply: replies[0]!, closed, failed };
   };
-  return { ...fakes, log, probed, watched, exits, ask, reads, sessionFiles };
+  return { ...fakes, log, probed, watched, pidfds, exits, ask, reads, sessionFiles };
 }
 
 const ALICE_ENV = {
@@ -258,7 +269,7 @@ Deno.test("a service without the decision tells the session to decide itself", a
   const service = sessionService({
     ...fakes.deps,
     proc: fakeProc(TREE, TCP, BOOT),
-    exits: { watch: () => Promise.resolve(undefined) },
+    exits: { watch: () => Promise.resolve(undefined), release() {} },
     balancer: createBalancer(memoryJson(), () => 0),
     reachable: () => Promise.resolve(true),
     sshCounters: () => Promise.resolve(undefined),
@@ -273,4 +284,50 @@ Deno.test("a service without the decision tells the session to decide itself", a
     close() {},
   });
   assertEquals(replies.map((l) => parseDecideReply(l)?.op), ["fallback"]);
+});
+
+Deno.test("a registration that fails unexpectedly costs that session its UDP, never the service", async () => {
+  const bed = setup();
+  bed.backend.add = () =>
+    Promise.reject(new Error("iptables-restore: Resource temporarily unavailable"));
+  const { reply, failed } = await bed.ask(ALICE_ENV);
+  assertIncludes(String(failed), "Resource temporarily unavailable");
+  if (reply.op !== "decided" || !reply.handoff) throw new Error(JSON.stringify(reply));
+  assertEquals(reply.tell, ["xferproxy: UDP forwarding is unavailable; the SSH session continues"]);
+  assertEquals(bed.store.registry.entries, []);
+});
+
+Deno.test("an unexpected error while the service admits its own conversation never stops the service", async () => {
+  // The third look at the session's process (the conversation's own admission) fails as a bug would.
+  const proc = fakeProc(TREE, TCP, BOOT);
+  let looks = 0;
+  const bed = setup(undefined, {
+    readTexts(paths) {
+      if (paths.includes("/proc/700/stat") && ++looks === 3) {
+        return Promise.reject(new Error("EIO reading /proc"));
+      }
+      return proc.readTexts(paths);
+    },
+    linkTargets: (dir) => proc.linkTargets(dir),
+  });
+  const { reply, failed } = await bed.ask(ALICE_ENV);
+  assertEquals(reply, {
+    op: "decided",
+    tell: ["xferproxy: internal error; see the proxy log"],
+    exit: 255,
+  });
+  assertIncludes(String(failed), "EIO reading /proc");
+  assertEquals(bed.store.registry.entries, []);
+});
+
+Deno.test("a decided session's pidfd goes to its watch once registered, and is closed otherwise", async () => {
+  const registered = setup();
+  await registered.ask(ALICE_ENV, { pidfd: 51 });
+  assertEquals([registered.pidfds.watched, registered.pidfds.released], [[51], []]);
+  const refused = setup();
+  await refused.ask({ ...ALICE_ENV, SSH_ORIGINAL_COMMAND: "bash -i" }, { pidfd: 52 });
+  assertEquals([refused.pidfds.watched, refused.pidfds.released], [[], [52]]);
+  const fallback = setup();
+  await fallback.ask(ALICE_ENV, { pidfd: 53, config: { dev: 2049, ino: 78 } });
+  assertEquals(fallback.pidfds.released, [53]);
 });
