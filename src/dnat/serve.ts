@@ -26,6 +26,7 @@ import type { DrainFile, DrainMark } from "./drain.ts";
 import { observeService } from "./service_status.ts";
 import { statusResponse } from "./status_api.ts";
 import type { ServiceDecideDeps } from "../reverse/service_decide.ts";
+import { PROBE_REUSE_MS, type ReuseOptions, reusingProber } from "../reverse/probe_reuse.ts";
 import type { FileIdentity } from "../reverse/decide_protocol.ts";
 import { logger } from "../log/mod.ts";
 
@@ -62,6 +63,8 @@ export interface ServiceHost {
   readonly deciding: Pick<ServiceDecideDeps, "probe" | "userId" | "isExecutable"> & {
     /** The file's identity now; undefined when it cannot be read. */
     fileIdentity(path: string): Promise<FileIdentity | undefined>;
+    /** Connects only, where a server's answer is reused (reverse/probe_reuse.ts). */
+    reach: ReuseOptions["reach"];
   };
   sshCounters(ssh: NonNullable<RegistryEntry["ssh"]>): Promise<SshCounters | undefined>;
   /**
@@ -162,6 +165,12 @@ export async function serveDnat(
       log.error("Keeping the last good config: {error}", { error: error.message });
     }
   };
+  // One probe of a server serves the sessions that ask meanwhile, and its answer the next 30 s.
+  const probe = reusingProber(host.deciding.probe, {
+    now: base.now,
+    windowMs: PROBE_REUSE_MS,
+    reach: host.deciding.reach,
+  });
   const sessions = sessionService({
     ...deps,
     get config() {
@@ -181,6 +190,7 @@ export async function serveDnat(
       const { decideInService } = await import("../reverse/service_decide.ts");
       return await decideInService(request, session, {
         ...host.deciding,
+        probe,
         config: current,
         configFile: () => host.deciding.fileIdentity(current.source),
         fs: platform.fs,

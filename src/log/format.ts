@@ -34,8 +34,9 @@ export function levelFor(logLevel: 0 | 1 | 2): LogLevel {
 
 /** `LOG message key=value …`, one line, control characters escaped. */
 export function formatRecord(record: LogRecord): string {
-  const message = record.message.map((part, i) => (i % 2 === 0 ? String(part) : renderValue(part)))
-    .join("");
+  const message = record.message.map((part, i) =>
+    i % 2 === 0 ? String(part) : inMessageValue(renderValue(part))
+  ).join("");
   // Values already placed in the message by its template are not repeated as fields.
   const inMessage = typeof record.rawMessage === "string"
     ? new Set([...record.rawMessage.matchAll(/\{(\w+)\}/g)].map((m) => m[1]))
@@ -51,6 +52,14 @@ function renderValue(value: unknown): string {
   if (value instanceof Error) return value.message;
   if (typeof value === "object" && value !== null) return JSON.stringify(value);
   return String(value);
+}
+
+/**
+ * A value placed in the message text: quoted when it holds `=`, so a client's command or name
+ * cannot plant a `key=value` that a parser would take for one of the line's fields.
+ */
+function inMessageValue(text: string): string {
+  return text.includes("=") ? JSON.stringify(text) : text;
 }
 
 function quoteField(text: string): string {

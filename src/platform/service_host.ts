@@ -17,7 +17,7 @@ import { errorText } from "../errors.ts";
 import { epollEvents, type FdEvents } from "./fd_events.ts";
 import { pidfdExitWatch } from "./exit_watch.ts";
 import { groupId, userId } from "./libc.ts";
-import { isExecutable, realProbe } from "./upstream_probe.ts";
+import { isExecutable, realProbe, realReach } from "./upstream_probe.ts";
 import { libcProcReader } from "./proc_readers.ts";
 import { listenUnix, type UnixServer } from "./unix_server.ts";
 import { terminationSignal } from "./session_io.ts";
@@ -119,6 +119,7 @@ export function realServiceHost(
     reachable: (endpoint, timeoutMs) => answersSsh(endpoint.ip.text, endpoint.port, timeoutMs),
     deciding: {
       probe: realProbe,
+      reach: realReach,
       userId,
       isExecutable,
       async fileIdentity(path) {

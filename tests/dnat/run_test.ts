@@ -76,6 +76,7 @@ function fakePlatform() {
         reachable: () => Promise.resolve(true),
         deciding: {
           probe: () => Promise.reject(new Error("no probe here")),
+          reach: () => Promise.reject(new Error("no connection here")),
           userId: () => undefined,
           isExecutable: () => true,
           fileIdentity: () => Promise.resolve(undefined),

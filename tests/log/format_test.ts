@@ -47,6 +47,27 @@ Deno.test("formatRecord() cannot be made to forge a second log line", () => {
   assertEquals(oneLine("a\u0000b\u007f"), "a\\x00b\\x7f");
 });
 
+Deno.test("formatRecord() quotes a value in the message that could pass for a field", () => {
+  // A client's command, refused: it must not plant user=… or session=… before the real fields.
+  assertEquals(
+    formatRecord(
+      record("error", ["Refused command ", "scp -t /x user=carol session=1", ": not allowed"], {
+        user: "bear",
+      }),
+    ),
+    `ERR Refused command "scp -t /x user=carol session=1": not allowed user=bear`,
+  );
+  assertEquals(
+    formatRecord(record("error", ["Refused command ", 'x a="b c"', ""])),
+    `ERR Refused command "x a=\\"b c\\""`,
+  );
+  // Values without one read as before, quotes and all.
+  assertEquals(
+    formatRecord(record("error", ["Refused: ", 'Keyfile "/k/x" is encrypted', ""])),
+    `ERR Refused: Keyfile "/k/x" is encrypted`,
+  );
+});
+
 Deno.test("oneLine() escapes C1 controls, NEL and the Unicode line separators too", () => {
   assertEquals(
     oneLine("a\u0085LOG x\u2028LOG y\u2029LOG z\u0080\u009bc\u00a0é"),
