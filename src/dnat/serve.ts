@@ -193,7 +193,6 @@ export async function serveDnat(
         probe,
         config: current,
         configFile: () => host.deciding.fileIdentity(current.source),
-        fs: platform.fs,
         log: logger("reverse"),
       });
     },

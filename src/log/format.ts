@@ -34,9 +34,8 @@ export function levelFor(logLevel: 0 | 1 | 2): LogLevel {
 
 /** `LOG message key=value …`, one line, control characters escaped. */
 export function formatRecord(record: LogRecord): string {
-  const message = record.message.map((part, i) =>
-    i % 2 === 0 ? String(part) : inMessageValue(renderValue(part))
-  ).join("");
+  const message = record.message.map((part, i) => (i % 2 === 0 ? String(part) : renderValue(part)))
+    .join("");
   // Values already placed in the message by its template are not repeated as fields.
   const inMessage = typeof record.rawMessage === "string"
     ? new Set([...record.rawMessage.matchAll(/\{(\w+)\}/g)].map((m) => m[1]))
@@ -55,10 +54,10 @@ function renderValue(value: unknown): string {
 }
 
 /**
- * A value placed in the message text: quoted when it holds `=`, so a client's command or name
- * cannot plant a `key=value` that a parser would take for one of the line's fields.
+ * A value the client chose (its command, a name it sent), for a message text: quoted when it holds
+ * `=`, so it cannot plant a `key=value` that a parser would take for one of the line's fields.
  */
-function inMessageValue(text: string): string {
+export function clientText(text: string): string {
   return text.includes("=") ? JSON.stringify(text) : text;
 }
 

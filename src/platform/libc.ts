@@ -33,7 +33,12 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   // Through NSS, so LDAP and AD groups resolve as well as /etc/group's.
   getgrnam: { parameters: ["buffer"], result: "pointer" },
-  getpwnam: { parameters: ["buffer"], result: "pointer" },
+  // Reentrant and off the main thread: with LDAP or AD behind NSS a lookup may take a while.
+  getpwnam_r: {
+    parameters: ["buffer", "buffer", "buffer", "usize", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
   // memmove(dst, src, n) copies from a pointer the library returned into a buffer of ours.
   memmove: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
 } as const;
@@ -69,24 +74,32 @@ export function errno(): number {
   return new DataView(out.buffer).getInt32(0, true);
 }
 
-/** The id at `offset` of an NSS entry libc returned; undefined for none. */
-function nssId(entry: Deno.PointerValue, offset: number): number | undefined {
-  if (entry === null) return undefined;
-  const bytes = new Uint8Array(offset + 4);
-  libc().memmove(bytes, entry, BigInt(offset + 4));
-  return new DataView(bytes.buffer).getUint32(offset, true);
-}
-
 /** A group's gid through NSS; undefined when it does not exist. */
 export function groupId(name: string): number | undefined {
+  const c = libc();
+  const group = c.getgrnam(cPath(name));
+  if (group === null) return undefined;
   // struct group { char *gr_name; char *gr_passwd; gid_t gr_gid; char **gr_mem; }
-  return nssId(libc().getgrnam(cPath(name)), 16);
+  const bytes = new Uint8Array(24);
+  c.memmove(bytes, group, 24n);
+  return new DataView(bytes.buffer).getUint32(16, true);
 }
 
-/** An account's uid through NSS; undefined when it does not exist. */
-export function userId(name: string): number | undefined {
-  // struct passwd { char *pw_name; char *pw_passwd; uid_t pw_uid; gid_t pw_gid; … }
-  return nssId(libc().getpwnam(cPath(name)), 16);
+/** An account's uid through NSS; undefined when it does not exist (or cannot be looked up). */
+export async function userId(name: string): Promise<number | undefined> {
+  // struct passwd { char *pw_name; char *pw_passwd; uid_t pw_uid; gid_t pw_gid; … } (48 bytes)
+  const entry = new Uint8Array(48);
+  const strings = new Uint8Array(16384);
+  const found = new Uint8Array(8);
+  const status = await libc().getpwnam_r(
+    cPath(name),
+    entry,
+    strings,
+    BigInt(strings.length),
+    found,
+  );
+  if (status !== 0 || new DataView(found.buffer).getBigUint64(0, true) === 0n) return undefined;
+  return new DataView(entry.buffer).getUint32(16, true);
 }
 
 /** A path as a NUL-terminated C string. */

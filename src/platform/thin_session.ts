@@ -2,7 +2,7 @@
  * A reverse session's light path: while the DNAT service runs, the session
  * process asks it to decide the whole session (reverse/decide_protocol.ts)
  * and only does what it says: it reads the files the service asks for as
- * itself (its keyfile), then writes the lines to the client and execs ssh
+ * itself (its keyfile and known_hosts), then writes the lines to the client and execs ssh
  * or exits. It loads no config parser, logger or Node compatibility,
  * which is most of a session's start. When the service is not there (or
  * not root's, or decides with another config) the caller runs the session
@@ -72,7 +72,7 @@ function lineReader(conn: Deno.UnixConn, deadline: number) {
   };
 }
 
-/** Reads a file as this session's user, for the service (its keyfile). */
+/** Reads a file as this session's user, for the service (its keyfile, known_hosts). */
 async function readForService(path: string): Promise<FileAnswer> {
   try {
     const info = await Deno.stat(path);

@@ -15,11 +15,11 @@ const USAGE = `Usage: xferproxy reverse [--config PATH]
 
 Run by OpenSSH sshd as ForceCommand, once per session, as the logged-in user
 (see docs/reverse.md for the sshd_config block). While the DNAT service runs,
-the service decides the session with its own config (the session only reads its
-keyfile when asked) and logs its lines; otherwise, or with a config file other
-than the service's, the session decides itself. Then it replaces itself with
-OpenSSH's ssh to the internal server chosen by the first matching <rule>, which
-carries the session from there:
+the service decides the session with its own config (the session only reads
+its keyfile and known_hosts when asked) and logs its lines; otherwise, or with
+a config file other than the service's, the session decides itself. Then it
+replaces itself with OpenSSH's ssh to the internal server chosen by the first
+matching <rule>, which carries the session from there:
 
   SSH_CONNECTION        client and proxy address (set by sshd; required)
   SSH_ORIGINAL_COMMAND  the client's command; sshd's sftp-server line maps to

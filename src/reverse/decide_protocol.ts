@@ -5,9 +5,9 @@
  * service decides with its own config, registers, logs, and answers with
  * the exec to make or the status to exit with, and the lines to tell the
  * client. Who the session is, the service reads from the kernel. Meanwhile
- * the service may ask the session to read a file as itself (its keyfile,
- * in a home the service's unit may not read), so the checks are the
- * session's own. JSON lines. Pure, and light: the session process loads
+ * the service asks the session to read files as itself (its keyfile, in a
+ * home the service's unit may not read, and known_hosts), so the checks are
+ * the session's own. JSON lines. Pure, and light: the session process loads
  * nothing else before it execs.
  * @module
  */
@@ -72,8 +72,11 @@ export type FileAnswer =
     readonly message: string;
   };
 
-/** The largest file a session reads for the service (a private key is a few KiB). */
-export const MAX_READ_BYTES = 65536;
+/**
+ * The largest file a session reads for the service: a private key is a few KiB, a known_hosts
+ * of some 900 servers fits; the answer must fit a line (`MAX_DECIDE_LINE`).
+ */
+export const MAX_READ_BYTES = 96 * 1024;
 /** Reads a session may be asked for in one decision (its keyfile; a bound, not a budget). */
 export const MAX_READS = 4;
 

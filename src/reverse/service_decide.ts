@@ -12,6 +12,7 @@ import type { Logger } from "@logtape/logtape";
 import type { Config } from "../config/mod.ts";
 import type { Fs } from "../config/fs.ts";
 import { errorText, UserError } from "../errors.ts";
+import { clientText } from "../log/format.ts";
 import { SSH_PATH } from "../ssh/handoff.ts";
 import type { DecidingSession } from "../dnat/service_sessions.ts";
 import type { DecideReply, DecideRequest, FileAnswer, FileIdentity } from "./decide_protocol.ts";
@@ -26,11 +27,9 @@ export interface ServiceDecideDeps {
   readonly config: Config;
   /** Its file's identity now; undefined when it cannot be read. */
   configFile(): Promise<FileIdentity | undefined>;
-  /** Reads as root: known_hosts, the administrator's file. */
-  readonly fs: Fs;
   readonly probe: Prober;
   /** The uid an account name has (NSS); undefined when there is no such account. */
-  userId(name: string): number | undefined;
+  userId(name: string): Promise<number | undefined>;
   isExecutable(path: string): boolean;
   /** The sessions' logger (category reverse). */
   readonly log: Logger;
@@ -40,17 +39,18 @@ export interface ServiceDecideDeps {
 function readError(answer: Extract<FileAnswer, { error: string }>): Error {
   if (answer.error === "not_found") return new Deno.errors.NotFound(answer.message);
   if (answer.error === "denied") return new Deno.errors.PermissionDenied(answer.message);
-  return new Error(answer.message);
+  // The session's own words go into root's log: never a planted field.
+  return new Error(clientText(answer.message));
 }
 
 /**
- * The files a decision reads: known_hosts as root (the administrator's file, so a session cannot
- * choose what the probe pins), anything else (the keyfile) as the session itself, as a session
- * deciding in its own process would: the service's unit may not read users' homes, and what the
- * user may read is what ssh will.
+ * The files a decision reads (the keyfile and known_hosts), read by the session itself as a
+ * session deciding in its own process would: the service's unit may not read users' homes, root
+ * never opens a path the proxy group could plant a FIFO at, and what the user may read is what ssh
+ * will. A session that lies about them only misleads its own decision: ssh, not the probe, is what
+ * logs in, with the real files.
  */
-function sessionFs(session: DecidingSession, deps: ServiceDecideDeps): Fs {
-  const knownHosts = deps.config.server.rproxy.knownHosts;
+function sessionFs(session: DecidingSession): Fs {
   const answers = new Map<string, Promise<FileAnswer>>();
   const asSession = async (path: string) => {
     if (!answers.has(path)) answers.set(path, session.read(path));
@@ -59,8 +59,7 @@ function sessionFs(session: DecidingSession, deps: ServiceDecideDeps): Fs {
     return answer;
   };
   return {
-    readTextFile: async (path) =>
-      path === knownHosts ? await deps.fs.readTextFile(path) : (await asSession(path)).text,
+    readTextFile: async (path) => (await asSession(path)).text,
     stat: async (path) => {
       const { uid, mode } = await asSession(path);
       return { uid, mode };
@@ -97,7 +96,7 @@ export async function decideInService(
     if (!(error instanceof UserError)) throw error;
     return refuse(error.message, "Session refused: {error}", { error: error.message });
   }
-  const uid = deps.userId(inputs.user);
+  const uid = await deps.userId(inputs.user);
   if (uid !== session.peer.uid) {
     return refuse(
       "the session's USER is not its account",
@@ -111,7 +110,7 @@ export async function decideInService(
   }
   try {
     const outcome = await decideSession(inputs, deps.config, {
-      fs: sessionFs(session, deps),
+      fs: sessionFs(session),
       pid: session.peer.pid,
       uid: session.peer.uid,
       registrar: () => Promise.resolve(registrar),

@@ -17,6 +17,7 @@ import { classifyPrivateKey, keyModeProblem } from "../ssh/private_key.ts";
 import type { Fs } from "../config/fs.ts";
 import type { SessionInputs } from "./inputs.ts";
 import { matchRule } from "./rules.ts";
+import { clientText } from "../log/format.ts";
 import { chooseUpstream, HostKeyError, NoUpstreamError, type Prober } from "./upstream.ts";
 import { usesUdp } from "./udp.ts";
 import type { Registrar } from "./registrar.ts";
@@ -96,7 +97,7 @@ async function decideWith(
     );
   }
   if (inputs.badDialled) {
-    log.warn("Ignoring malformed XFERPROXY_HOST {value}", { value: inputs.badDialled });
+    log.warn("Ignoring malformed XFERPROXY_HOST {value}", { value: clientText(inputs.badDialled) });
   }
   const rproxy = config.server.rproxy;
   if (!rproxy.enabled) {
@@ -118,7 +119,7 @@ async function decideWith(
   if (!verdict.allowed) {
     deps.tellClient(`xferproxy: ${verdict.reason}`);
     ruleLog.error("Refused command {request}: {reason}", {
-      request: describeRequest(inputs),
+      request: clientText(describeRequest(inputs)),
       reason: verdict.reason,
       exit: EXIT_REFUSED,
     });

@@ -77,7 +77,7 @@ function fakePlatform() {
         deciding: {
           probe: () => Promise.reject(new Error("no probe here")),
           reach: () => Promise.reject(new Error("no connection here")),
-          userId: () => undefined,
+          userId: () => Promise.resolve(undefined),
           isExecutable: () => true,
           fileIdentity: () => Promise.resolve(undefined),
         },

@@ -1,6 +1,6 @@
 import { assertEquals } from "../_assert.ts";
 import type { LogRecord } from "@logtape/logtape";
-import { formatRecord, levelFor, oneLine } from "../../src/log/format.ts";
+import { clientText, formatRecord, levelFor, oneLine } from "../../src/log/format.ts";
 import { buildSinks, type LogOutputs } from "../../src/log/mod.ts";
 
 function record(
@@ -47,25 +47,19 @@ Deno.test("formatRecord() cannot be made to forge a second log line", () => {
   assertEquals(oneLine("a\u0000b\u007f"), "a\\x00b\\x7f");
 });
 
-Deno.test("formatRecord() quotes a value in the message that could pass for a field", () => {
+Deno.test("clientText() quotes what a client chose when it could pass for a field", () => {
   // A client's command, refused: it must not plant user=… or session=… before the real fields.
   assertEquals(
     formatRecord(
-      record("error", ["Refused command ", "scp -t /x user=carol session=1", ": not allowed"], {
+      record("error", ["Refused command ", clientText("scp -t /x user=carol session=1"), ""], {
         user: "bear",
       }),
     ),
-    `ERR Refused command "scp -t /x user=carol session=1": not allowed user=bear`,
+    `ERR Refused command "scp -t /x user=carol session=1" user=bear`,
   );
-  assertEquals(
-    formatRecord(record("error", ["Refused command ", 'x a="b c"', ""])),
-    `ERR Refused command "x a=\\"b c\\""`,
-  );
-  // Values without one read as before, quotes and all.
-  assertEquals(
-    formatRecord(record("error", ["Refused: ", 'Keyfile "/k/x" is encrypted', ""])),
-    `ERR Refused: Keyfile "/k/x" is encrypted`,
-  );
+  assertEquals(clientText('x a="b c"'), `"x a=\\"b c\\""`);
+  // Without one it reads as the client wrote it.
+  assertEquals(clientText("scp -t /in"), "scp -t /in");
 });
 
 Deno.test("oneLine() escapes C1 controls, NEL and the Unicode line separators too", () => {

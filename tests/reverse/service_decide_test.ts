@@ -30,7 +30,6 @@ import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
 import { fakeLogger } from "../_fakes/logger.ts";
 import { fakeProc, type FakeProcess, hex4 } from "../_fakes/proc.ts";
-import { createFakeFs } from "../_fakes/fs.ts";
 import { fakeKeyBlob } from "../_fakes/ssh_server.ts";
 
 const KEY = fakeKeyBlob("ssh-ed25519", 1);
@@ -69,13 +68,15 @@ function setup(
   const watched: number[] = [];
   const pidfds = { watched: [] as (number | undefined)[], released: [] as number[] };
   const exits = new Map<number, (status: ExitStatus) => void>();
-  // As root, the service reads known_hosts only: users' homes are the sessions' to read.
-  const fs = createFakeFs({
-    "/kh": `198.18.2.2 ssh-ed25519 ${Buffer.from(KEY).toString("base64")}\n`,
-  });
   /** What the session process finds when the service asks it to read a file as itself. */
   const sessionFiles = new Map<string, FileAnswer>([
     ["/home/alice/id", { op: "file", text: PRIVATE_KEY, uid: ALICE, mode: 0o100600 }],
+    ["/kh", {
+      op: "file",
+      text: `198.18.2.2 ssh-ed25519 ${Buffer.from(KEY).toString("base64")}\n`,
+      uid: 0,
+      mode: 0o100644,
+    }],
   ]);
   const reads: string[] = [];
   const deps: SessionServiceDeps = {
@@ -99,12 +100,12 @@ function setup(
       decideInService(request, session, {
         config,
         configFile: () => Promise.resolve(OWN_CONFIG),
-        fs,
         probe: (endpoint) => {
           probed.push(`${endpoint.ip.text}:${endpoint.port}`);
           return Promise.resolve(answer);
         },
-        userId: (name) => ({ alice: ALICE, bob: BOB } as Record<string, number>)[name],
+        userId: (name) =>
+          Promise.resolve(({ alice: ALICE, bob: BOB } as Record<string, number>)[name]),
         isExecutable: () => true,
         log,
       }),
@@ -164,8 +165,8 @@ Deno.test("the service decides a FASP session from the kernel's word and registe
   assertIncludes(reply.handoff.argv.join(" "), 'IdentityFile="/home/alice/id"');
   assertIncludes(reply.handoff.env.join(" "), "HOME=/home/alice");
   assertEquals(bed.probed, ["198.18.2.2:22"]);
-  // The keyfile was read by the session itself, once; known_hosts by the service.
-  assertEquals(bed.reads, ["/home/alice/id"]);
+  // The keyfile and known_hosts were read by the session itself, each once.
+  assertEquals(bed.reads, ["/home/alice/id", "/kh"]);
   // Registered through the conversation: the owner and client are the kernel's, watched already.
   const [entry] = bed.store.registry.entries;
   assertEquals(
