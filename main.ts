@@ -65,5 +65,10 @@ export async function main(
 
 if (import.meta.main) {
   const launch = parseLaunch(Deno.args, Deno.execPath());
+  // A session the DNAT service decides (session.ts is the launcher's light entry for it).
+  if (launch.args[0] === "reverse") {
+    const code = await (await import("./src/platform/thin_session.ts")).runThinSession(launch.args);
+    if (code !== undefined) Deno.exit(code);
+  }
   Deno.exit(await main(launch.args, realOutput, launch.self));
 }

@@ -36,10 +36,13 @@ if [ -n "${DENORT_BIN:-}" ] || $strict; then
 fi
 
 # One module graph per mode instead of ~100 source files: a reverse session, started once per
-# SSH session, loads in about half the time.
+# SSH session, loads in about half the time. session.ts is its own entry: a session the DNAT
+# service decides loads only that light path.
 rm -rf "$root/dist/app"
 (cd "$root" && "$deno" bundle --quiet --frozen --platform deno --code-splitting \
-  --external ssh2 --outdir dist/app main.ts)
+  --external ssh2 --outdir dist/app main.ts session.ts)
+[ -f "$root/dist/app/main.js" ] && [ -f "$root/dist/app/session.js" ] ||
+  { echo "build-dist: the bundle lacks app/main.js or app/session.js" >&2; exit 1; }
 cp -a "$root/dist/app" "$stage/app"
 cp -L "$deno" "$stage/deno"
 cp "$root/deno.json" "$root/deno.lock" "$root/scripts/dist/seal_cache.js" \

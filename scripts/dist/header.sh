@@ -111,12 +111,16 @@ unset DENO_AUTH_TOKENS DENO_CERT DENO_TLS_CA_STORE DENO_V8_FLAGS DENO_JOBS DENO_
 # Deno cannot open them for writing and keeps its caches in memory, silently.
 export DENO_DIR="$cache" DENO_NO_UPDATE_CHECK=1
 # The one command line: "launch exec …" replaces this shell, "launch command …" returns.
+# A reverse session starts by its light entry (app/session.js): when the DNAT service decides it,
+# the rest of the program is never loaded.
 launch() {
   how=$1
   shift
+  entry=main.js
+  [ "${1:-}" = reverse ] && entry=session.js
   $how "$dir/deno" run --quiet --no-prompt --cached-only --frozen \
     --v8-flags=--max-semi-space-size=1 \
-    --config "$dir/deno.json" -P=xferproxy "$dir/app/main.js" "--launcher=$self" "$@"
+    --config "$dir/deno.json" -P=xferproxy "$dir/app/$entry" "--launcher=$self" "$@"
 }
 # Root's caches, sealed for the other users: copied, their logs folded in by seal_cache.js (then
 # Deno opens them read-only instead of falling back to caches in memory), made read-only, and put

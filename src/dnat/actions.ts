@@ -54,6 +54,11 @@ export const SERVICE_REQUESTS: { readonly [R in ServiceRequest["op"]]: Privilege
     channels: ["socket"],
     scope: "the peer (credentials, pidfd) and its sshd connection; issues the session's id",
   },
+  decide: {
+    channels: ["socket"],
+    scope:
+      "the peer's own whole session (as hello, then the service's config decides and registers it); USER must be the peer's account",
+  },
   pick: { channels: ["socket"], scope: "the rule's host order; changes no one's state" },
   failed: {
     channels: ["socket"],

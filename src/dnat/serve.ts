@@ -25,6 +25,10 @@ import { MAX_LINE } from "./service_protocol.ts";
 import type { DrainFile, DrainMark } from "./drain.ts";
 import { observeService } from "./service_status.ts";
 import { statusResponse } from "./status_api.ts";
+import type { ServiceDecideDeps } from "../reverse/service_decide.ts";
+import { PROBE_REUSE_MS, type ReuseOptions, reusingProber } from "../reverse/probe_reuse.ts";
+import type { FileIdentity } from "../reverse/decide_protocol.ts";
+import { logger } from "../log/mod.ts";
 
 /** What the service needs from the system (dnat/run.ts's `DnatPlatform` has it all). */
 export interface ServePlatform {
@@ -55,6 +59,13 @@ export interface ServiceHost {
   /** Round robin and faulty marks in memory. */
   readonly balancer: Balancer;
   reachable(endpoint: IpEndpoint, timeoutMs: number): Promise<boolean>;
+  /** What deciding a whole session here needs beyond the config and the files. */
+  readonly deciding: Pick<ServiceDecideDeps, "probe" | "userId" | "isExecutable"> & {
+    /** The file's identity now; undefined when it cannot be read. */
+    fileIdentity(path: string): Promise<FileIdentity | undefined>;
+    /** Connects only, where a server's answer is reused (reverse/probe_reuse.ts). */
+    reach: ReuseOptions["reach"];
+  };
   sshCounters(ssh: NonNullable<RegistryEntry["ssh"]>): Promise<SshCounters | undefined>;
   /**
    * Listens on `path` (its directory root's, the socket root's and `group`'s, mode 660) and
@@ -154,6 +165,12 @@ export async function serveDnat(
       log.error("Keeping the last good config: {error}", { error: error.message });
     }
   };
+  // One probe of a server serves the sessions that ask meanwhile, and its answer the next 30 s.
+  const probe = reusingProber(host.deciding.probe, {
+    now: base.now,
+    windowMs: PROBE_REUSE_MS,
+    reach: host.deciding.reach,
+  });
   const sessions = sessionService({
     ...deps,
     get config() {
@@ -168,6 +185,17 @@ export async function serveDnat(
     refreshConfig: reloadConfig,
     metrics,
     draining: () => drained !== undefined,
+    async decide(request, session) {
+      await reloadConfig();
+      const { decideInService } = await import("../reverse/service_decide.ts");
+      return await decideInService(request, session, {
+        ...host.deciding,
+        probe,
+        config: current,
+        configFile: () => host.deciding.fileIdentity(current.source),
+        log: logger("reverse"),
+      });
+    },
   });
   const socket = config.server.serviceSocket;
   const group = config.server.rproxy.proxyGroup;

@@ -9,12 +9,21 @@
 
 import { formatEndpoint, type IpEndpoint, parseIpEndpoint } from "../net/endpoint.ts";
 import { type AddReply, isSessionId, toAddReply } from "./contract.ts";
+import {
+  type DecideRequest,
+  MAX_DECIDE_LINE,
+  parseDecideRequest,
+} from "../reverse/decide_protocol.ts";
 
-/** The longest line either side sends or accepts. */
-export const MAX_LINE = 4096;
+/** The longest line either side sends or accepts: a decision carries the client's command. */
+export const MAX_LINE = MAX_DECIDE_LINE;
 
-/** What a session asks, in order: hello, then picks and failures, then register once. */
+/**
+ * What a session asks, in order: hello, then picks and failures, then register once. Or, as its
+ * one request, `decide` (reverse/decide_protocol.ts): the service makes the whole decision.
+ */
 export type ServiceRequest =
+  | DecideRequest
   /** Identifies the peer and issues the session's id. */
   | { readonly op: "hello" }
   /** The order to try rule `rule`'s hosts in (round robin, faulty ones left out). */
@@ -75,6 +84,8 @@ export function parseRequest(line: string): ServiceRequest | undefined {
   switch (v?.op) {
     case "hello":
       return { op: "hello" };
+    case "decide":
+      return parseDecideRequest(v);
     case "pick":
       return isIndex(v.rule, 1, 10000) ? { op: "pick", rule: v.rule } : undefined;
     case "failed":

@@ -25,6 +25,17 @@ import { removeEntries } from "./remove.ts";
 import { encodeLine, parseRequest, type ServiceReply } from "./service_protocol.ts";
 import { formatPorts, type Owner } from "./types.ts";
 import type { RefusalReason, ServiceMetrics } from "./service_metrics.ts";
+import type { ServiceLink } from "../reverse/registrar.ts";
+import {
+  type DecideReply,
+  decideReplyLine,
+  type DecideRequest,
+  type FileAnswer,
+  MAX_READS,
+  parseFileAnswer,
+  protocolLine,
+} from "../reverse/decide_protocol.ts";
+import { loopback } from "./service_loopback.ts";
 
 /** How a process ended, as far as the kernel still knew. */
 export interface ExitStatus {
@@ -44,6 +55,8 @@ export interface ExitWatch {
     pidfd: number | undefined,
     onExit: (status: ExitStatus) => void,
   ): Promise<{ cancel(): void } | undefined>;
+  /** Closes a peer's pidfd no watch took: its connection ended without registering. */
+  release(pidfd: number): void;
 }
 
 /** One connection from a session (platform/unix_server.ts). */
@@ -80,7 +93,24 @@ export interface SessionServiceDeps extends DnatDeps {
   readonly metrics?: ServiceMetrics;
   /** True while the node is drained (dnat drain): new sessions are refused. */
   draining?(): boolean;
+  /**
+   * Decides a whole session here (reverse/service_decide.ts), its process then only execs;
+   * absent, a session that asks is told to decide itself.
+   */
+  decide?(request: DecideRequest, session: DecidingSession): Promise<DecideReply>;
 }
+
+/** A session the service decides: who it is, and the link its registrar talks through. */
+export interface DecidingSession {
+  readonly peer: SessionConnection["peer"];
+  readonly identity: SessionIdentity;
+  readonly link: ServiceLink;
+  /** Has the session read a file as itself (its keyfile); rejects when it does not answer. */
+  read(path: string): Promise<FileAnswer>;
+}
+
+/** How long a session may take to read a file for its decision. */
+export const READ_TIMEOUT_MS = 10_000;
 
 /** How long a session may take between its requests (probing hosts is the slow part). */
 export const REQUEST_TIMEOUT_MS = 120_000;
@@ -215,6 +245,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     id: string,
     identity: SessionIdentity,
     helloAt: number,
+    takePidfd: () => number | undefined,
   ) {
     const rules = () => deps.config.server.rproxy.rules;
     for (;;) {
@@ -291,7 +322,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
             return connection.close();
           }
           connection.close();
-          if (!(await watch(id, identity.owner, connection.peer.pidfd))) await end(id, {});
+          if (!(await watch(id, identity.owner, takePidfd()))) await end(id, {});
           return;
         }
       }
@@ -320,40 +351,122 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     );
   }
 
+  /** The kernel's word on who connected; undefined (logged, counted) when no sshd session is. */
+  async function admit(connection: SessionConnection): Promise<SessionIdentity | string> {
+    try {
+      return await identify(connection);
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error;
+      log.warn("Refused a connection from process {pid} (uid {uid}): {reason}", {
+        pid: connection.peer.pid,
+        uid: connection.peer.uid,
+        reason: error.message,
+      });
+      deps.metrics?.refused("not_authorized");
+      return error.message;
+    }
+  }
+
+  /**
+   * Decides the session in here: its registrar goes through the same conversation a session
+   * process has over the socket, then the one reply says what to exec or how to exit.
+   */
+  async function decideFor(
+    connection: SessionConnection,
+    request: DecideRequest,
+    takePidfd: () => number | undefined,
+  ) {
+    const answer = (reply: DecideReply) => {
+      connection.send(decideReplyLine(reply));
+      connection.close();
+    };
+    if (!deps.decide) return answer({ op: "fallback", reason: "this service does not decide" });
+    const identity = await admit(connection);
+    if (typeof identity === "string") {
+      return answer({ op: "decided", tell: [`xferproxy: ${identity}`], exit: 255 });
+    }
+    let reads = 0;
+    let turn: Promise<unknown> = Promise.resolve();
+    /** One read at a time: the session answers its lines in order. */
+    const read = (path: string): Promise<FileAnswer> => {
+      const asked = turn.then(async () => {
+        if (++reads > MAX_READS) throw new Error("the decision asked for too many reads");
+        connection.send(protocolLine({ op: "read", path }));
+        const answer = parseFileAnswer((await connection.nextLine(READ_TIMEOUT_MS)) ?? "");
+        if (!answer) throw new Error(`the session did not answer the read of ${path}`);
+        return answer;
+      });
+      turn = asked.catch(() => {});
+      return asked;
+    };
+    const inside = loopback(connection.peer);
+    // Ended, however it ends, it answers the decision's next request at once (as a closed
+    // socket would); its error is rethrown below, and must not go unhandled meanwhile: the
+    // service has no handler for that and would exit.
+    const conversation = converseFrom(inside.connection, takePidfd).finally(inside.link.close);
+    conversation.catch(() => {});
+    try {
+      answer(
+        await deps.decide(request, { peer: connection.peer, identity, link: inside.link, read }),
+      );
+    } finally {
+      inside.link.close();
+      await conversation;
+      connection.close();
+    }
+  }
+
+  /**
+   * Serves one connection. The peer's pidfd is the connection's until a registration's watch
+   * takes it; whatever else happens, it is closed when the connection is done.
+   */
+  async function serve(connection: SessionConnection): Promise<void> {
+    let pidfd = connection.peer.pidfd;
+    const takePidfd = () => {
+      const taken = pidfd;
+      pidfd = undefined;
+      return taken;
+    };
+    try {
+      await converseFrom(connection, takePidfd);
+    } finally {
+      if (pidfd !== undefined) deps.exits.release(pidfd);
+    }
+  }
+
+  async function converseFrom(
+    connection: SessionConnection,
+    takePidfd: () => number | undefined,
+  ): Promise<void> {
+    const first = parseRequest((await connection.nextLine(5000)) ?? "");
+    const helloAt = deps.now();
+    if (first?.op === "decide") return await decideFor(connection, first, takePidfd);
+    if (first?.op !== "hello") {
+      connection.close();
+      return;
+    }
+    const identity = await admit(connection);
+    if (typeof identity === "string") {
+      reply(connection, { event: "refused", reason: identity });
+      return connection.close();
+    }
+    const id = deps.newId();
+    // Drained: the session learns it at once and tells its client in one line.
+    if (deps.draining?.()) {
+      deps.metrics?.refused("draining");
+      reply(connection, { op: "hello", session: id, draining: true });
+      return connection.close();
+    }
+    reply(connection, { op: "hello", session: id });
+    try {
+      await converse(connection, id, identity, helloAt, takePidfd);
+    } finally {
+      connection.close();
+    }
+  }
+
   return {
-    async serve(connection) {
-      const first = parseRequest((await connection.nextLine(5000)) ?? "");
-      const helloAt = deps.now();
-      if (first?.op !== "hello") {
-        connection.close();
-        return;
-      }
-      let identity: SessionIdentity;
-      try {
-        identity = await identify(connection);
-      } catch (error) {
-        if (!(error instanceof UserError)) throw error;
-        log.warn("Refused a connection from process {pid} (uid {uid}): {reason}", {
-          pid: connection.peer.pid,
-          uid: connection.peer.uid,
-          reason: error.message,
-        });
-        return refuse(connection, error.message, "not_authorized");
-      }
-      const id = deps.newId();
-      // Drained: the session learns it at once and tells its client in one line.
-      if (deps.draining?.()) {
-        deps.metrics?.refused("draining");
-        reply(connection, { op: "hello", session: id, draining: true });
-        return connection.close();
-      }
-      reply(connection, { op: "hello", session: id });
-      try {
-        await converse(connection, id, identity, helloAt);
-      } finally {
-        connection.close();
-      }
-    },
+    serve,
     async adopt(registry) {
       for (const entry of registry.entries) {
         // The forward daemon removes its own; the liveness poll reaps them once it has ended.

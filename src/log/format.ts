@@ -53,6 +53,14 @@ function renderValue(value: unknown): string {
   return String(value);
 }
 
+/**
+ * A value the client chose (its command, a name it sent), for a message text: quoted when it holds
+ * `=`, so it cannot plant a `key=value` that a parser would take for one of the line's fields.
+ */
+export function clientText(text: string): string {
+  return text.includes("=") ? JSON.stringify(text) : text;
+}
+
 function quoteField(text: string): string {
   return text === "" || /[\s"=]/.test(text) ? JSON.stringify(text) : text;
 }

@@ -76,5 +76,6 @@ export function pidfdExitWatch(events: FdEvents, proc: ProcReader): ExitWatch {
         },
       };
     },
+    release: (pidfd) => void libc().close(pidfd),
   };
 }

@@ -2,7 +2,8 @@
  * libc through Deno FFI, for what Deno itself does not offer the DNAT
  * service: a Unix socket whose peer the kernel names (SO_PEERCRED,
  * SO_PEERPIDFD), pidfds and epoll to learn of a process's exit at once,
- * and /proc (which Deno opens only to a fully privileged process). Only the
+ * /proc (which Deno opens only to a fully privileged process), and the
+ * accounts and groups NSS knows. Only the
  * service loads it (and reverse mode, for its execve, through exec.ts).
  * @module
  */
@@ -32,6 +33,12 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   // Through NSS, so LDAP and AD groups resolve as well as /etc/group's.
   getgrnam: { parameters: ["buffer"], result: "pointer" },
+  // Reentrant and off the main thread: with LDAP or AD behind NSS a lookup may take a while.
+  getpwnam_r: {
+    parameters: ["buffer", "buffer", "buffer", "usize", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
   // memmove(dst, src, n) copies from a pointer the library returned into a buffer of ours.
   memmove: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
 } as const;
@@ -76,6 +83,23 @@ export function groupId(name: string): number | undefined {
   const bytes = new Uint8Array(24);
   c.memmove(bytes, group, 24n);
   return new DataView(bytes.buffer).getUint32(16, true);
+}
+
+/** An account's uid through NSS; undefined when it does not exist (or cannot be looked up). */
+export async function userId(name: string): Promise<number | undefined> {
+  // struct passwd { char *pw_name; char *pw_passwd; uid_t pw_uid; gid_t pw_gid; … } (48 bytes)
+  const entry = new Uint8Array(48);
+  const strings = new Uint8Array(16384);
+  const found = new Uint8Array(8);
+  const status = await libc().getpwnam_r(
+    cPath(name),
+    entry,
+    strings,
+    BigInt(strings.length),
+    found,
+  );
+  if (status !== 0 || new DataView(found.buffer).getBigUint64(0, true) === 0n) return undefined;
+  return new DataView(entry.buffer).getUint32(16, true);
 }
 
 /** A path as a NUL-terminated C string. */

@@ -11,12 +11,11 @@ import { balancerPicker, createBalancer } from "../balancer/balancer.ts";
 import { fallbackRegistrar, serviceRegistrar } from "../reverse/registrar.ts";
 import { connectService } from "./service_link.ts";
 import { logger } from "../log/mod.ts";
-import { probeSsh } from "../ssh/probe.ts";
+import { isExecutable, realProbe } from "./upstream_probe.ts";
 import { openLogOutputs } from "./log_outputs.ts";
 import { openSharedJson } from "./locked_file.ts";
 import { catchStrayRejections, writeStderrLine } from "./session_io.ts";
 import { realFs } from "./fs.ts";
-import { dialTcp } from "./tcp.ts";
 import { sudoDnatCall } from "./dnat_call.ts";
 import { replaceProcess } from "./exec.ts";
 
@@ -56,23 +55,9 @@ export const reversePlatform: ReversePlatform = {
       });
       return fallbackRegistrar(crypto.randomUUID(), balancerPicker(balancer), udp);
     },
-    probe: (endpoint, hostKeyAlgorithms, timeoutMs) =>
-      probeSsh(() => dialTcp(endpoint.ip.text, endpoint.port), {
-        hostKeyAlgorithms,
-        timeoutMs,
-        label: `${
-          endpoint.ip.family === 6 ? `[${endpoint.ip.text}]` : endpoint.ip.text
-        }:${endpoint.port}`,
-      }),
+    probe: realProbe,
     pty: Deno.stdin.isTerminal(),
   }),
-  isExecutable(path) {
-    try {
-      const info = Deno.statSync(path);
-      return info.isFile && ((info.mode ?? 0) & 0o111) !== 0;
-    } catch {
-      return false;
-    }
-  },
+  isExecutable,
   replaceProcess,
 };

@@ -1,8 +1,9 @@
 /**
  * The DNAT service's own parts on the real system: the sessions' socket,
  * the fd loop with its exit watches, /proc through libc, the balancer kept
- * in memory, the reachability check behind faulty marks, the SSH legs'
- * counters from conntrack, the heartbeat, and the stop signals.
+ * in memory, the reachability check behind faulty marks, what deciding a
+ * session needs (the probe, NSS accounts, the config file's identity), the
+ * SSH legs' counters from conntrack, the heartbeat, and the stop signals.
  * @module
  */
 
@@ -15,7 +16,8 @@ import { createBalancer } from "../balancer/balancer.ts";
 import { errorText } from "../errors.ts";
 import { epollEvents, type FdEvents } from "./fd_events.ts";
 import { pidfdExitWatch } from "./exit_watch.ts";
-import { groupId } from "./libc.ts";
+import { groupId, userId } from "./libc.ts";
+import { isExecutable, realProbe, realReach } from "./upstream_probe.ts";
 import { libcProcReader } from "./proc_readers.ts";
 import { listenUnix, type UnixServer } from "./unix_server.ts";
 import { terminationSignal } from "./session_io.ts";
@@ -111,9 +113,26 @@ export function realServiceHost(
     exits: {
       watch: (owner, pidfd, onExit) =>
         (exits ??= pidfdExitWatch(loop(), proc)).watch(owner, pidfd, onExit),
+      release: (pidfd) => (exits ??= pidfdExitWatch(loop(), proc)).release(pidfd),
     },
     balancer: createBalancer(memoryJson(), Date.now),
     reachable: (endpoint, timeoutMs) => answersSsh(endpoint.ip.text, endpoint.port, timeoutMs),
+    deciding: {
+      probe: realProbe,
+      reach: realReach,
+      userId,
+      isExecutable,
+      async fileIdentity(path) {
+        try {
+          const info = await Deno.stat(path);
+          return info.dev !== undefined && info.ino !== null
+            ? { dev: info.dev, ino: info.ino }
+            : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+    },
     async sshCounters(ssh): Promise<SshCounters | undefined> {
       const deadline = Date.now() + CLOSE_WAIT_MS;
       for (;;) {

@@ -9,21 +9,7 @@
 
 import type { ServiceLink } from "../reverse/registrar.ts";
 import { encodeLine, MAX_LINE, parseReply } from "../dnat/service_protocol.ts";
-
-/**
- * Only root could have put a socket here: a directory of root's that nobody else may write, and a
- * socket of root's in it. (The socket is world-writable: the directory's group gates who reaches it.)
- */
-function rootsSocket(path: string): boolean {
-  try {
-    const dir = Deno.lstatSync(path.replace(/\/[^/]*$/, "") || "/");
-    const socket = Deno.lstatSync(path);
-    return dir.isDirectory && dir.uid === 0 && ((dir.mode ?? 0) & 0o022) === 0 &&
-      socket.isSocket === true && socket.uid === 0;
-  } catch {
-    return false;
-  }
-}
+import { rootsSocket } from "./root_socket.ts";
 
 /** Connects to the service at `path`; undefined when it is not there or not root's. */
 export async function connectService(path: string): Promise<ServiceLink | undefined> {

@@ -8,13 +8,16 @@
 import { CONFIG_OPTION, type ConfigArg, parseStrict, withConfig } from "../cli/parse.ts";
 import type { ModeCommand } from "../cli/command.ts";
 import { EXIT } from "../cli/exit.ts";
-import { LIBC_PATHS } from "../process/libraries.ts";
+import { REVERSE_NEEDS } from "./needs.ts";
 import type { ReversePlatform } from "./run.ts";
 
 const USAGE = `Usage: xferproxy reverse [--config PATH]
 
 Run by OpenSSH sshd as ForceCommand, once per session, as the logged-in user
-(see docs/reverse.md for the sshd_config block). It decides everything, then
+(see docs/reverse.md for the sshd_config block). While the DNAT service runs,
+the service decides the session with its own config (the session only reads
+its keyfile and known_hosts when asked) and logs its lines; otherwise, or with
+a config file other than the service's, the session decides itself. Then it
 replaces itself with OpenSSH's ssh to the internal server chosen by the first
 matching <rule>, which carries the session from there:
 
@@ -31,8 +34,8 @@ server is probed (connect, SSH version, host key pinned in <known_hosts>) within
 <connect_timeout>; one that does not answer is marked faulty for 120 s and the
 next is tried. Each session registers with the DNAT service over its socket
 (which names the session from the kernel, issues its id, and logs its closing
-line); FASP commands (<udp_commands>: ascp, ascp4, async) get kernel UDP
-forwarding first. While the service is down, round robin uses the shared file
+line; USER must be the account that connected); FASP commands (<udp_commands>:
+ascp, ascp4, async) get kernel UDP forwarding first. While the service is down, round robin uses the shared file
 and FASP commands run "sudo xferproxy dnat add". Logs go to syslog or
 <log_directory>; ssh's own messages to syslog as xferproxy-ssh; never to the
 client.
@@ -50,18 +53,7 @@ export const reverseMode: ModeCommand<ConfigArg, ReversePlatform> = {
     const { values } = parseStrict(args, "reverse", CONFIG_OPTION, false);
     return withConfig({}, values.config);
   },
-  // Config, keys and known_hosts; balancer state and log files; the host key probe and the DNAT
-  // service's socket; logger(1) for syslog, sudo for the DNAT call while the service is down;
-  // FFI on libc for the exec into ssh; the uid, to tell whether ssh will accept a key's mode.
-  needs: () => ({
-    read: true,
-    write: true,
-    net: true,
-    env: true,
-    sys: true,
-    ffi: LIBC_PATHS,
-    run: ["logger", "sudo"],
-  }),
+  needs: () => REVERSE_NEEDS,
   async run(args, platform, context) {
     const code = import("./run.ts");
     let real: ReversePlatform | undefined;

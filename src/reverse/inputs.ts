@@ -64,6 +64,24 @@ export function readSessionInputs(env: (name: string) => string | undefined): Se
   ) {
     throw new SessionInputError(`SSH_CONNECTION is malformed: "${connection}"`);
   }
+  return sessionInputsOf({ clientIp, clientPort, proxyIp, proxyPort }, env);
+}
+
+/** The client's and the proxy's end of the session's SSH connection. */
+export type SshConnection = Pick<
+  SessionInputs,
+  "clientIp" | "clientPort" | "proxyIp" | "proxyPort"
+>;
+
+/**
+ * The inputs of a session whose connection is known (from SSH_CONNECTION, or from the kernel
+ * when the DNAT service decides): USER (or LOGNAME), XFERPROXY_HOST and SSH_ORIGINAL_COMMAND.
+ * @throws {SessionInputError} when the user name is malformed
+ */
+export function sessionInputsOf(
+  connection: SshConnection,
+  env: (name: string) => string | undefined,
+): SessionInputs {
   const user = env("USER") ?? env("LOGNAME") ?? "";
   const problem = userNameProblem(user);
   if (problem) throw new SessionInputError(`Invalid user name ${JSON.stringify(user)}: ${problem}`);
@@ -71,10 +89,7 @@ export function readSessionInputs(env: (name: string) => string | undefined): Se
   const dialled = host ? parseDomainEndpoint(host) : undefined;
   return {
     user,
-    clientIp,
-    clientPort,
-    proxyIp,
-    proxyPort,
+    ...connection,
     ...(dialled && typeof dialled !== "string" ? { dialled } : {}),
     ...(typeof dialled === "string" ? { badDialled: host as string } : {}),
     request: requestFromCommand(env("SSH_ORIGINAL_COMMAND")),

@@ -17,6 +17,7 @@ import { classifyPrivateKey, keyModeProblem } from "../ssh/private_key.ts";
 import type { Fs } from "../config/fs.ts";
 import type { SessionInputs } from "./inputs.ts";
 import { matchRule } from "./rules.ts";
+import { clientText } from "../log/format.ts";
 import { chooseUpstream, HostKeyError, NoUpstreamError, type Prober } from "./upstream.ts";
 import { usesUdp } from "./udp.ts";
 import type { Registrar } from "./registrar.ts";
@@ -37,6 +38,8 @@ export interface ReverseDeps {
   /** One line to the client's stderr. */
   readonly tellClient: (line: string) => void;
   readonly log: Logger;
+  /** Who decides: the session's own process, or the DNAT service for it. */
+  readonly decidedBy?: "session" | "service";
 }
 
 /** Replace the process with `handoff`, or exit with `exitCode`. */
@@ -94,7 +97,7 @@ async function decideWith(
     );
   }
   if (inputs.badDialled) {
-    log.warn("Ignoring malformed XFERPROXY_HOST {value}", { value: inputs.badDialled });
+    log.warn("Ignoring malformed XFERPROXY_HOST {value}", { value: clientText(inputs.badDialled) });
   }
   const rproxy = config.server.rproxy;
   if (!rproxy.enabled) {
@@ -116,7 +119,7 @@ async function decideWith(
   if (!verdict.allowed) {
     deps.tellClient(`xferproxy: ${verdict.reason}`);
     ruleLog.error("Refused command {request}: {reason}", {
-      request: describeRequest(inputs),
+      request: clientText(describeRequest(inputs)),
       reason: verdict.reason,
       exit: EXIT_REFUSED,
     });
@@ -204,6 +207,7 @@ async function decideWith(
     udp,
     via: registrar.via,
     ...(chosen.fingerprint ? { host_key: chosen.fingerprint } : {}),
+    decided_by: deps.decidedBy ?? "session",
   });
   return { kind: "handoff", handoff };
 }

@@ -57,6 +57,8 @@ export interface ProbeOptions {
   readonly label: string;
   /** Random bytes (cookie and padding). */
   readonly random?: (n: number) => Uint8Array;
+  /** Only connect: the host still accepts on the port (see `reachSsh`). */
+  readonly connectOnly?: boolean;
 }
 
 /** Key exchanges the probe can start, most common first. */
@@ -137,6 +139,7 @@ export async function probeSsh(
     }
     // A connection that arrives after the deadline is closed at once.
     if (timedOut) close();
+    if (options.connectOnly) return { kind: "answered", banner: "" };
     try {
       return await exchange(conn, options, random);
     } catch (error) {
@@ -154,6 +157,18 @@ export async function probeSsh(
     clearTimeout(timer);
     close();
   }
+}
+
+/**
+ * Only connects, within the probe's time and with its messages: undefined when the server's host
+ * accepts on the port, else the failure a full probe would have reported for the connection.
+ */
+export async function reachSsh(
+  dial: () => Promise<ByteConn>,
+  options: Pick<ProbeOptions, "timeoutMs" | "label">,
+): Promise<Extract<ProbeOutcome, { kind: "failed" }> | undefined> {
+  const outcome = await probeSsh(dial, { ...options, hostKeyAlgorithms: [], connectOnly: true });
+  return outcome.kind === "failed" ? outcome : undefined;
 }
 
 async function exchange(

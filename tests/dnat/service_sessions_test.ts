@@ -39,12 +39,12 @@ const TCP = [{ local: hex4("198.18.1.1", 22), remote: hex4("198.18.1.2", 48686),
 const OWNER_START = startMs(BOOT, 300);
 
 /** A connection that plays the session's lines and keeps the service's replies. */
-function connection(pid: number, lines: readonly string[], uid = USER) {
+function connection(pid: number, lines: readonly string[], uid = USER, pidfd?: number) {
   const queue = [...lines];
   const replies: ServiceReply[] = [];
   let closed = false;
   const conn: SessionConnection = {
-    peer: { pid, uid },
+    peer: { pid, uid, ...(pidfd !== undefined ? { pidfd } : {}) },
     nextLine: () => Promise.resolve(queue.shift()),
     send: (line) => void replies.push(parseReply(line.trimEnd()) as ServiceReply),
     close: () => void (closed = true),
@@ -57,6 +57,8 @@ function setup(draining = () => false) {
   const metrics = serviceMetrics({ version: "test", backend: "fake" }, 0);
   const log = fakeLogger();
   const watches = new Map<number, (status: ExitStatus) => void>();
+  /** The peers' pidfds each watch was given, and those released. */
+  const pidfds = { watched: [] as (number | undefined)[], released: [] as number[] };
   const reachable: string[] = [];
   let answers = true;
   const deps: SessionServiceDeps = {
@@ -64,11 +66,13 @@ function setup(draining = () => false) {
     log,
     proc: fakeProc(TREE, TCP, BOOT),
     exits: {
-      watch(owner: Owner, _pidfd, onExit) {
+      watch(owner: Owner, pidfd, onExit) {
+        pidfds.watched.push(pidfd);
         if (owner.pid === 999) return Promise.resolve(undefined); // already gone
         watches.set(owner.pid, onExit);
         return Promise.resolve({ cancel: () => void watches.delete(owner.pid) });
       },
+      release: (pidfd) => void pidfds.released.push(pidfd),
     },
     balancer: createBalancer(memoryJson(), () => fakes.clock.now()),
     reachable: (endpoint) => {
@@ -96,6 +100,7 @@ function setup(draining = () => false) {
     metrics: () => metrics.registry.render(),
     service,
     watches,
+    pidfds,
     ended,
     settle,
     reachable,
@@ -333,4 +338,28 @@ Deno.test("adopt() leaves the forward daemon's sessions to it: no watch per sess
   assertEquals(bed.service.watches(live.id), true);
   assertEquals(bed.service.watches(forward.id), false);
   assertEquals(bed.store.registry.entries.length, 2);
+});
+
+Deno.test("the peer's pidfd is closed with every connection that does not register; a watch takes it otherwise", async (t) => {
+  const refusals: Array<[string, number, string[], number]> = [
+    ["nothing sent", 700, [], 41],
+    ["anything but hello first", 700, [register(true)], 42],
+    ["refused at hello", 900, [HELLO], 43],
+    ["a malformed request after hello", 700, [HELLO, "{"], 44],
+    ["a decide the service does not make", 700, [
+      line({ op: "decide", config: { dev: 1, ino: 2 }, pty: false, env: {} }),
+    ], 45],
+  ];
+  for (const [name, pid, lines, pidfd] of refusals) {
+    await t.step(name, async () => {
+      const bed = setup();
+      await bed.service.serve(connection(pid, lines, USER, pidfd).conn);
+      assertEquals(bed.pidfds.released, [pidfd]);
+    });
+  }
+  await t.step("registered: the watch has it, and it is not closed twice", async () => {
+    const bed = setup();
+    await bed.service.serve(connection(700, [HELLO, register(false)], USER, 46).conn);
+    assertEquals([bed.pidfds.watched, bed.pidfds.released], [[46], []]);
+  });
 });

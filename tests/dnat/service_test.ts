@@ -210,7 +210,7 @@ Deno.test("sessions registered by others are adopted outside the lock: one alrea
     log,
     proc: fakeProc([]),
     // Its owner is gone: the watch cannot be set, so the session ends, taking the lock.
-    exits: { watch: () => Promise.resolve(undefined) },
+    exits: { watch: () => Promise.resolve(undefined), release() {} },
     balancer: createBalancer(memoryJson(), Date.now),
     reachable: () => Promise.resolve(true),
     sshCounters: () => Promise.resolve(undefined),

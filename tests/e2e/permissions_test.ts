@@ -126,7 +126,10 @@ Deno.test("dist/xferproxy runs with the deno.json permission set", async () => {
     assertEquals(head.slice(0, 2), "\x7fE");
     return;
   }
-  assertIncludes(head, `--config "$dir/deno.json" -P=xferproxy "$dir/app/main.js"`);
+  assertIncludes(head, `--config "$dir/deno.json" -P=xferproxy "$dir/app/$entry"`);
+  // The entry is the program's (main.js), or for a reverse session its light entry (session.js),
+  // which revokes down to reverse mode's needs as main.js would.
+  assertIncludes(head, `\n  entry=main.js\n  [ "\${1:-}" = reverse ] && entry=session.js\n`);
   const sha = /XP_SHA256=([0-9a-f]{64})/.exec(head)?.[1];
   await new Deno.Command(BINARY, { args: ["version"], stdout: "null" }).output();
   assertEquals(

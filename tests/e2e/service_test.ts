@@ -1,6 +1,7 @@
 /**
- * Sessions owned by the DNAT service, end to end through real sshd: they
- * register over its socket (no sudo needed), the service reads who they are
+ * Sessions owned by the DNAT service, end to end through real sshd: the
+ * service decides them (their process only reads its key and execs) and
+ * registers them (no sudo needed), reads who they are
  * from the kernel (a forged caller gets nothing), removes a session's rules
  * the moment its process dies, writes one closing line per session, and
  * keeps its last good config when the file turns invalid.
@@ -22,14 +23,28 @@ function closingLines(log: string): Record<string, string>[] {
   );
 }
 
-/** Python that connects to the service's socket, says hello and prints the reply. */
+/** Python that connects to the service's socket, says hello (or argv[2]) and prints the reply. */
 const HELLO = `
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(10)
 s.connect(sys.argv[1])
-s.sendall(b'{"op":"hello"}\\n')
+s.sendall(sys.argv[2].encode() + b'\\n' if len(sys.argv) > 2 else b'{"op":"hello"}\\n')
 print(s.recv(4096).decode().strip())
+`;
+
+/** Python that says hello argv[2] times, one connection each, and prints how many were answered. */
+const REPEAT = `
+import socket, sys
+answered = 0
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(sys.argv[1])
+    s.sendall(b'{"op":"hello"}\\n')
+    answered += b'refused' in s.recv(4096)
+    s.close()
+print(answered)
 `;
 
 Deno.test({
@@ -72,6 +87,77 @@ Deno.test({
         assertMatch(reply.reason, /was not started by sshd/);
         assertMatch(await bed.log(), new RegExp(`WARN Refused a connection from process \\d+`));
         assertEquals(await listed(), []);
+      });
+
+      await t.step("a decide request from outside sshd's tree is refused in one line", async () => {
+        const info = await Deno.stat(bed.configPath);
+        const decide = JSON.stringify({
+          op: "decide",
+          config: { dev: info.dev, ino: info.ino },
+          pty: false,
+          env: { USER: bob, SSH_ORIGINAL_COMMAND: "scp -t /tmp" },
+        });
+        const result = await bed.inProxy([PYTHON, "-c", HELLO, socket, decide], {
+          user: bob,
+          env: { SSH_CONNECTION: `198.18.1.99 50000 ${IP.proxy} 22` },
+        });
+        assertEquals(result.code, 0, result.stderr);
+        const reply = JSON.parse(result.stdout);
+        assertEquals([reply.op, reply.exit], ["decided", 255]);
+        assertMatch(reply.tell[0], /^xferproxy: .*was not started by sshd/);
+        assertEquals(await listed(), []);
+      });
+
+      await t.step(
+        "connections that never register leave no descriptor in the service",
+        async () => {
+          const pid = JSON.parse(await Deno.readTextFile(`${bed.dir}/state/dnat/service.json`)).pid;
+          const fds = async () => {
+            let n = 0;
+            for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) n++;
+            return n;
+          };
+          const before = await fds();
+          // A group member with a shell, connecting again and again: each is refused at hello.
+          const result = await bed.inProxy([PYTHON, "-c", REPEAT, socket, "40"], { user: bob });
+          assertEquals([result.code, result.stdout.trim()], [0, "40"], result.stderr);
+          const after = await fds();
+          assertOk(after - before < 10, `the service holds ${after - before} more descriptors`);
+        },
+      );
+
+      await t.step(
+        "the service decides a session: the session reads its own key, its lines are root's",
+        async () => {
+          const shared = async () => await Deno.readTextFile(bed.logPath).catch(() => "");
+          const sharedBefore = (await shared()).length;
+          // The individual-account rule: its key is in the user's home, which the service's
+          // unit may not read; the session reads it as itself when the service asks.
+          const result = await bed.ssh(alice, IP.proxyAlt, ["printenv", "USER"]);
+          assertEquals([result.code, result.stdout.trim()], [0, alice], result.stderr);
+          const rootLog = await Deno.readTextFile(`${bed.dir}/log/root/xferproxy.log`);
+          const handing = rootLog.split("\n").filter((l) => l.includes("Handing over to ssh"))
+            .at(-1) ?? "";
+          assertMatch(handing, new RegExp(`user=${alice} rule=2 .* decided_by=service`));
+          // The session's own process wrote nothing: it loaded no logger.
+          const session = /session=(\S+)/.exec(handing)?.[1] ?? "none";
+          assertEquals((await shared()).slice(sharedBefore).includes(session), false);
+        },
+      );
+
+      await t.step("with the service down, a session decides itself as before", async () => {
+        await bed.stopDnatService();
+        try {
+          const result = await bed.ssh(alice, IP.proxy, ["true"]);
+          assertEquals(result.code, 0, result.stderr);
+          const handing = (await bed.log()).split("\n").filter((l) =>
+            l.includes("Handing over to ssh")
+          ).at(-1);
+          assertMatch(handing ?? "", /via=sudo .*decided_by=session/);
+        } finally {
+          await bed.startDnatService();
+        }
+        await waitFor("the session's end", async () => (await listed()).length === 0, 10_000);
       });
 
       await t.step("every session gets one closing line: scp, sftp and a FASP one", async () => {

@@ -1,6 +1,6 @@
 import { assertEquals } from "../_assert.ts";
 import type { LogRecord } from "@logtape/logtape";
-import { formatRecord, levelFor, oneLine } from "../../src/log/format.ts";
+import { clientText, formatRecord, levelFor, oneLine } from "../../src/log/format.ts";
 import { buildSinks, type LogOutputs } from "../../src/log/mod.ts";
 
 function record(
@@ -45,6 +45,21 @@ Deno.test("formatRecord() cannot be made to forge a second log line", () => {
   assertEquals(line.includes("\n") || line.includes("\r"), false);
   assertEquals(line, `LOG user evil\\x0aLOG Connection closed (EOF) cmd="a\\rb"`);
   assertEquals(oneLine("a\u0000b\u007f"), "a\\x00b\\x7f");
+});
+
+Deno.test("clientText() quotes what a client chose when it could pass for a field", () => {
+  // A client's command, refused: it must not plant user=… or session=… before the real fields.
+  assertEquals(
+    formatRecord(
+      record("error", ["Refused command ", clientText("scp -t /x user=carol session=1"), ""], {
+        user: "bear",
+      }),
+    ),
+    `ERR Refused command "scp -t /x user=carol session=1" user=bear`,
+  );
+  assertEquals(clientText('x a="b c"'), `"x a=\\"b c\\""`);
+  // Without one it reads as the client wrote it.
+  assertEquals(clientText("scp -t /in"), "scp -t /in");
 });
 
 Deno.test("oneLine() escapes C1 controls, NEL and the Unicode line separators too", () => {

@@ -1,5 +1,5 @@
 import { assertEquals, assertMatch } from "../_assert.ts";
-import { probeSsh } from "../../src/ssh/probe.ts";
+import { probeSsh, reachSsh } from "../../src/ssh/probe.ts";
 import { MSG, parseKexInit } from "../../src/ssh/wire.ts";
 import { fakeKeyBlob, type FakeServerOptions, fakeSshServer } from "../_fakes/ssh_server.ts";
 
@@ -92,4 +92,23 @@ Deno.test("failures are classified so the session knows whether to fail over", a
     reason: "protocol",
     message: "SSH with 198.18.2.2:22 failed: the server disconnected: bye (reason 2)",
   });
+});
+
+Deno.test("reachSsh() only connects: nothing is sent, failures read as the probe's", async () => {
+  const conn = fakeSshServer({});
+  assertEquals(await reachSsh(() => Promise.resolve(conn), OPTIONS), undefined);
+  assertEquals([conn.closed, conn.written.length], [true, 0]);
+  assertEquals(
+    await reachSsh(
+      () => Promise.reject(new Deno.errors.ConnectionRefused("Connection refused (os error 111)")),
+      OPTIONS,
+    ),
+    {
+      kind: "failed",
+      reason: "unreachable",
+      message: "Cannot connect to 198.18.2.2:22: connection refused",
+    },
+  );
+  const hung = await reachSsh(() => new Promise(() => {}), { ...OPTIONS, timeoutMs: 50 });
+  assertEquals(hung?.reason, "timeout");
 });

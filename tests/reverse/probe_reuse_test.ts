@@ -1,0 +1,125 @@
+import { assertEquals } from "../_assert.ts";
+import { reusingProber } from "../../src/reverse/probe_reuse.ts";
+import type { ProbeOutcome } from "../../src/ssh/probe.ts";
+import { parseIpEndpoint } from "../../src/net/endpoint.ts";
+
+const A = parseIpEndpoint("198.18.2.2:22", 22) as Exclude<
+  ReturnType<typeof parseIpEndpoint>,
+  string
+>;
+const B = parseIpEndpoint("198.18.2.3:22", 22) as typeof A;
+const ANSWER: ProbeOutcome = { kind: "answered", banner: "SSH-2.0-x", hostKey: new Uint8Array(3) };
+const REFUSED: ProbeOutcome = {
+  kind: "failed",
+  reason: "unreachable",
+  message: "Cannot connect to 198.18.2.2:22: connection refused",
+};
+
+function setup(outcomes: ProbeOutcome[] = [], reachable = true) {
+  let clock = 1000;
+  const calls: string[] = [];
+  const timeouts: number[] = [];
+  let release: () => void = () => {};
+  const gate = { held: false };
+  const state = { reachable };
+  const probe = reusingProber(
+    async (endpoint, algorithms, timeoutMs) => {
+      calls.push(`probe ${endpoint.ip.text} ${algorithms.join(",")}`);
+      timeouts.push(timeoutMs);
+      if (gate.held) await new Promise<void>((resolve) => (release = resolve));
+      return outcomes.shift() ?? ANSWER;
+    },
+    {
+      now: () => clock,
+      windowMs: 30_000,
+      reach: (endpoint) => {
+        calls.push(`reach ${endpoint.ip.text}`);
+        return Promise.resolve(state.reachable ? undefined : REFUSED);
+      },
+    },
+  );
+  return {
+    probe,
+    calls,
+    timeouts,
+    gate,
+    state,
+    release: () => release(),
+    advance: (ms: number) => void (clock += ms),
+  };
+}
+
+Deno.test("sessions asking while a server is probed share that one probe", async () => {
+  const bed = setup();
+  bed.gate.held = true;
+  const asked = [bed.probe(A, ["ssh-ed25519"], 3000), bed.probe(A, ["ssh-ed25519"], 3000)];
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  bed.release();
+  assertEquals(await Promise.all(asked), [ANSWER, ANSWER]);
+  assertEquals(bed.calls, ["probe 198.18.2.2 ssh-ed25519"]);
+});
+
+Deno.test("a session that joined a probe which ran out of time probes again with its own time", async () => {
+  const TIMEOUT: ProbeOutcome = {
+    kind: "failed",
+    reason: "timeout",
+    message: "No SSH answer from 198.18.2.2:22 within 3 s",
+  };
+  const bed = setup([TIMEOUT]);
+  bed.gate.held = true;
+  const first = bed.probe(A, ["ssh-ed25519"], 3000);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  bed.advance(2000);
+  const joined = bed.probe(A, ["ssh-ed25519"], 3000);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  bed.advance(1000);
+  bed.gate.held = false;
+  bed.release();
+  // The starter's time is up; the one that joined 2 s later still has 2 s and tries again.
+  assertEquals(await first, TIMEOUT);
+  assertEquals(await joined, ANSWER);
+  assertEquals(bed.calls, ["probe 198.18.2.2 ssh-ed25519", "probe 198.18.2.2 ssh-ed25519"]);
+  assertEquals(bed.timeouts, [3000, 2000]);
+});
+
+Deno.test("within the window an answer is reused after a bare connect; after it, probed again", async () => {
+  const bed = setup();
+  await bed.probe(A, ["ssh-ed25519"], 3000);
+  bed.advance(29_000);
+  assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), ANSWER);
+  bed.advance(1_000);
+  await bed.probe(A, ["ssh-ed25519"], 3000);
+  assertEquals(bed.calls, [
+    "probe 198.18.2.2 ssh-ed25519",
+    "reach 198.18.2.2",
+    "probe 198.18.2.2 ssh-ed25519",
+  ]);
+});
+
+Deno.test("a host that stopped accepting fails at once, and its answer is forgotten", async () => {
+  const bed = setup();
+  await bed.probe(A, ["ssh-ed25519"], 3000);
+  bed.state.reachable = false;
+  assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), REFUSED);
+  bed.state.reachable = true;
+  await bed.probe(A, ["ssh-ed25519"], 3000);
+  assertEquals(bed.calls, [
+    "probe 198.18.2.2 ssh-ed25519",
+    "reach 198.18.2.2",
+    "probe 198.18.2.2 ssh-ed25519",
+  ]);
+});
+
+Deno.test("failures are never reused; servers and pinned key types are told apart", async () => {
+  const bed = setup([REFUSED]);
+  assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), REFUSED);
+  assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), ANSWER);
+  await bed.probe(A, ["rsa-sha2-256"], 3000);
+  await bed.probe(B, ["ssh-ed25519"], 3000);
+  assertEquals(bed.calls, [
+    "probe 198.18.2.2 ssh-ed25519",
+    "probe 198.18.2.2 ssh-ed25519",
+    "probe 198.18.2.2 rsa-sha2-256",
+    "probe 198.18.2.3 ssh-ed25519",
+  ]);
+});
