@@ -126,13 +126,13 @@ async function checkService(host: CheckHost, dir: string, now: number): Promise<
   if (alive && beat?.socketError) {
     out.push(finding.error(
       "dnat.socket",
-      `the DNAT service runs (pid ${beat.pid}) but sessions cannot reach it (${beat.socketError}): FASP sessions fall back to sudo and get no closing line`,
+      `the DNAT service runs (pid ${beat.pid}) but sessions cannot reach it (${beat.socketError}): they decide in their own process (slower to start), FASP sessions fall back to sudo and get no closing line`,
       "fix what it says, then systemctl restart xferproxy-dnat",
     ));
   } else if (alive) {
     out.push(finding.info(
       "dnat.service",
-      `the DNAT service runs (pid ${beat?.pid}); sessions register through ${
+      `the DNAT service runs (pid ${beat?.pid}); it decides and registers sessions through ${
         beat?.socket ?? "its socket"
       }, no sudo`,
     ));

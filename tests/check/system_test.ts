@@ -138,7 +138,7 @@ Deno.test("a clean live host: nothing to fix, the DNAT service seen running", as
   const info = (id: string) => findings.find((f) => f.id === id)?.message;
   assertEquals(
     info("dnat.service"),
-    "the DNAT service runs (pid 9); sessions register through /run/xferproxy/dnat.sock, no sudo",
+    "the DNAT service runs (pid 9); it decides and registers sessions through /run/xferproxy/dnat.sock, no sudo",
   );
   assertEquals(info("system.tool.iptables"), "iptables: iptables v1.8.9");
   assertEquals(info("dnat.rules"), "no session holds UDP forwarding");
