@@ -19,7 +19,7 @@ import { forwardMode } from "./src/forward/command.ts";
 import { reverseMode } from "./src/reverse/command.ts";
 import { realOutput } from "./src/platform/output.ts";
 import { revokeExcept } from "./src/platform/permissions.ts";
-import { parseLaunch, runByRoot } from "./src/platform/self.ts";
+import { type Launch, parseLaunch, runByRoot } from "./src/platform/self.ts";
 
 /** Every mode, in the order the overview lists them. */
 export const MODES: readonly ModeEntry[] = [
@@ -63,6 +63,11 @@ export async function main(
   }
 }
 
+/** Runs a launched command line with the real output and exits with its status. */
+export async function launchMain(launch: Launch): Promise<never> {
+  Deno.exit(await main(launch.args, realOutput, launch.self));
+}
+
 if (import.meta.main) {
   const launch = parseLaunch(Deno.args, Deno.execPath());
   // A session the DNAT service decides (session.ts is the launcher's light entry for it).
@@ -70,5 +75,5 @@ if (import.meta.main) {
     const code = await (await import("./src/platform/thin_session.ts")).runThinSession(launch.args);
     if (code !== undefined) Deno.exit(code);
   }
-  Deno.exit(await main(launch.args, realOutput, launch.self));
+  await launchMain(launch);
 }
