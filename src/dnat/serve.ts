@@ -26,7 +26,12 @@ import type { DrainFile, DrainMark } from "./drain.ts";
 import { observeService } from "./service_status.ts";
 import { statusResponse } from "./status_api.ts";
 import type { ServiceDecideDeps } from "../reverse/service_decide.ts";
-import { PROBE_REUSE_MS, type ReuseOptions, reusingProber } from "../reverse/probe_reuse.ts";
+import {
+  CHECK_FRESH_MS,
+  PROBE_REUSE_MS,
+  type ReuseOptions,
+  reusingProber,
+} from "../reverse/probe_reuse.ts";
 import type { FileIdentity } from "../reverse/decide_protocol.ts";
 import { logger } from "../log/mod.ts";
 
@@ -165,10 +170,12 @@ export async function serveDnat(
       log.error("Keeping the last good config: {error}", { error: error.message });
     }
   };
-  // One probe of a server serves the sessions that ask meanwhile, and its answer the next 30 s.
+  // One probe of a server serves the sessions that ask meanwhile, and its answer the next 30 s
+  // (a connect checks its host, unless one did in the last 2 s).
   const probe = reusingProber(host.deciding.probe, {
     now: base.now,
     windowMs: PROBE_REUSE_MS,
+    freshMs: CHECK_FRESH_MS,
     reach: host.deciding.reach,
   });
   const sessions = sessionService({

@@ -4,10 +4,12 @@
  * under way share its outcome, and for `windowMs` after a server answered,
  * a session only checks that its host still accepts connections on the
  * port (a fraction of a millisecond) instead of a new SSH handshake
- * (~40 ms here, and a process the server starts each time). A server that
- * is down or refuses is still found at once, and failover works as before;
- * what a reused answer cannot see is a host key changed within the window,
- * which ssh itself then refuses. Pure.
+ * (~40 ms here, and a process the server starts each time), and not even
+ * that within `freshMs` of the last check. A server that is down or refuses
+ * is found at the next check, and failover works as before; what a reused
+ * answer cannot see is a host key changed within the window, which ssh
+ * itself then refuses, and a server that went down in the last `freshMs`.
+ * Pure.
  * @module
  */
 
@@ -15,25 +17,34 @@ import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
 import type { ProbeOutcome } from "../ssh/probe.ts";
 import type { Prober } from "./upstream.ts";
 
-/** How long a server's answer is reused (its host still checked each time). */
+/** How long a server's answer is reused (its host still checked, unless it was just now). */
 export const PROBE_REUSE_MS = 30_000;
+/**
+ * How long a check (a probe or a connect) stands for the next sessions without any connection: in
+ * a burst, sessions arriving together would otherwise each open one more connection to the server.
+ */
+export const CHECK_FRESH_MS = 2_000;
 
 /** What reusing needs besides the full probe. */
 export interface ReuseOptions {
   readonly now: () => number;
   readonly windowMs: number;
+  /** How long a successful check stands without a new connection (`CHECK_FRESH_MS`). */
+  readonly freshMs: number;
   /** Connects only: undefined when the host accepts on the port, else the failure. */
   reach(endpoint: IpEndpoint, timeoutMs: number): Promise<ProbeOutcome | undefined>;
 }
 
 /** `probe`, reusing answers as the module says. */
 export function reusingProber(probe: Prober, options: ReuseOptions): Prober {
-  const answered = new Map<string, { at: number; outcome: ProbeOutcome }>();
+  /** The last answer, when it was probed, and when its host was last seen accepting. */
+  const answered = new Map<string, { at: number; checked: number; outcome: ProbeOutcome }>();
   const inFlight = new Map<string, Promise<ProbeOutcome>>();
   const start = (key: string, endpoint: IpEndpoint, algorithms: readonly string[], ms: number) => {
     const flight = probe(endpoint, algorithms, ms).then((outcome) => {
-      if (outcome.kind === "answered") answered.set(key, { at: options.now(), outcome });
-      else answered.delete(key);
+      if (outcome.kind === "answered") {
+        answered.set(key, { at: options.now(), checked: options.now(), outcome });
+      } else answered.delete(key);
       return outcome;
     }).finally(() => inFlight.delete(key));
     inFlight.set(key, flight);
@@ -43,8 +54,12 @@ export function reusingProber(probe: Prober, options: ReuseOptions): Prober {
     const key = `${formatEndpoint(endpoint)} ${hostKeyAlgorithms.join(",")}`;
     const known = answered.get(key);
     if (known && options.now() - known.at < options.windowMs) {
+      if (options.now() - known.checked < options.freshMs) return known.outcome;
       const failure = await options.reach(endpoint, timeoutMs);
-      if (!failure) return known.outcome;
+      if (!failure) {
+        known.checked = options.now();
+        return known.outcome;
+      }
       answered.delete(key);
       return failure;
     }

@@ -123,7 +123,9 @@ export async function probeSsh(
       resolve({
         kind: "failed",
         reason: "timeout",
-        message: `No SSH answer from ${options.label} within ${seconds}`,
+        message: options.connectOnly
+          ? `No connection to ${options.label} within ${seconds}`
+          : `No SSH answer from ${options.label} within ${seconds}`,
       });
     }, options.timeoutMs);
   });

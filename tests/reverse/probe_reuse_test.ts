@@ -32,6 +32,7 @@ function setup(outcomes: ProbeOutcome[] = [], reachable = true) {
     {
       now: () => clock,
       windowMs: 30_000,
+      freshMs: 2_000,
       reach: (endpoint) => {
         calls.push(`reach ${endpoint.ip.text}`);
         return Promise.resolve(state.reachable ? undefined : REFUSED);
@@ -85,8 +86,12 @@ Deno.test("a session that joined a probe which ran out of time probes again with
 Deno.test("within the window an answer is reused after a bare connect; after it, probed again", async () => {
   const bed = setup();
   await bed.probe(A, ["ssh-ed25519"], 3000);
-  bed.advance(29_000);
+  // Checked 1 s ago: reused as it is.
+  bed.advance(1_000);
   assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), ANSWER);
+  bed.advance(28_000);
+  assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), ANSWER);
+  // The connect 1 s ago stands, but not for the probe: 30 s after it, probed again.
   bed.advance(1_000);
   await bed.probe(A, ["ssh-ed25519"], 3000);
   assertEquals(bed.calls, [
@@ -96,9 +101,10 @@ Deno.test("within the window an answer is reused after a bare connect; after it,
   ]);
 });
 
-Deno.test("a host that stopped accepting fails at once, and its answer is forgotten", async () => {
+Deno.test("a host that stopped accepting fails at its next check, and its answer is forgotten", async () => {
   const bed = setup();
   await bed.probe(A, ["ssh-ed25519"], 3000);
+  bed.advance(2_000);
   bed.state.reachable = false;
   assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), REFUSED);
   bed.state.reachable = true;

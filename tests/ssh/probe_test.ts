@@ -110,5 +110,9 @@ Deno.test("reachSsh() only connects: nothing is sent, failures read as the probe
     },
   );
   const hung = await reachSsh(() => new Promise(() => {}), { ...OPTIONS, timeoutMs: 50 });
-  assertEquals(hung?.reason, "timeout");
+  assertEquals(hung, {
+    kind: "failed",
+    reason: "timeout",
+    message: "No connection to 198.18.2.2:22 within 0.1 s",
+  });
 });
