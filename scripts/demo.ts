@@ -81,6 +81,11 @@ try {
     .replaceAll("/var/lib/xferproxy", `${bed.dir}/state`)
     .replace("<log_directory></log_directory>", `<log_directory>${bed.dir}/log</log_directory>`)
     .replace("<squash_user>xfer</squash_user>", `<squash_user>${USERS.xfer}</squash_user>`)
+    // Where the testbed's DNAT service listens: it decides and registers every session.
+    .replace(
+      "<server>",
+      `<server>\n    <service_socket>${bed.dir}/run/dnat.sock</service_socket>`,
+    )
     // The default command policy plus the demo's UDP echo endpoint, the stand-in for ascp's data
     // side, which therefore also gets UDP forwarding.
     .replace(
