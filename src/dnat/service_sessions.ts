@@ -31,11 +31,9 @@ import {
   decideReplyLine,
   type DecideRequest,
   type FileAnswer,
-  MAX_READS,
-  parseFileAnswer,
-  protocolLine,
 } from "../reverse/decide_protocol.ts";
 import { loopback } from "./service_loopback.ts";
+import { sessionReads } from "./session_reads.ts";
 
 /** How a process ended, as far as the kernel still knew. */
 export interface ExitStatus {
@@ -108,9 +106,6 @@ export interface DecidingSession {
   /** Has the session read a file as itself (its keyfile); rejects when it does not answer. */
   read(path: string): Promise<FileAnswer>;
 }
-
-/** How long a session may take to read a file for its decision. */
-export const READ_TIMEOUT_MS = 10_000;
 
 /** How long a session may take between its requests (probing hosts is the slow part). */
 export const REQUEST_TIMEOUT_MS = 120_000;
@@ -385,20 +380,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     if (typeof identity === "string") {
       return answer({ op: "decided", tell: [`xferproxy: ${identity}`], exit: 255 });
     }
-    let reads = 0;
-    let turn: Promise<unknown> = Promise.resolve();
-    /** One read at a time: the session answers its lines in order. */
-    const read = (path: string): Promise<FileAnswer> => {
-      const asked = turn.then(async () => {
-        if (++reads > MAX_READS) throw new Error("the decision asked for too many reads");
-        connection.send(protocolLine({ op: "read", path }));
-        const answer = parseFileAnswer((await connection.nextLine(READ_TIMEOUT_MS)) ?? "");
-        if (!answer) throw new Error(`the session did not answer the read of ${path}`);
-        return answer;
-      });
-      turn = asked.catch(() => {});
-      return asked;
-    };
+    const read = sessionReads(connection);
     const inside = loopback(connection.peer);
     // Ended, however it ends, it answers the decision's next request at once (as a closed
     // socket would); its error is rethrown below, and must not go unhandled meanwhile: the

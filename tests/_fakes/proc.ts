@@ -115,3 +115,21 @@ export function fakeProc(
     },
   };
 }
+
+/**
+ * One sshd session as /proc shows it: sshd's monitor 600 holds client 198.18.1.2:48686 → proxy
+ * 198.18.1.1:22, session 700 is the user's (uid 1005), and 900 is the same user's process
+ * outside sshd's tree. For the service's session tests.
+ */
+export const SSHD_SESSION = (() => {
+  const uid = 1005;
+  const tree: FakeProcess[] = [
+    { pid: 1, ppid: 0, uid: 0, comm: "systemd" },
+    { pid: 600, ppid: 1, uid: 0, comm: "sshd", sockets: [4242] },
+    { pid: 601, ppid: 600, uid, comm: "sshd" },
+    { pid: 700, ppid: 601, uid, comm: "xferproxy", startTicks: 300 },
+    { pid: 900, ppid: 1, uid, comm: "sleep", startTicks: 400 },
+  ];
+  const tcp = [{ local: hex4("198.18.1.1", 22), remote: hex4("198.18.1.2", 48686), inode: 4242 }];
+  return { boot: 1_796_000_000, uid, tree, tcp };
+})();

@@ -13,7 +13,7 @@ import { startMs } from "../../src/dnat/procfs.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
 import { fakeLogger } from "../_fakes/logger.ts";
-import { fakeProc, type FakeProcess, hex4 } from "../_fakes/proc.ts";
+import { fakeProc, SSHD_SESSION } from "../_fakes/proc.ts";
 import { registration } from "./_build.ts";
 import { install } from "../../src/dnat/install.ts";
 import { parseIp } from "../../src/net/ip.ts";
@@ -23,19 +23,9 @@ const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
 <rule host_ip="198.18.1.1"><hosts><host>198.18.2.2</host><host>198.18.2.3</host></hosts><keyfile>/k</keyfile><src_port_filtering>false</src_port_filtering></rule>
 </rules></rproxy></server>`).config!;
 
-const BOOT = 1_796_000_000;
-const USER = 1005;
 const ID = "3a9fd819-59c3-42bc-b0a2-d26304a1eb84";
 
-/** sshd's monitor 600 holds client 198.18.1.2:48686 → proxy 198.18.1.1:22; session 700 is the user's. */
-const TREE: FakeProcess[] = [
-  { pid: 1, ppid: 0, uid: 0, comm: "systemd" },
-  { pid: 600, ppid: 1, uid: 0, comm: "sshd", sockets: [4242] },
-  { pid: 601, ppid: 600, uid: USER, comm: "sshd" },
-  { pid: 700, ppid: 601, uid: USER, comm: "xferproxy", startTicks: 300 },
-  { pid: 900, ppid: 1, uid: USER, comm: "sleep", startTicks: 400 },
-];
-const TCP = [{ local: hex4("198.18.1.1", 22), remote: hex4("198.18.1.2", 48686), inode: 4242 }];
+const { boot: BOOT, uid: USER, tree: TREE, tcp: TCP } = SSHD_SESSION;
 const OWNER_START = startMs(BOOT, 300);
 
 /** A connection that plays the session's lines and keeps the service's replies. */

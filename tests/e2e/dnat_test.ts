@@ -135,6 +135,17 @@ async function spawnWithPid(pid: number, argv: string[]): Promise<Deno.ChildProc
   return undefined;
 }
 
+/** Datagrams of port 48000 sent in 8 rounds of 5 while `upgrade` runs: how many each echoed. */
+async function echoedDuring(bed: Testbed, upgrade: () => Promise<void>): Promise<number[]> {
+  const rounds = (async () => {
+    const echoed: number[] = [];
+    for (let i = 0; i < 8; i++) echoed.push(await sendUdp(bed, 48000, IP.proxy, 33001, 5));
+    return echoed;
+  })();
+  await upgrade();
+  return await rounds;
+}
+
 /**
  * Puts a live session's rules in the shape the previous version wrote (per-session MASQUERADE and
  * ACCEPT, no mark, no fixed rules), then starts the DNAT service as an upgrade would: the flow that
@@ -174,13 +185,7 @@ async function convertsLegacyRules(bed: Testbed): Promise<void> {
         (await conntrackFlows(bed)).split("\n").find((l) => l.includes("sport=48000")) ?? "";
       assertIncludes(await flow(), "mark=0 ");
       // The upgrade: the service starts while datagrams keep crossing, every one echoed.
-      const rounds = (async () => {
-        const echoed: number[] = [];
-        for (let i = 0; i < 8; i++) echoed.push(await sendUdp(bed, 48000, IP.proxy, 33001, 5));
-        return echoed;
-      })();
-      await bed.startDnatService();
-      assertEquals(await rounds, [5, 5, 5, 5, 5, 5, 5, 5]);
+      assertEquals(await echoedDuring(bed, () => bed.startDnatService()), [5, 5, 5, 5, 5, 5, 5, 5]);
       await waitFor(
         "the conversion",
         async () => (await bed.log()).includes("Converted the rules of 1 live sessions"),
@@ -225,13 +230,7 @@ async function convertsLegacyNftTable(bed: Testbed): Promise<void> {
     try {
       assertEquals(await sendUdp(bed, 48000, IP.proxy, 33001, 10), 10);
       // The upgrade: the service starts while datagrams keep crossing, every one echoed.
-      const rounds = (async () => {
-        const echoed: number[] = [];
-        for (let i = 0; i < 8; i++) echoed.push(await sendUdp(bed, 48000, IP.proxy, 33001, 5));
-        return echoed;
-      })();
-      await bed.startDnatService();
-      assertEquals(await rounds, [5, 5, 5, 5, 5, 5, 5, 5]);
+      assertEquals(await echoedDuring(bed, () => bed.startDnatService()), [5, 5, 5, 5, 5, 5, 5, 5]);
       await waitFor(
         "the table's conversion",
         async () => (await rules("prerouting")).every((r) => r.includes("ct mark set 0x78700000")),

@@ -29,7 +29,7 @@ import type { ProbeOutcome } from "../../src/ssh/probe.ts";
 import { parseInline } from "../config/_load.ts";
 import { fakeDnatDeps } from "../_fakes/dnat.ts";
 import { fakeLogger } from "../_fakes/logger.ts";
-import { fakeProc, type FakeProcess, hex4 } from "../_fakes/proc.ts";
+import { fakeProc, SSHD_SESSION } from "../_fakes/proc.ts";
 import { fakeKeyBlob } from "../_fakes/ssh_server.ts";
 
 const KEY = fakeKeyBlob("ssh-ed25519", 1);
@@ -41,22 +41,12 @@ const config = parseInline(`<server><rproxy><enabled>true</enabled><known_hosts>
 <rule host_ip="198.18.1.1"><host>198.18.2.2</host><keyfile>/home/$(user)/id</keyfile><src_port_filtering>false</src_port_filtering></rule>
 </rules></rproxy></server>`).config!;
 
-const BOOT = 1_796_000_000;
-const ALICE = 1005;
 const BOB = 1006;
 const ID = "3a9fd819-59c3-42bc-b0a2-d26304a1eb84";
 /** The config file the service runs with; a session names it by device and inode. */
 const OWN_CONFIG = { dev: 2049, ino: 77 };
 
-/** sshd's monitor 600 holds client 198.18.1.2:48686 → proxy 198.18.1.1:22; 700 is alice's session. */
-const TREE: FakeProcess[] = [
-  { pid: 1, ppid: 0, uid: 0, comm: "systemd" },
-  { pid: 600, ppid: 1, uid: 0, comm: "sshd", sockets: [4242] },
-  { pid: 601, ppid: 600, uid: ALICE, comm: "sshd" },
-  { pid: 700, ppid: 601, uid: ALICE, comm: "xferproxy", startTicks: 300 },
-  { pid: 900, ppid: 1, uid: ALICE, comm: "sleep", startTicks: 400 },
-];
-const TCP = [{ local: hex4("198.18.1.1", 22), remote: hex4("198.18.1.2", 48686), inode: 4242 }];
+const { boot: BOOT, uid: ALICE, tree: TREE, tcp: TCP } = SSHD_SESSION;
 
 function setup(
   answer: ProbeOutcome = { kind: "answered", banner: "SSH-2.0-x", hostKey: KEY },
