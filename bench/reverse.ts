@@ -483,6 +483,12 @@ async function heldSessions(bed: Testbed, report: Report): Promise<void> {
       if (rules >= 2 * HELD || performance.now() - settled > 120_000) break;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
+    // Settled: its first round over every adopted session is done when its heartbeat counts them.
+    while (performance.now() - settled < 120_000) {
+      const beat = await Deno.readTextFile(`${bed.dir}/state/dnat/service.json`).catch(() => "{}");
+      if ((JSON.parse(beat).sessions ?? 0) >= HELD) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
     await new Promise((resolve) => setTimeout(resolve, 5000));
     const pid = await servicePid(bed);
     const service = await pssMib([pid]);
@@ -526,9 +532,11 @@ async function heldSessions(bed: Testbed, report: Report): Promise<void> {
     });
     report.add({
       section: "Scale",
-      metric: `DNAT service PSS holding ${HELD} sessions with UDP forwarding`,
+      metric: `DNAT service PSS holding ${HELD} sessions with UDP forwarding (max of ${
+        samples.length + 1
+      })`,
       unit: "MiB",
-      candidate: service,
+      candidate: Math.max(service, ...samples.map((s) => s.pss)),
       baseline: 64,
       baselineName: "target",
     });
@@ -551,7 +559,7 @@ async function heldSessions(bed: Testbed, report: Report): Promise<void> {
     ).length - before;
     report.extra.held = {
       sessions: HELD,
-      service_pss_mib: Number(service.toFixed(1)),
+      service_pss_mib_settled: Number(service.toFixed(1)),
       idle_cpu_percent: Number((idleCpu * 100).toFixed(2)),
       samples_every_5s: samples,
       all_removed_ms: Math.round(allGoneMs),

@@ -117,9 +117,11 @@ launch() {
   how=$1
   shift
   entry=main.js
+  v8=--max-semi-space-size=1
   [ "${1:-}" = reverse ] && entry=session.js
+  [ "${1:-} ${2:-}" = "dnat serve" ] && v8="$v8,--optimize-for-size"
   $how "$dir/deno" run --quiet --no-prompt --cached-only --frozen \
-    --v8-flags=--max-semi-space-size=1 \
+    "--v8-flags=$v8" \
     --config "$dir/deno.json" -P=xferproxy "$dir/app/$entry" "--launcher=$self" "$@"
 }
 # Root's caches, sealed for the other users: copied, their logs folded in by seal_cache.js (then

@@ -89,6 +89,11 @@ export interface ServiceHost {
   serveStatus(endpoint: IpEndpoint, respond: (request: Request) => Response): Promise<void>;
   /** Log lines this process could not write (log directory full or unwritable). */
   logLinesLost(): number;
+  /**
+   * Gives back the runtime's code pages and the allocator's free memory
+   * (platform/release_pages.ts); the bytes of code advised.
+   */
+  releaseMemory(): Promise<number>;
   /** Stops listening and watching, removes the socket and the heartbeat: stopped, not stale. */
   close(): Promise<void>;
 }
@@ -259,6 +264,12 @@ export async function serveDnat(
         return current;
       },
       stop: host.stop,
+      releaseMemory: async () => {
+        const released = await host.releaseMemory();
+        log.debug("Gave memory not needed lately back to the kernel ({mib} MiB of code advised)", {
+          mib: Math.round(released / 1048576),
+        });
+      },
       heartbeat: async (status) => {
         await startStatus();
         const lost = host.logLinesLost();

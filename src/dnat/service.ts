@@ -33,6 +33,11 @@ export const SERVICE_TIMING = {
   heartbeatEveryMs: 5000,
   /** Look at the config file for changes, and at the drain mark. */
   configEveryMs: 1000,
+  /**
+   * Give back the memory it has not needed lately: first once started, then this often. The
+   * pages it still uses come back from the page cache at once.
+   */
+  releaseMemoryEveryMs: 600_000,
 } as const;
 
 /**
@@ -90,6 +95,11 @@ export interface ServiceDeps extends DnatDeps {
    * heartbeat, so /healthz knows netfilter still answers.
    */
   netfilterAnsweredAt?(): number;
+  /**
+   * Gives back memory it has not needed lately (platform/release_pages.ts): after the first
+   * round, when everything it does to start is done, then every `releaseMemoryEveryMs`.
+   */
+  releaseMemory?(): Promise<void>;
 }
 
 /** Runs until `stop` fires. Errors of one round are logged; the next round tries again. */
@@ -118,6 +128,7 @@ export async function runService(deps: ServiceDeps): Promise<void> {
     orphans: -Infinity,
     refresh: -Infinity,
     heartbeat: -Infinity,
+    release: -Infinity,
     config: deps.now(),
   };
   let learnAt = Infinity;
@@ -207,6 +218,12 @@ export async function runService(deps: ServiceDeps): Promise<void> {
       }
     } catch (error) {
       deps.log.error("DNAT service round failed: {error}", { error: String(error) });
+    }
+    if (deps.releaseMemory && now - last.release >= SERVICE_TIMING.releaseMemoryEveryMs) {
+      last.release = now;
+      await deps.releaseMemory().catch((error) =>
+        deps.log.debug("Cannot give memory back: {error}", { error: errorText(error) })
+      );
     }
     await Promise.race([deps.sleep(SERVICE_TIMING.roundMs), stopped]);
   }

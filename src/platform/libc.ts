@@ -3,7 +3,7 @@
  * service: a Unix socket whose peer the kernel names (SO_PEERCRED,
  * SO_PEERPIDFD), pidfds and epoll to learn of a process's exit at once,
  * /proc (which Deno opens only to a fully privileged process), and the
- * accounts and groups NSS knows. Only the
+ * accounts and groups NSS knows, and memory given back (release_pages.ts). Only the
  * service loads it (and reverse mode, for its execve, through exec.ts).
  * @module
  */
@@ -39,6 +39,10 @@ const SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
+  // The C allocator's memory given back (the service, now and then), and bounded:
+  // mallopt(M_MMAP_THRESHOLD) keeps large buffers out of the heap.
+  malloc_trim: { parameters: ["usize"], result: "i32" },
+  mallopt: { parameters: ["i32", "i32"], result: "i32" },
   // memmove(dst, src, n) copies from a pointer the library returned into a buffer of ours.
   memmove: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
 } as const;

@@ -25,6 +25,7 @@ import { enableAccounting, writeHeartbeat } from "./dnat_host.ts";
 import { realRunner } from "./runner.ts";
 import { DEFAULT_LIMITS, serveHttp } from "./http_server.ts";
 import { logLinesLost } from "./log_outputs.ts";
+import { boundAllocator, releaseMemory } from "./release_pages.ts";
 
 /** The status endpoints serve a scraper and a load balancer's checks: a few connections, short. */
 const STATUS_LIMITS = {
@@ -98,6 +99,7 @@ export function realServiceHost(
   log: Logger,
   conntrack: Pick<Conntrack, "connection">,
 ): ServiceHost {
+  boundAllocator();
   const termination = terminationSignal();
   const proc = libcProcReader();
   let events: FdEvents | undefined;
@@ -158,6 +160,7 @@ export function realServiceHost(
       await Deno.chmod(path, 0o666);
     },
     logLinesLost,
+    releaseMemory,
     async serveStatus(endpoint, respond) {
       status = await serveHttp(
         { hostname: endpoint.ip.text, port: endpoint.port, limits: STATUS_LIMITS },

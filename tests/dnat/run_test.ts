@@ -84,6 +84,10 @@ function fakePlatform() {
         sshCounters: () => Promise.resolve(undefined),
         listen: (path, group) => Promise.resolve(void events.push(`listen ${path} ${group}`)),
         logLinesLost: () => 0,
+        releaseMemory: () => {
+          events.push("memory released");
+          return Promise.resolve(0);
+        },
         serveStatus: (endpoint) =>
           Promise.resolve(void events.push(`status ${endpoint.ip.text}:${endpoint.port}`)),
         close: () => Promise.resolve(void events.push("service closed")),
@@ -209,6 +213,12 @@ Deno.test("dnat serve logs to stderr too, runs until stopped, then releases its 
   assertEquals(status, 0);
   assertEquals(events[0], "stderr true");
   assertEquals(events.includes("listen /run/xferproxy/dnat.sock xferproxy"), true);
+  // Once, after it listens: the pages it needed to start are not needed again.
+  assertEquals(events.filter((e) => e === "memory released").length, 1);
+  assertEquals(
+    events.indexOf("memory released") > events.indexOf("listen /run/xferproxy/dnat.sock xferproxy"),
+    true,
+  );
   assertMatch(logs.lines().join("\n"), /DNAT service started/);
   assertEquals(events.slice(-2), ["service closed", "close"]);
 });

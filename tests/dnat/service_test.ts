@@ -70,6 +70,28 @@ Deno.test("the service removes a session's rules within the liveness interval af
   assertEquals(bed.beats.length >= 2, true);
 });
 
+Deno.test("the service gives memory back once its first round put the rules back, then every 10 minutes", async () => {
+  const calls: string[] = [];
+  const bed = serviceRun(2 * SERVICE_TIMING.releaseMemoryEveryMs + 1000, () => {});
+  const started = bed.clock.now();
+  bed.processes.running.set(77, { uid: 0, start: 1_000 });
+  const { forwarding: { session } } = await install(bed.deps, request(77));
+  // A restart: the kernel lost the rules; the first round reconciles them.
+  bed.backend.flush();
+  await runService({
+    ...bed.deps,
+    releaseMemory: () => {
+      calls.push(`${bed.clock.now() - started} ms: rules ${bed.backend.kernel.has(session.id)}`);
+      return Promise.resolve();
+    },
+  });
+  const every = SERVICE_TIMING.releaseMemoryEveryMs;
+  assertEquals(calls.length, 3);
+  assertEquals(calls[0], "0 ms: rules true");
+  // Measured from the round's start: the fake clock moves only in the round's sleeps.
+  assertEquals(calls.slice(1).map((c) => Number(c.split(" ")[0])), [every, 2 * every]);
+});
+
 Deno.test("the service learns a source port as soon as the first flow shows", async () => {
   const bed = serviceRun(3000, (elapsed) => {
     if (elapsed >= 1000 && bed.conntrack.flowList.length === 0) {
