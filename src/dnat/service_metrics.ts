@@ -11,7 +11,12 @@ import { MetricsRegistry } from "../metrics/prometheus.ts";
 import type { Registry } from "./registry.ts";
 
 /** Why the service refused a session. */
-export type RefusalReason = "draining" | "not_authorized" | "failed" | "bad_request";
+export type RefusalReason =
+  | "draining"
+  | "not_authorized"
+  | "failed"
+  | "bad_request"
+  | "too_many_connections";
 
 /** What one ended session moved. */
 export interface EndedCounts {
@@ -72,7 +77,7 @@ export function serviceMetrics(
   );
   const refused = r.counter(
     "xferproxy_reverse_sessions_refused_total",
-    "Reverse sessions the service refused, by reason (draining, not_authorized, failed, bad_request).",
+    "Reverse sessions the service refused, by reason (draining, not_authorized, failed, bad_request, too_many_connections).",
     ["reason"],
   );
   const setup = r.histogram(

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { accountLimit, MAX_CONNECTIONS_PER_ACCOUNT } from "./account_limit.ts";
 import { UserError } from "../errors.ts";
 import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
 import type { Balancer } from "../balancer/balancer.ts";
@@ -398,6 +399,20 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     }
   }
 
+  const limit = accountLimit();
+
+  /** Closes a connection past its account's limit at once: not a byte read, nothing said. */
+  function overLimit(connection: SessionConnection): void {
+    const { uid, pid } = connection.peer;
+    connection.close();
+    deps.metrics?.refused("too_many_connections");
+    if (!limit.logRefusal(uid, deps.now())) return;
+    log.warn(
+      "Refused a connection from process {pid}: uid {uid} holds {limit} connections to the service already (more within a minute are refused without a line)",
+      { pid, uid, limit: MAX_CONNECTIONS_PER_ACCOUNT },
+    );
+  }
+
   /**
    * Serves one connection. The peer's pidfd is the connection's until a registration's watch
    * takes it; whatever else happens, it is closed when the connection is done.
@@ -409,8 +424,14 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
       pidfd = undefined;
       return taken;
     };
+    const uid = connection.peer.uid;
     try {
-      await converseFrom(connection, takePidfd);
+      if (!limit.admit(uid)) return overLimit(connection);
+      try {
+        await converseFrom(connection, takePidfd);
+      } finally {
+        limit.release(uid);
+      }
     } finally {
       if (pidfd !== undefined) deps.exits.release(pidfd);
     }

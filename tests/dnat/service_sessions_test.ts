@@ -17,6 +17,7 @@ import { fakeProc, SSHD_SESSION } from "../_fakes/proc.ts";
 import { registration } from "./_build.ts";
 import { install } from "../../src/dnat/install.ts";
 import { parseIp } from "../../src/net/ip.ts";
+import { MAX_CONNECTIONS_PER_ACCOUNT } from "../../src/dnat/account_limit.ts";
 import { serviceMetrics } from "../../src/dnat/service_metrics.ts";
 
 const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
@@ -352,4 +353,46 @@ Deno.test("the peer's pidfd is closed with every connection that does not regist
     await bed.service.serve(connection(700, [HELLO, register(false)], USER, 46).conn);
     assertEquals([bed.pidfds.watched, bed.pidfds.released], [[46], []]);
   });
+});
+
+Deno.test("one account's connections past the limit are closed unread; other accounts are served", async () => {
+  const bed = setup();
+  // An account holding the limit: connections that never send their first line.
+  const releases: Array<() => void> = [];
+  const idle = (uid: number) => {
+    let closed = false;
+    const conn: SessionConnection = {
+      peer: { pid: 800, uid },
+      nextLine: () => new Promise((resolve) => releases.push(() => resolve(undefined))),
+      send: () => {},
+      close: () => void (closed = true),
+    };
+    return { conn, closed: () => closed };
+  };
+  const held = Array.from({ length: MAX_CONNECTIONS_PER_ACCOUNT }, () => idle(1500));
+  const serving = held.map((h) => bed.service.serve(h.conn));
+  await bed.settle();
+  assertEquals(held.some((h) => h.closed()), false);
+  // One more from that account: closed at once, its pidfd released, one line logged.
+  const over = connection(800, [HELLO], 1500, 61);
+  await bed.service.serve(over.conn);
+  assertEquals([over.closed(), over.replies], [true, []]);
+  assertEquals(bed.pidfds.released, [61]);
+  await bed.service.serve(connection(800, [HELLO], 1500).conn);
+  const warned = bed.log.records.filter((r) => r.text.includes("holds 1024 connections"));
+  assertEquals(warned.length, 1, "one line for a burst of refusals");
+  assertMatch(
+    bed.metrics(),
+    /xferproxy_reverse_sessions_refused_total\{reason="too_many_connections"\} 2/,
+  );
+  // Another account is served meanwhile.
+  const other = connection(700, [HELLO, register(false)], USER, 62);
+  await bed.service.serve(other.conn);
+  assertEquals(other.replies.map((r) => "event" in r ? r.event : r.op), ["hello", "registered"]);
+  // Once the account's connections end, it is served again.
+  for (const release of releases) release();
+  await Promise.all(serving);
+  const again = connection(800, [HELLO], 1500);
+  await bed.service.serve(again.conn);
+  assertEquals(again.replies.length > 0, true, "the account is served again");
 });

@@ -34,6 +34,28 @@ print(s.recv(4096).decode().strip())
 `;
 
 /** Python that says hello argv[2] times, one connection each, and prints how many were answered. */
+/** Opens argv[2] connections that never speak, holds them argv[3] s, prints how many the service closed. */
+const HOLD = `
+import resource, signal, socket, sys, time
+signal.alarm(30)  # the whole run's bound: a blocking connect waits while the backlog is full
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+socks = []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    socks.append(s)
+time.sleep(float(sys.argv[3]))
+closed = 0
+for s in socks:
+    s.setblocking(False)
+    try:
+        closed += s.recv(1) == b''
+    except BlockingIOError:
+        pass
+print(closed)
+`;
+
 const REPEAT = `
 import socket, sys
 answered = 0
@@ -142,6 +164,24 @@ Deno.test({
           assertEquals([result.code, result.stdout.trim()], [0, "40"], result.stderr);
           const after = await fds();
           assertOk(after - before < 10, `the service holds ${after - before} more descriptors`);
+        },
+      );
+
+      await t.step(
+        "a group member holding connections open is cut at 1024; other accounts' sessions go on",
+        async () => {
+          const held = bed.inProxy([PYTHON, "-c", HOLD, socket, "1100", "3"], { user: bob });
+          await new Promise((resolve) => setTimeout(resolve, 1500));
+          const session = await bed.ssh(alice, IP.proxy, ["true"]);
+          const result = await held;
+          assertEquals(result.code, 0, result.stderr);
+          // Within 3 s (the first line's own limit is 5 s): exactly those past the limit.
+          assertEquals(result.stdout.trim(), String(1100 - 1024));
+          assertEquals(session.code, 0, session.stderr);
+          const warned = (await bed.log()).split("\n").filter((l) =>
+            l.includes("holds 1024 connections to the service already")
+          );
+          assertEquals(warned.length, 1, warned.join("\n"));
         },
       );
 
