@@ -119,6 +119,8 @@ launch() {
   entry=main.js
   v8=--max-semi-space-size=1
   [ "${1:-}" = reverse ] && entry=session.js
+  # The DNAT service lives for months and decides sessions in bursts: a heap that favours size
+  # over speed (left to grow, garbage had doubled it under 200 sessions; docs/dnat.md).
   [ "${1:-} ${2:-}" = "dnat serve" ] && v8="$v8,--optimize-for-size"
   $how "$dir/deno" run --quiet --no-prompt --cached-only --frozen \
     "--v8-flags=$v8" \
