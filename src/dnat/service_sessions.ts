@@ -325,8 +325,17 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     }
   }
 
+  /**
+   * Servers the service is checking now. Reports meanwhile join the check under way: a burst of
+   * sessions, or a group member reporting in a loop, would otherwise each have the root service
+   * open one more connection to the server, without bound.
+   */
+  const checking = new Set<string>();
+
   function checkFaulty(host: IpEndpoint, timeoutMs: number, reason: string) {
     const label = formatEndpoint(host);
+    if (checking.has(label)) return;
+    checking.add(label);
     deps.reachable(host, timeoutMs).then(async (answers) => {
       if (answers) {
         log.debug("A session found {server} unreachable ({reason}); it answers here", {
@@ -344,7 +353,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
       });
     }).catch((error) =>
       log.warn("Cannot check server {server}: {error}", { server: label, error: String(error) })
-    );
+    ).finally(() => checking.delete(label));
   }
 
   /** The kernel's word on who connected; undefined (logged, counted) when no sshd session is. */

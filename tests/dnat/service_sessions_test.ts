@@ -52,6 +52,8 @@ function setup(draining = () => false) {
   const pidfds = { watched: [] as (number | undefined)[], released: [] as number[] };
   const reachable: string[] = [];
   let answers = true;
+  /** While set, every check waits for it: a server slow to answer. */
+  let slow: Promise<void> | undefined;
   const deps: SessionServiceDeps = {
     ...fakes.deps,
     log,
@@ -66,9 +68,10 @@ function setup(draining = () => false) {
       release: (pidfd) => void pidfds.released.push(pidfd),
     },
     balancer: createBalancer(memoryJson(), () => fakes.clock.now()),
-    reachable: (endpoint) => {
+    reachable: async (endpoint) => {
       reachable.push(`${endpoint.ip.text}:${endpoint.port}`);
-      return Promise.resolve(answers);
+      await slow;
+      return answers;
     },
     sshCounters: () =>
       Promise.resolve({ in: { bytes: 5000, packets: 50 }, out: { bytes: 9000, packets: 60 } }),
@@ -96,6 +99,15 @@ function setup(draining = () => false) {
     settle,
     reachable,
     unreachable: () => void (answers = false),
+    /** Checks wait until the returned function is called. */
+    slowChecks: () => {
+      let answer = () => {};
+      slow = new Promise<void>((resolve) => answer = resolve);
+      return () => {
+        slow = undefined;
+        answer();
+      };
+    },
   };
 }
 
@@ -223,6 +235,31 @@ Deno.test("a reported failure marks a server faulty only when the service cannot
     bed.log.records.some((r) => /198\.18\.2\.2:22 is not responding, marked faulty/.test(r.text)),
     true,
   );
+});
+
+Deno.test("reports of a server that fail while the service checks it join that check", async () => {
+  const bed = setup();
+  const answer = bed.slowChecks();
+  bed.unreachable();
+  // A burst of sessions, or a group member reporting in a loop: each report used to open one
+  // more connection to the server from the root service, without bound.
+  const failed = line({ op: "failed", rule: 1, host: 0, reason: "no answer" });
+  const other = line({ op: "failed", rule: 1, host: 1, reason: "no answer" });
+  const reports = [HELLO, ...Array.from({ length: 500 }, () => failed), other, other];
+  const looping = connection(700, reports);
+  await bed.service.serve(looping.conn);
+  await bed.service.serve(connection(700, [HELLO, failed]).conn);
+  await bed.settle();
+  assertEquals(looping.replies.length, reports.length, "every report is answered");
+  assertEquals(bed.reachable, ["198.18.2.2:22", "198.18.2.3:22"], "one check per server");
+  answer();
+  await bed.settle();
+  const marked = bed.log.records.filter((r) => /is not responding, marked faulty/.test(r.text));
+  assertEquals(marked.length, 2, "one line per server");
+  // Once the check is done, a new report is checked again.
+  await bed.service.serve(connection(700, [HELLO, failed]).conn);
+  await bed.settle();
+  assertEquals(bed.reachable.length, 3);
 });
 
 Deno.test("adopt() watches sessions registered through sudo, and ends those already gone", async () => {
