@@ -356,18 +356,22 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     ).finally(() => checking.delete(label));
   }
 
+  const limit = accountLimit();
+
   /** The kernel's word on who connected; undefined (logged, counted) when no sshd session is. */
   async function admit(connection: SessionConnection): Promise<SessionIdentity | string> {
     try {
       return await identify(connection);
     } catch (error) {
       if (!(error instanceof UserError)) throw error;
-      log.warn("Refused a connection from process {pid} (uid {uid}): {reason}", {
-        pid: connection.peer.pid,
-        uid: connection.peer.uid,
-        reason: error.message,
-      });
       deps.metrics?.refused("not_authorized");
+      // A group member's process connecting in a loop must not fill the log: counted, each one.
+      const { pid, uid } = connection.peer;
+      if (!limit.logRefusal(uid, deps.now(), "admission")) return error.message;
+      log.warn(
+        "Refused a connection from process {pid} (uid {uid}): {reason} (more from uid {uid} within a minute are counted, not logged)",
+        { pid, uid, reason: error.message },
+      );
       return error.message;
     }
   }
@@ -407,8 +411,6 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
       connection.close();
     }
   }
-
-  const limit = accountLimit();
 
   /** Closes a connection past its account's limit at once: not a byte read, nothing said. */
   function overLimit(connection: SessionConnection): void {

@@ -17,7 +17,10 @@ import { fakeProc, SSHD_SESSION } from "../_fakes/proc.ts";
 import { registration } from "./_build.ts";
 import { install } from "../../src/dnat/install.ts";
 import { parseIp } from "../../src/net/ip.ts";
-import { MAX_CONNECTIONS_PER_ACCOUNT } from "../../src/dnat/account_limit.ts";
+import {
+  MAX_CONNECTIONS_PER_ACCOUNT,
+  OVER_LIMIT_LOG_EVERY_MS,
+} from "../../src/dnat/account_limit.ts";
 import { serviceMetrics } from "../../src/dnat/service_metrics.ts";
 
 const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
@@ -188,6 +191,21 @@ Deno.test("a process no sshd started is refused at hello; nothing is issued or r
   const swapped = connection(700, [HELLO], 1006);
   await bed.service.serve(swapped.conn);
   assertMatch(JSON.stringify(swapped.replies), /changed hands/);
+});
+
+Deno.test("refusals at hello are logged once a minute per account, and every one counted", async () => {
+  const bed = setup();
+  // A group member's process no sshd started, connecting in a loop: a line each filled the log.
+  for (let i = 0; i < 200; i++) await bed.service.serve(connection(900, [HELLO]).conn);
+  await bed.service.serve(connection(700, [HELLO], 1006).conn);
+  const logged = () =>
+    bed.log.records.filter((r) => r.text.startsWith("Refused a connection from process"))
+      .map((r) => r.fields?.uid);
+  assertEquals(logged(), [USER, 1006]);
+  assertMatch(bed.metrics(), /refused_total\{reason="not_authorized"\} 201/);
+  bed.clock.advance(OVER_LIMIT_LOG_EVERY_MS);
+  await bed.service.serve(connection(900, [HELLO]).conn);
+  assertEquals(logged(), [USER, 1006, USER]);
 });
 
 Deno.test("anything but hello first, or a malformed request later, ends the conversation", async (t) => {
