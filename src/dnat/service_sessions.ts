@@ -426,7 +426,8 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
 
   /**
    * Serves one connection. The peer's pidfd is the connection's until a registration's watch
-   * takes it; whatever else happens, it is closed when the connection is done.
+   * takes it; whatever else happens, it is closed when the connection is done, and so is the
+   * connection (an unexpected error on the way would leave it open to the peer for good).
    */
   async function serve(connection: SessionConnection): Promise<void> {
     let pidfd = connection.peer.pidfd;
@@ -444,6 +445,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
         limit.release(uid);
       }
     } finally {
+      connection.close();
       if (pidfd !== undefined) deps.exits.release(pidfd);
     }
   }

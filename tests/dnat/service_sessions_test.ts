@@ -1,4 +1,4 @@
-import { assertEquals, assertIncludes, assertMatch } from "../_assert.ts";
+import { assertEquals, assertIncludes, assertMatch, assertRejects } from "../_assert.ts";
 import {
   type ExitStatus,
   type SessionConnection,
@@ -408,6 +408,17 @@ Deno.test("the peer's pidfd is closed with every connection that does not regist
     await bed.service.serve(connection(700, [HELLO, register(false)], USER, 46).conn);
     assertEquals([bed.pidfds.watched, bed.pidfds.released], [[46], []]);
   });
+});
+
+Deno.test("a connection is closed however serving it fails, not left open to the peer", async () => {
+  // Anything unexpected on the way (here the drain mark cannot be read): the error is the
+  // caller's to log, the socket is not left open for good with its descriptor and watch.
+  const bed = setup(() => {
+    throw new Error("cannot read the drain mark");
+  });
+  const session = connection(700, [HELLO], USER, 47);
+  await assertRejects(() => bed.service.serve(session.conn), Error, "drain mark");
+  assertEquals([session.closed(), bed.pidfds.released], [true, [47]]);
 });
 
 Deno.test("one account's connections past the limit are closed unread; other accounts are served", async () => {
