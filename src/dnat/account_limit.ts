@@ -11,7 +11,7 @@
  * needs.
  */
 export const MAX_CONNECTIONS_PER_ACCOUNT = 1024;
-/** The refusals of one account past the limit are logged at most this often. */
+/** The refusals of one account of one kind (past the limit, not admitted) are logged at most this often. */
 export const OVER_LIMIT_LOG_EVERY_MS = 60_000;
 
 /** The connections each account holds now. */
@@ -20,14 +20,17 @@ export interface AccountLimit {
   admit(uid: number): boolean;
   /** One of `uid`'s admitted connections ended. */
   release(uid: number): void;
-  /** Whether a refusal of `uid` at `now` is to be logged (the first in a while). */
-  logRefusal(uid: number, now: number): boolean;
+  /**
+   * Whether a refusal of `uid` at `now` is to be logged: the first of its `kind` (too many
+   * connections, not admitted) in a while.
+   */
+  logRefusal(uid: number, now: number, kind?: "connections" | "admission"): boolean;
 }
 
 /** A limit of `max` connections per account. */
 export function accountLimit(max = MAX_CONNECTIONS_PER_ACCOUNT): AccountLimit {
   const open = new Map<number, number>();
-  const logged = new Map<number, number>();
+  const logged = new Map<string, number>();
   return {
     admit(uid) {
       const held = open.get(uid) ?? 0;
@@ -40,9 +43,10 @@ export function accountLimit(max = MAX_CONNECTIONS_PER_ACCOUNT): AccountLimit {
       if (left > 0) open.set(uid, left);
       else open.delete(uid);
     },
-    logRefusal(uid, now) {
-      if (now - (logged.get(uid) ?? -Infinity) < OVER_LIMIT_LOG_EVERY_MS) return false;
-      logged.set(uid, now);
+    logRefusal(uid, now, kind = "connections") {
+      const key = `${kind} ${uid}`;
+      if (now - (logged.get(key) ?? -Infinity) < OVER_LIMIT_LOG_EVERY_MS) return false;
+      logged.set(key, now);
       return true;
     },
   };

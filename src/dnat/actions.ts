@@ -62,7 +62,8 @@ export const SERVICE_REQUESTS: { readonly [R in ServiceRequest["op"]]: Privilege
   pick: { channels: ["socket"], scope: "the rule's host order; changes no one's state" },
   failed: {
     channels: ["socket"],
-    scope: "a host the peer could not reach: the service probes it before marking it",
+    scope:
+      "a host the peer could not reach: the service probes it (one probe at a time) before marking it",
   },
   register: {
     channels: ["socket"],

@@ -325,8 +325,17 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     }
   }
 
+  /**
+   * Servers the service is checking now. Reports meanwhile join the check under way: a burst of
+   * sessions, or a group member reporting in a loop, would otherwise each have the root service
+   * open one more connection to the server, without bound.
+   */
+  const checking = new Set<string>();
+
   function checkFaulty(host: IpEndpoint, timeoutMs: number, reason: string) {
     const label = formatEndpoint(host);
+    if (checking.has(label)) return;
+    checking.add(label);
     deps.reachable(host, timeoutMs).then(async (answers) => {
       if (answers) {
         log.debug("A session found {server} unreachable ({reason}); it answers here", {
@@ -344,8 +353,10 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
       });
     }).catch((error) =>
       log.warn("Cannot check server {server}: {error}", { server: label, error: String(error) })
-    );
+    ).finally(() => checking.delete(label));
   }
+
+  const limit = accountLimit();
 
   /** The kernel's word on who connected; undefined (logged, counted) when no sshd session is. */
   async function admit(connection: SessionConnection): Promise<SessionIdentity | string> {
@@ -353,12 +364,14 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
       return await identify(connection);
     } catch (error) {
       if (!(error instanceof UserError)) throw error;
-      log.warn("Refused a connection from process {pid} (uid {uid}): {reason}", {
-        pid: connection.peer.pid,
-        uid: connection.peer.uid,
-        reason: error.message,
-      });
       deps.metrics?.refused("not_authorized");
+      // A group member's process connecting in a loop must not fill the log: counted, each one.
+      const { pid, uid } = connection.peer;
+      if (!limit.logRefusal(uid, deps.now(), "admission")) return error.message;
+      log.warn(
+        "Refused a connection from process {pid} (uid {uid}): {reason} (more from uid {uid} within a minute are counted, not logged)",
+        { pid, uid, reason: error.message },
+      );
       return error.message;
     }
   }
@@ -399,8 +412,6 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     }
   }
 
-  const limit = accountLimit();
-
   /** Closes a connection past its account's limit at once: not a byte read, nothing said. */
   function overLimit(connection: SessionConnection): void {
     const { uid, pid } = connection.peer;
@@ -415,7 +426,8 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
 
   /**
    * Serves one connection. The peer's pidfd is the connection's until a registration's watch
-   * takes it; whatever else happens, it is closed when the connection is done.
+   * takes it; whatever else happens, it is closed when the connection is done, and so is the
+   * connection (an unexpected error on the way would leave it open to the peer for good).
    */
   async function serve(connection: SessionConnection): Promise<void> {
     let pidfd = connection.peer.pidfd;
@@ -433,6 +445,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
         limit.release(uid);
       }
     } finally {
+      connection.close();
       if (pidfd !== undefined) deps.exits.release(pidfd);
     }
   }

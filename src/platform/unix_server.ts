@@ -3,7 +3,8 @@
  * root and the proxy's group may open, and whose every connection comes
  * with its peer as the kernel knows it (SO_PEERCRED: pid and uid at
  * connect time; SO_PEERPIDFD, Linux 6.5+: a pidfd of that very process).
- * Lines in, lines out; nothing the peer writes says who it is.
+ * Lines in, lines out, read only as fast as the service takes them (a peer
+ * writing ahead waits on its own socket); nothing the peer writes says who it is.
  * @module
  */
 
@@ -125,13 +126,21 @@ function connection(fd: number, peer: Peer, events: FdEvents, maxLine: number): 
   let closed = false;
   const lines: string[] = [];
   let waiter: (() => void) | undefined;
-  const stop = events.watch(fd, () => {
+  // Read only while no whole line waits unread: a peer writing ahead (lines in a loop while its
+  // decision probes servers) then fills its own socket's buffer, not the service's memory. What
+  // waits is at most one read's lines and a partial line under `maxLine`.
+  let stop: (() => void) | undefined;
+  const pause = () => {
+    stop?.();
+    stop = undefined;
+  };
+  const onReadable = () => {
     for (;;) {
       const n = Number(c.read(fd, buffer, BigInt(buffer.length)));
       if (n < 0 && errno() === LINUX.EAGAIN) break;
       if (n <= 0) {
         ended = true;
-        stop();
+        pause();
         break;
       }
       pending += decoder.decode(buffer.subarray(0, n), { stream: true });
@@ -143,12 +152,25 @@ function connection(fd: number, peer: Peer, events: FdEvents, maxLine: number): 
       // A line longer than the protocol allows ends the conversation.
       if (pending.length > maxLine) {
         ended = true;
-        stop();
+        pause();
+        break;
+      }
+      if (lines.length > 0) {
+        pause();
         break;
       }
     }
     waiter?.();
-  });
+  };
+  const resume = () => {
+    if (stop || ended || closed) return;
+    try {
+      stop = events.watch(fd, onReadable);
+    } catch {
+      ended = true;
+    }
+  };
+  resume();
   return {
     peer,
     async nextLine(timeoutMs) {
@@ -156,6 +178,7 @@ function connection(fd: number, peer: Peer, events: FdEvents, maxLine: number): 
       while (lines.length === 0 && !ended && !closed) {
         const left = deadline - Date.now();
         if (left <= 0) return undefined;
+        resume();
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, left);
           waiter = () => {
@@ -181,7 +204,7 @@ function connection(fd: number, peer: Peer, events: FdEvents, maxLine: number): 
     close() {
       if (closed) return;
       closed = true;
-      stop();
+      pause();
       c.close(fd);
       waiter?.();
     },

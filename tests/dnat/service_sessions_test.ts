@@ -1,4 +1,4 @@
-import { assertEquals, assertIncludes, assertMatch } from "../_assert.ts";
+import { assertEquals, assertIncludes, assertMatch, assertRejects } from "../_assert.ts";
 import {
   type ExitStatus,
   type SessionConnection,
@@ -17,7 +17,10 @@ import { fakeProc, SSHD_SESSION } from "../_fakes/proc.ts";
 import { registration } from "./_build.ts";
 import { install } from "../../src/dnat/install.ts";
 import { parseIp } from "../../src/net/ip.ts";
-import { MAX_CONNECTIONS_PER_ACCOUNT } from "../../src/dnat/account_limit.ts";
+import {
+  MAX_CONNECTIONS_PER_ACCOUNT,
+  OVER_LIMIT_LOG_EVERY_MS,
+} from "../../src/dnat/account_limit.ts";
 import { serviceMetrics } from "../../src/dnat/service_metrics.ts";
 
 const config = parseInline(`<server><rproxy><enabled>true</enabled><rules>
@@ -52,6 +55,8 @@ function setup(draining = () => false) {
   const pidfds = { watched: [] as (number | undefined)[], released: [] as number[] };
   const reachable: string[] = [];
   let answers = true;
+  /** While set, every check waits for it: a server slow to answer. */
+  let slow: Promise<void> | undefined;
   const deps: SessionServiceDeps = {
     ...fakes.deps,
     log,
@@ -66,9 +71,10 @@ function setup(draining = () => false) {
       release: (pidfd) => void pidfds.released.push(pidfd),
     },
     balancer: createBalancer(memoryJson(), () => fakes.clock.now()),
-    reachable: (endpoint) => {
+    reachable: async (endpoint) => {
       reachable.push(`${endpoint.ip.text}:${endpoint.port}`);
-      return Promise.resolve(answers);
+      await slow;
+      return answers;
     },
     sshCounters: () =>
       Promise.resolve({ in: { bytes: 5000, packets: 50 }, out: { bytes: 9000, packets: 60 } }),
@@ -96,6 +102,15 @@ function setup(draining = () => false) {
     settle,
     reachable,
     unreachable: () => void (answers = false),
+    /** Checks wait until the returned function is called. */
+    slowChecks: () => {
+      let answer = () => {};
+      slow = new Promise<void>((resolve) => answer = resolve);
+      return () => {
+        slow = undefined;
+        answer();
+      };
+    },
   };
 }
 
@@ -178,6 +193,21 @@ Deno.test("a process no sshd started is refused at hello; nothing is issued or r
   assertMatch(JSON.stringify(swapped.replies), /changed hands/);
 });
 
+Deno.test("refusals at hello are logged once a minute per account, and every one counted", async () => {
+  const bed = setup();
+  // A group member's process no sshd started, connecting in a loop: a line each filled the log.
+  for (let i = 0; i < 200; i++) await bed.service.serve(connection(900, [HELLO]).conn);
+  await bed.service.serve(connection(700, [HELLO], 1006).conn);
+  const logged = () =>
+    bed.log.records.filter((r) => r.text.startsWith("Refused a connection from process"))
+      .map((r) => r.fields?.uid);
+  assertEquals(logged(), [USER, 1006]);
+  assertMatch(bed.metrics(), /refused_total\{reason="not_authorized"\} 201/);
+  bed.clock.advance(OVER_LIMIT_LOG_EVERY_MS);
+  await bed.service.serve(connection(900, [HELLO]).conn);
+  assertEquals(logged(), [USER, 1006, USER]);
+});
+
 Deno.test("anything but hello first, or a malformed request later, ends the conversation", async (t) => {
   const cases: Array<[string, string[], number]> = [
     ["a register before hello", [register(true)], 0],
@@ -223,6 +253,31 @@ Deno.test("a reported failure marks a server faulty only when the service cannot
     bed.log.records.some((r) => /198\.18\.2\.2:22 is not responding, marked faulty/.test(r.text)),
     true,
   );
+});
+
+Deno.test("reports of a server that fail while the service checks it join that check", async () => {
+  const bed = setup();
+  const answer = bed.slowChecks();
+  bed.unreachable();
+  // A burst of sessions, or a group member reporting in a loop: each report used to open one
+  // more connection to the server from the root service, without bound.
+  const failed = line({ op: "failed", rule: 1, host: 0, reason: "no answer" });
+  const other = line({ op: "failed", rule: 1, host: 1, reason: "no answer" });
+  const reports = [HELLO, ...Array.from({ length: 500 }, () => failed), other, other];
+  const looping = connection(700, reports);
+  await bed.service.serve(looping.conn);
+  await bed.service.serve(connection(700, [HELLO, failed]).conn);
+  await bed.settle();
+  assertEquals(looping.replies.length, reports.length, "every report is answered");
+  assertEquals(bed.reachable, ["198.18.2.2:22", "198.18.2.3:22"], "one check per server");
+  answer();
+  await bed.settle();
+  const marked = bed.log.records.filter((r) => /is not responding, marked faulty/.test(r.text));
+  assertEquals(marked.length, 2, "one line per server");
+  // Once the check is done, a new report is checked again.
+  await bed.service.serve(connection(700, [HELLO, failed]).conn);
+  await bed.settle();
+  assertEquals(bed.reachable.length, 3);
 });
 
 Deno.test("adopt() watches sessions registered through sudo, and ends those already gone", async () => {
@@ -353,6 +408,17 @@ Deno.test("the peer's pidfd is closed with every connection that does not regist
     await bed.service.serve(connection(700, [HELLO, register(false)], USER, 46).conn);
     assertEquals([bed.pidfds.watched, bed.pidfds.released], [[46], []]);
   });
+});
+
+Deno.test("a connection is closed however serving it fails, not left open to the peer", async () => {
+  // Anything unexpected on the way (here the drain mark cannot be read): the error is the
+  // caller's to log, the socket is not left open for good with its descriptor and watch.
+  const bed = setup(() => {
+    throw new Error("cannot read the drain mark");
+  });
+  const session = connection(700, [HELLO], USER, 47);
+  await assertRejects(() => bed.service.serve(session.conn), Error, "drain mark");
+  assertEquals([session.closed(), bed.pidfds.released], [true, [47]]);
 });
 
 Deno.test("one account's connections past the limit are closed unread; other accounts are served", async () => {

@@ -33,7 +33,6 @@ s.sendall(sys.argv[2].encode() + b'\\n' if len(sys.argv) > 2 else b'{"op":"hello
 print(s.recv(4096).decode().strip())
 `;
 
-/** Python that says hello argv[2] times, one connection each, and prints how many were answered. */
 /** Opens argv[2] connections that never speak, holds them argv[3] s, prints how many the service closed. */
 const HOLD = `
 import resource, signal, socket, sys, time
@@ -56,6 +55,7 @@ for s in socks:
 print(closed)
 `;
 
+/** Python that says hello argv[2] times, one connection each, and prints how many were answered. */
 const REPEAT = `
 import socket, sys
 answered = 0
@@ -158,12 +158,21 @@ Deno.test({
             for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) n++;
             return n;
           };
+          const refusals = async () =>
+            (await bed.log()).split("\n").filter((l) => l.includes("was not started by sshd"))
+              .length;
+          const logged = await refusals();
           const before = await fds();
           // A group member with a shell, connecting again and again: each is refused at hello.
           const result = await bed.inProxy([PYTHON, "-c", REPEAT, socket, "40"], { user: bob });
           assertEquals([result.code, result.stdout.trim()], [0, "40"], result.stderr);
           const after = await fds();
           assertOk(after - before < 10, `the service holds ${after - before} more descriptors`);
+          // Nor a log line each: one a minute per account (one may fall in a new minute).
+          assertOk(
+            (await refusals()) - logged <= 1,
+            "a refused connection in a loop fills the log",
+          );
         },
       );
 
