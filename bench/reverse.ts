@@ -585,8 +585,10 @@ async function heldSessions(bed: Testbed, report: Report): Promise<void> {
 
 /** A burst: sessions arriving at this rate, all with UDP forwarding. */
 const BURST = { sessions: Number(Deno.env.get("BENCH_BURST") ?? "300"), perSecond: 20 };
+/** How long a burst's session may take to start (startEchoSession's own limit). */
+const BURST_START_LIMIT_MS = 20_000;
 
-async function burst(bed: Testbed, report: Report): Promise<void> {
+async function burst(bed: Testbed, r: Routes, report: Report): Promise<void> {
   console.log(`Burst: ${BURST.sessions} FASP sessions arriving at ${BURST.perSecond}/s`);
   const sessions: EchoSession[] = [];
   const setup: number[] = [];
@@ -635,6 +637,44 @@ async function burst(bed: Testbed, report: Report): Promise<void> {
   } finally {
     for (const s of sessions) s.kill();
   }
+  await nativeBurst(
+    r,
+    report,
+    BURST.sessions - (report.extra.burst as { failed_to_start: number })
+      .failed_to_start,
+  );
+}
+
+/**
+ * What this host does with the same arrivals through the native double hop (`ssh … true`, held
+ * to the same 20 s): how much of the burst any proxy on it could start.
+ */
+async function nativeBurst(r: Routes, report: Report, proxyStarted: number): Promise<void> {
+  const setup: number[] = [];
+  const starting: Array<Promise<void>> = [];
+  for (let i = 0; i < BURST.sessions; i++) {
+    const began = performance.now();
+    starting.push(
+      run([...r.viaNative, "true"], { timeoutMs: BURST_START_LIMIT_MS }).then((result) => {
+        if (result.code === 0) setup.push(performance.now() - began);
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1000 / BURST.perSecond));
+  }
+  await Promise.all(starting);
+  report.extra.burst_native = {
+    started: setup.length,
+    setup_p50_ms: setup.length ? Math.round(percentile(setup, 50)) : null,
+    setup_worst_ms: setup.length ? Math.round(Math.max(...setup)) : null,
+  };
+  report.add({
+    section: "Burst",
+    metric: `sessions of ${BURST.sessions} at ${BURST.perSecond}/s set up within 20 s`,
+    unit: "sessions",
+    candidate: proxyStarted,
+    baseline: setup.length,
+    baselineName: "native double hop (ssh … true)",
+  });
 }
 
 async function parallelScp(bed: Testbed, r: Routes, report: Report): Promise<void> {
@@ -746,7 +786,7 @@ export async function reverseBenchmarks(report: Report): Promise<void> {
       ["aggregate", () => parallelScp(bed, r, report)],
       ["rate", () => startRate(r, report)],
       ["scale", () => manySessions(bed, report)],
-      ["burst", () => burst(bed, report)],
+      ["burst", () => burst(bed, r, report)],
       ["held", () => heldSessions(bed, report)],
     ];
     for (const [name, section] of sections) {
