@@ -3,9 +3,9 @@
  * runtime's code and read-only data (madvise MADV_PAGEOUT on the executable's read-only and
  * code mappings: V8 and Deno touch most of them only to start, and left mapped they were a third
  * of the service's memory), and the free memory of the C allocator (malloc_trim, and large buffers
- * kept out of its heap). Pages it
- * still uses fault back in from the page cache; only clean file pages are paged out, so nothing
- * is lost. MADV_PAGEOUT is Linux 5.4+; on an older kernel it does nothing.
+ * kept out of its heap). MADV_PAGEOUT is a hint that never discards data: pages the service still
+ * uses fault back in, from the page cache or, for the few the kernel dropped, from disk. Linux
+ * 5.4+; on an older kernel it does nothing.
  * @module
  */
 
@@ -25,7 +25,7 @@ const MMAP_THRESHOLD = 128 * 1024;
  * Keeps buffers of 128 KiB and more out of the C allocator's heap for good. By default glibc
  * raises that bound to the largest buffer freed so far (up to 32 MiB), and the heap then holds
  * on to the space of every large command output the service read (an iptables-save of 2000
- * rules): measured with 1000 sessions, its heap 19 → 12 MiB.
+ * rules): measured with 1000 sessions, its heap 19 → 13 MiB.
  */
 export function boundAllocator(): void {
   libc().mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
