@@ -591,23 +591,12 @@ const BURST_START_LIMIT_MS = 20_000;
 async function burst(bed: Testbed, r: Routes, report: Report): Promise<void> {
   console.log(`Burst: ${BURST.sessions} FASP sessions arriving at ${BURST.perSecond}/s`);
   const sessions: EchoSession[] = [];
-  const setup: number[] = [];
+  let failedToStart = BURST.sessions;
   try {
-    // Each outcome is settled as it happens: a session that fails to start while later ones
-    // are still arriving must not be an unhandled rejection that ends the run.
-    const starting: Array<Promise<boolean>> = [];
-    for (let i = 0; i < BURST.sessions; i++) {
-      const began = performance.now();
-      starting.push(
-        startEchoSession(bed, USERS.alice, IP.proxy, 33001).then((s) => {
-          setup.push(performance.now() - began);
-          sessions.push(s);
-          return true;
-        }, () => false),
-      );
-      await new Promise((resolve) => setTimeout(resolve, 1000 / BURST.perSecond));
-    }
-    const failedToStart = (await Promise.all(starting)).filter((started) => !started).length;
+    const started = await arrive(() => startEchoSession(bed, USERS.alice, IP.proxy, 33001));
+    sessions.push(...started.map((s) => s.value));
+    const setup = started.map((s) => s.ms);
+    failedToStart = BURST.sessions - started.length;
     const ends = await Promise.all(sessions.splice(0).map((s) => s.end()));
     const lostUdp = ends.filter((e) => e.stderr.includes("UDP forwarding is unavailable")).length;
     report.extra.burst = {
@@ -637,12 +626,24 @@ async function burst(bed: Testbed, r: Routes, report: Report): Promise<void> {
   } finally {
     for (const s of sessions) s.kill();
   }
-  await nativeBurst(
-    r,
-    report,
-    BURST.sessions - (report.extra.burst as { failed_to_start: number })
-      .failed_to_start,
-  );
+  await nativeBurst(r, report, BURST.sessions - failedToStart);
+}
+
+/**
+ * Starts BURST.sessions at BURST.perSecond and returns those that started, each with its set-up
+ * time. Each outcome is settled as it happens: a start that fails while later ones are still
+ * arriving must not be an unhandled rejection that ends the run.
+ */
+async function arrive<T>(start: () => Promise<T>): Promise<Array<{ ms: number; value: T }>> {
+  const starting: Array<Promise<{ ms: number; value: T } | undefined>> = [];
+  for (let i = 0; i < BURST.sessions; i++) {
+    const began = performance.now();
+    starting.push(
+      start().then((value) => ({ ms: performance.now() - began, value }), () => undefined),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1000 / BURST.perSecond));
+  }
+  return (await Promise.all(starting)).filter((s) => s !== undefined);
 }
 
 /**
@@ -650,18 +651,10 @@ async function burst(bed: Testbed, r: Routes, report: Report): Promise<void> {
  * to the same 20 s): how much of the burst any proxy on it could start.
  */
 async function nativeBurst(r: Routes, report: Report, proxyStarted: number): Promise<void> {
-  const setup: number[] = [];
-  const starting: Array<Promise<void>> = [];
-  for (let i = 0; i < BURST.sessions; i++) {
-    const began = performance.now();
-    starting.push(
-      run([...r.viaNative, "true"], { timeoutMs: BURST_START_LIMIT_MS }).then((result) => {
-        if (result.code === 0) setup.push(performance.now() - began);
-      }),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 1000 / BURST.perSecond));
-  }
-  await Promise.all(starting);
+  const setup = (await arrive(async () => {
+    const result = await run([...r.viaNative, "true"], { timeoutMs: BURST_START_LIMIT_MS });
+    if (result.code !== 0) throw new Error(result.stderr);
+  })).map((s) => s.ms);
   report.extra.burst_native = {
     started: setup.length,
     setup_p50_ms: setup.length ? Math.round(percentile(setup, 50)) : null,

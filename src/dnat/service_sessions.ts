@@ -10,10 +10,11 @@
  */
 
 import { accountLimit, MAX_CONNECTIONS_PER_ACCOUNT } from "./account_limit.ts";
+import { faultyChecker } from "./faulty_check.ts";
 import { UserError } from "../errors.ts";
 import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
 import type { Balancer } from "../balancer/balancer.ts";
-import { FAULTY_SECONDS, type ReverseRule } from "../config/mod.ts";
+import type { ReverseRule } from "../config/mod.ts";
 import { NotAuthorizedError } from "./errors.ts";
 import type { FlowCounters } from "./conntrack.ts";
 import type { Ended, Registration } from "./deps.ts";
@@ -160,6 +161,7 @@ export interface SessionService {
 export function sessionService(deps: SessionServiceDeps): SessionService {
   const watched = new Map<string, { cancel(): void }>();
   const log = deps.log;
+  const checkFaulty = faultyChecker(deps);
 
   const writeClosing = (ended: Ended, status: ExitStatus, how: "exited" | "removed") => {
     const ssh = ended.entry.ssh;
@@ -323,37 +325,6 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
         }
       }
     }
-  }
-
-  /**
-   * Servers the service is checking now. Reports meanwhile join the check under way: a burst of
-   * sessions, or a group member reporting in a loop, would otherwise each have the root service
-   * open one more connection to the server, without bound.
-   */
-  const checking = new Set<string>();
-
-  function checkFaulty(host: IpEndpoint, timeoutMs: number, reason: string) {
-    const label = formatEndpoint(host);
-    if (checking.has(label)) return;
-    checking.add(label);
-    deps.reachable(host, timeoutMs).then(async (answers) => {
-      if (answers) {
-        log.debug("A session found {server} unreachable ({reason}); it answers here", {
-          server: label,
-          reason,
-        });
-        return;
-      }
-      await deps.balancer.markFaulty(label, FAULTY_SECONDS);
-      deps.metrics?.hostMarkedFaulty(label);
-      log.warn("Server {server} is not responding, marked faulty for {seconds} s: {reason}", {
-        server: label,
-        seconds: FAULTY_SECONDS,
-        reason,
-      });
-    }).catch((error) =>
-      log.warn("Cannot check server {server}: {error}", { server: label, error: String(error) })
-    ).finally(() => checking.delete(label));
   }
 
   const limit = accountLimit();
