@@ -63,15 +63,15 @@ test-e2e: sysdeps dist
 
 test: check-static test-unit test-e2e
 
-demo: bin sysdeps
+demo: sysdeps bin
 	@examples/demo.sh
 
 # Two proxy nodes behind one address (docs/scale-out.md), in namespaces; under a minute. Root only.
-demo-scale: bin sysdeps
+demo-scale: sysdeps bin
 	@$(DENO) run --quiet --cached-only -A scripts/demo_scale.ts
 
 # Ratios against baselines measured in the same run; writes bench/results.{md,json}. Root only.
-bench: bin sysdeps
+bench: sysdeps bin
 	@$(DENO) run --quiet --cached-only -A bench/bench.ts
 
 fmt: deps

@@ -5,7 +5,8 @@
 # `deno compile` output. Where neither exists (no registry ships denort), it is a shell header
 # followed by a gzip'd tar of what the registries do ship: the Deno binary (npm @deno/linux-x64-glibc),
 # the bundled program (dist/app, one chunk per mode) and its npm packages (ssh2 stays a package:
-# its poly1305 loader needs __dirname). scripts/dist/header.sh unpacks it once, verified.
+# its poly1305 loader needs __dirname) and the session client, built here from
+# src/native/session_client.c. scripts/dist/header.sh unpacks it once, verified.
 # --strict: fail unless deno compile works.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -45,6 +46,15 @@ rm -rf "$root/dist/app"
   { echo "build-dist: the bundle lacks app/main.js or app/session.js" >&2; exit 1; }
 cp -a "$root/dist/app" "$stage/app"
 cp -L "$deno" "$stage/deno"
+# The session client (src/native/session_client.c), the first process of a reverse session:
+# linked statically, so the one build runs on every glibc the payload's Deno runs on.
+cc="${CC:-cc}"
+command -v "$cc" >/dev/null ||
+  { echo "build-dist: no C compiler ($cc) for the session client: install gcc and libc6-dev (Debian; 'make sysdeps' as root does) or gcc and glibc-static (RHEL)" >&2; exit 1; }
+"$cc" -std=c11 -O2 -s -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -Werror \
+  -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE -static-pie \
+  -o "$root/dist/xferproxy-session" "$root/src/native/session_client.c"
+cp "$root/dist/xferproxy-session" "$stage/session"
 cp "$root/deno.json" "$root/deno.lock" "$root/scripts/dist/seal_cache.js" \
   "$root/scripts/dist/warm_cache.js" "$stage/"
 # The contents (node_modules may be a link to another checkout's).

@@ -4,7 +4,7 @@
 # what is missing and how to install it, and fails.
 set -euo pipefail
 
-# command → Debian package
+# command (or a file's absolute path) → Debian package
 declare -A need=(
   [iptables]=iptables [iptables-restore]=iptables [nft]=nftables [conntrack]=conntrack
   [ip]=iproute2 [ps]=procps [sysctl]=procps [sshd]=openssh-server [ssh]=openssh-client [scp]=openssh-client
@@ -13,12 +13,18 @@ declare -A need=(
   [openssl]=openssl [dpkg-deb]=dpkg [rpmbuild]=rpm [rpm]=rpm [rpm2cpio]=rpm2cpio [cpio]=cpio
   [lintian]=lintian [rpmlint]=rpmlint [logrotate]=logrotate [systemd-analyze]=systemd
   [man]=man-db [script]=bsdutils [keepalived]=keepalived
+  # make bin builds the session client (src/native/session_client.c), linked statically.
+  [cc]=gcc [/usr/lib/x86_64-linux-gnu/libc.a]=libc6-dev
   # Login shells an internal account may have: the command policy is tested against each.
   [tcsh]=tcsh [bsd-csh]=csh [zsh]=zsh
 )
 missing=()
 for cmd in "${!need[@]}"; do
-  PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+  if [[ $cmd == /* ]]; then
+    [ -e "$cmd" ] || missing+=("${need[$cmd]}")
+  else
+    PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+  fi
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

@@ -111,8 +111,9 @@ unset DENO_AUTH_TOKENS DENO_CERT DENO_TLS_CA_STORE DENO_V8_FLAGS DENO_JOBS DENO_
 # Deno cannot open them for writing and keeps its caches in memory, silently.
 export DENO_DIR="$cache" DENO_NO_UPDATE_CHECK=1
 # The one command line: "launch exec …" replaces this shell, "launch command …" returns.
-# A reverse session starts by its light entry (app/session.js): when the DNAT service decides it,
-# the rest of the program is never loaded.
+# A reverse session starts as the session client (session, src/native/session_client.c): while
+# the DNAT service decides it, no Deno runtime starts at all. Otherwise the client runs the Deno
+# line it is given, whose light entry (app/session.js) tries the service the same way.
 launch() {
   how=$1
   shift
@@ -122,9 +123,17 @@ launch() {
   # The DNAT service lives for months and decides sessions in bursts: a heap that favours size
   # over speed (left to grow, garbage had doubled it under 200 sessions; docs/dnat.md).
   [ "${1:-} ${2:-}" = "dnat serve" ] && v8="$v8,--optimize-for-size"
-  $how "$dir/deno" run --quiet --no-prompt --cached-only --frozen \
+  n=$#
+  set -- "$@" "$dir/deno" run --quiet --no-prompt --cached-only --frozen \
     "--v8-flags=$v8" \
     --config "$dir/deno.json" -P=xferproxy "$dir/app/$entry" "--launcher=$self" "$@"
+  if [ "$entry" = session.js ]; then
+    # The client's arguments: how many of the session's come first, then the Deno line.
+    $how "$dir/session" "$n" "$@"
+  else
+    shift "$n"
+    $how "$@"
+  fi
 }
 # Root's caches, sealed for the other users: copied, their logs folded in by seal_cache.js (then
 # Deno opens them read-only instead of falling back to caches in memory), made read-only, and put
