@@ -12,6 +12,7 @@ import { bindPlatform, type ModeEntry, withoutPlatform } from "./src/cli/command
 import { parseCommandLine } from "./src/cli/parse.ts";
 import { helpMode, versionMode } from "./src/cli/help.ts";
 import { reportFailure } from "./src/cli/report.ts";
+import { UserError } from "./src/errors.ts";
 import type { Output } from "./src/cli/output.ts";
 import { checkMode } from "./src/check/command.ts";
 import { dnatMode } from "./src/dnat/command.ts";
@@ -44,6 +45,19 @@ export const MODES: readonly ModeEntry[] = [
 ];
 
 /**
+ * One environment variable. Part of a reverse session's comes from the SSH client: one that is not
+ * UTF-8 is a one-line refusal, not an internal error.
+ */
+function environmentVariable(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.InvalidData)) throw error;
+    throw new UserError(`${name} is not UTF-8 text`);
+  }
+}
+
+/**
  * Runs one command line; returns the exit status. `self`: this executable's
  * path, for the sudo call (see platform/self.ts). Exported for tests.
  */
@@ -57,7 +71,7 @@ export async function main(
   try {
     const invocation = parseCommandLine(MODES, argv);
     revokeExcept(invocation.needs);
-    return await invocation.run({ output, self, env: (name) => Deno.env.get(name) });
+    return await invocation.run({ output, self, env: environmentVariable });
   } catch (error) {
     return reportFailure(error, output, byRoot);
   }
@@ -70,8 +84,10 @@ export async function launchMain(launch: Launch): Promise<never> {
 
 if (import.meta.main) {
   const launch = parseLaunch(Deno.args, Deno.execPath());
-  // A session the DNAT service decides (session.ts is the launcher's light entry for it).
-  if (launch.args[0] === "reverse") {
+  // A compiled binary's session asks the DNAT service to decide it, loading only the light path.
+  // The launcher's sessions start as the session client (src/native/session_client.c), which
+  // runs this program only when the service could not decide: then it decides here, at once.
+  if (launch.args[0] === "reverse" && !launch.byLauncher) {
     const code = await (await import("./src/platform/thin_session.ts")).runThinSession(launch.args);
     if (code !== undefined) Deno.exit(code);
   }

@@ -36,14 +36,13 @@ if [ -n "${DENORT_BIN:-}" ] || $strict; then
   fi
 fi
 
-# One module graph per mode instead of ~100 source files: a reverse session, started once per
-# SSH session, loads in about half the time. session.ts is its own entry: a session the DNAT
-# service decides loads only that light path.
+# One module graph per mode instead of ~100 source files: a reverse session deciding itself, or a
+# compiled binary's asking the DNAT service (main.ts loads only the light path for it), loads in
+# about half the time.
 rm -rf "$root/dist/app"
 (cd "$root" && "$deno" bundle --quiet --frozen --platform deno --code-splitting \
-  --external ssh2 --outdir dist/app main.ts session.ts)
-[ -f "$root/dist/app/main.js" ] && [ -f "$root/dist/app/session.js" ] ||
-  { echo "build-dist: the bundle lacks app/main.js or app/session.js" >&2; exit 1; }
+  --external ssh2 --outdir dist/app main.ts)
+[ -f "$root/dist/app/main.js" ] || { echo "build-dist: the bundle lacks app/main.js" >&2; exit 1; }
 cp -a "$root/dist/app" "$stage/app"
 cp -L "$deno" "$stage/deno"
 # The session client (src/native/session_client.c), the first process of a reverse session:

@@ -113,21 +113,19 @@ export DENO_DIR="$cache" DENO_NO_UPDATE_CHECK=1
 # The one command line: "launch exec …" replaces this shell, "launch command …" returns.
 # A reverse session starts as the session client (session, src/native/session_client.c): while
 # the DNAT service decides it, no Deno runtime starts at all. Otherwise the client runs the Deno
-# line it is given, whose light entry (app/session.js) tries the service the same way.
+# line it is given, and the program decides the session itself.
 launch() {
   how=$1
   shift
-  entry=main.js
   v8=--max-semi-space-size=1
-  [ "${1:-}" = reverse ] && entry=session.js
   # The DNAT service lives for months and decides sessions in bursts: a heap that favours size
   # over speed (left to grow, garbage had doubled it under 200 sessions; docs/dnat.md).
   [ "${1:-} ${2:-}" = "dnat serve" ] && v8="$v8,--optimize-for-size"
   n=$#
   set -- "$@" "$dir/deno" run --quiet --no-prompt --cached-only --frozen \
     "--v8-flags=$v8" \
-    --config "$dir/deno.json" -P=xferproxy "$dir/app/$entry" "--launcher=$self" "$@"
-  if [ "$entry" = session.js ]; then
+    --config "$dir/deno.json" -P=xferproxy "$dir/app/main.js" "--launcher=$self" "$@"
+  if [ "${1:-}" = reverse ]; then
     # The client's arguments: how many of the session's come first, then the Deno line.
     $how "$dir/session" "$n" "$@"
   else

@@ -10,8 +10,8 @@
  * from the kernel (the socket's peer credentials, a pidfd), never from here.
  *
  * When the service cannot decide (not running, its socket not root's, another config, an input
- * this client does not send) the client execs the Deno command line the launcher gave it, which
- * decides the session the full way. Why C: a Deno runtime's start alone (~70 ms of CPU) is more
+ * this client does not send) the client execs the Deno command line the launcher gave it: the
+ * whole program, which decides the session in its own process. Why C: a Deno runtime's start alone (~70 ms of CPU) is more
  * than a session's whole set-up budget, and at 20 arrivals a second it decides what a host can
  * take. The client trusts only the service (a root socket in a directory only root writes).
  *
@@ -152,7 +152,11 @@ static void json_string(struct buf *b, const char *s, size_t n) {
       char escaped[2] = {'\\', (char)c};
       buf_add(b, escaped, 2);
     } else if (c < 0x20) {
-      buf_printf(b, "\\u%04x", c);
+      /* JSON.stringify's short forms: the service's line limit counts characters. */
+      const char *shorter = c == '\b' ? "\\b" : c == '\t' ? "\\t" : c == '\n' ? "\\n"
+                          : c == '\f' ? "\\f" : c == '\r' ? "\\r" : NULL;
+      if (shorter) buf_add(b, shorter, 2);
+      else buf_printf(b, "\\u%04x", c);
     } else {
       buf_add(b, &c, 1);
     }
@@ -690,8 +694,13 @@ static int connect_service(const char *path) {
   if (fd < 0) return -1;
   struct timeval limit = {.tv_sec = CONNECT_TIMEOUT_S};
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  /* Whoever listens must be root, whatever the path resolved to at connect: a directory on the
+   * way that someone else can change cannot slip another listener in after roots_socket(). */
+  struct ucred peer;
+  socklen_t peer_len = sizeof peer;
   if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0 ||
-      fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
+      getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) != 0 || peer_len != sizeof peer ||
+      peer.uid != 0 || fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
     close(fd);
     return -1;
   }
@@ -759,12 +768,17 @@ static void tell(const char *line) { tell_client(line, strlen(line)); }
 
 /* Replaces this process with the hand-off: default signals, nothing blocked, no stray descriptor. */
 static void hand_off(const struct json *handoff) {
-  for (int signal_number = 1; signal_number < 32; signal_number++)
+  /* Realtime ones too: an ignored signal survives exec. (glibc's own two refuse, harmlessly.) */
+  for (int signal_number = 1; signal_number <= SIGRTMAX; signal_number++)
     if (signal_number != SIGKILL && signal_number != SIGSTOP) signal(signal_number, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
-  if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) != 0)
+  long closed = -1;
+#ifdef SYS_close_range
+  closed = syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC, Linux 5.11+ */);
+#endif
+  if (closed != 0)
     for (int fd = 3; fd < 1024; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
   execve(member(handoff, "path")->str, string_table(member(handoff, "argv")),
          string_table(member(handoff, "env")));
@@ -796,17 +810,21 @@ int main(int argc, char **argv) {
   }
   if (outcome == UNDECIDED) {
     execv(fallback[0], fallback);
-    tell("xferproxy: internal error; cannot start the xferproxy runtime");
+    struct buf message = {0};
+    buf_printf(&message, "xferproxy: internal error; cannot start %s: %s", fallback[0], strerror(errno));
+    tell(message.data);
     return EXIT_PROXY_ERROR;
   }
   for (const struct json *line = d.tell->first; line; line = line->next)
     tell_client(line->str, line->len);
   if (!d.handoff) return d.exit;
   hand_off(d.handoff);
+  int exec_errno = errno;
   struct buf message = {0};
   buf_printf(&message, "xferproxy: internal error; cannot start ");
   const struct json *path = member(d.handoff, "path");
   buf_add(&message, path->str, path->len);
+  buf_printf(&message, ": %s", strerror(exec_errno));
   tell(message.data);
   return EXIT_PROXY_ERROR;
 }

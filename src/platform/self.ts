@@ -15,15 +15,17 @@ export interface Launch {
   readonly self: string;
   /** The command line, without the launcher's own argument. */
   readonly args: readonly string[];
+  /** Started by the launcher (whose reverse sessions start as the session client). */
+  readonly byLauncher: boolean;
 }
 
 /** Splits the launcher's argument off; without one, the executable is its own path. */
 export function parseLaunch(args: readonly string[], execPath: string): Launch {
   const first = args[0];
   if (first?.startsWith(PREFIX) && first.length > PREFIX.length) {
-    return { self: first.slice(PREFIX.length), args: args.slice(1) };
+    return { self: first.slice(PREFIX.length), args: args.slice(1), byLauncher: true };
   }
-  return { self: execPath, args };
+  return { self: execPath, args, byLauncher: false };
 }
 
 /** Whether root runs this; where that may not be asked (no sys permission), yes: no hint to add. */

@@ -47,7 +47,18 @@ export function requestFromCommand(original: string | undefined): ChannelRequest
  * Reads SSH_CONNECTION, SSH_ORIGINAL_COMMAND, USER (or LOGNAME) and XFERPROXY_HOST.
  * @throws {SessionInputError} when sshd's variables are missing or malformed
  */
-export function readSessionInputs(env: (name: string) => string | undefined): SessionInputs {
+export function readSessionInputs(
+  environment: (name: string) => string | undefined,
+): SessionInputs {
+  // A variable the environment cannot give (one that is not UTF-8) is the client's input too.
+  const env = (name: string) => {
+    try {
+      return environment(name);
+    } catch (error) {
+      if (!(error instanceof UserError) || error instanceof SessionInputError) throw error;
+      throw new SessionInputError(error.message);
+    }
+  };
   const connection = env("SSH_CONNECTION");
   if (!connection) {
     throw new SessionInputError("SSH_CONNECTION is not set: xferproxy reverse must be run by sshd");

@@ -253,7 +253,7 @@ Deno.test("the packages depend on what the install hints name for every program 
 
 Deno.test("the README names the Debian packages the tests install", () => {
   const script = read("scripts/install-system-deps.sh");
-  const installed = new Set([...script.matchAll(/\[[\w-]+\]=([\w.+-]+)/g)].map((m) => m[1]));
+  const installed = new Set([...script.matchAll(/\[[\w./-]+\]=([\w.+-]+)/g)].map((m) => m[1]));
   assertOk(installed.size >= 10, "install-system-deps.sh lists no packages");
   const sentence = /the Debian packages the tests use \(([^)]*)\)/.exec(read("README.md"))?.[1];
   assertOk(sentence, "README.md does not list the tests' Debian packages");

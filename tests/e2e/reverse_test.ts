@@ -291,6 +291,21 @@ Deno.test({
             1,
             "xferproxy: interactive shells are not allowed\n",
           ]);
+          // A command that is not UTF-8 (the byte 0xff, which a JavaScript string cannot hold:
+          // bash's printf puts it in ssh's argv): refused as malformed input, with 255.
+          const bytes = await run([
+            "bash",
+            "-c",
+            `exec "$@" "$(printf 'scp -t \\377')"`,
+            "bash",
+            ...bed.sshArgs(alice),
+            IP.proxy,
+          ]);
+          assertEquals([bytes.code, bytes.stdout, bytes.stderr], [
+            255,
+            "",
+            "xferproxy: SSH_ORIGINAL_COMMAND is not UTF-8 text\n",
+          ]);
           assertEquals(
             await Deno.stat(`${bed.dataDir}/pwned`).then(() => true, () => false),
             false,

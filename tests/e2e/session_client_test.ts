@@ -6,6 +6,8 @@
  * the client, not as a Deno runtime. The real service's side is service_test.ts.
  */
 import { assertEquals, assertMatch, assertOk } from "../_assert.ts";
+import { decideLine } from "../../src/reverse/decide_protocol.ts";
+import { PYTHON } from "../testbed/paths.ts";
 
 const isRoot = Deno.uid() === 0;
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -96,6 +98,23 @@ async function writeConfig(dir: string, socket: string): Promise<string> {
   return path;
 }
 
+/** Binds argv[1] as root, listens as uid argv[2], answers every request with an exec of `echo`. */
+const IMPOSTOR = `
+import os, signal, socket, sys
+signal.alarm(20)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o666)
+os.setuid(int(sys.argv[2]))
+s.listen(8)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    c.recv(65536)
+    c.sendall(b'{"op":"decided","tell":[],"handoff":{"path":"/bin/echo","argv":["echo","impostor"],"env":[]}}\\n')
+    c.close()
+`;
+
 interface Ran {
   code: number;
   stdout: string;
@@ -137,11 +156,11 @@ Deno.test({
     await Deno.chmod(dir, 0o755);
     try {
       await t.step("sends the decide request and execs the hand-off exactly", async () => {
-        let request: Record<string, unknown> | undefined;
+        let request = "";
         let clientExe = "";
         let clientPid = 0;
         const service = await fakeService(dir, async (c) => {
-          request = JSON.parse((await c.next()) ?? "null");
+          request = (await c.next()) ?? "";
           clientExe = await Deno.readLink(`/proc/${clientPid}/exe`).catch((e) => String(e));
           await c.send({
             op: "decided",
@@ -159,7 +178,7 @@ Deno.test({
         });
         try {
           const config = await writeConfig(dir, service.path);
-          const command = `scp -t "a b"\\'\t\x01 é☃𝄞 /x`;
+          const command = `scp -t "a b"\\'\t\n\r\b\f\x01\x1f é☃𝄞 /x`;
           // Through the launcher: a reverse session starts as the client, no Deno runtime.
           const result = await runClient(["reverse", "--config", config], {
             USER: "alice",
@@ -174,12 +193,19 @@ Deno.test({
           });
           assertMatch(clientExe, /\/session$/, "the session's first process is not the client");
           const info = await Deno.stat(config);
-          assertEquals(request, {
-            op: "decide",
-            config: { dev: info.dev, ino: info.ino },
-            pty: false,
-            env: { USER: "alice", SSH_ORIGINAL_COMMAND: command, XFERPROXY_HOST: "files.example" },
-          });
+          // Byte for byte what the Deno client sends (the service's line limit counts them).
+          assertEquals(
+            request + "\n",
+            decideLine({
+              config: { dev: info.dev, ino: info.ino! },
+              pty: false,
+              env: {
+                USER: "alice",
+                SSH_ORIGINAL_COMMAND: command,
+                XFERPROXY_HOST: "files.example",
+              },
+            }),
+          );
         } finally {
           await service.close();
         }
@@ -279,6 +305,32 @@ Deno.test({
           }
         },
       );
+
+      await t.step("talks only to a listener of root's, however the path resolved", async () => {
+        // A socket file of root's in root's directory, but listened on by an account that is not
+        // root (as if a directory on the way had been swapped between the check and the connect).
+        await Deno.mkdir(`${dir}/run`, { mode: 0o755 });
+        await Deno.chmod(`${dir}/run`, 0o755);
+        const socket = `${dir}/run/dnat.sock`;
+        const impostor = new Deno.Command(PYTHON, {
+          args: ["-c", IMPOSTOR, socket, String(NOBODY)],
+          stdout: "piped",
+          stderr: "inherit",
+        }).spawn();
+        try {
+          const reader = impostor.stdout.getReader();
+          const ready = await reader.read();
+          assertEquals(new TextDecoder().decode(ready.value), "listening\n");
+          reader.releaseLock();
+          const config = await writeConfig(dir, socket);
+          const result = await runClient(["reverse", "--config", config], { USER: "alice" });
+          assertEquals(result.stdout, `fallback reverse --config ${config}\n`);
+        } finally {
+          impostor.kill("SIGKILL");
+          await impostor.output().catch(() => {});
+          await Deno.remove(`${dir}/run`, { recursive: true });
+        }
+      });
 
       await t.step("a reply it cannot trust ends the session with 255 and one line", async () => {
         const bad = [

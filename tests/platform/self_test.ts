@@ -8,6 +8,7 @@ Deno.test("parseLaunch() takes the launcher's path from argv, never from anywher
       assertEquals(parseLaunch(["--launcher=/usr/local/bin/xferproxy", "reverse"], "/opt/deno"), {
         self: "/usr/local/bin/xferproxy",
         args: ["reverse"],
+        byLauncher: true,
       }),
   );
   await t.step(
@@ -16,6 +17,7 @@ Deno.test("parseLaunch() takes the launcher's path from argv, never from anywher
       assertEquals(parseLaunch(["reverse"], "/usr/local/bin/xferproxy"), {
         self: "/usr/local/bin/xferproxy",
         args: ["reverse"],
+        byLauncher: false,
       }),
   );
   await t.step(
@@ -24,6 +26,7 @@ Deno.test("parseLaunch() takes the launcher's path from argv, never from anywher
       assertEquals(parseLaunch(["reverse", "--launcher=/tmp/x"], "/opt/deno"), {
         self: "/opt/deno",
         args: ["reverse", "--launcher=/tmp/x"],
+        byLauncher: false,
       }),
   );
   await t.step(
@@ -32,6 +35,7 @@ Deno.test("parseLaunch() takes the launcher's path from argv, never from anywher
       assertEquals(parseLaunch(["--launcher=", "version"], "/opt/deno"), {
         self: "/opt/deno",
         args: ["--launcher=", "version"],
+        byLauncher: false,
       }),
   );
 });

@@ -4,6 +4,7 @@ import {
   requestFromCommand,
   SessionInputError,
 } from "../../src/reverse/inputs.ts";
+import { UserError } from "../../src/errors.ts";
 
 const env = (values: Record<string, string>) => (name: string) => values[name];
 const BASE = { SSH_CONNECTION: "198.18.1.2 50022 198.18.1.1 22", USER: "bear" };
@@ -81,4 +82,16 @@ Deno.test("requestFromCommand() maps sshd's sftp-server line back to the sftp su
       () => assertEquals(requestFromCommand(command) as unknown, expected),
     );
   }
+});
+
+Deno.test("readSessionInputs() refuses a variable the environment cannot give as the client's input", () => {
+  const unreadable = (name: string) => {
+    if (name === "SSH_ORIGINAL_COMMAND") throw new UserError(`${name} is not UTF-8 text`);
+    return env(BASE)(name);
+  };
+  assertThrows(
+    () => readSessionInputs(unreadable),
+    SessionInputError,
+    "SSH_ORIGINAL_COMMAND is not UTF-8 text",
+  );
 });

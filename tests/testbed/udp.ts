@@ -15,17 +15,21 @@ export interface EchoSession {
   kill(): void;
 }
 
-/** Starts `ssh user@host python3 tests/udp_echo.py port` and waits for "ready". */
+/**
+ * Starts `ssh user@host python3 tests/udp_echo.py port` and waits for "ready". `via`: the ssh
+ * command line up to the command instead (the benchmark's native double hop).
+ */
 export async function startEchoSession(
   bed: Testbed,
   user: string,
   host: string,
   port: number,
+  via: readonly string[] = [...bed.sshArgs(user), host],
 ): Promise<EchoSession> {
-  const [program, ...args] = bed.sshArgs(user);
+  const [program, ...args] = via;
   const child = new Deno.Command(program as string, {
     // The session's command, as the rule's policy allows it: the upstream's python3.
-    args: [...args, host, "python3", `${ROOT}tests/udp_echo.py`, String(port)],
+    args: [...args, "python3", `${ROOT}tests/udp_echo.py`, String(port)],
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
