@@ -22,11 +22,19 @@ export function commandProcessTable(runner: CommandRunner): ProcessTable {
   return procProcessTable(commandProcReader(runner));
 }
 
-/** net.ipv4.ip_forward / net.ipv6.conf.all.forwarding of this network namespace, via sysctl(8). */
+/**
+ * net.ipv4.ip_forward / net.ipv6.conf.all.forwarding of this network namespace: its /proc/sys
+ * file (asked at every install: a process each time cost the service in a burst), or sysctl(8)
+ * where that cannot be read.
+ */
 export async function forwardingEnabled(runner: CommandRunner, family: 4 | 6): Promise<boolean> {
   const key = family === 4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding";
-  const result = await runner.run("sysctl", ["-n", key]);
-  return result.code === 0 && result.stdout.trim() === "1";
+  try {
+    return (await Deno.readTextFile(`/proc/sys/${key.replaceAll(".", "/")}`)).trim() === "1";
+  } catch {
+    const result = await runner.run("sysctl", ["-n", key]);
+    return result.code === 0 && result.stdout.trim() === "1";
+  }
 }
 
 /** Turns on conntrack byte counters; true when they were off. */
