@@ -7,8 +7,8 @@
 
 import { logIgnored } from "../errors.ts";
 import { formatEndpoint } from "../net/endpoint.ts";
-import { authorize, choosePorts, conflicts } from "./authorize.ts";
-import type { DnatDeps, Registration } from "./deps.ts";
+import { authorize, type Authorized, choosePorts, conflicts } from "./authorize.ts";
+import type { DnatDeps, Registration, RegistryStore } from "./deps.ts";
 import { ForwardingDisabledError, NotAuthorizedError } from "./errors.ts";
 import { learnPorts, reapDead } from "./reconcile.ts";
 import {
@@ -53,9 +53,27 @@ export async function record(deps: DnatDeps, registration: Registration): Promis
   });
 }
 
+/** The most sessions one change installs: those of a burst waiting together. */
+export const MAX_INSTALL_BATCH = 64;
+
+/** An install waiting for the lock, authorized already. */
+interface Waiting {
+  readonly registration: Registration;
+  readonly authorized: Authorized;
+  readonly filtering: boolean;
+  /** Its entry; undefined while another session of its client blocks it; or why it failed. */
+  settle(outcome: ForwardingEntry | undefined | Error): void;
+}
+
+/** The installs waiting for each registry (the service's, or a one-shot call's own). */
+const waitingFor = new WeakMap<RegistryStore, Waiting[]>();
+
 /**
  * Installs one session's forwarding and records it; the rules then live as
- * long as the owner process.
+ * long as the owner process. Installs that wait for the lock together are
+ * made together by whichever takes it first: one reap, one rule change, one
+ * purge and one registry write for a burst's sessions instead of one each,
+ * which in a burst were the service's bottleneck (each behind the other).
  * @throws {NotAuthorizedError} when the config or a conflict forbids it
  * @throws {ForwardingDisabledError}
  */
@@ -71,40 +89,7 @@ export async function install(
   const log = deps.log.with({ session: id, rule: target.rule });
   const deadline = deps.now() + SERIALISE_WAIT_MS;
   for (;;) {
-    const installed = await deps.store.lock(async () => {
-      let registry = await reapDead(deps, await deps.store.read());
-      await deps.backend.ensureReady(family);
-      const session = choosePorts(authorized, { id, ...claimant }, forwardedSessions(registry));
-      let blocking = conflicts(session, forwardingEntries(registry).map((e) => e.forwarding));
-      const stuck = blocking.find((c) => c.permanent);
-      if (stuck) {
-        throw new NotAuthorizedError(
-          `session ${stuck.session.id} of ${claimant.client.text} is forwarded to ${
-            serverSide(stuck.session)
-          } without source-port filtering, so UDP to ${serverSide(session)} cannot be told apart`,
-        );
-      }
-      if (blocking.length) {
-        // Learn here too: sessions still get through while the DNAT service is down.
-        registry = await learnPorts(deps, registry);
-        blocking = conflicts(session, forwardingEntries(registry).map((e) => e.forwarding));
-      }
-      if (blocking.length) {
-        await deps.store.write(registry);
-        return undefined;
-      }
-      await deps.backend.add([session]);
-      // A flow that reached the proxy before the rule (un-NATed) would blackhole the session.
-      // Another live session's own flow from its learned port stays (users behind one NAT
-      // address): deleting it would drop what it carried so far from that session's line.
-      await deps.conntrack.purge([session], "udp", forwardedSessions(registry));
-      const entry: ForwardingEntry = {
-        ...entryOf(registration, deps.now()),
-        forwarding: { session, filtering },
-      };
-      await deps.store.write(withEntry(registry, entry));
-      return entry;
-    });
+    const installed = await installTogether(deps, { registration, authorized, filtering });
     if (installed) {
       const session = installed.forwarding.session;
       if (filtering) {
@@ -130,6 +115,102 @@ export async function install(
     }
     await deps.sleep(RETRY_MS);
   }
+}
+
+/**
+ * Queues one install and takes the lock: the first to hold it installs every install then
+ * waiting (this one or others'), and the later ones find theirs done.
+ */
+function installTogether(
+  deps: DnatDeps,
+  request: Omit<Waiting, "settle">,
+): Promise<ForwardingEntry | undefined> {
+  const outcome = new Promise<ForwardingEntry | undefined>((resolve, reject) => {
+    const queue = waitingFor.get(deps.store) ?? [];
+    waitingFor.set(deps.store, queue);
+    queue.push({
+      ...request,
+      settle: (o) => o instanceof Error ? reject(o) : resolve(o),
+    });
+  });
+  // Another holder of the lock may settle it long before this call's own turn: not unhandled.
+  outcome.catch(() => {});
+  return deps.store.lock(async () => {
+    const group = (waitingFor.get(deps.store) ?? []).splice(0, MAX_INSTALL_BATCH);
+    if (group.length === 0) return;
+    try {
+      await installGroup(deps, group);
+    } catch (error) {
+      // Settling twice is a no-op: those already told keep their outcome.
+      for (const waiting of group) waiting.settle(error as Error);
+    }
+  }).then(() => outcome);
+}
+
+/** Installs a group under the lock, in arrival order; each waiting install is told its outcome. */
+async function installGroup(deps: DnatDeps, group: readonly Waiting[]): Promise<void> {
+  const read = await reapDead(deps, await deps.store.read());
+  let registry = read;
+  for (const family of new Set(group.map((w) => w.registration.claimant.client.family))) {
+    await deps.backend.ensureReady(family);
+  }
+  const accepted: Array<{ waiting: Waiting; entry: ForwardingEntry }> = [];
+  const installing = () => accepted.map((a) => a.entry.forwarding);
+  const blocked: Waiting[] = [];
+  let learned = false;
+  for (const waiting of group) {
+    const { registration } = waiting;
+    const { id, claimant } = registration;
+    const session = choosePorts(waiting.authorized, { id, ...claimant }, [
+      ...forwardedSessions(registry),
+      ...installing().map((f) => f.session),
+    ]);
+    const forwardings = () => [
+      ...forwardingEntries(registry).map((e) => e.forwarding),
+      ...installing(),
+    ];
+    let blocking = conflicts(session, forwardings());
+    const stuck = blocking.find((c) => c.permanent);
+    if (stuck) {
+      waiting.settle(
+        new NotAuthorizedError(
+          `session ${stuck.session.id} of ${claimant.client.text} is forwarded to ${
+            serverSide(stuck.session)
+          } without source-port filtering, so UDP to ${serverSide(session)} cannot be told apart`,
+        ),
+      );
+      continue;
+    }
+    if (blocking.length && !learned) {
+      // Learn here too: sessions still get through while the DNAT service is down.
+      learned = true;
+      registry = await learnPorts(deps, registry);
+      blocking = conflicts(session, forwardings());
+    }
+    if (blocking.length) {
+      blocked.push(waiting);
+      continue;
+    }
+    accepted.push({
+      waiting,
+      entry: {
+        ...entryOf(registration, deps.now()),
+        forwarding: { session, filtering: waiting.filtering },
+      },
+    });
+  }
+  if (accepted.length) {
+    const sessions = accepted.map((a) => a.entry.forwarding.session);
+    await deps.backend.add(sessions);
+    // A flow that reached the proxy before the rule (un-NATed) would blackhole the session.
+    // Another live session's own flow from its learned port stays (users behind one NAT
+    // address): deleting it would drop what it carried so far from that session's line.
+    await deps.conntrack.purge(sessions, "udp", forwardedSessions(registry));
+    for (const { entry } of accepted) registry = withEntry(registry, entry);
+  }
+  if (registry !== read) await deps.store.write(registry);
+  for (const { waiting, entry } of accepted) waiting.settle(entry);
+  for (const waiting of blocked) waiting.settle(undefined);
 }
 
 /**

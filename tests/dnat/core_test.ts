@@ -382,3 +382,44 @@ Deno.test("an owner an earlier version recorded in whole seconds stays alive; an
   processes.running.set(77, { uid: 1001, start: 1_800_000_001_000 }); // a second later: reused
   assertEquals((await reapDead(deps, store.registry)).entries.length, 0);
 });
+
+Deno.test("installs waiting for the lock together are made together: one change, one purge, one write", async () => {
+  const { deps, backend, conntrack, store, run } = setup();
+  const owners = [71, 72, 73, 74, 75];
+  owners.forEach(run);
+  const writesBefore = store.writes;
+  const entries = await Promise.all(owners.map((pid) => install(deps, request(pid))));
+  const ids = entries.map((e) => e.id);
+  assertEquals(store.registry.entries.map((e) => e.id), ids);
+  assertEquals(backend.ops, [
+    "ensure 4",
+    `add ${ids.map((id) => `${id.slice(0, 4)}:*`).join(",")}`,
+  ]);
+  assertEquals(conntrack.purged.length, 5);
+  assertEquals(store.writes - writesBefore, 1);
+});
+
+Deno.test("in one group, a client's session to another server still waits for the first to learn", async () => {
+  const { deps, backend, clock, run } = setup();
+  run(77);
+  run(78);
+  const toA = install(deps, balanced(77, 0));
+  const toB = install(deps, balanced(78, 1));
+  const a = await toA;
+  // B was in A's group and blocked by it: it waits (the fake clock moves with each retry) and
+  // gives up once the wait is over, as it would have alone.
+  await assertRejects(() => toB, NotAuthorizedError, "has not sent UDP within");
+  assertEquals(backend.ops.filter((op) => op.startsWith("add ")), [
+    `add ${a.id.slice(0, 4)}:*`,
+  ]);
+  assertEquals(clock.now() - START >= SERIALISE_WAIT_MS, true);
+});
+
+Deno.test("a failed change fails every install of its group, and none is recorded", async () => {
+  const { deps, backend, store, run } = setup();
+  [81, 82, 83].forEach(run);
+  backend.add = () => Promise.reject(new Error("iptables-restore: line 3 failed"));
+  const results = await Promise.allSettled([81, 82, 83].map((pid) => install(deps, request(pid))));
+  assertEquals(results.map((r) => r.status), ["rejected", "rejected", "rejected"]);
+  assertEquals(store.registry.entries, []);
+});
