@@ -5,8 +5,10 @@
  * a session only checks that its host still accepts connections on the
  * port (a fraction of a millisecond) instead of a new SSH handshake
  * (~40 ms here, and a process the server starts each time), and not even
- * that within `freshMs` of the last check. A server that is down or refuses
- * is found at the next check, and failover works as before; what a reused
+ * that within `freshMs` of the last check; sessions asking during a check
+ * share it. A server that is down or refuses is found at the next check,
+ * and failover works as before (one only slow to accept fails the sessions
+ * that waited on it, and keeps its answer); what a reused
  * answer cannot see is a host key changed within the window, which ssh
  * itself then refuses, and a server that went down in the last `freshMs`.
  * Pure.
@@ -40,6 +42,15 @@ export function reusingProber(probe: Prober, options: ReuseOptions): Prober {
   /** The last answer, when it was probed, and when its host was last seen accepting. */
   const answered = new Map<string, { at: number; checked: number; outcome: ProbeOutcome }>();
   const inFlight = new Map<string, Promise<ProbeOutcome>>();
+  /** Connect checks under way: sessions asking meanwhile share one (a burst's 20 a second). */
+  const reaching = new Map<string, Promise<ProbeOutcome | undefined>>();
+  const reach = (key: string, endpoint: IpEndpoint, timeoutMs: number) => {
+    const shared = reaching.get(key);
+    if (shared) return shared;
+    const check = options.reach(endpoint, timeoutMs).finally(() => reaching.delete(key));
+    reaching.set(key, check);
+    return check;
+  };
   const start = (key: string, endpoint: IpEndpoint, algorithms: readonly string[], ms: number) => {
     const flight = probe(endpoint, algorithms, ms).then((outcome) => {
       if (outcome.kind === "answered") {
@@ -55,12 +66,15 @@ export function reusingProber(probe: Prober, options: ReuseOptions): Prober {
     const known = answered.get(key);
     if (known && options.now() - known.at < options.windowMs) {
       if (options.now() - known.checked < options.freshMs) return known.outcome;
-      const failure = await options.reach(endpoint, timeoutMs);
+      const failure = await reach(key, endpoint, timeoutMs);
       if (!failure) {
         known.checked = options.now();
         return known.outcome;
       }
-      answered.delete(key);
+      // A host that refuses is down: the next session probes it in full. One that was only slow to
+      // accept (a busy sshd) keeps its answer, so the next sessions check again with a bare connect
+      // instead of each running an SSH handshake on the service's one thread.
+      if (failure.kind !== "failed" || failure.reason !== "timeout") answered.delete(key);
       return failure;
     }
     // Each session gets its whole time: one that joined a probe started earlier, which then ran

@@ -129,3 +129,45 @@ Deno.test("failures are never reused; servers and pinned key types are told apar
     "probe 198.18.2.3 ssh-ed25519",
   ]);
 });
+
+Deno.test("sessions asking during a connect check share it; a slow host keeps its answer, a refusing one loses it", async () => {
+  let clock = 1000;
+  const calls: string[] = [];
+  const reaches: Array<(outcome: ProbeOutcome | undefined) => void> = [];
+  const probe = reusingProber(
+    (endpoint) => {
+      calls.push(`probe ${endpoint.ip.text}`);
+      return Promise.resolve(ANSWER);
+    },
+    {
+      now: () => clock,
+      windowMs: 30_000,
+      freshMs: 2_000,
+      reach: (endpoint) => {
+        calls.push(`reach ${endpoint.ip.text}`);
+        return new Promise((resolve) => reaches.push(resolve));
+      },
+    },
+  );
+  assertEquals(await probe(A, ["ssh-ed25519"], 3000), ANSWER);
+  clock += 5_000;
+  const together = [probe(A, ["ssh-ed25519"], 3000), probe(A, ["ssh-ed25519"], 3000)];
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  const TIMEOUT: ProbeOutcome = {
+    kind: "failed",
+    reason: "timeout",
+    message: "No connection to 198.18.2.2:22 within 3 s",
+  };
+  reaches.shift()!(TIMEOUT);
+  assertEquals(await Promise.all(together), [TIMEOUT, TIMEOUT]);
+  assertEquals(calls, ["probe 198.18.2.2", "reach 198.18.2.2"]);
+  // Only slow: the next session checks again with a bare connect, no new handshake.
+  const next = probe(A, ["ssh-ed25519"], 3000);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  reaches.shift()!(REFUSED);
+  assertEquals(await next, REFUSED);
+  assertEquals(calls.at(-1), "reach 198.18.2.2");
+  // Refused: the host is down, and the next session probes it in full.
+  assertEquals(await probe(A, ["ssh-ed25519"], 3000), ANSWER);
+  assertEquals(calls.at(-1), "probe 198.18.2.2");
+});
