@@ -53,19 +53,55 @@ export async function reapDead(
   return after;
 }
 
+/** Sessions still waiting to learn their client's source port. */
+function learningEntries(registry: Registry): ForwardingEntry[] {
+  return forwardingEntries(registry).filter((e) =>
+    e.forwarding.filtering && e.forwarding.session.clientPort === undefined
+  );
+}
+
+/** A conntrack listing taken for `learnPorts` before the lock, and when it began. */
+export interface FlowListing {
+  readonly at: number;
+  /** The flows to each proxy address a learning session had when it began. */
+  readonly flows: ReadonlyMap<string, readonly Flow[]>;
+}
+
+/**
+ * The listing `learnPorts` needs, taken without the lock: under load a conntrack process took
+ * seconds, and every install waited behind it. Without the lock; `registry` as read then.
+ */
+export async function listForLearning(
+  deps: Pick<DnatDeps, "conntrack" | "now">,
+  registry: Registry,
+): Promise<FlowListing> {
+  const at = deps.now();
+  const proxies = new Map(
+    learningEntries(registry).map((e) => [e.forwarding.session.proxy.text, e.forwarding.session]),
+  );
+  const flows = new Map<string, readonly Flow[]>();
+  for (const [text, session] of proxies) flows.set(text, await deps.conntrack.flows(session.proxy));
+  return { at, flows };
+}
+
 /**
  * Narrows address-only sessions to the source port of their client's first
  * flow. Sessions of one client to one proxy port each take a flow port no
  * other session has claimed; once none of them is still learning, flows
  * from unclaimed ports are purged, so nothing else of that address is
- * forwarded. Call under the lock; the caller writes the result.
+ * forwarded. Call under the lock; the caller writes the result. With a
+ * `listing` taken before the lock, only sessions recorded before it began
+ * are looked at (an older listing could hold a flow their install purged);
+ * the others wait for the next.
  */
 export async function learnPorts(
   deps: Pick<DnatDeps, "backend" | "conntrack" | "log">,
   registry: Registry,
+  listing?: FlowListing,
 ): Promise<Registry> {
-  const learning = forwardingEntries(registry).filter((e) =>
-    e.forwarding.filtering && e.forwarding.session.clientPort === undefined
+  const learning = learningEntries(registry).filter((e) =>
+    !listing ||
+    (e.created < listing.at && listing.flows.has(e.forwarding.session.proxy.text))
   );
   if (learning.length === 0) return registry;
   let current = registry;
@@ -85,7 +121,11 @@ export async function learnPorts(
   for (const group of byPair.values()) {
     const first = (group[0] as ForwardingEntry).forwarding.session;
     if (!listings.has(first.proxy.text)) {
-      listings.set(first.proxy.text, deps.conntrack.flows(first.proxy));
+      const listed = listing?.flows.get(first.proxy.text);
+      listings.set(
+        first.proxy.text,
+        listed ? Promise.resolve([...listed]) : deps.conntrack.flows(first.proxy),
+      );
     }
     const flows = (await listings.get(first.proxy.text) as Flow[]).filter((f) =>
       f.src === first.client.text

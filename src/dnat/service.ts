@@ -10,7 +10,14 @@
  */
 
 import { errorText } from "../errors.ts";
-import { learnPorts, ORPHANS_EVERY_MS, reapDead, reapOrphans, repairKernel } from "./reconcile.ts";
+import {
+  learnPorts,
+  listForLearning,
+  ORPHANS_EVERY_MS,
+  reapDead,
+  reapOrphans,
+  repairKernel,
+} from "./reconcile.ts";
 import { forwardedSessions, type Registry } from "./registry.ts";
 import type { DnatDeps } from "./deps.ts";
 import type { SessionService } from "./service_sessions.ts";
@@ -177,6 +184,10 @@ export async function runService(deps: ServiceDeps): Promise<void> {
       };
       if (due.learn || due.liveness || due.reconcile || due.orphans || due.refresh) {
         let current: Registry | undefined;
+        // The conntrack listing before the lock: installs need the lock more than learning does.
+        const listing = due.learn
+          ? await listForLearning(deps, await deps.store.read())
+          : undefined;
         learnAt = await deps.store.lock(async () => {
           const read = await deps.store.read();
           let registry = read;
@@ -195,7 +206,7 @@ export async function runService(deps: ServiceDeps): Promise<void> {
             last.reconcile = now;
             await repairKernel(deps, registry);
           }
-          if (due.learn) registry = await learnPorts(deps, registry);
+          if (listing) registry = await learnPorts(deps, registry, listing);
           if (due.orphans) {
             last.orphans = now;
             const { swept } = await reapOrphans(deps, registry);

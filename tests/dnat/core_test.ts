@@ -1,6 +1,12 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
 import { install, record, SERIALISE_WAIT_MS } from "../../src/dnat/install.ts";
-import { learnPorts, reapDead, reapOrphans, reconcileKernel } from "../../src/dnat/reconcile.ts";
+import {
+  learnPorts,
+  listForLearning,
+  reapDead,
+  reapOrphans,
+  reconcileKernel,
+} from "../../src/dnat/reconcile.ts";
 import { removeEntries } from "../../src/dnat/remove.ts";
 import { ForwardingDisabledError, NotAuthorizedError } from "../../src/dnat/errors.ts";
 import type { ForwardingEntry } from "../../src/dnat/registry.ts";
@@ -422,4 +428,26 @@ Deno.test("a failed change fails every install of its group, and none is recorde
   const results = await Promise.allSettled([81, 82, 83].map((pid) => install(deps, request(pid))));
   assertEquals(results.map((r) => r.status), ["rejected", "rejected", "rejected"]);
   assertEquals(store.registry.entries, []);
+});
+
+Deno.test("learnPorts() with a listing taken before the lock: only sessions recorded before it", async () => {
+  const { deps, conntrack, store, clock, run } = setup();
+  run(77);
+  run(78);
+  const early = await install(deps, request(77));
+  clock.sleep(10);
+  conntrack.flowList.push(
+    { src: "198.18.1.2", sport: 40000, dport: 33001 },
+    { src: "198.18.1.2", sport: 40005, dport: 33001 },
+  );
+  const listing = await listForLearning(deps, store.registry);
+  // Recorded after the listing began: a flow in it could be one its install purged.
+  const late = await install(deps, request(78));
+  const after = await learnPorts(deps, store.registry, listing);
+  const ports = new Map(after.entries.map((e) => [e.id, e.forwarding?.session.clientPort]));
+  assertEquals([ports.get(early.id), ports.get(late.id)], [40000, undefined]);
+  // The next listing takes the late one.
+  clock.sleep(10);
+  const next = await learnPorts(deps, after, await listForLearning(deps, after));
+  assertEquals(next.entries.find((e) => e.id === late.id)?.forwarding?.session.clientPort, 40005);
 });
