@@ -44,6 +44,11 @@ async function descendants(ancestor: number): Promise<number[]> {
   });
 }
 
+async function processesIn(group: string): Promise<number[]> {
+  const listed = await Deno.readTextFile(`${group}/cgroup.procs`).catch(() => "");
+  return listed.split("\n").filter(Boolean).map(Number);
+}
+
 async function move(group: string, pids: readonly number[]): Promise<void> {
   for (const pid of pids) {
     // A process may end meanwhile; a kernel thread cannot move: neither matters here.
@@ -72,18 +77,13 @@ export async function withServiceOwnCpuGroup(
     await fn();
   } finally {
     for (const group of [dnat, others]) {
-      const pids = (await Deno.readTextFile(`${group}/cgroup.procs`).catch(() => ""))
-        .split("\n").filter(Boolean).map(Number);
-      await move(root, pids);
       // Bounded: a process that moved in between the read and the rmdir gets another pass.
       for (let tries = 0; tries < 20; tries++) {
+        await move(root, await processesIn(group));
         try {
           await Deno.remove(group);
           break;
         } catch {
-          const left = (await Deno.readTextFile(`${group}/cgroup.procs`).catch(() => ""))
-            .split("\n").filter(Boolean).map(Number);
-          await move(root, left);
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
       }

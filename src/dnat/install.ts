@@ -155,7 +155,11 @@ async function installGroup(deps: DnatDeps, group: readonly Waiting[]): Promise<
     await deps.backend.ensureReady(family);
   }
   const accepted: Array<{ waiting: Waiting; entry: ForwardingEntry }> = [];
-  const installing = () => accepted.map((a) => a.entry.forwarding);
+  /** The group's sessions accepted so far count as installed for the ones after them. */
+  const forwardings = () => [
+    ...forwardingEntries(registry).map((e) => e.forwarding),
+    ...accepted.map((a) => a.entry.forwarding),
+  ];
   const blocked: Waiting[] = [];
   let learned = false;
   for (const waiting of group) {
@@ -163,12 +167,8 @@ async function installGroup(deps: DnatDeps, group: readonly Waiting[]): Promise<
     const { id, claimant } = registration;
     const session = choosePorts(waiting.authorized, { id, ...claimant }, [
       ...forwardedSessions(registry),
-      ...installing().map((f) => f.session),
+      ...accepted.map((a) => a.entry.forwarding.session),
     ]);
-    const forwardings = () => [
-      ...forwardingEntries(registry).map((e) => e.forwarding),
-      ...installing(),
-    ];
     let blocking = conflicts(session, forwardings());
     const stuck = blocking.find((c) => c.permanent);
     if (stuck) {
