@@ -14,6 +14,7 @@ import type { Fs } from "../config/fs.ts";
 import type { CommandRunner } from "../process/runner.ts";
 import { type ProcessTable, procProcessTable } from "../dnat/owner.ts";
 import { commandProcReader } from "./proc_readers.ts";
+import { type ProcReader, readProcText } from "../dnat/procfs.ts";
 import type { RegistryStore } from "../dnat/deps.ts";
 import { emptyRegistry, registryReader, serializeRegistry } from "../dnat/registry.ts";
 
@@ -23,18 +24,21 @@ export function commandProcessTable(runner: CommandRunner): ProcessTable {
 }
 
 /**
- * net.ipv4.ip_forward / net.ipv6.conf.all.forwarding of this network namespace: its /proc/sys
- * file (asked at every install: a process each time cost the service in a burst), or sysctl(8)
- * where that cannot be read.
+ * net.ipv4.ip_forward / net.ipv6.conf.all.forwarding of this network namespace, asked at every
+ * install: its /proc/sys file through `proc` (libc in the DNAT service; Deno itself opens
+ * /proc/sys only with every permission, and a sysctl process per install starved the service in
+ * a burst), sysctl(8) where that file cannot be read.
  */
-export async function forwardingEnabled(runner: CommandRunner, family: 4 | 6): Promise<boolean> {
+export async function forwardingEnabled(
+  proc: ProcReader,
+  runner: CommandRunner,
+  family: 4 | 6,
+): Promise<boolean> {
   const key = family === 4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding";
-  try {
-    return (await Deno.readTextFile(`/proc/sys/${key.replaceAll(".", "/")}`)).trim() === "1";
-  } catch {
-    const result = await runner.run("sysctl", ["-n", key]);
-    return result.code === 0 && result.stdout.trim() === "1";
-  }
+  const text = await readProcText(proc, `/proc/sys/${key.replaceAll(".", "/")}`);
+  if (text !== undefined) return text.trim() === "1";
+  const result = await runner.run("sysctl", ["-n", key]);
+  return result.code === 0 && result.stdout.trim() === "1";
 }
 
 /** Turns on conntrack byte counters; true when they were off. */

@@ -19,6 +19,9 @@ import { realFs } from "./fs.ts";
 import { drainFile } from "./drain_file.ts";
 import { forwardingEnabled, prepareDnatDirectory, registryStore, trustedFs } from "./dnat_host.ts";
 
+/** /proc through libc in the service; through head(1) in a one-shot call (it holds no FFI). */
+const proc = (service: boolean) => service ? libcProcReader() : commandProcReader(realRunner);
+
 /** The real platform of the dnat actions. */
 export const dnatPlatform: DnatPlatform = {
   fs: realFs,
@@ -41,9 +44,9 @@ export const dnatPlatform: DnatPlatform = {
     conntrack: conntrackTool(realRunner),
     store: registryStore(dir, (message) => log.warn(message)),
     // The service reads /proc through libc; a one-shot call through head(1).
-    processes: procProcessTable(service ? libcProcReader() : commandProcReader(realRunner)),
+    processes: procProcessTable(proc(service)),
     config,
-    forwardingEnabled: (family) => forwardingEnabled(realRunner, family),
+    forwardingEnabled: (family) => forwardingEnabled(proc(service), realRunner, family),
     now: Date.now,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     log,

@@ -27,6 +27,7 @@ import {
 } from "./dnat_host.ts";
 import { openLogOutputs } from "./log_outputs.ts";
 import { realRunner } from "./runner.ts";
+import { commandProcReader } from "./proc_readers.ts";
 import { serveHttp } from "./http_server.ts";
 import { ensureSelfSigned } from "./self_signed.ts";
 import { catchStrayRejections, terminationSignal } from "./session_io.ts";
@@ -63,7 +64,8 @@ export const forwardPlatform: ForwardPlatform = {
         portFree,
         resolve: resolveName,
         loadUsers,
-        forwardingEnabled: (family) => forwardingEnabled(realRunner, family),
+        forwardingEnabled: (family) =>
+          forwardingEnabled(commandProcReader(realRunner), realRunner, family),
         processes,
         stop: termination.signal,
         owner: { pid: Deno.pid, start: own.start },

@@ -42,6 +42,7 @@ const NOTHING = {
   ffiLibc: "denied",
   ffiNftables: "denied",
   ffiOther: "denied",
+  forwardingRead: "denied",
 };
 
 Deno.test("check config cannot open a socket, run a program or write a file", async () => {
@@ -65,6 +66,7 @@ Deno.test("reverse mode alone keeps FFI on libc, and runs only logger and sudo",
     read: "allowed",
     env: "allowed",
     ffiLibc: "allowed",
+    forwardingRead: "allowed",
   });
   for (const args of [["check", "system"], ["dnat", "list"], ["forward"]]) {
     assertEquals((await probe(args)).ffiLibc, "denied", args.join(" "));
@@ -78,6 +80,7 @@ Deno.test("the DNAT service alone loads libraries and reaches the network; no dn
     ...dnat,
     ffiNftables: "allowed",
     ffiLibc: "allowed",
+    forwardingRead: "allowed",
     connect: "allowed (ConnectionRefused)",
     listen: "allowed",
   });

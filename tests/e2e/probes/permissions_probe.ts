@@ -9,6 +9,8 @@ import { MODES } from "../../../main.ts";
 import { revokeExcept } from "../../../src/platform/permissions.ts";
 import { LIBC_PATHS } from "../../../src/process/libraries.ts";
 import { findLibnftables } from "../../../src/platform/libnftables.ts";
+import { forwardingEnabled } from "../../../src/platform/dnat_host.ts";
+import { libcProcReader } from "../../../src/platform/proc_readers.ts";
 
 const libc = LIBC_PATHS.find((path) => {
   try {
@@ -60,5 +62,10 @@ const result = {
     })
       .close()
   ),
+  // What the DNAT service asks at every install: ip_forward through libc, no sysctl process
+  // (Deno alone may open /proc/sys only with every permission).
+  forwardingRead: await forwardingEnabled(libcProcReader(), {
+    run: () => Promise.reject(new Error("ran sysctl")),
+  }, 4).then(() => "allowed", () => "denied"),
 };
 console.log(JSON.stringify(result));
