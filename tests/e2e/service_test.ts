@@ -8,7 +8,7 @@
  */
 import { assertEquals, assertMatch, assertOk } from "../_assert.ts";
 import { run, waitFor } from "../testbed/exec.ts";
-import { PYTHON } from "../testbed/paths.ts";
+import { PYTHON, ROOT } from "../testbed/paths.ts";
 import { createTestbed, IP, USERS } from "../testbed/reverse_bed.ts";
 import { sendUdp, startEchoSession } from "../testbed/udp.ts";
 
@@ -147,6 +147,16 @@ Deno.test({
         assertEquals([reply.op, reply.exit], ["decided", 255]);
         assertMatch(reply.tell[0], /^xferproxy: .*was not started by sshd/);
         assertEquals(await listed(), []);
+      });
+
+      await t.step("the service runs at its unit's priority, as systemd starts it", async () => {
+        // In a burst it does the work of hundreds of busy session processes (unit file).
+        const pid = JSON.parse(await Deno.readTextFile(`${bed.dir}/state/dnat/service.json`)).pid;
+        const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+        const nice = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+        const unit = await Deno.readTextFile(`${ROOT}packaging/systemd/xferproxy-dnat.service`);
+        assertEquals(nice, Number(unit.match(/^Nice=(-?\d+)$/m)?.[1]));
+        assertEquals(nice, -10);
       });
 
       await t.step(
