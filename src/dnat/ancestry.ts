@@ -117,18 +117,31 @@ export async function sshOrigin(proc: ProcReader, session: ProcessFacts): Promis
   throw new NotAuthorizedError(`process ${session.pid} was not started by sshd`);
 }
 
-/** The one established TCP connection sshd's monitor holds. */
+/** How often the TCP table is read again when the monitor's socket is missing from it. */
+const TCP_TABLE_READS = 3;
+
+/**
+ * The one established TCP connection sshd's monitor holds. The kernel writes /proc/net/tcp a
+ * page at a time, so while connections come and go a socket can be listed twice (one socket,
+ * counted once here) or skipped (the table is read again): under 40 concurrent uploads a session
+ * was refused as holding "2 established TCP connections".
+ */
 async function heldConnection(proc: ProcReader, sshd: number): Promise<TcpConnection> {
   const inodes = new Set(
     (await proc.linkTargets(`/proc/${sshd}/fd`)).map(socketInode).filter((i) => i !== undefined),
   );
-  const tables = await proc.readTexts([`/proc/${sshd}/net/tcp`, `/proc/${sshd}/net/tcp6`]);
-  const held = [...tables.values()].flatMap(parseTcpTable)
-    .filter((c) => inodes.has(c.inode));
-  if (held.length !== 1) {
-    throw new NotAuthorizedError(
-      `sshd process ${sshd} holds ${held.length} established TCP connections, not one`,
+  let held = new Map<number, TcpConnection>();
+  for (let read = 0; read < TCP_TABLE_READS && held.size === 0; read++) {
+    const tables = await proc.readTexts([`/proc/${sshd}/net/tcp`, `/proc/${sshd}/net/tcp6`]);
+    held = new Map(
+      [...tables.values()].flatMap(parseTcpTable).filter((c) => inodes.has(c.inode))
+        .map((c) => [c.inode, c]),
     );
   }
-  return held[0] as TcpConnection;
+  if (held.size !== 1) {
+    throw new NotAuthorizedError(
+      `sshd process ${sshd} holds ${held.size} established TCP connections, not one`,
+    );
+  }
+  return [...held.values()][0] as TcpConnection;
 }

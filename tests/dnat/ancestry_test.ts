@@ -1,7 +1,7 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
 import { processFacts, sshOrigin } from "../../src/dnat/ancestry.ts";
 import { NotAuthorizedError } from "../../src/dnat/errors.ts";
-import { parseStat, parseTcpTable, startMs } from "../../src/dnat/procfs.ts";
+import { parseStat, parseTcpTable, type ProcReader, startMs } from "../../src/dnat/procfs.ts";
 import { fakeProc, type FakeProcess, type FakeTcp, hex4, hex6, statLine } from "../_fakes/proc.ts";
 
 const USER = 1005;
@@ -86,6 +86,24 @@ Deno.test("sshOrigin() finds the client and proxy ends of the monitor's TCP conn
       assertEquals((await origin(tree)).sshd, 600);
     },
   );
+  await t.step("a socket listed twice (the table read in pieces while others change)", async () => {
+    assertEquals((await origin(sessionTree(), [CONNECTION, CONNECTION])).connection.inode, 4242);
+  });
+  await t.step("a socket skipped by one read of the table is found by the next", async () => {
+    const proc = fakeProc(sessionTree(), [CONNECTION]);
+    let tableReads = 0;
+    const skipping: ProcReader = {
+      ...proc,
+      readTexts: (paths) =>
+        paths.some((p) => p.endsWith("/net/tcp") && tableReads++ === 0)
+          ? fakeProc(sessionTree(), []).readTexts(paths)
+          : proc.readTexts(paths),
+    };
+    const facts = await processFacts(skipping, 700);
+    if (!facts) throw new Error("no facts");
+    assertEquals((await sshOrigin(skipping, facts)).connection.inode, 4242);
+    assertEquals(tableReads, 2);
+  });
   await t.step("a process the user named sshd is passed like any other of theirs", async () => {
     const tree = [
       ...sessionTree({ 700: { ppid: 650 } }),
@@ -114,6 +132,10 @@ Deno.test("sshOrigin() refuses whatever is not a proxy user's SSH session", asyn
     { pid: 650, ppid: 601, uid: 1006, comm: "sh" },
   ]);
   await refused("the monitor holds no TCP connection", sessionTree(), []);
+  await refused("the monitor holds two", sessionTree({ 600: { sockets: [4242, 4243] } }), [
+    CONNECTION,
+    { ...CONNECTION, remote: hex4("198.18.1.3", 40000), inode: 4243 },
+  ]);
   await refused("the monitor's socket is not established", sessionTree(), [
     { ...CONNECTION, state: "0A" },
   ]);
