@@ -153,7 +153,10 @@ Deno.test({
         // In a burst it does the work of hundreds of busy session processes (unit file).
         const pid = JSON.parse(await Deno.readTextFile(`${bed.dir}/state/dnat/service.json`)).pid;
         const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-        const nice = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        // A session of its own (so, with autogroups, a scheduling group of its own), and its nice.
+        assertEquals(Number(fields[3]), pid);
+        const nice = Number(fields[16]);
         const unit = await Deno.readTextFile(`${ROOT}packaging/systemd/xferproxy-dnat.service`);
         assertEquals(nice, Number(unit.match(/^Nice=(-?\d+)$/m)?.[1]));
         assertEquals(nice, -10);
