@@ -590,7 +590,7 @@ const BURST_START_LIMIT_MS = 20_000;
 
 async function burst(bed: Testbed, r: Routes, report: Report): Promise<void> {
   console.log(`Burst: ${BURST.sessions} FASP sessions arriving at ${BURST.perSecond}/s`);
-  // The service runs at its unit's priority (the bed starts it as the unit says). A run with the
+  // The bed starts the service as the unit says (a session of its own, its nice). A run with the
   // service moved into a cgroup v1 CPU group of its own, and everything else into another, was
   // dropped: on this host the native double hop itself set up 79 of 300 that way, against 300.
   const started = await proxyBurst(bed, report);

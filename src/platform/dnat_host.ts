@@ -1,7 +1,5 @@
 /**
- * Host facts and primitives of the DNAT code: processes (ps(1), and a
- * process's environment through cat(1), since Deno lets only a fully
- * privileged process read /proc), the forwarding sysctl, conntrack
+ * Host facts and primitives of the DNAT code: the forwarding sysctl, conntrack
  * accounting, the root-only registry directory with its lock, and the
  * config a privileged call may trust.
  * @module
@@ -12,16 +10,9 @@ import { checkRootDirectories, UntrustedPathError } from "./root_paths.ts";
 import { strictText } from "../config/text.ts";
 import type { Fs } from "../config/fs.ts";
 import type { CommandRunner } from "../process/runner.ts";
-import { type ProcessTable, procProcessTable } from "../dnat/owner.ts";
-import { commandProcReader } from "./proc_readers.ts";
 import { type ProcReader, readProcText } from "../dnat/procfs.ts";
 import type { RegistryStore } from "../dnat/deps.ts";
 import { emptyRegistry, registryReader, serializeRegistry } from "../dnat/registry.ts";
-
-/** Processes through /proc, read by head(1) in one batch (the one-shot calls hold no FFI). */
-export function commandProcessTable(runner: CommandRunner): ProcessTable {
-  return procProcessTable(commandProcReader(runner));
-}
 
 /**
  * net.ipv4.ip_forward / net.ipv6.conf.all.forwarding of this network namespace, asked at every

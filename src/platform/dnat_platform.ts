@@ -19,9 +19,6 @@ import { realFs } from "./fs.ts";
 import { drainFile } from "./drain_file.ts";
 import { forwardingEnabled, prepareDnatDirectory, registryStore, trustedFs } from "./dnat_host.ts";
 
-/** /proc through libc in the service; through head(1) in a one-shot call (it holds no FFI). */
-const proc = (service: boolean) => service ? libcProcReader() : commandProcReader(realRunner);
-
 /** The real platform of the dnat actions. */
 export const dnatPlatform: DnatPlatform = {
   fs: realFs,
@@ -35,22 +32,25 @@ export const dnatPlatform: DnatPlatform = {
   proc: () => commandProcReader(realRunner),
   pid: Deno.pid,
   newId: () => crypto.randomUUID(),
-  dnatDeps: async (config, dir, log, service) => ({
-    // The service keeps one libnftables context; a one-off call runs nft (it holds no FFI).
-    backend: await createBackend(config.server.dnatBackend, {
-      runner: realRunner,
-      ...(service ? { nft: () => openNft(realRunner) } : {}),
-    }),
-    conntrack: conntrackTool(realRunner),
-    store: registryStore(dir, (message) => log.warn(message)),
-    // The service reads /proc through libc; a one-shot call through head(1).
-    processes: procProcessTable(proc(service)),
-    config,
-    forwardingEnabled: (family) => forwardingEnabled(proc(service), realRunner, family),
-    now: Date.now,
-    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    log,
-  }),
+  dnatDeps: async (config, dir, log, service) => {
+    // The service reads /proc through libc; a one-shot call through head(1) (it holds no FFI).
+    const proc = service ? libcProcReader() : commandProcReader(realRunner);
+    return {
+      // The service keeps one libnftables context; a one-off call runs nft.
+      backend: await createBackend(config.server.dnatBackend, {
+        runner: realRunner,
+        ...(service ? { nft: () => openNft(realRunner) } : {}),
+      }),
+      conntrack: conntrackTool(realRunner),
+      store: registryStore(dir, (message) => log.warn(message)),
+      processes: procProcessTable(proc),
+      config,
+      forwardingEnabled: (family) => forwardingEnabled(proc, realRunner, family),
+      now: Date.now,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      log,
+    };
+  },
   serviceHost: (dir, log) => realServiceHost(dir, log, conntrackTool(realRunner)),
   drain: drainFile,
   deadline(ms, line) {

@@ -19,15 +19,11 @@ import {
   resolveName,
   writeUsersText,
 } from "./forward_host.ts";
-import {
-  commandProcessTable,
-  forwardingEnabled,
-  prepareDnatDirectory,
-  registryStore,
-} from "./dnat_host.ts";
+import { forwardingEnabled, prepareDnatDirectory, registryStore } from "./dnat_host.ts";
 import { openLogOutputs } from "./log_outputs.ts";
 import { realRunner } from "./runner.ts";
 import { commandProcReader } from "./proc_readers.ts";
+import { procProcessTable } from "../dnat/owner.ts";
 import { serveHttp } from "./http_server.ts";
 import { ensureSelfSigned } from "./self_signed.ts";
 import { catchStrayRejections, terminationSignal } from "./session_io.ts";
@@ -49,7 +45,9 @@ export const forwardPlatform: ForwardPlatform = {
   newPassword: () => crypto.randomUUID().replaceAll("-", ""),
   catchStrayRejections,
   async daemonHost(config, loadUsers) {
-    const processes = commandProcessTable(realRunner);
+    // /proc through head(1): the daemon holds no FFI.
+    const proc = commandProcReader(realRunner);
+    const processes = procProcessTable(proc);
     const own = (await processes.lookup([Deno.pid])).get(Deno.pid);
     if (!own) throw new Error("Cannot read this process's start time from ps");
     const termination = terminationSignal();
@@ -64,8 +62,7 @@ export const forwardPlatform: ForwardPlatform = {
         portFree,
         resolve: resolveName,
         loadUsers,
-        forwardingEnabled: (family) =>
-          forwardingEnabled(commandProcReader(realRunner), realRunner, family),
+        forwardingEnabled: (family) => forwardingEnabled(proc, realRunner, family),
         processes,
         stop: termination.signal,
         owner: { pid: Deno.pid, start: own.start },
