@@ -112,8 +112,22 @@ export function cPath(path: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(path + "\0") as Uint8Array<ArrayBuffer>;
 }
 
+/**
+ * The open(2) flags whose numbers differ by architecture: x86_64 uses the generic ones, aarch64
+ * its own (arch/arm64/include/uapi/asm/fcntl.h), where the generic O_DIRECTORY is O_DIRECT and
+ * the generic O_NOFOLLOW is O_LARGEFILE.
+ */
+export function openFlagsFor(
+  arch: typeof Deno.build.arch,
+): { O_DIRECTORY: number; O_NOFOLLOW: number } {
+  return arch === "aarch64"
+    ? { O_DIRECTORY: 0o40000, O_NOFOLLOW: 0o100000 }
+    : { O_DIRECTORY: 0o200000, O_NOFOLLOW: 0o400000 };
+}
+
 /** Constants of Linux and glibc on x86_64 and aarch64. */
 export const LINUX = {
+  ...openFlagsFor(Deno.build.arch),
   AF_UNIX: 1,
   SOCK_STREAM: 1,
   SOCK_NONBLOCK: 0o4000,
@@ -122,10 +136,8 @@ export const LINUX = {
   SO_PEERCRED: 17,
   SO_PEERPIDFD: 77,
   O_RDONLY: 0,
-  O_DIRECTORY: 0o200000,
   O_CLOEXEC: 0o2000000,
   O_NONBLOCK: 0o4000,
-  O_NOFOLLOW: 0o400000,
   EAGAIN: 11,
   EINTR: 4,
   ESRCH: 3,
