@@ -370,7 +370,9 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     // Ended, however it ends, it answers the decision's next request at once (as a closed
     // socket would); its error is rethrown below, and must not go unhandled meanwhile: the
     // service has no handler for that and would exit.
-    const conversation = converseFrom(inside.connection, takePidfd).finally(inside.link.close);
+    const conversation = converseFrom(inside.connection, takePidfd, identity).finally(
+      inside.link.close,
+    );
     conversation.catch(() => {});
     try {
       answer(
@@ -421,9 +423,11 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     }
   }
 
+  /** `known`: the identity the kernel gave this peer's decision a moment ago (looked up once). */
   async function converseFrom(
     connection: SessionConnection,
     takePidfd: () => number | undefined,
+    known?: SessionIdentity,
   ): Promise<void> {
     const first = parseRequest((await connection.nextLine(5000)) ?? "");
     const helloAt = deps.now();
@@ -432,7 +436,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
       connection.close();
       return;
     }
-    const identity = await admit(connection);
+    const identity = known ?? await admit(connection);
     if (typeof identity === "string") {
       reply(connection, { event: "refused", reason: identity });
       return connection.close();

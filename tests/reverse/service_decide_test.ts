@@ -51,6 +51,7 @@ const { boot: BOOT, uid: ALICE, tree: TREE, tcp: TCP } = SSHD_SESSION;
 function setup(
   answer: ProbeOutcome = { kind: "answered", banner: "SSH-2.0-x", hostKey: KEY },
   proc: ProcReader = fakeProc(TREE, TCP, BOOT),
+  newId: () => string = () => ID,
 ) {
   const fakes = fakeDnatDeps(config);
   const log = fakeLogger();
@@ -85,7 +86,7 @@ function setup(
     balancer: createBalancer(memoryJson(), () => fakes.clock.now()),
     reachable: () => Promise.resolve(true),
     sshCounters: () => Promise.resolve(undefined),
-    newId: () => ID,
+    newId,
     decide: (request, session) =>
       decideInService(request, session, {
         config,
@@ -171,6 +172,16 @@ Deno.test("the service decides a FASP session from the kernel's word and registe
   );
   const received = bed.log.records.find((r) => r.text.startsWith("Received connection"));
   assertEquals(received?.fields.client, "198.18.1.2");
+});
+
+Deno.test("a decided session is looked up in /proc once: its registration reuses the decision's identity", async () => {
+  const proc = fakeProc(TREE, TCP, BOOT);
+  const bed = setup(undefined, proc);
+  const { reply } = await bed.ask(ALICE_ENV);
+  assertEquals(reply.op === "decided" && reply.handoff !== undefined, true);
+  assertEquals(bed.store.registry.entries.length, 1);
+  // The sshd connection's table (its TCP and TCP6 lists), read for one identity, not two.
+  assertEquals(proc.reads.filter((path) => path.endsWith("/net/tcp")).length, 1);
 });
 
 Deno.test("a keyfile the session cannot read is its proxy key problem, as in its own process", async () => {
@@ -288,18 +299,10 @@ Deno.test("a registration that fails unexpectedly costs that session its UDP, ne
   assertEquals(bed.store.registry.entries, []);
 });
 
-Deno.test("an unexpected error while the service admits its own conversation never stops the service", async () => {
-  // The third look at the session's process (the conversation's own admission) fails as a bug would.
-  const proc = fakeProc(TREE, TCP, BOOT);
-  let looks = 0;
-  const bed = setup(undefined, {
-    readTexts(paths) {
-      if (paths.includes("/proc/700/stat") && ++looks === 3) {
-        return Promise.reject(new Error("EIO reading /proc"));
-      }
-      return proc.readTexts(paths);
-    },
-    linkTargets: (dir) => proc.linkTargets(dir),
+Deno.test("an unexpected error in the service's own conversation never stops the service", async () => {
+  // The conversation's first step after the decision's admission fails as a bug would.
+  const bed = setup(undefined, undefined, () => {
+    throw new Error("no id to issue");
   });
   const { reply, failed } = await bed.ask(ALICE_ENV);
   assertEquals(reply, {
@@ -307,7 +310,7 @@ Deno.test("an unexpected error while the service admits its own conversation nev
     tell: ["xferproxy: internal error; see the proxy log"],
     exit: 255,
   });
-  assertIncludes(String(failed), "EIO reading /proc");
+  assertIncludes(String(failed), "no id to issue");
   assertEquals(bed.store.registry.entries, []);
 });
 
