@@ -50,12 +50,19 @@ function byFamily<T extends { client: { family: 4 | 6 } }>(items: readonly T[], 
 }
 
 /**
+ * How long chains and jumps found in place count as in place for an install: as long as the
+ * service's reconcile takes to notice and repair a lost jump for every live session anyway.
+ */
+export const READY_FRESH_MS = 2000;
+
+/**
  * Creates the iptables backend over a command runner; `conntrack` marks the
  * live flows of sessions converted from the per-session plan.
  */
 export function iptablesBackend(
   runner: CommandRunner,
   conntrack: Pick<Conntrack, "mark"> = conntrackTool(runner),
+  now: () => number = () => performance.now(),
 ): DnatBackend {
   const save = async (family: 4 | 6): Promise<string> => {
     const result = await runner.run(TOOLS[family].save, []);
@@ -74,6 +81,18 @@ export function iptablesBackend(
     }
   };
   const rulesOf = async (family: 4 | 6): Promise<OurRule[]> => parseOurRules(await save(family));
+  /**
+   * Per family, when chains and jumps were last seen or put in place. A burst's installs then
+   * cost one iptables-restore each, not an iptables-save before it as well (a process each, on
+   * the session's path); an add that fails as the chains went meanwhile makes them again.
+   */
+  const readyAt = new Map<4 | 6, number>();
+  const makeReady = async (family: 4 | 6, before?: string) => {
+    const chains = ensureText(before ?? await save(family));
+    await restore(family, chains);
+    readyAt.set(family, now());
+    return chains;
+  };
   /** Per family, what the last reconcile that found every rule in place saw. */
   const settled = new Map<4 | 6, { save: string; sessions: readonly DnatSession[] }>();
   let knownFamilies: Array<4 | 6> | undefined;
@@ -125,11 +144,20 @@ export function iptablesBackend(
     capabilities: IPTABLES_CAPABILITIES,
     tool: "iptables",
     async ensureReady(family) {
-      await restore(family, ensureText(await save(family)));
+      const at = readyAt.get(family);
+      if (at !== undefined && now() - at < READY_FRESH_MS) return;
+      await makeReady(family);
     },
     async add(sessions) {
       for (const family of [4, 6] as const) {
-        await restore(family, restoreText([], byFamily(sessions, family).flatMap(sessionRules)));
+        const text = restoreText([], byFamily(sessions, family).flatMap(sessionRules));
+        await restore(family, text).catch(async (error) => {
+          // A firewall reload or `reap --all` since the chains were last seen: make them, again.
+          if (!readyAt.has(family)) throw error;
+          readyAt.delete(family);
+          await makeReady(family);
+          await restore(family, text);
+        });
       }
     },
     async remove(sessions) {
@@ -158,10 +186,13 @@ export function iptablesBackend(
         // The same rules as when everything was last found in place, for the same sessions: in
         // place still. Parsing a thousand sessions' rules every round is megabytes of garbage.
         const last = settled.get(family);
-        if (last && sameSessions(last.sessions, mine) && sameRules(last.save, before)) continue;
+        if (last && sameSessions(last.sessions, mine) && sameRules(last.save, before)) {
+          // Chains and jumps included: the whole save is as when all was found in place.
+          readyAt.set(family, now());
+          continue;
+        }
         settled.delete(family);
-        const chains = ensureText(before);
-        await restore(family, chains);
+        const chains = await makeReady(family, before);
         const present = chains === undefined ? parseOurRules(before) : await rulesOf(family);
         const remove: OurRule[] = [];
         const add: OurRule[] = [];
@@ -203,6 +234,7 @@ export function iptablesBackend(
     removeTagged: (ids) => removeIds(ids),
     refresh: (_sessions: readonly DnatSession[]) => Promise.resolve(),
     async teardown() {
+      readyAt.clear();
       for (const family of await families()) {
         const doomed = await rulesOf(family);
         await restore(family, restoreText(doomed, []));

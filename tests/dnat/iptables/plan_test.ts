@@ -1,4 +1,4 @@
-import { assertEquals } from "../../_assert.ts";
+import { assertEquals, assertRejects } from "../../_assert.ts";
 import {
   ensureText,
   FIXED_RULES,
@@ -12,7 +12,8 @@ import {
 } from "../../../src/dnat/iptables/plan.ts";
 import type { DnatSession } from "../../../src/dnat/types.ts";
 import { parseIp } from "../../../src/net/ip.ts";
-import { iptablesBackend } from "../../../src/dnat/iptables/backend.ts";
+import { iptablesBackend, READY_FRESH_MS } from "../../../src/dnat/iptables/backend.ts";
+import { NetfilterError } from "../../../src/dnat/errors.ts";
 import { recordingRunner } from "../../_fakes/runner.ts";
 import { dnatSession } from "../_build.ts";
 import { legacyIptablesRules } from "../../testbed/legacy_rules.ts";
@@ -434,4 +435,83 @@ Deno.test("iptablesBackend.reconcile() leaves rules found in place alone, and st
   // The same session's values in a new object (a registry read anew): looked at again.
   assertEquals(await backend.reconcile([{ ...s }]), { repaired: [], converted: [] });
   assertEquals(restores().length, 2);
+});
+
+/**
+ * A host whose nat table either has our chains or has lost them (a firewall reload): a restore
+ * adding to them fails while they are gone, as iptables-restore does.
+ */
+function reloadableRunner() {
+  const host = { chains: false };
+  const runner = recordingRunner((call) => {
+    if (call.program.startsWith("ip6tables")) return { code: 1 };
+    if (call.program === "iptables-save") return { stdout: EMPTY_SAVE };
+    if (call.program !== "iptables-restore") return {};
+    if (call.stdin?.includes(":XFERPROXY-PRE")) host.chains = true;
+    else if (!host.chains) return { code: 2, stderr: "iptables-restore: line 2 failed" };
+    return {};
+  });
+  return { host, runner };
+}
+
+Deno.test("iptablesBackend.ensureReady() looks again only once its last look is READY_FRESH_MS old", async () => {
+  const { runner } = reloadableRunner();
+  let clock = 0;
+  const backend = iptablesBackend(runner, undefined, () => clock);
+  const saves = () => runner.calls.filter((c) => c.program === "iptables-save").length;
+  await backend.ensureReady(4);
+  await backend.add([session()]);
+  assertEquals(saves(), 1);
+  // A burst's next installs: one iptables-restore each, no iptables-save.
+  clock += READY_FRESH_MS - 1;
+  await backend.ensureReady(4);
+  await backend.add([session()]);
+  assertEquals(saves(), 1);
+  clock += 1;
+  await backend.ensureReady(4);
+  assertEquals(saves(), 2);
+});
+
+Deno.test("iptablesBackend.add() makes the chains again when they went since they were seen", async () => {
+  const { host, runner } = reloadableRunner();
+  const backend = iptablesBackend(runner, undefined, () => 0);
+  await backend.ensureReady(4);
+  host.chains = false; // a firewall reload, within the freshness window
+  await backend.ensureReady(4);
+  await backend.add([session()]);
+  assertEquals(host.chains, true);
+  const restores = runner.calls.filter((c) => c.program === "iptables-restore");
+  // Made, add refused, made again, added.
+  assertEquals(restores.map((c) => c.stdin?.includes(":XFERPROXY-PRE")), [
+    true,
+    false,
+    true,
+    false,
+  ]);
+  assertEquals(restores.at(-1)!.stdin, restoreText([], sessionRules(session())));
+  // Never looked at: the add's own failure is the answer, and it is not retried.
+  const fresh = reloadableRunner();
+  await assertRejects(() => iptablesBackend(fresh.runner).add([session()]), NetfilterError);
+  assertEquals(fresh.runner.calls.filter((c) => c.program === "iptables-restore").length, 1);
+});
+
+Deno.test("iptablesBackend.reconcile() finding everything in place counts as a look for installs", async () => {
+  const s = session({ clientPort: 60953 });
+  const rules = sessionRules(s).map((r) => `-A ${r.chain} ${r.spec}`);
+  const runner = recordingRunner((call) => {
+    if (call.program === "iptables-save") {
+      return { stdout: saved("Sat Dec  5 07:49:44 2026", "[0:0]", rules) };
+    }
+    return call.program.startsWith("ip6tables") ? { code: 1 } : {};
+  });
+  let clock = 0;
+  const backend = iptablesBackend(runner, undefined, () => clock);
+  const saves = () => runner.calls.filter((c) => c.program === "iptables-save").length;
+  await backend.reconcile([s]);
+  clock += READY_FRESH_MS;
+  await backend.reconcile([s]); // settled: nothing restored, chains and jumps seen
+  const seen = saves();
+  clock += READY_FRESH_MS - 1;
+  await backend.ensureReady(4);
+  assertEquals(saves(), seen);
 });
