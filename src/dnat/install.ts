@@ -5,7 +5,7 @@
  * @module
  */
 
-import { logIgnored } from "../errors.ts";
+import { errorText, logIgnored } from "../errors.ts";
 import { formatEndpoint } from "../net/endpoint.ts";
 import { authorize, type Authorized, choosePorts, conflicts } from "./authorize.ts";
 import type { DnatDeps, Registration, RegistryStore } from "./deps.ts";
@@ -135,7 +135,7 @@ function installTogether(
   });
   // Another holder of the lock may settle it long before this call's own turn: not unhandled.
   outcome.catch(() => {});
-  return deps.store.lock(async () => {
+  const locked = deps.store.lock(async () => {
     const group = (waitingFor.get(deps.store) ?? []).splice(0, MAX_INSTALL_BATCH);
     if (group.length === 0) return;
     try {
@@ -144,7 +144,9 @@ function installTogether(
       // Settling twice is a no-op: those already told keep their outcome.
       for (const waiting of group) waiting.settle(error as Error);
     }
-  }).then(() => outcome);
+  });
+  // Told as soon as it is settled (the group's purge may still run), or failing with the lock.
+  return Promise.race([outcome, locked.then(() => outcome)]);
 }
 
 /** Installs a group under the lock, in arrival order; each waiting install is told its outcome. */
@@ -199,18 +201,28 @@ async function installGroup(deps: DnatDeps, group: readonly Waiting[]): Promise<
       },
     });
   }
+  const sessions = accepted.map((a) => a.entry.forwarding.session);
+  const live = forwardedSessions(registry);
   if (accepted.length) {
-    const sessions = accepted.map((a) => a.entry.forwarding.session);
     await deps.backend.add(sessions);
-    // A flow that reached the proxy before the rule (un-NATed) would blackhole the session.
-    // Another live session's own flow from its learned port stays (users behind one NAT
-    // address): deleting it would drop what it carried so far from that session's line.
-    await deps.conntrack.purge(sessions, "udp", forwardedSessions(registry));
     for (const { entry } of accepted) registry = withEntry(registry, entry);
   }
   if (registry !== read) await deps.store.write(registry);
   for (const { waiting, entry } of accepted) waiting.settle(entry);
   for (const waiting of blocked) waiting.settle(undefined);
+  if (!accepted.length) return;
+  // A flow that reached the proxy before the rule (un-NATed) would blackhole the session. The
+  // sessions are told first: their first UDP comes only after the SSH leg is up and FASP has
+  // negotiated, and a conntrack process on their path was the most of what UDP added to a
+  // session's set-up. Still under the lock, as every change to the sessions' flows is. Another
+  // live session's own flow from its learned port stays (users behind one NAT address):
+  // deleting it would drop what it carried so far from that session's line.
+  await deps.conntrack.purge(sessions, "udp", live).catch((error) =>
+    deps.log.warn(
+      "Cannot purge stale UDP flows before forwarding sessions {sessions}: {error}; a client that sent UDP before its session may not reach its server",
+      { sessions: sessions.map((s) => s.id).join(","), error: errorText(error) },
+    )
+  );
 }
 
 /**

@@ -151,6 +151,8 @@ async function perform(
         server: formatPorts(s.server, s.serverPort, s.portCount),
         filtering: entry.forwarding.filtering,
       }));
+      // Answered before its purge of stale flows, which holds the lock: done before this exits.
+      await deps.store.lock(() => Promise.resolve());
       return;
     }
     case "del":

@@ -160,6 +160,30 @@ Deno.test("install() gives up after the wait, and at once when the other session
   assertEquals(clock.now(), before);
 });
 
+Deno.test("install() answers before its purge, which still holds the lock; a failed purge is a warning", async () => {
+  const { deps, conntrack, store, run } = setup();
+  const log = fakeLogger();
+  run(77);
+  let finishPurge: (error?: Error) => void = () => {};
+  conntrack.purge = () =>
+    new Promise((resolve, reject) => {
+      finishPurge = (error) => error ? reject(error) : resolve([]);
+    });
+  const installed = await install({ ...deps, log }, request(77));
+  // Answered and recorded while the purge runs.
+  assertEquals(store.registry.entries.map((e) => e.id), [installed.id]);
+  let next = false;
+  const after = store.lock(() => Promise.resolve(void (next = true)));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(next, false);
+  finishPurge(new Error("conntrack: Operation not permitted"));
+  await after;
+  assertEquals(next, true);
+  const warned = log.records.filter((r) => r.text.startsWith("Cannot purge stale UDP flows"));
+  assertEquals(warned.map((r) => [r.level, r.fields.sessions]), [["warn", installed.id]]);
+  assertEquals(store.registry.entries.map((e) => e.id), [installed.id]);
+});
+
 Deno.test("learnPorts() gives each session of a client its own flow port, then purges the rest", async () => {
   const { deps, backend, conntrack, store, run } = setup();
   run(77);

@@ -145,6 +145,22 @@ Deno.test("dnat add as root installs what root names and answers with the issued
   assertEquals(parseAddReply(unnamed.output.stdout)?.event, "refused");
 });
 
+Deno.test("dnat add exits only once its purge of stale flows is done: the answer comes before it", async () => {
+  const { platform, fakes } = fakePlatform();
+  let purged = false;
+  fakes.conntrack.purge = async (sessions) => {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    purged = true;
+    return sessions.map(() => ({ bytes: 0, packets: 0 }));
+  };
+  const { status, output } = await dnat(
+    platform,
+    dnatArgv({ action: "add", request: target() }).slice(1),
+    SUDO,
+  );
+  assertEquals([status, parseAddReply(output.stdout)?.event, purged], [0, "installed", true]);
+});
+
 Deno.test("through sudo the session is whoever ran sudo, at the address of its sshd connection", async () => {
   const { platform, fakes } = fakePlatform();
   fakes.processes.running.set(700, { uid: 1001, start: 1_796_000_001_000 });

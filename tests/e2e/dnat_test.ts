@@ -312,6 +312,31 @@ function dnatSuite(backend: "iptables" | "nftables") {
           );
         });
 
+        await t.step(
+          "a flow that reached the proxy before its session is purged, then forwarded",
+          async () => {
+            // No session yet: nothing answers, and conntrack keeps the flow, un-NATed, for 30 s.
+            assertEquals(await sendUdp(bed, 40500, IP.proxy, 33001, 3), 0);
+            const untranslated = async () =>
+              (await conntrackFlows(bed)).split("\n").filter((l) =>
+                l.includes("sport=40500") && l.includes(`src=${IP.proxy} dst=${IP.client}`)
+              );
+            assertEquals((await untranslated()).length, 1);
+            const session = await startEchoSession(bed, alice, IP.proxy, 33001);
+            try {
+              // Purged once the session was told (its first UDP would come later still).
+              await waitFor(
+                "the stale flow purged",
+                async () => (await untranslated()).length === 0,
+              );
+              assertEquals(await sendUdp(bed, 40500, IP.proxy, 33001, 10), 10);
+            } finally {
+              await session.end();
+            }
+            await noSessionsLeft(bed);
+          },
+        );
+
         await t.step("scp, sftp and rsync sessions start no DNAT at all", async () => {
           const before = await bed.log();
           const result = await bed.ssh(alice, IP.proxy, ["printenv", "SSH_CONNECTION"]);
