@@ -217,6 +217,14 @@ function markArg(mark: number): string {
  */
 const RUN_LINES = 32;
 
+/**
+ * `conntrack -E` arguments for new UDP flows that carry `mark` (set by our rules only), of
+ * either address family: the events that tell a learning session its first flow appeared.
+ */
+export function flowEventArgs(mark: number): string[] {
+  return ["-E", "-e", "NEW", "-p", "udp", "--mark", `0x${mark.toString(16)}`];
+}
+
 /** conntrack(8) through a runner. */
 export function conntrackTool(runner: CommandRunner): Conntrack {
   const remove = async (args: string[]): Promise<string> => {

@@ -13,7 +13,7 @@ import type { Balancer } from "../balancer/balancer.ts";
 import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
 import type { AdministerDeps } from "./administer.ts";
 import type { ProcReader } from "./procfs.ts";
-import { runService, type ServiceStatus } from "./service.ts";
+import { type FlowEvents, runService, type ServiceStatus } from "./service.ts";
 import {
   type ExitWatch,
   type SessionConnection,
@@ -72,6 +72,8 @@ export interface ServiceHost {
     reach: ReuseOptions["reach"];
   };
   sshCounters(ssh: NonNullable<RegistryEntry["ssh"]>): Promise<SshCounters | undefined>;
+  /** Starts following conntrack's events for new session flows; stopped by `close`. */
+  followFlows(): FlowEvents;
   /**
    * Listens on `path` (its directory root's, the socket root's and `group`'s, mode 660) and
    * calls `onConnection` for each session.
@@ -286,6 +288,7 @@ export async function serveDnat(
       },
       enableAccounting: () => host.enableAccounting(),
       sessions,
+      flows: host.followFlows(),
       reloadConfig,
       configError: () => configError,
       rereadDrain,

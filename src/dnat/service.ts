@@ -51,19 +51,29 @@ export const SERVICE_TIMING = {
  * How often to look for a learning session's first flow, by its age: a real
  * ascp sends as soon as it has negotiated over SSH, so young sessions are
  * looked at every round and old silent ones rarely (each look runs conntrack).
+ * While conntrack's events say when a session's flow appears (`followed`), a
+ * look is only the safety net for an event lost: every second, then rarely.
  */
-export function learnIntervalMs(ageMs: number): number {
-  if (ageMs < 5_000) return SERVICE_TIMING.roundMs;
+export function learnIntervalMs(ageMs: number, followed = false): number {
+  if (ageMs < 5_000 && !followed) return SERVICE_TIMING.roundMs;
   if (ageMs < 60_000) return 1_000;
   return 5_000;
 }
 
+/** New session flows as conntrack's events report them (platform/flow_events.ts). */
+export interface FlowEvents {
+  /** True while the events are followed: a new flow is then reported, not only found. */
+  live(): boolean;
+  /** True when a new session flow was reported since the last call. */
+  take(): boolean;
+}
+
 /** When the next look for a first flow is due; Infinity when no session is learning. */
-function nextLearnAt(registry: Registry, now: number): number {
+function nextLearnAt(registry: Registry, now: number, followed: boolean): number {
   let next = Infinity;
   for (const e of registry.entries) {
     if (e.forwarding?.filtering && e.forwarding.session.clientPort === undefined) {
-      next = Math.min(next, now + learnIntervalMs(now - e.created));
+      next = Math.min(next, now + learnIntervalMs(now - e.created, followed));
     }
   }
   return next;
@@ -87,6 +97,8 @@ export interface ServiceDeps extends DnatDeps {
   enableAccounting(): Promise<boolean>;
   /** The sessions it owns (absent in tests of the loop alone). */
   readonly sessions?: SessionService;
+  /** New session flows from conntrack's events; absent or not live, learning polls instead. */
+  readonly flows?: FlowEvents;
   /** Rereads the config file if it changed (logging the outcome); the last good one stays. */
   reloadConfig?(): Promise<void>;
   /** Why the config file on disk is not in use, if it is not. */
@@ -171,18 +183,22 @@ export async function runService(deps: ServiceDeps): Promise<void> {
           );
         }
       }
-      // A session registered since the last round may be waiting for its port to be learned.
+      // A session registered since the last round may be waiting for its port to be learned:
+      // looked for at once, unless conntrack's events will say when its flow appears.
       const stamp = await deps.store.stamp();
       const changed = stamp !== seen;
       seen = stamp;
+      const followed = deps.flows?.live() ?? false;
+      const flowSeen = deps.flows?.take() ?? false;
       const due = {
         liveness: now - last.liveness >= SERVICE_TIMING.livenessEveryMs,
         reconcile: now - last.reconcile >= SERVICE_TIMING.reconcileEveryMs,
         orphans: now - last.orphans >= SERVICE_TIMING.orphansEveryMs,
         refresh: now - last.refresh >= SERVICE_TIMING.refreshEveryMs,
-        learn: changed || now >= learnAt,
+        learn: (flowSeen && (changed || learnAt < Infinity)) || now >= learnAt ||
+          (changed && !followed),
       };
-      if (due.learn || due.liveness || due.reconcile || due.orphans || due.refresh) {
+      if (changed || due.learn || due.liveness || due.reconcile || due.orphans || due.refresh) {
         let current: Registry | undefined;
         // The conntrack listing before the lock: installs need the lock more than learning does.
         const listing = due.learn
@@ -221,7 +237,10 @@ export async function runService(deps: ServiceDeps): Promise<void> {
           sessions = registry.entries.length;
           deps.countActive?.(registry);
           current = registry;
-          return nextLearnAt(registry, now);
+          // A round that did not look keeps the look already due: the reconcile and liveness
+          // rounds, every few seconds, would otherwise put an older session's look off forever.
+          const next = nextLearnAt(registry, now, followed);
+          return listing ? next : Math.min(learnAt, next);
         });
         // Sessions registered by others (sudo while the service was down, or before a restart).
         // Outside the lock: ending one whose owner is already gone takes the lock itself.

@@ -21,6 +21,7 @@ import { isExecutable, realProbe, realReach } from "./upstream_probe.ts";
 import { libcProcReader } from "./proc_readers.ts";
 import { listenUnix, type UnixServer } from "./unix_server.ts";
 import { terminationSignal } from "./session_io.ts";
+import { type FollowedFlows, followFlowEvents } from "./flow_events.ts";
 import { enableAccounting, writeHeartbeat } from "./dnat_host.ts";
 import { realRunner } from "./runner.ts";
 import { DEFAULT_LIMITS, serveHttp } from "./http_server.ts";
@@ -107,6 +108,7 @@ export function realServiceHost(
   let server: UnixServer | undefined;
   let exits: ExitWatch | undefined;
   let status: { shutdown(): Promise<void> } | undefined;
+  let flows: FollowedFlows | undefined;
   return {
     stop: termination.signal,
     heartbeat: (status) => writeHeartbeat(dir, Date.now(), { ...status }),
@@ -146,6 +148,7 @@ export function realServiceHost(
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     },
+    followFlows: () => (flows ??= followFlowEvents(log)),
     async listen(path, group, maxLine, onConnection) {
       const gid = groupId(group);
       if (gid === undefined) {
@@ -171,6 +174,7 @@ export function realServiceHost(
       termination.dispose();
       await status?.shutdown();
       server?.close();
+      await flows?.close();
       await events?.close();
       await Deno.remove(`${dir}/service.json`).catch((error) =>
         log.debug("Cannot remove the heartbeat: {error}", { error: errorText(error) })

@@ -82,6 +82,7 @@ function fakePlatform() {
           fileIdentity: () => Promise.resolve(undefined),
         },
         sshCounters: () => Promise.resolve(undefined),
+        followFlows: () => ({ live: () => false, take: () => false }),
         listen: (path, group) => Promise.resolve(void events.push(`listen ${path} ${group}`)),
         logLinesLost: () => 0,
         releaseMemory: () => {

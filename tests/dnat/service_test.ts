@@ -136,33 +136,140 @@ Deno.test("a failing round is logged and the next one runs", async () => {
   assertEquals(bed.store.registry.entries, []);
 });
 
-Deno.test("a session registered while the service runs has its port learned within a few rounds", async () => {
-  let registeredAt = 0;
-  let learnedAt = 0;
-  const bed = serviceRun(4000, async (elapsed) => {
-    if (elapsed >= 1300 && !registeredAt) {
-      registeredAt = elapsed;
+/**
+ * A session registered at `at` ms into a scripted run, its client's first datagram `flowAfterMs`
+ * later (reported through `fire` when the run follows events); notes when its port was learned.
+ */
+function lateSession(at: number, flowAfterMs = 0) {
+  const times = { registeredAt: 0, flowAt: 0, learnedAt: 0 };
+  const step = async (
+    bed: ReturnType<typeof serviceRun>,
+    elapsed: number,
+    fire: () => void = () => {},
+  ) => {
+    if (elapsed >= at && !times.registeredAt) {
+      times.registeredAt = elapsed;
       bed.processes.running.set(77, { uid: 0, start: 1_000 });
       await install(bed.deps, request(77));
+    }
+    if (times.registeredAt && !times.flowAt && elapsed >= times.registeredAt + flowAfterMs) {
+      times.flowAt = elapsed;
+      bed.conntrack.flowList.push({ src: "198.18.1.2", sport: 40000, dport: 33001 });
+      fire();
+    }
+    if (
+      !times.learnedAt && bed.store.registry.entries[0]?.forwarding?.session.clientPort === 40000
+    ) {
+      times.learnedAt = elapsed;
+    }
+  };
+  /** True when the port was learned after its flow, within `ms`. */
+  const learnedWithin = (ms: number) =>
+    times.learnedAt >= times.flowAt && times.learnedAt - times.flowAt <= ms;
+  return { times, step, learnedWithin };
+}
+
+Deno.test("a session registered while the service runs has its port learned within a few rounds", async () => {
+  const late = lateSession(1300);
+  const bed: ReturnType<typeof serviceRun> = serviceRun(4000, (elapsed) => late.step(bed, elapsed));
+  await bed.run();
+  // Not at the next liveness round (up to a second later): a round or two of the idle loop.
+  assertEquals(late.learnedWithin(3 * SERVICE_TIMING.roundMs), true);
+});
+
+Deno.test("a silent session is looked for less and less often: each look runs conntrack", () => {
+  assertEquals(
+    [0, 4_999, 5_000, 59_999, 60_000, 3_600_000].map((age) => learnIntervalMs(age)),
+    [100, 100, 1000, 1000, 5000, 5000],
+  );
+  // While conntrack's events report new flows, a look is only the safety net.
+  assertEquals(
+    [0, 4_999, 5_000, 59_999, 60_000].map((age) => learnIntervalMs(age, true)),
+    [1000, 1000, 1000, 1000, 5000],
+  );
+});
+
+Deno.test("an old silent session is still looked for every 5 s, whatever rounds run between", async () => {
+  let learnedAt = 0;
+  const bed = serviceRun(80_000, (elapsed) => {
+    if (elapsed >= 70_000 && !bed.conntrack.flowList.length) {
       bed.conntrack.flowList.push({ src: "198.18.1.2", sport: 40000, dport: 33001 });
     }
     if (!learnedAt && bed.store.registry.entries[0]?.forwarding?.session.clientPort === 40000) {
       learnedAt = elapsed;
     }
   });
+  bed.processes.running.set(77, { uid: 0, start: 1_000 });
+  await install(bed.deps, request(77));
   await bed.run();
-  // Not at the next liveness round (up to a second later): a round or two of the idle loop.
-  assertEquals(
-    learnedAt > 0 && learnedAt - registeredAt <= 3 * SERVICE_TIMING.roundMs,
-    true,
-  );
+  // The reconcile (2 s) and liveness (5 s) rounds in between do not put the look off.
+  assertEquals(learnedAt >= 70_000 && learnedAt <= 75_000 + 2 * SERVICE_TIMING.roundMs, true);
 });
 
-Deno.test("a silent session is looked for less and less often: each look runs conntrack", () => {
-  assertEquals(
-    [0, 4_999, 5_000, 59_999, 60_000, 3_600_000].map(learnIntervalMs),
-    [100, 100, 1000, 1000, 5000, 5000],
+/** A service run whose conntrack events the test fires; counts the learning listings. */
+function followedRun(
+  untilMs: number,
+  script: (elapsed: number, fire: () => void) => Promise<void>,
+) {
+  let live = true;
+  let seen = false;
+  const listings: number[] = [];
+  const bed = serviceRun(untilMs, (elapsed) => script(elapsed, () => void (seen = true)));
+  const flows = bed.deps.conntrack.flows;
+  const deps: ServiceDeps = {
+    ...bed.deps,
+    conntrack: {
+      ...bed.deps.conntrack,
+      flows: (proxy) => {
+        listings.push(bed.clock.now());
+        return flows(proxy);
+      },
+    },
+    flows: {
+      live: () => live,
+      take: () => {
+        const was = seen;
+        seen = false;
+        return was;
+      },
+    },
+  };
+  return { ...bed, deps, listings, stopFollowing: () => void (live = false) };
+}
+
+Deno.test("with conntrack's events followed, a new session's flow is looked for when it is reported", async () => {
+  // The client's first datagram 700 ms after the session registered.
+  const late = lateSession(1300, 700);
+  const bed: ReturnType<typeof followedRun> = followedRun(
+    4000,
+    (elapsed, fire) => late.step(bed, elapsed, fire),
   );
+  const started = bed.clock.now();
+  await runService(bed.deps);
+  assertEquals(late.learnedWithin(2 * SERVICE_TIMING.roundMs), true);
+  // One look, for the reported flow: none while the session waited for it (polling: seven).
+  assertEquals(bed.listings.map((at) => at - started >= late.times.flowAt), [true]);
+});
+
+Deno.test("with the events followed, a flow whose event was lost is found by the safety net within a second", async () => {
+  const late = lateSession(1000);
+  const bed: ReturnType<typeof followedRun> = followedRun(
+    4000,
+    (elapsed) => late.step(bed, elapsed),
+  );
+  await runService(bed.deps);
+  assertEquals(late.learnedWithin(1000 + 2 * SERVICE_TIMING.roundMs), true);
+  assertEquals(bed.listings.length, 1);
+});
+
+Deno.test("when the events stop, a new session's flow is looked for every round again", async () => {
+  const late = lateSession(1000);
+  const bed: ReturnType<typeof followedRun> = followedRun(4000, (elapsed) => {
+    if (elapsed >= 1000) bed.stopFollowing();
+    return late.step(bed, elapsed);
+  });
+  await runService(bed.deps);
+  assertEquals(late.learnedWithin(3 * SERVICE_TIMING.roundMs), true);
 });
 
 Deno.test("an idle service looks at the kernel only for orphans, every orphan interval", async () => {

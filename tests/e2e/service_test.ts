@@ -116,6 +116,23 @@ Deno.test({
         }
       });
 
+      await t.step(
+        "the service follows conntrack's events for new session flows: one stream",
+        async () => {
+          const pid = JSON.parse(await Deno.readTextFile(`${bed.dir}/state/dnat/service.json`)).pid;
+          const streams: string[] = [];
+          for await (const entry of Deno.readDir("/proc")) {
+            if (!/^\d+$/.test(entry.name)) continue;
+            const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`).catch(() => "");
+            if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) !== pid) continue;
+            const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "");
+            if (cmdline.includes("\0-E\0")) streams.push(cmdline.split("\0").join(" ").trim());
+          }
+          assertEquals(streams.length, 1, streams.join("; "));
+          assertMatch(streams[0]!, /^\S*conntrack -E -e NEW -p udp --mark 0x78700000$/);
+        },
+      );
+
       await t.step("a process outside sshd's tree is refused at the socket", async () => {
         // A group member with a shell, whatever it sets in its environment.
         const result = await bed.inProxy([PYTHON, "-c", HELLO, socket], {

@@ -1,0 +1,104 @@
+/**
+ * The DNAT service's conntrack event stream (platform/flow_events.ts) against the real
+ * conntrack, in a namespace the test creates: a flow our rules marked is reported, another is
+ * not, and a stream that dies is said once and started again.
+ */
+import { assertEquals, assertIncludes } from "../_assert.ts";
+import { must, run, waitFor } from "../testbed/exec.ts";
+import { addNamespaces } from "../testbed/netns.ts";
+import { namespaceName } from "../testbed/prefix.ts";
+import { PYTHON, tempDir } from "../testbed/paths.ts";
+import { followFlowEvents } from "../../src/platform/flow_events.ts";
+import { SESSION_CT_MARK } from "../../src/dnat/types.ts";
+import { fakeLogger } from "../_fakes/logger.ts";
+
+const ADDRESS = "198.18.77.1";
+
+Deno.test({
+  name: "new flows our rules marked are reported as they appear; a stream that dies comes back",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const cleanups: Array<() => Promise<unknown>> = [];
+    const ns = namespaceName("fe");
+    const dir = await tempDir();
+    const log = fakeLogger();
+    let flows: ReturnType<typeof followFlowEvents> | undefined;
+    try {
+      await addNamespaces([ns], cleanups);
+      const inNs = (...argv: string[]) => must(["ip", "netns", "exec", ns, ...argv]);
+      await inNs("ip", "addr", "add", `${ADDRESS}/32`, "dev", "lo");
+      // Marked as our DNAT rules mark a session's flow: port 33001 only.
+      await inNs(
+        "iptables",
+        "-t",
+        "mangle",
+        "-A",
+        "OUTPUT",
+        "-p",
+        "udp",
+        "--dport",
+        "33001",
+        "-j",
+        "CONNMARK",
+        "--set-xmark",
+        `0x${SESSION_CT_MARK.toString(16)}/0xffffffff`,
+      );
+      const conntrack = `${dir.path}/conntrack`;
+      await Deno.writeTextFile(conntrack, `#!/bin/sh\nexec ip netns exec ${ns} conntrack "$@"\n`, {
+        mode: 0o755,
+      });
+      let port = 41000;
+      /** One datagram from a new source port: a new flow. */
+      const send = (dport: number) =>
+        inNs(
+          PYTHON,
+          "-c",
+          `import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("${ADDRESS}", ${port++})); s.sendto(b"x", ("${ADDRESS}", ${dport}))`,
+        );
+      /** Sends new marked flows until one is reported (the stream subscribes after it starts). */
+      const reported = async () => {
+        await waitFor("a marked flow reported", async () => {
+          await send(33001);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          return flows!.take();
+        });
+      };
+
+      flows = followFlowEvents(log, conntrack, 300);
+      assertEquals(flows.live(), true);
+      await reported();
+      // Reported once: taken, it is not reported again.
+      assertEquals(flows.take(), false);
+      // A flow our rules did not mark is not a session's.
+      await send(33002);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assertEquals(flows.take(), false);
+
+      // The stream dies (killed, as an OOM killer might): said once, started again.
+      const pids = (await must(["ip", "netns", "pids", ns])).trim().split("\n").filter(Boolean);
+      assertEquals(pids.length, 1, "only the stream runs in the namespace");
+      await run(["kill", "-9", pids[0]!]);
+      await waitFor("the stream seen gone", () => Promise.resolve(!flows!.live()));
+      const stopped = log.records.filter((r) => r.text.startsWith("conntrack's events"));
+      assertEquals(stopped.length, 1);
+      assertIncludes(String(stopped[0]!.fields.why), "exited with SIGKILL");
+      await waitFor("the stream back", () => Promise.resolve(flows!.live()));
+      assertEquals(
+        log.records.some((r) =>
+          r.text.startsWith("Following conntrack's events for new flows again")
+        ),
+        true,
+      );
+      await reported();
+
+      await flows.close();
+      assertEquals(flows.live(), false);
+      assertEquals((await must(["ip", "netns", "pids", ns])).trim(), "", "the stream is gone");
+    } finally {
+      await flows?.close();
+      for (const cleanup of cleanups.reverse()) await cleanup();
+      await dir.remove();
+    }
+  },
+});
