@@ -13,19 +13,17 @@ import { accountLimit, MAX_CONNECTIONS_PER_ACCOUNT } from "./account_limit.ts";
 import { faultyChecker } from "./faulty_check.ts";
 import { UserError } from "../errors.ts";
 import { formatEndpoint, type IpEndpoint } from "../net/endpoint.ts";
-import type { Balancer } from "../balancer/balancer.ts";
-import type { ReverseRule } from "../config/mod.ts";
+import { type Balancer, ruleKey } from "../balancer/balancer.ts";
 import { NotAuthorizedError } from "./errors.ts";
-import type { FlowCounters } from "./conntrack.ts";
 import type { Ended, Registration } from "./deps.ts";
 import { install, record } from "./install.ts";
 import type { DnatDeps } from "./deps.ts";
 import { identifySession, type SessionIdentity } from "./owner.ts";
 import type { ProcReader } from "./procfs.ts";
 import { FORWARD_RULE, type Registry, type RegistryEntry } from "./registry.ts";
-import { removeEntries } from "./remove.ts";
 import { encodeLine, parseRequest, type ServiceReply } from "./service_protocol.ts";
-import { formatPorts, type Owner } from "./types.ts";
+import { formatPorts } from "./types.ts";
+import { type ExitWatch, sessionEndings, type SshCounters } from "./service_endings.ts";
 import type { RefusalReason, ServiceMetrics } from "./service_metrics.ts";
 import type { ServiceLink } from "../reverse/registrar.ts";
 import {
@@ -37,27 +35,12 @@ import {
 import { loopback } from "./service_loopback.ts";
 import { sessionReads } from "./session_reads.ts";
 
-/** How a process ended, as far as the kernel still knew. */
-export interface ExitStatus {
-  readonly code?: number;
-  readonly signal?: number;
-}
-
-/** Learns of owners' exits (platform/exit_watch.ts: pidfds). */
-export interface ExitWatch {
-  /**
-   * Calls `onExit` once when the owner exits; `pidfd` is the peer's own when
-   * the socket gave one. Undefined when the owner is already gone (or its
-   * pid is another process's now).
-   */
-  watch(
-    owner: Owner,
-    pidfd: number | undefined,
-    onExit: (status: ExitStatus) => void,
-  ): Promise<{ cancel(): void } | undefined>;
-  /** Closes a peer's pidfd no watch took: its connection ended without registering. */
-  release(pidfd: number): void;
-}
+export {
+  closingFields,
+  type ExitStatus,
+  type ExitWatch,
+  type SshCounters,
+} from "./service_endings.ts";
 
 /** One connection from a session (platform/unix_server.ts). */
 export interface SessionConnection {
@@ -65,12 +48,6 @@ export interface SessionConnection {
   nextLine(timeoutMs: number): Promise<string | undefined>;
   send(line: string): void;
   close(): void;
-}
-
-/** What the SSH leg carried each way, from conntrack. */
-export interface SshCounters {
-  readonly in: FlowCounters;
-  readonly out: FlowCounters;
 }
 
 /** What serving sessions needs beyond the DNAT core's dependencies. */
@@ -112,37 +89,6 @@ export interface DecidingSession {
 /** How long a session may take between its requests (probing hosts is the slow part). */
 export const REQUEST_TIMEOUT_MS = 120_000;
 
-/** The rotation key of a rule: its position and host list. */
-export function ruleKey(rule: ReverseRule): string {
-  return `${rule.index}:${rule.upstreams.map(formatEndpoint).join(",")}`;
-}
-
-/** The closing line's fields for an ended session. */
-export function closingFields(
-  ended: Ended,
-  status: ExitStatus,
-  ssh: SshCounters | undefined,
-  now: number,
-): Record<string, unknown> {
-  const e = ended.entry;
-  return {
-    session: e.id,
-    user: e.user ?? `uid ${e.uid}`,
-    rule: e.rule,
-    upstream: e.upstream ?? "-",
-    duration_ms: Math.max(0, now - e.created),
-    exit: status.code ?? (status.signal !== undefined ? `signal ${status.signal}` : "unknown"),
-    ...(e.ssh ? { client: `${formatPorts(e.ssh.client.ip, e.ssh.client.port, 1)}` } : {}),
-    ...(ssh
-      ? {
-        ssh_bytes_in: ssh.in.bytes,
-        ssh_bytes_out: ssh.out.bytes,
-      }
-      : {}),
-    ...(ended.udp ? { udp_bytes: ended.udp.bytes, udp_packets: ended.udp.packets } : {}),
-  };
-}
-
 /** The service's session side. */
 export interface SessionService {
   /** Serves one connection until the session has registered or gone. */
@@ -159,67 +105,10 @@ export interface SessionService {
 
 /** Creates the session side of the service. */
 export function sessionService(deps: SessionServiceDeps): SessionService {
-  const watched = new Map<string, { cancel(): void }>();
   const log = deps.log;
   const checkFaulty = faultyChecker(deps);
-
-  const writeClosing = (ended: Ended, status: ExitStatus, how: "exited" | "removed") => {
-    const ssh = ended.entry.ssh;
-    (ssh ? deps.sshCounters(ssh).catch(() => undefined) : Promise.resolve(undefined)).then(
-      (counters) => {
-        log.info("Connection closed", closingFields(ended, status, counters, deps.now()));
-        deps.metrics?.ended({
-          rule: ended.entry.rule,
-          reason: how,
-          ...(ended.udp ? { udp: ended.udp } : {}),
-          ...(counters ? { ssh: { in: counters.in.bytes, out: counters.out.bytes } } : {}),
-        });
-      },
-    );
-  };
-
-  /** Ends waiting for the next batch: a thousand owners exiting at once are one change. */
-  const ending = new Map<string, ExitStatus>();
-  let draining: Promise<void> | undefined;
-  const removeBatch = async () => {
-    // Let every exit the kernel reported in this turn join the batch.
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    const batch = new Map(ending);
-    ending.clear();
-    const ended = await deps.store.lock(async () => {
-      const registry = await deps.store.read();
-      // Removed meanwhile (dnat del, reap): whoever removed them wrote their lines.
-      const doomed = registry.entries.filter((e) => batch.has(e.id));
-      if (doomed.length === 0) return [];
-      const after = await removeEntries(deps, registry, doomed, "session ended");
-      await deps.store.write(after.registry);
-      return after.ended;
-    });
-    for (const e of ended) writeClosing(e, batch.get(e.entry.id) ?? {}, "exited");
-  };
-  /** Ends a session; resolves once it is removed (with whatever else ended meanwhile). */
-  const end = (id: string, status: ExitStatus): Promise<void> => {
-    watched.delete(id);
-    ending.set(id, status);
-    draining ??= (async () => {
-      try {
-        while (ending.size) await removeBatch();
-      } finally {
-        draining = undefined;
-      }
-    })();
-    return draining;
-  };
-
-  const watch = async (id: string, owner: Owner, pidfd: number | undefined): Promise<boolean> => {
-    const handle = await deps.exits.watch(owner, pidfd, (status) => {
-      end(id, status).catch((error) =>
-        log.error("Ending session {session} failed: {error}", { session: id, error: String(error) })
-      );
-    });
-    if (handle) watched.set(id, handle);
-    return handle !== undefined;
-  };
+  const endings = sessionEndings(deps);
+  const { watch, end } = endings;
 
   const reply = (connection: SessionConnection, message: ServiceReply) =>
     connection.send(encodeLine(message));
@@ -294,7 +183,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
             user: request.user,
           };
           // Claimed before it is written: the loop adopting it meanwhile must not watch it twice.
-          watched.set(id, { cancel() {} });
+          endings.claim(id);
           try {
             if (request.udp) {
               const entry = await install(deps, registration);
@@ -312,7 +201,7 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
             }
             deps.metrics?.started(request.rule, request.udp, (deps.now() - helloAt) / 1000);
           } catch (error) {
-            watched.delete(id);
+            endings.release(id);
             if (!(error instanceof UserError)) throw error;
             const event = error instanceof NotAuthorizedError ? "refused" : "failed";
             deps.metrics?.refused(event === "refused" ? "not_authorized" : "failed");
@@ -461,21 +350,12 @@ export function sessionService(deps: SessionServiceDeps): SessionService {
     async adopt(registry) {
       for (const entry of registry.entries) {
         // The forward daemon removes its own; the liveness poll reaps them once it has ended.
-        if (watched.has(entry.id) || entry.rule === FORWARD_RULE) continue;
+        if (endings.watches(entry.id) || entry.rule === FORWARD_RULE) continue;
         if (!(await watch(entry.id, entry.owner, undefined))) await end(entry.id, {});
       }
     },
-    watches: (id) => watched.has(id),
-    closed(ended) {
-      for (const e of ended) {
-        watched.get(e.entry.id)?.cancel();
-        watched.delete(e.entry.id);
-        writeClosing(e, {}, "removed");
-      }
-    },
-    close() {
-      for (const handle of watched.values()) handle.cancel();
-      watched.clear();
-    },
+    watches: (id) => endings.watches(id),
+    closed: (ended) => endings.closed(ended),
+    close: () => endings.close(),
   };
 }
