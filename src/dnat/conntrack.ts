@@ -225,6 +225,20 @@ export function flowEventArgs(mark: number): string[] {
   return ["-E", "-e", "NEW", "-p", "udp", "--mark", `0x${mark.toString(16)}`];
 }
 
+/**
+ * The new flow one `conntrack -E` line reports: client, proxy address (canonical text) and proxy
+ * port; undefined for anything else it prints.
+ */
+export function parseFlowEvent(
+  line: string,
+): { src: string; dst: string; dport: number } | undefined {
+  if (!line.includes("[NEW]")) return undefined;
+  const f = parseFlowLine(line);
+  const src = f && parseIp(f.src)?.text;
+  const dst = f && parseIp(f.dst)?.text;
+  return f && src && dst ? { src, dst, dport: f.dport } : undefined;
+}
+
 /** conntrack(8) through a runner. */
 export function conntrackTool(runner: CommandRunner): Conntrack {
   const remove = async (args: string[]): Promise<string> => {

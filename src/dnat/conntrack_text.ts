@@ -17,6 +17,11 @@ export interface Flow {
   readonly src: string;
   readonly sport: number;
   readonly dport: number;
+  /**
+   * Its replies come from the proxy itself: no rule of ours translated it (it began before the
+   * session's rule, or met none while the rules were gone), so it is no session's flow.
+   */
+  readonly untranslated?: true;
 }
 
 /** One flow `conntrack` printed: its original direction, and where its replies come from. */
@@ -47,7 +52,15 @@ export function parseFlowLine(line: string): PrintedFlow | undefined {
 export function parseFlows(listing: string): Flow[] {
   return listing.split("\n").flatMap((line) => {
     const f = parseFlowLine(line);
-    return f ? [{ src: parseIp(f.src)?.text ?? f.src, sport: f.sport, dport: f.dport }] : [];
+    if (!f) return [];
+    const untranslated = f.reply !== undefined &&
+      (parseIp(f.reply.src)?.text ?? f.reply.src) === (parseIp(f.dst)?.text ?? f.dst);
+    return [{
+      src: parseIp(f.src)?.text ?? f.src,
+      sport: f.sport,
+      dport: f.dport,
+      ...(untranslated ? { untranslated: true as const } : {}),
+    }];
   });
 }
 

@@ -54,7 +54,7 @@ export async function reapDead(
 }
 
 /** Sessions still waiting to learn their client's source port. */
-function learningEntries(registry: Registry): ForwardingEntry[] {
+export function learningEntries(registry: Registry): ForwardingEntry[] {
   return forwardingEntries(registry).filter((e) =>
     e.forwarding.filtering && e.forwarding.session.clientPort === undefined
   );
@@ -127,8 +127,11 @@ export async function learnPorts(
         listed ? Promise.resolve([...listed]) : deps.conntrack.flows(first.proxy),
       );
     }
+    // A flow no rule translated is none of these sessions': one that began before a session's
+    // rule, still listed while its purge runs, would otherwise narrow the session to a port its
+    // real flow does not come from.
     const flows = (await listings.get(first.proxy.text) as Flow[]).filter((f) =>
-      f.src === first.client.text
+      f.src === first.client.text && !f.untranslated
     );
     for (const entry of [...group].sort((a, b) => a.created - b.created)) {
       const s = entry.forwarding.session;
@@ -184,12 +187,25 @@ export async function repairKernel(
 ): Promise<number> {
   const sessions = forwardedSessions(registry);
   if (sessions.length === 0) return 0;
-  const { repaired, converted } = await deps.backend.reconcile(sessions);
+  const { repaired, converted, rehooked = [] } = await deps.backend.reconcile(sessions);
   const byId = new Map(sessions.map((s) => [s.id, s]));
   for (const id of repaired) {
     deps.log.warn("Re-asserted UDP forwarding of session {session}: its rules were missing", {
       session: id,
     });
+  }
+  // Only a flow that began while they were gone met no rule: the first flow of a session not yet
+  // narrowed to its port (a narrowed one's flow is older, translated already).
+  const unhooked = rehooked.filter((id) =>
+    !repaired.includes(id) && byId.get(id)?.clientPort === undefined
+  );
+  if (rehooked.length) {
+    deps.log.warn(
+      "Put back our chains or their jumps (a firewall change removed them); purging what met no rule meanwhile of {count} sessions not yet narrowed to their port",
+      { count: unhooked.length },
+    );
+  }
+  for (const id of [...repaired, ...unhooked]) {
     const s = byId.get(id);
     if (!s) continue;
     for (const protocol of sessionProtocols(s)) {

@@ -15,7 +15,7 @@ import { EXIT } from "../cli/exit.ts";
 import { type Config, loadConfig } from "../config/mod.ts";
 import { configSource } from "../config/source.ts";
 import type { Fs } from "../config/fs.ts";
-import { ServiceStartError, UserError } from "../errors.ts";
+import { logIgnored, ServiceStartError, UserError } from "../errors.ts";
 import { logger, type OpenLogs, withLogging } from "../log/mod.ts";
 import { NotAuthorizedError } from "./errors.ts";
 import { refusedThroughSudo } from "./actions.ts";
@@ -152,7 +152,10 @@ async function perform(
         filtering: entry.forwarding.filtering,
       }));
       // Answered before its purge of stale flows, which holds the lock: done before this exits.
-      await deps.store.lock(() => Promise.resolve());
+      // Installed is installed: a lock that fails now is only logged.
+      await deps.store.lock(() => Promise.resolve()).catch(
+        logIgnored(log, "Cannot wait for the purge of stale flows"),
+      );
       return;
     }
     case "del":

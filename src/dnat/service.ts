@@ -11,6 +11,7 @@
 
 import { errorText } from "../errors.ts";
 import {
+  learningEntries,
   learnPorts,
   listForLearning,
   ORPHANS_EVERY_MS,
@@ -21,7 +22,7 @@ import {
 import { forwardedSessions, type Registry } from "./registry.ts";
 import type { DnatDeps } from "./deps.ts";
 import type { SessionService } from "./service_sessions.ts";
-import { REFRESH_SECONDS } from "./types.ts";
+import { type DnatSession, REFRESH_SECONDS } from "./types.ts";
 
 /** Timings of the loop, in ms. */
 export const SERVICE_TIMING = {
@@ -60,12 +61,33 @@ export function learnIntervalMs(ageMs: number, followed = false): number {
   return 5_000;
 }
 
+/** A new flow conntrack reported: its client, and the proxy address and port it reached. */
+export interface ReportedFlow {
+  readonly src: string;
+  readonly dst: string;
+  readonly dport: number;
+}
+
 /** New session flows as conntrack's events report them (platform/flow_events.ts). */
 export interface FlowEvents {
   /** True while the events are followed: a new flow is then reported, not only found. */
   live(): boolean;
-  /** True when a new session flow was reported since the last call. */
-  take(): boolean;
+  /** The flows reported since the last call; "many" when there were too many to keep. */
+  take(): readonly ReportedFlow[] | "many";
+}
+
+/** True when a reported flow may be a learning session's first: its client, proxy and span. */
+export function reportsLearning(
+  reported: readonly ReportedFlow[] | "many",
+  learning: readonly DnatSession[],
+): boolean {
+  if (reported === "many") return true;
+  return reported.some((f) =>
+    learning.some((s) =>
+      s.client.text === f.src && s.proxy.text === f.dst && f.dport >= s.proxyPort &&
+      f.dport < s.proxyPort + s.portCount
+    )
+  );
 }
 
 /** When the next look for a first flow is due; Infinity when no session is learning. */
@@ -151,6 +173,10 @@ export async function runService(deps: ServiceDeps): Promise<void> {
     config: deps.now(),
   };
   let learnAt = Infinity;
+  /** The sessions learning their source port, as of the last round under the lock. */
+  let learning: DnatSession[] = [];
+  /** The listing's last failure, said once: a round every 100 ms must not repeat it. */
+  let listingError: string | undefined;
   let seen = "";
   let sessions = 0;
   const onEnded = deps.sessions ? deps.sessions.closed.bind(deps.sessions) : undefined;
@@ -189,20 +215,35 @@ export async function runService(deps: ServiceDeps): Promise<void> {
       const changed = stamp !== seen;
       seen = stamp;
       const followed = deps.flows?.live() ?? false;
-      const flowSeen = deps.flows?.take() ?? false;
+      // Only a flow a learning session may own is worth a listing (one registered this round
+      // is not in `learning` yet: any flow then).
+      const reported = deps.flows?.take() ?? [];
+      const flowSeen = reportsLearning(reported, learning) || (changed && reported.length > 0);
       const due = {
         liveness: now - last.liveness >= SERVICE_TIMING.livenessEveryMs,
         reconcile: now - last.reconcile >= SERVICE_TIMING.reconcileEveryMs,
         orphans: now - last.orphans >= SERVICE_TIMING.orphansEveryMs,
         refresh: now - last.refresh >= SERVICE_TIMING.refreshEveryMs,
-        learn: (flowSeen && (changed || learnAt < Infinity)) || now >= learnAt ||
-          (changed && !followed),
+        learn: flowSeen || now >= learnAt || (changed && !followed),
       };
       if (changed || due.learn || due.liveness || due.reconcile || due.orphans || due.refresh) {
         let current: Registry | undefined;
         // The conntrack listing before the lock: installs need the lock more than learning does.
+        // A listing that fails (conntrack gone) counts as a look: the next is due at its
+        // interval, and the other work of the round still runs.
         const listing = due.learn
-          ? await listForLearning(deps, await deps.store.read())
+          ? await listForLearning(deps, await deps.store.read()).then((listed) => {
+            listingError = undefined;
+            return listed;
+          }, (error) => {
+            if (errorText(error) !== listingError) {
+              deps.log.warn("Cannot list conntrack to learn source ports: {error}", {
+                error: errorText(error),
+              });
+            }
+            listingError = errorText(error);
+            return undefined;
+          })
           : undefined;
         learnAt = await deps.store.lock(async () => {
           const read = await deps.store.read();
@@ -239,8 +280,9 @@ export async function runService(deps: ServiceDeps): Promise<void> {
           current = registry;
           // A round that did not look keeps the look already due: the reconcile and liveness
           // rounds, every few seconds, would otherwise put an older session's look off forever.
+          learning = learningEntries(registry).map((e) => e.forwarding.session);
           const next = nextLearnAt(registry, now, followed);
-          return listing ? next : Math.min(learnAt, next);
+          return due.learn ? next : Math.min(learnAt, next);
         });
         // Sessions registered by others (sudo while the service was down, or before a restart).
         // Outside the lock: ending one whose owner is already gone takes the lock itself.

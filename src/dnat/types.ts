@@ -136,6 +136,11 @@ export interface Reconciled {
   readonly repaired: readonly string[];
   /** Sessions whose rules an earlier version wrote, now in the current form. */
   readonly converted: readonly string[];
+  /**
+   * Sessions whose rules were in place but out of reach: our chains or their jumps had gone (an
+   * administrator's flush), and were put back.
+   */
+  readonly rehooked?: readonly string[];
 }
 
 /**

@@ -9,17 +9,34 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { flowEventArgs } from "../dnat/conntrack.ts";
-import type { FlowEvents } from "../dnat/service.ts";
+import { flowEventArgs, parseFlowEvent } from "../dnat/conntrack.ts";
+import type { FlowEvents, ReportedFlow } from "../dnat/service.ts";
 import { SESSION_CT_MARK } from "../dnat/types.ts";
 import { errorText } from "../errors.ts";
+import { TOOL_ENV } from "./runner.ts";
 
-/** How long after the stream ended it is started again. */
+/** How long after the stream ended it is started again, and how long it must run to count as back. */
 export const RESTART_MS = 5000;
+
+/**
+ * The most flows kept between two looks: a client sending from thousands of source ports at once
+ * must not grow the service, and past this many one look is due anyway.
+ */
+export const MAX_REPORTED = 1000;
 
 /** The events, followed until `close`. */
 export interface FollowedFlows extends FlowEvents {
   close(): Promise<void>;
+}
+
+/** Keeps the last line of a stream, never the whole of it. */
+async function lastLine(stream: ReadableStream<Uint8Array>): Promise<string> {
+  let last = "";
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+    const lines = (last + text).split("\n").map((l) => l.trim()).filter(Boolean);
+    last = (lines.at(-1) ?? last).slice(-500);
+  }
+  return last;
 }
 
 /** Starts following; `program` is conntrack (a test may name a stand-in). */
@@ -31,14 +48,17 @@ export function followFlowEvents(
   let child: Deno.ChildProcess | undefined;
   let ended: Promise<void> = Promise.resolve();
   let restart: ReturnType<typeof setTimeout> | undefined;
+  let healthy: ReturnType<typeof setTimeout> | undefined;
   let live = false;
-  let seen = false;
   let closed = false;
-  /** The last failure said, so one that repeats every few seconds is said once. */
+  let reported: ReportedFlow[] = [];
+  let overflowed = false;
+  /** The failure said last; a stream that keeps failing alike is said once, not every restart. */
   let said: string | undefined;
 
   const stopped = (why: string) => {
     live = false;
+    if (healthy !== undefined) clearTimeout(healthy);
     if (closed) return;
     if (why !== said) {
       said = why;
@@ -50,6 +70,12 @@ export function followFlowEvents(
     restart = setTimeout(start, restartMs);
   };
 
+  const report = (line: string) => {
+    if (reported.length >= MAX_REPORTED) return void (overflowed = true);
+    const flow = parseFlowEvent(line);
+    if (flow) reported.push(flow);
+  };
+
   function start() {
     restart = undefined;
     if (closed) return;
@@ -59,23 +85,32 @@ export function followFlowEvents(
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
+        env: TOOL_ENV,
+        clearEnv: true,
       }).spawn();
     } catch (error) {
       return stopped(errorText(error));
     }
     const running = child;
     live = true;
-    if (said !== undefined) log.info("Following conntrack's events for new flows again");
-    said = undefined;
-    const stderr = new Response(running.stderr).text().catch(() => "");
+    // Back only once it has kept running: one that exits at once is the same failure again.
+    healthy = setTimeout(() => {
+      if (said !== undefined) log.info("Following conntrack's events for new flows again");
+      said = undefined;
+    }, restartMs);
+    const stderr = lastLine(running.stderr).catch(() => "");
     const lines = (async () => {
-      // A chunk is one or more events: all this side needs is that a flow appeared.
-      for await (const _chunk of running.stdout) seen = true;
+      let rest = "";
+      for await (const text of running.stdout.pipeThrough(new TextDecoderStream())) {
+        const parts = (rest + text).split("\n");
+        rest = parts.pop() ?? "";
+        for (const line of parts) report(line);
+      }
     })().catch(() => {});
     ended = (async () => {
       const status = await running.status;
       await lines;
-      const last = (await stderr).trim().split("\n").at(-1) ?? "";
+      const last = await stderr;
       stopped(`${program} exited with ${status.signal ?? status.code}${last ? `: ${last}` : ""}`);
     })();
   }
@@ -84,14 +119,16 @@ export function followFlowEvents(
   return {
     live: () => live,
     take() {
-      const was = seen;
-      seen = false;
-      return was;
+      const flows = overflowed ? "many" : reported;
+      reported = [];
+      overflowed = false;
+      return flows;
     },
     async close() {
       closed = true;
       live = false;
       if (restart !== undefined) clearTimeout(restart);
+      if (healthy !== undefined) clearTimeout(healthy);
       try {
         child?.kill("SIGTERM");
       } catch { /* gone already */ }

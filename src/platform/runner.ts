@@ -39,6 +39,17 @@ export function boundedRunner(timeoutMs: number): CommandRunner {
 /** The real runner: every program bounded by `RUN_TIMEOUT_MS`. */
 export const realRunner: CommandRunner = boundedRunner(RUN_TIMEOUT_MS);
 
+/**
+ * The whole environment of the tools the service runs: the sbin directories where netfilter
+ * tools live, and the C locale and UTC, so output such as ps's start times parses the same
+ * everywhere.
+ */
+export const TOOL_ENV = {
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  LC_ALL: "C",
+  TZ: "UTC",
+} as const;
+
 async function runBounded(
   timeoutMs: number,
   program: string,
@@ -50,12 +61,7 @@ async function runBounded(
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-    // C locale and UTC: output such as ps's start times parses the same everywhere.
-    env: {
-      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-      LC_ALL: "C",
-      TZ: "UTC",
-    },
+    env: TOOL_ENV,
     clearEnv: true,
     signal: AbortSignal.timeout(timeoutMs),
   });

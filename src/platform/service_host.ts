@@ -172,10 +172,14 @@ export function realServiceHost(
     },
     async close() {
       termination.dispose();
-      await status?.shutdown();
-      server?.close();
-      await flows?.close();
-      await events?.close();
+      try {
+        await status?.shutdown();
+      } finally {
+        server?.close();
+        // Its conntrack child would outlive a service that never reached this.
+        await flows?.close();
+        await events?.close();
+      }
       await Deno.remove(`${dir}/service.json`).catch((error) =>
         log.debug("Cannot remove the heartbeat: {error}", { error: errorText(error) })
       );

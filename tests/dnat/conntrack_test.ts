@@ -2,8 +2,10 @@ import { assertEquals, assertRejects } from "../_assert.ts";
 import {
   anyPort,
   conntrackTool,
+  flowEventArgs,
   flowFilter,
   parseCounters,
+  parseFlowEvent,
   parseFlows,
 } from "../../src/dnat/conntrack.ts";
 import { parseIp } from "../../src/net/ip.ts";
@@ -30,7 +32,43 @@ Deno.test("parseFlows() spells the client's address as sessions do", () => {
     src: parseIp("::c612:102")!.text,
     sport: 40000,
     dport: 33001,
+    untranslated: true,
   }]);
+});
+
+Deno.test("parseFlows() tells a flow no rule translated: its replies come from the proxy itself", () => {
+  const stale =
+    "udp      17 29 src=198.18.1.2 dst=198.18.1.1 sport=40500 dport=33001 [UNREPLIED] " +
+    "src=198.18.1.1 dst=198.18.1.2 sport=33001 dport=40500 mark=0 use=1";
+  assertEquals(parseFlows(`${stale}\n${LISTING}`).map((f) => [f.sport, f.untranslated]), [
+    [40500, true],
+    [40000, undefined],
+    [40001, undefined],
+  ]);
+});
+
+Deno.test("conntrack -E lines: new flows of our mark, read as client, proxy and port", () => {
+  assertEquals(flowEventArgs(SESSION_CT_MARK), [
+    "-E",
+    "-e",
+    "NEW",
+    "-p",
+    "udp",
+    "--mark",
+    "0x78700000",
+  ]);
+  const event = "    [NEW] udp      17 30 src=198.18.1.2 dst=198.18.1.1 sport=40000 dport=33001 " +
+    "[UNREPLIED] src=198.18.2.2 dst=198.18.2.1 sport=33001 dport=40000 mark=2020605952";
+  assertEquals(parseFlowEvent(event), { src: "198.18.1.2", dst: "198.18.1.1", dport: 33001 });
+  const six =
+    "    [NEW] udp      17 30 src=2001:db8:0:0::2 dst=2001:db8::1 sport=40000 dport=33001 " +
+    "[UNREPLIED] src=2001:db8::9 dst=2001:db8::1 sport=33001 dport=40000 mark=2020605952";
+  assertEquals(parseFlowEvent(six), { src: "2001:db8::2", dst: "2001:db8::1", dport: 33001 });
+  // conntrack's own lines when it stops: no flow.
+  assertEquals(
+    parseFlowEvent("conntrack v1.4.7 (conntrack-tools): 2 flow events have been shown."),
+    undefined,
+  );
 });
 
 Deno.test("parseCounters() adds both directions of every flow", () => {

@@ -184,6 +184,19 @@ Deno.test("install() answers before its purge, which still holds the lock; a fai
   assertEquals(store.registry.entries.map((e) => e.id), [installed.id]);
 });
 
+Deno.test("learnPorts() never learns a flow no rule translated: a stale one its purge has not reached", async () => {
+  const { deps, conntrack, store, run } = setup();
+  run(77);
+  const a = await install(deps, request(77));
+  conntrack.flowList.push(
+    // Sent before the session's rule, listed while its purge was still running.
+    { src: "198.18.1.2", sport: 40500, dport: 33001, untranslated: true },
+    { src: "198.18.1.2", sport: 40000, dport: 33001 },
+  );
+  const after = await learnPorts(deps, store.registry);
+  assertEquals(after.entries.find((e) => e.id === a.id)?.forwarding?.session.clientPort, 40000);
+});
+
 Deno.test("learnPorts() gives each session of a client its own flow port, then purges the rest", async () => {
   const { deps, backend, conntrack, store, run } = setup();
   run(77);
@@ -253,6 +266,39 @@ Deno.test("a repair purges the flows that met no rule while the rules were gone,
   assertEquals(await reconcileKernel(deps, store.registry), { repaired: 1, reaped: 0, swept: 0 });
   // Untranslated entries left by packets during the reload would send the flow to the proxy.
   assertEquals(conntrack.purged, ["untranslated udp 198.18.1.2:*>33001"]);
+});
+
+Deno.test("jumps put back: the flows that met no rule meanwhile go, of sessions not yet narrowed only", async () => {
+  const { deps, backend, conntrack, store, run } = setup();
+  run(77);
+  run(78);
+  const learning = await install(deps, request(77));
+  const narrowed = await install(deps, {
+    ...request(78),
+    claimant: { ...request(78).claimant, client: parseIp("198.18.1.3")! },
+  });
+  await store.write({
+    entries: store.registry.entries.map((e) =>
+      e.id === narrowed.id && e.forwarding
+        ? {
+          ...e,
+          forwarding: { ...e.forwarding, session: { ...e.forwarding.session, clientPort: 40000 } },
+        }
+        : e
+    ),
+  });
+  conntrack.purged.length = 0;
+  const log = fakeLogger();
+  backend.reconcile = () =>
+    Promise.resolve({ repaired: [], converted: [], rehooked: [learning.id, narrowed.id] });
+  assertEquals(await reconcileKernel({ ...deps, log }, store.registry), {
+    repaired: 0,
+    reaped: 0,
+    swept: 0,
+  });
+  assertEquals(conntrack.purged, ["untranslated udp 198.18.1.2:*>33001"]);
+  const said = log.records.filter((r) => r.text.startsWith("Put back our chains"));
+  assertEquals(said.map((r) => r.fields.count), [1]);
 });
 
 Deno.test("reapOrphans() sweeps flows of no session; registered, removing and kernel-only live sessions keep theirs", async () => {

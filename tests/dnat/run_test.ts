@@ -82,7 +82,7 @@ function fakePlatform() {
           fileIdentity: () => Promise.resolve(undefined),
         },
         sshCounters: () => Promise.resolve(undefined),
-        followFlows: () => ({ live: () => false, take: () => false }),
+        followFlows: () => ({ live: () => false, take: () => [] }),
         listen: (path, group) => Promise.resolve(void events.push(`listen ${path} ${group}`)),
         logLinesLost: () => 0,
         releaseMemory: () => {

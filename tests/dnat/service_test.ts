@@ -2,6 +2,8 @@ import { assertEquals } from "../_assert.ts";
 import { install } from "../../src/dnat/install.ts";
 import {
   learnIntervalMs,
+  type ReportedFlow,
+  reportsLearning,
   runService,
   SERVICE_TIMING,
   type ServiceDeps,
@@ -145,7 +147,7 @@ function lateSession(at: number, flowAfterMs = 0) {
   const step = async (
     bed: ReturnType<typeof serviceRun>,
     elapsed: number,
-    fire: () => void = () => {},
+    fire: (flow?: ReportedFlow) => void = () => {},
   ) => {
     if (elapsed >= at && !times.registeredAt) {
       times.registeredAt = elapsed;
@@ -206,15 +208,21 @@ Deno.test("an old silent session is still looked for every 5 s, whatever rounds 
   assertEquals(learnedAt >= 70_000 && learnedAt <= 75_000 + 2 * SERVICE_TIMING.roundMs, true);
 });
 
+/** What conntrack reports of the client's first datagram to the session's proxy port. */
+const FIRST_FLOW: ReportedFlow = { src: "198.18.1.2", dst: "198.18.1.1", dport: 33001 };
+
 /** A service run whose conntrack events the test fires; counts the learning listings. */
 function followedRun(
   untilMs: number,
-  script: (elapsed: number, fire: () => void) => Promise<void>,
+  script: (elapsed: number, fire: (flow?: ReportedFlow) => void) => Promise<void>,
 ) {
   let live = true;
-  let seen = false;
+  let reported: ReportedFlow[] = [];
   const listings: number[] = [];
-  const bed = serviceRun(untilMs, (elapsed) => script(elapsed, () => void (seen = true)));
+  const bed = serviceRun(
+    untilMs,
+    (elapsed) => script(elapsed, (flow = FIRST_FLOW) => void reported.push(flow)),
+  );
   const flows = bed.deps.conntrack.flows;
   const deps: ServiceDeps = {
     ...bed.deps,
@@ -228,9 +236,9 @@ function followedRun(
     flows: {
       live: () => live,
       take: () => {
-        const was = seen;
-        seen = false;
-        return was;
+        const taken = reported;
+        reported = [];
+        return taken;
       },
     },
   };
@@ -260,6 +268,72 @@ Deno.test("with the events followed, a flow whose event was lost is found by the
   await runService(bed.deps);
   assertEquals(late.learnedWithin(1000 + 2 * SERVICE_TIMING.roundMs), true);
   assertEquals(bed.listings.length, 1);
+});
+
+Deno.test("a reported flow no learning session may own is not worth a listing", async () => {
+  const late = lateSession(1000, 1500);
+  const bed: ReturnType<typeof followedRun> = followedRun(4000, async (elapsed, fire) => {
+    // Another client, another proxy address, another port of the proxy: all reported, none its.
+    if (elapsed >= 1500 && elapsed < 1600) {
+      fire({ ...FIRST_FLOW, src: "198.18.1.9" });
+      fire({ ...FIRST_FLOW, dst: "198.18.1.7" });
+      fire({ ...FIRST_FLOW, dport: 33002 });
+    }
+    await late.step(bed, elapsed, fire);
+  });
+  const started = bed.clock.now();
+  await runService(bed.deps);
+  assertEquals(late.learnedWithin(2 * SERVICE_TIMING.roundMs), true);
+  // The safety net's look a second after it registered, and the one for its own flow; none for
+  // the others' at 1600.
+  assertEquals(bed.listings.map((at) => at - started), [2100, 2600]);
+});
+
+Deno.test("a conntrack listing that fails is said once, and the rest of each round still runs", async () => {
+  const log = fakeLogger();
+  const bed = serviceRun(5000, () => {});
+  bed.processes.running.set(77, { uid: 0, start: 1_000 });
+  await install(bed.deps, request(77));
+  let listings = 0;
+  let reconciles = 0;
+  const reconcile = bed.backend.reconcile;
+  await runService({
+    ...bed.deps,
+    log,
+    backend: {
+      ...bed.backend,
+      reconcile: (wanted) => {
+        reconciles++;
+        return reconcile(wanted);
+      },
+    },
+    conntrack: {
+      ...bed.deps.conntrack,
+      flows: () => {
+        listings++;
+        return Promise.reject(new Error("conntrack: command not found"));
+      },
+    },
+  });
+  const said = log.records.filter((r) => r.text.startsWith("Cannot list conntrack"));
+  assertEquals(said.map((r) => r.fields.error), ["conntrack: command not found"]);
+  // Looked for at its interval (every round while young), not stuck on it: reconciled too.
+  assertEquals(listings >= 40, true);
+  assertEquals(reconciles >= 2, true);
+});
+
+Deno.test("reportsLearning() matches a flow to a learning session's client, proxy and span", () => {
+  const s = dnatSession({ portCount: 2 });
+  assertEquals(
+    [
+      FIRST_FLOW,
+      { ...FIRST_FLOW, dport: 33002 },
+      { ...FIRST_FLOW, dport: 33003 },
+      { ...FIRST_FLOW, src: "198.18.1.9" },
+    ].map((f) => reportsLearning([f], [s])),
+    [true, true, false, false],
+  );
+  assertEquals([reportsLearning("many", []), reportsLearning([FIRST_FLOW], [])], [true, false]);
 });
 
 Deno.test("when the events stop, a new session's flow is looked for every round again", async () => {

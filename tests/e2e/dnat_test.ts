@@ -313,7 +313,7 @@ function dnatSuite(backend: "iptables" | "nftables") {
         });
 
         await t.step(
-          "a flow that reached the proxy before its session is purged, then forwarded",
+          "a flow that reached the proxy before its session is purged, and never learned",
           async () => {
             // No session yet: nothing answers, and conntrack keeps the flow, un-NATed, for 30 s.
             assertEquals(await sendUdp(bed, 40500, IP.proxy, 33001, 3), 0);
@@ -329,7 +329,9 @@ function dnatSuite(backend: "iptables" | "nftables") {
                 "the stale flow purged",
                 async () => (await untranslated()).length === 0,
               );
-              assertEquals(await sendUdp(bed, 40500, IP.proxy, 33001, 10), 10);
+              // The real flow, from another port: its port is the one learned, never the stale one's.
+              assertEquals(await sendUdp(bed, 40501, IP.proxy, 33001, 10), 10);
+              await learned(bed, 40501);
             } finally {
               await session.end();
             }

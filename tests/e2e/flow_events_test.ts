@@ -8,7 +8,7 @@ import { must, run, waitFor } from "../testbed/exec.ts";
 import { addNamespaces } from "../testbed/netns.ts";
 import { namespaceName } from "../testbed/prefix.ts";
 import { PYTHON, tempDir } from "../testbed/paths.ts";
-import { followFlowEvents } from "../../src/platform/flow_events.ts";
+import { type FollowedFlows, followFlowEvents } from "../../src/platform/flow_events.ts";
 import { SESSION_CT_MARK } from "../../src/dnat/types.ts";
 import { fakeLogger } from "../_fakes/logger.ts";
 
@@ -23,7 +23,7 @@ Deno.test({
     const ns = namespaceName("fe");
     const dir = await tempDir();
     const log = fakeLogger();
-    let flows: ReturnType<typeof followFlowEvents> | undefined;
+    let flows: FollowedFlows | undefined;
     try {
       await addNamespaces([ns], cleanups);
       const inNs = (...argv: string[]) => must(["ip", "netns", "exec", ns, ...argv]);
@@ -58,22 +58,25 @@ Deno.test({
         );
       /** Sends new marked flows until one is reported (the stream subscribes after it starts). */
       const reported = async () => {
+        const last: { taken: ReturnType<FollowedFlows["take"]> } = { taken: [] };
         await waitFor("a marked flow reported", async () => {
           await send(33001);
           await new Promise((resolve) => setTimeout(resolve, 100));
-          return flows!.take();
+          last.taken = flows!.take();
+          return last.taken.length > 0;
         });
+        assertEquals(last.taken, [{ src: ADDRESS, dst: ADDRESS, dport: 33001 }]);
       };
 
       flows = followFlowEvents(log, conntrack, 300);
       assertEquals(flows.live(), true);
       await reported();
       // Reported once: taken, it is not reported again.
-      assertEquals(flows.take(), false);
+      assertEquals(flows.take(), []);
       // A flow our rules did not mark is not a session's.
       await send(33002);
       await new Promise((resolve) => setTimeout(resolve, 500));
-      assertEquals(flows.take(), false);
+      assertEquals(flows.take(), []);
 
       // The stream dies (killed, as an OOM killer might): said once, started again.
       const pids = (await must(["ip", "netns", "pids", ns])).trim().split("\n").filter(Boolean);
@@ -83,13 +86,14 @@ Deno.test({
       const stopped = log.records.filter((r) => r.text.startsWith("conntrack's events"));
       assertEquals(stopped.length, 1);
       assertIncludes(String(stopped[0]!.fields.why), "exited with SIGKILL");
-      await waitFor("the stream back", () => Promise.resolve(flows!.live()));
-      assertEquals(
-        log.records.some((r) =>
-          r.text.startsWith("Following conntrack's events for new flows again")
-        ),
-        true,
-      );
+      // Said back once it has kept running as long as a restart's pause.
+      await waitFor("the stream said back", () =>
+        Promise.resolve(
+          flows!.live() &&
+            log.records.some((r) =>
+              r.text.startsWith("Following conntrack's events for new flows again")
+            ),
+        ));
       await reported();
 
       await flows.close();
@@ -101,4 +105,27 @@ Deno.test({
       await dir.remove();
     }
   },
+});
+
+Deno.test("a stream that exits at once, again and again, is said once", async () => {
+  const dir = await tempDir();
+  const log = fakeLogger();
+  const broken = `${dir.path}/conntrack`;
+  await Deno.writeTextFile(broken, "#!/bin/sh\necho 'conntrack: no event support' >&2\nexit 1\n", {
+    mode: 0o755,
+  });
+  const flows = followFlowEvents(log, broken, 100);
+  try {
+    // Five restarts or so: each fails alike.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const said = log.records.map((r) => r.text.split(" (")[0]);
+    assertEquals(said, ["conntrack's events for new flows stopped"]);
+    assertIncludes(
+      String(log.records[0]!.fields.why),
+      "exited with 1: conntrack: no event support",
+    );
+  } finally {
+    await flows.close();
+    await dir.remove();
+  }
 });

@@ -12,6 +12,7 @@ import {
   isLegacyRule,
   type OurRule,
   parseOurRules,
+  preroutingUnhooked,
   restoreText,
   sameRules,
   sessionRules,
@@ -177,7 +178,10 @@ export function iptablesBackend(
       await swap(family, current, sessionRules(after), current.some(isLegacyRule) ? [after] : []);
     },
     async reconcile(wanted) {
-      const result: { repaired: string[]; converted: string[] } = { repaired: [], converted: [] };
+      const result: { repaired: string[]; converted: string[]; rehooked?: string[] } = {
+        repaired: [],
+        converted: [],
+      };
       for (const family of await families()) {
         const mine = byFamily(wanted, family);
         // Nothing to assert: never bring back chains that `reap --all` or an administrator removed.
@@ -192,6 +196,10 @@ export function iptablesBackend(
           continue;
         }
         settled.delete(family);
+        // A new flow of any of them that came meanwhile met no rule of ours, and stays so.
+        if (preroutingUnhooked(before)) {
+          result.rehooked = [...result.rehooked ?? [], ...mine.map((s) => s.id)];
+        }
         const chains = await makeReady(family, before);
         const present = chains === undefined ? parseOurRules(before) : await rulesOf(family);
         const remove: OurRule[] = [];

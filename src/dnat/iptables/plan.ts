@@ -157,6 +157,17 @@ export function ensureText(save: string): string | undefined {
   ]);
 }
 
+/**
+ * True when a new flow to the proxy would meet none of our DNAT rules, whatever they hold: our
+ * PREROUTING chain or its jump is missing (an administrator's flush). Such a flow's conntrack
+ * entry stays untranslated for as long as it keeps sending.
+ */
+export function preroutingUnhooked(save: string): boolean {
+  const lines = splitTables(save).get("nat") ?? [];
+  const pre = CHAINS[0];
+  return !hasChain(lines, pre.chain) || !hasJump(lines, pre);
+}
+
 /** Removes our jumps and chains with whatever they still hold; nothing else. */
 export function teardownText(save: string): string | undefined {
   return perTable(save, (lines, chains) => [

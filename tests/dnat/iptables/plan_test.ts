@@ -268,9 +268,11 @@ Deno.test("iptablesBackend.reconcile() restores chains, jumps and missing rules,
     ":XFERPROXY-FWD - [0:0]",
     "COMMIT",
   ].join("\n"));
+  // The jumps had gone too: its rules were out of reach, whatever else was missing.
   assertEquals(await iptablesBackend(runner).reconcile([narrowed]), {
     repaired: [ID],
     converted: [],
+    rehooked: [ID],
   });
   const restores = runner.calls.filter((c) => c.program === "iptables-restore").map((c) => c.stdin);
   assertEquals(restores[0]?.includes("-I PREROUTING 1 -j XFERPROXY-PRE"), true);
