@@ -505,6 +505,41 @@ function dnatSuite(backend: "iptables" | "nftables") {
           );
         }
 
+        if (backend === "iptables") {
+          await t.step(
+            "a jump an administrator removed: a new session's first flow meanwhile reaches its server once it is back",
+            async () => {
+              const session = await startEchoSession(bed, alice, IP.proxy, 33001);
+              try {
+                // Our chain and the session's rules stay; only the way into them goes.
+                await must([
+                  "ip",
+                  "netns",
+                  "exec",
+                  bed.ns.proxy,
+                  ..."iptables -t nat -D PREROUTING -j XFERPROXY-PRE".split(" "),
+                ]);
+                // Its first datagrams meet no rule: an untranslated entry, kept alive by the flow.
+                assertEquals(await sendUdp(bed, 47500, IP.proxy, 33001, 2), 0);
+                await waitExplained(
+                  bed,
+                  "the jump back and the flow reaching its server",
+                  async () => (await sendUdp(bed, 47500, IP.proxy, 33001, 2)) === 2,
+                  15_000,
+                );
+                assertMatch(
+                  await bed.log(),
+                  /WARN Put back our chains or their jumps .* of 1 sessions not yet narrowed/,
+                );
+                await learned(bed, 47500);
+              } finally {
+                await session.end();
+              }
+              await noSessionsLeft(bed);
+            },
+          );
+        }
+
         await t.step(
           "a firewall flush during a session is healed by the DNAT service",
           async () => {
