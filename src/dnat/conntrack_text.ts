@@ -53,7 +53,9 @@ export function parseFlows(listing: string): Flow[] {
   return listing.split("\n").flatMap((line) => {
     const f = parseFlowLine(line);
     if (!f) return [];
-    const untranslated = f.reply !== undefined &&
+    // The reply from the very address and port the client sent to: nothing was translated (a
+    // session whose server is the proxy itself on another port still counts as translated).
+    const untranslated = f.reply !== undefined && f.reply.sport === f.dport &&
       (parseIp(f.reply.src)?.text ?? f.reply.src) === (parseIp(f.dst)?.text ?? f.dst);
     return [{
       src: parseIp(f.src)?.text ?? f.src,

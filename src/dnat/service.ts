@@ -245,44 +245,48 @@ export async function runService(deps: ServiceDeps): Promise<void> {
             return undefined;
           })
           : undefined;
-        learnAt = await deps.store.lock(async () => {
+        await deps.store.lock(async () => {
           const read = await deps.store.read();
           let registry = read;
-          if (due.liveness) {
-            last.liveness = now;
-            registry = await reapDead(
-              deps,
-              registry,
-              onEnded,
-              deps.sessions && ((id) => deps.sessions!.watches(id)),
-            );
+          try {
+            if (due.liveness) {
+              last.liveness = now;
+              registry = await reapDead(
+                deps,
+                registry,
+                onEnded,
+                deps.sessions && ((id) => deps.sessions!.watches(id)),
+              );
+            }
+            // Repair first: the first round after an upgrade converts the rules an earlier
+            // version wrote (and logs it) before learning touches them.
+            if (due.reconcile) {
+              last.reconcile = now;
+              await repairKernel(deps, registry);
+            }
+            if (listing) registry = await learnPorts(deps, registry, listing);
+            if (due.orphans) {
+              last.orphans = now;
+              const { swept } = await reapOrphans(deps, registry);
+              if (swept) deps.countSwept?.(swept);
+            }
+            if (due.refresh) {
+              last.refresh = now;
+              await deps.backend.refresh(forwardedSessions(registry));
+            }
+            if (registry !== read) await deps.store.write(registry);
+            seen = await deps.store.stamp();
+            sessions = registry.entries.length;
+            deps.countActive?.(registry);
+            current = registry;
+          } finally {
+            // Even in a round that failed half-way: a session registered meanwhile is looked for.
+            // A round that did not look keeps the look already due: the reconcile and liveness
+            // rounds, every few seconds, would otherwise put an older session's look off forever.
+            learning = learningEntries(registry).map((e) => e.forwarding.session);
+            const next = nextLearnAt(registry, now, followed);
+            learnAt = due.learn ? next : Math.min(learnAt, next);
           }
-          // Repair first: the first round after an upgrade converts the rules an earlier
-          // version wrote (and logs it) before learning touches them.
-          if (due.reconcile) {
-            last.reconcile = now;
-            await repairKernel(deps, registry);
-          }
-          if (listing) registry = await learnPorts(deps, registry, listing);
-          if (due.orphans) {
-            last.orphans = now;
-            const { swept } = await reapOrphans(deps, registry);
-            if (swept) deps.countSwept?.(swept);
-          }
-          if (due.refresh) {
-            last.refresh = now;
-            await deps.backend.refresh(forwardedSessions(registry));
-          }
-          if (registry !== read) await deps.store.write(registry);
-          seen = await deps.store.stamp();
-          sessions = registry.entries.length;
-          deps.countActive?.(registry);
-          current = registry;
-          // A round that did not look keeps the look already due: the reconcile and liveness
-          // rounds, every few seconds, would otherwise put an older session's look off forever.
-          learning = learningEntries(registry).map((e) => e.forwarding.session);
-          const next = nextLearnAt(registry, now, followed);
-          return due.learn ? next : Math.min(learnAt, next);
         });
         // Sessions registered by others (sudo while the service was down, or before a restart).
         // Outside the lock: ending one whose owner is already gone takes the lock itself.

@@ -30,13 +30,17 @@ export interface FollowedFlows extends FlowEvents {
 }
 
 /** Keeps the last line of a stream, never the whole of it. */
-async function lastLine(stream: ReadableStream<Uint8Array>): Promise<string> {
+export async function lastLine(stream: ReadableStream<Uint8Array>): Promise<string> {
   let last = "";
+  let rest = "";
   for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-    const lines = (last + text).split("\n").map((l) => l.trim()).filter(Boolean);
-    last = (lines.at(-1) ?? last).slice(-500);
+    const parts = (rest + text).split("\n");
+    // The unfinished line is kept apart (bounded): it is not joined to the last finished one.
+    rest = (parts.pop() ?? "").slice(-500);
+    const finished = parts.map((l) => l.trim()).filter(Boolean).at(-1);
+    if (finished !== undefined) last = finished.slice(-500);
   }
-  return last;
+  return rest.trim() || last;
 }
 
 /** Starts following; `program` is conntrack (a test may name a stand-in). */

@@ -40,11 +40,18 @@ Deno.test("parseFlows() tells a flow no rule translated: its replies come from t
   const stale =
     "udp      17 29 src=198.18.1.2 dst=198.18.1.1 sport=40500 dport=33001 [UNREPLIED] " +
     "src=198.18.1.1 dst=198.18.1.2 sport=33001 dport=40500 mark=0 use=1";
-  assertEquals(parseFlows(`${stale}\n${LISTING}`).map((f) => [f.sport, f.untranslated]), [
-    [40500, true],
-    [40000, undefined],
-    [40001, undefined],
-  ]);
+  // A session whose server is the proxy itself, on another port: translated all the same.
+  const self = "udp      17 29 src=198.18.1.2 dst=198.18.1.1 sport=40600 dport=33001 " +
+    "src=198.18.1.1 dst=198.18.1.2 sport=33101 dport=40600 mark=2020605952 use=1";
+  assertEquals(
+    parseFlows(`${stale}\n${self}\n${LISTING}`).map((f) => [f.sport, f.untranslated]),
+    [
+      [40500, true],
+      [40600, undefined],
+      [40000, undefined],
+      [40001, undefined],
+    ],
+  );
 });
 
 Deno.test("conntrack -E lines: new flows of our mark, read as client, proxy and port", () => {

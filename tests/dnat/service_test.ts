@@ -322,6 +322,20 @@ Deno.test("a conntrack listing that fails is said once, and the rest of each rou
   assertEquals(reconciles >= 2, true);
 });
 
+Deno.test("a session registered in a round that fails half-way is still looked for", async () => {
+  // Registered just before the round whose repair (every 2 s) fails.
+  const late = lateSession(1900);
+  const bed: ReturnType<typeof serviceRun> = serviceRun(3000, (elapsed) => late.step(bed, elapsed));
+  await runService({
+    ...bed.deps,
+    backend: {
+      ...bed.backend,
+      reconcile: () => Promise.reject(new Error("ip6tables-restore failed")),
+    },
+  });
+  assertEquals(late.learnedWithin(3 * SERVICE_TIMING.roundMs), true);
+});
+
 Deno.test("reportsLearning() matches a flow to a learning session's client, proxy and span", () => {
   const s = dnatSession({ portCount: 2 });
   assertEquals(

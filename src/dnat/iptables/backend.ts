@@ -88,8 +88,15 @@ export function iptablesBackend(
    * the session's path); an add that fails as the chains went meanwhile makes them again.
    */
   const readyAt = new Map<4 | 6, number>();
+  /**
+   * Families whose PREROUTING jump an install (or the readiness probe) had to put back: the next
+   * reconcile purges what met no rule meanwhile, whoever put it back.
+   */
+  const unhookedSeen = new Set<4 | 6>();
   const makeReady = async (family: 4 | 6, before?: string) => {
-    const chains = ensureText(before ?? await save(family));
+    const current = before ?? await save(family);
+    if (preroutingUnhooked(current)) unhookedSeen.add(family);
+    const chains = ensureText(current);
     await restore(family, chains);
     readyAt.set(family, now());
     return chains;
@@ -187,20 +194,22 @@ export function iptablesBackend(
         // Nothing to assert: never bring back chains that `reap --all` or an administrator removed.
         if (mine.length === 0) continue;
         const before = await save(family);
+        // A new flow of any of them that came while our PREROUTING chain or jump was gone met no
+        // rule of ours, and stays so: put back here, or since the last round by an install.
+        const chains = await makeReady(family, before);
+        if (unhookedSeen.delete(family)) {
+          result.rehooked = [...result.rehooked ?? [], ...mine.map((s) => s.id)];
+        }
         // The same rules as when everything was last found in place, for the same sessions: in
         // place still. Parsing a thousand sessions' rules every round is megabytes of garbage.
         const last = settled.get(family);
-        if (last && sameSessions(last.sessions, mine) && sameRules(last.save, before)) {
-          // Chains and jumps included: the whole save is as when all was found in place.
-          readyAt.set(family, now());
+        if (
+          chains === undefined && last && sameSessions(last.sessions, mine) &&
+          sameRules(last.save, before)
+        ) {
           continue;
         }
         settled.delete(family);
-        // A new flow of any of them that came meanwhile met no rule of ours, and stays so.
-        if (preroutingUnhooked(before)) {
-          result.rehooked = [...result.rehooked ?? [], ...mine.map((s) => s.id)];
-        }
-        const chains = await makeReady(family, before);
         const present = chains === undefined ? parseOurRules(before) : await rulesOf(family);
         const remove: OurRule[] = [];
         const add: OurRule[] = [];

@@ -517,3 +517,24 @@ Deno.test("iptablesBackend.reconcile() finding everything in place counts as a l
   await backend.ensureReady(4);
   assertEquals(saves(), seen);
 });
+
+Deno.test("a jump an install put back is reported by the next reconcile: what met no rule meanwhile must go", async () => {
+  const s = session({ clientPort: 60953 });
+  const rules = sessionRules(s).map((r) => `-A ${r.chain} ${r.spec}`);
+  // Everything in place but the jump into our PREROUTING chain.
+  const runner = savedRunner(
+    saved("Sat Dec  5 07:49:44 2026", "[0:0]", rules).replace(
+      "-A PREROUTING -j XFERPROXY-PRE\n",
+      "",
+    ),
+  );
+  const backend = iptablesBackend(runner, undefined, () => 0);
+  await backend.ensureReady(4); // an install's: puts the jump back
+  assertEquals(
+    runner.calls.some((c) => c.stdin?.includes("-I PREROUTING 1 -j XFERPROXY-PRE")),
+    true,
+  );
+  assertEquals((await backend.reconcile([s])).rehooked, [ID]);
+  // Said once: the next round finds all in place.
+  assertEquals((await backend.reconcile([s])).rehooked, undefined);
+});
