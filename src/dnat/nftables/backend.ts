@@ -67,15 +67,24 @@ export function nftablesBackend(nft: NftRunner): DnatBackend {
   // A table an earlier version made lacks TCP or marks flows in forward: looked at once per
   // family and process, converted in one transaction.
   const current = new Set<4 | 6>();
-  const ensureReady = async (family: 4 | 6) => {
+  /**
+   * Makes our table, or brings its chains' rules up to date; true when the table was there but
+   * its prerouting rules were not (an earlier version's, or flushed: `nft flush chain … prerouting`
+   * keeps every map element while nothing reaches them).
+   */
+  const makeReady = async (family: 4 | 6, look: boolean): Promise<boolean> => {
+    let unhooked = false;
     if (!(await hasTable(family))) {
       await nft.run(tableText(family));
-    } else if (!current.has(family)) {
+    } else if (look || !current.has(family)) {
       const chain = await nft.run(`list chain ${nftFamily(family)} xferproxy prerouting`);
-      if (!isCurrent(chain)) await nft.run(upgradeText(family));
+      unhooked = !isCurrent(chain);
+      if (unhooked) await nft.run(upgradeText(family));
     }
     current.add(family);
+    return unhooked;
   };
+  const ensureReady = async (family: 4 | 6) => void await makeReady(family, false);
   /** Element ids the kernel holds in our table: one listing (a call is a process without FFI). */
   const present = async (family: 4 | 6): Promise<Set<string>> =>
     parseElementIds(await nft.run(`list table ${nftFamily(family)} xferproxy`, { json: true }));
@@ -124,10 +133,12 @@ export function nftablesBackend(nft: NftRunner): DnatBackend {
     },
     async reconcile(wanted) {
       const repaired = new Set<string>();
+      const rehooked: string[] = [];
       for (const family of families) {
         const mine = of(wanted, family);
         if (mine.length === 0 && !(await hasTable(family))) continue;
-        await ensureReady(family);
+        // Looked at every round: a flushed chain leaves the elements in place, out of reach.
+        if (await makeReady(family, true)) rehooked.push(...mine.map((s) => s.id));
         const have = await present(family);
         const needed = neededElements(mine);
         const lines: string[] = [];
@@ -144,7 +155,7 @@ export function nftablesBackend(nft: NftRunner): DnatBackend {
         }
         await apply(lines);
       }
-      return { repaired: [...repaired], converted: [] };
+      return { repaired: [...repaired], converted: [], ...(rehooked.length ? { rehooked } : {}) };
     },
     list: () => Promise.resolve([]),
     removeTagged: () => Promise.resolve([]),

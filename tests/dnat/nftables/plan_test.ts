@@ -244,3 +244,25 @@ Deno.test("nftablesBackend.reconcile() lists our table once per round and re-add
     assertEquals(added, whole ? 0 : 1);
   }
 });
+
+Deno.test("nftablesBackend.reconcile() looks at the prerouting chain every round: a flushed one comes back", async () => {
+  const wanted = session();
+  for (const flushed of [false, true]) {
+    const runner = recordingRunner((call) => {
+      if (call.stdin === "list tables\n") return { stdout: "table ip xferproxy\n" };
+      if (call.stdin?.startsWith("list chain")) {
+        return { stdout: flushed ? "chain prerouting {\n}" : "@dnat_tcp ct mark set" };
+      }
+      if (call.args[0] === "-j") return { stdout: JSON.stringify({ nftables: [] }) };
+      return {};
+    });
+    const backend = nftablesBackend(nftCommandRunner(runner));
+    await backend.ensureReady(4); // seen current once: installs do not look again
+    const result = await backend.reconcile([wanted]);
+    assertEquals(result.rehooked, flushed ? [wanted.id] : undefined);
+    const upgrades = runner.calls.filter((c) =>
+      c.stdin?.startsWith(upgradeText(4).split("\n")[0]!)
+    );
+    assertEquals(upgrades.length, flushed ? 2 : 0);
+  }
+});
