@@ -196,8 +196,9 @@ export async function repairKernel(
   }
   // Only a flow that began while they were gone met no rule: the first flow of a session not yet
   // narrowed to its port (a narrowed one's flow is older, translated already).
+  const putBack = new Set(repaired);
   const unhooked = rehooked.filter((id) =>
-    !repaired.includes(id) && byId.get(id)?.clientPort === undefined
+    !putBack.has(id) && byId.get(id)?.clientPort === undefined
   );
   if (rehooked.length) {
     deps.log.warn(

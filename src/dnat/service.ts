@@ -93,10 +93,8 @@ export function reportsLearning(
 /** When the next look for a first flow is due; Infinity when no session is learning. */
 function nextLearnAt(registry: Registry, now: number, followed: boolean): number {
   let next = Infinity;
-  for (const e of registry.entries) {
-    if (e.forwarding?.filtering && e.forwarding.session.clientPort === undefined) {
-      next = Math.min(next, now + learnIntervalMs(now - e.created, followed));
-    }
+  for (const e of learningEntries(registry)) {
+    next = Math.min(next, now + learnIntervalMs(now - e.created, followed));
   }
   return next;
 }
@@ -177,6 +175,21 @@ export async function runService(deps: ServiceDeps): Promise<void> {
   let learning: DnatSession[] = [];
   /** The listing's last failure, said once: a round every 100 ms must not repeat it. */
   let listingError: string | undefined;
+  const listOrSay = async () => {
+    try {
+      const listed = await listForLearning(deps, await deps.store.read());
+      listingError = undefined;
+      return listed;
+    } catch (error) {
+      if (errorText(error) !== listingError) {
+        deps.log.warn("Cannot list conntrack to learn source ports: {error}", {
+          error: errorText(error),
+        });
+      }
+      listingError = errorText(error);
+      return undefined;
+    }
+  };
   let seen = "";
   let sessions = 0;
   const onEnded = deps.sessions ? deps.sessions.closed.bind(deps.sessions) : undefined;
@@ -231,20 +244,7 @@ export async function runService(deps: ServiceDeps): Promise<void> {
         // The conntrack listing before the lock: installs need the lock more than learning does.
         // A listing that fails (conntrack gone) counts as a look: the next is due at its
         // interval, and the other work of the round still runs.
-        const listing = due.learn
-          ? await listForLearning(deps, await deps.store.read()).then((listed) => {
-            listingError = undefined;
-            return listed;
-          }, (error) => {
-            if (errorText(error) !== listingError) {
-              deps.log.warn("Cannot list conntrack to learn source ports: {error}", {
-                error: errorText(error),
-              });
-            }
-            listingError = errorText(error);
-            return undefined;
-          })
-          : undefined;
+        const listing = due.learn ? await listOrSay() : undefined;
         await deps.store.lock(async () => {
           const read = await deps.store.read();
           let registry = read;

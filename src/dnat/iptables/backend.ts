@@ -194,21 +194,19 @@ export function iptablesBackend(
         // Nothing to assert: never bring back chains that `reap --all` or an administrator removed.
         if (mine.length === 0) continue;
         const before = await save(family);
-        // A new flow of any of them that came while our PREROUTING chain or jump was gone met no
-        // rule of ours, and stays so: put back here, or since the last round by an install.
-        const chains = await makeReady(family, before);
-        if (unhookedSeen.delete(family)) {
-          result.rehooked = [...result.rehooked ?? [], ...mine.map((s) => s.id)];
-        }
         // The same rules as when everything was last found in place, for the same sessions: in
         // place still. Parsing a thousand sessions' rules every round is megabytes of garbage.
         const last = settled.get(family);
-        if (
-          chains === undefined && last && sameSessions(last.sessions, mine) &&
-          sameRules(last.save, before)
-        ) {
-          continue;
+        const unchanged = last !== undefined && sameSessions(last.sessions, mine) &&
+          sameRules(last.save, before);
+        if (unchanged) readyAt.set(family, now());
+        const chains = unchanged ? undefined : await makeReady(family, before);
+        // A new flow of any of them that came while our PREROUTING chain or jump was gone met no
+        // rule of ours, and stays so: put back here, or since the last round by an install.
+        if (unhookedSeen.delete(family)) {
+          result.rehooked = [...result.rehooked ?? [], ...mine.map((s) => s.id)];
         }
+        if (unchanged) continue;
         settled.delete(family);
         const present = chains === undefined ? parseOurRules(before) : await rulesOf(family);
         const remove: OurRule[] = [];
