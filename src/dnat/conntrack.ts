@@ -13,20 +13,17 @@ import {
   type Flow,
   type FlowCounters,
   type MarkedFlow,
-  parseConnection,
   parseCounters,
   parseFlowLine,
   parseFlows,
   parseMarkedFlows,
   type PrintedFlow,
-  type TrackedConnection,
 } from "./conntrack_text.ts";
 
 export {
   type Flow,
   type FlowCounters,
   type MarkedFlow,
-  parseConnection,
   parseCounters,
   parseFlows,
   parseMarkedFlows,
@@ -130,8 +127,6 @@ export interface Conntrack {
   removeMarked(selectors: readonly MarkedSelector[], mark: number): Promise<void>;
   /** Sets the conntrack mark of the session's live flows (every port of its span). */
   mark(s: FlowSelector, protocol: "udp" | "tcp", mark: number): Promise<void>;
-  /** A TCP connection's state and counters; undefined when conntrack does not know it. */
-  connection(tuple: TcpTuple): Promise<TrackedConnection | undefined>;
 }
 
 function spanPorts(s: FlowSelector): number[] {
@@ -363,24 +358,6 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
           markArg(mark),
         ]),
       );
-    },
-    async connection(t) {
-      const family = t.client.ip.family === 6 ? ["-f", "ipv6"] : [];
-      const result = await runner.run("conntrack", [
-        "-L",
-        ...family,
-        "-p",
-        "tcp",
-        "--orig-src",
-        t.client.ip.text,
-        "--orig-dst",
-        t.proxy.ip.text,
-        "--sport",
-        String(t.client.port),
-        "--dport",
-        String(t.proxy.port),
-      ]);
-      return result.code === 0 ? parseConnection(result.stdout) : undefined;
     },
     async mark(s, protocol, mark) {
       for (const port of protocolPorts(s, protocol)) {

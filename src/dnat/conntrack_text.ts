@@ -112,16 +112,3 @@ export interface TrackedConnection {
   /** Proxy to client. */
   readonly reply: FlowCounters;
 }
-
-/** One TCP connection from a `conntrack -L` listing; undefined when none or no counters. */
-export function parseConnection(listing: string): TrackedConnection | undefined {
-  const line = listing.split("\n").find((l) => l.startsWith("tcp "));
-  if (!line) return undefined;
-  const state = /^tcp\s+\d+\s+\d+\s+([A-Z_]+)/.exec(line)?.[1] ?? "";
-  const counters = [...line.matchAll(/\bpackets=(\d+) bytes=(\d+)\b/g)].map((m) => ({
-    packets: Number(m[1]),
-    bytes: Number(m[2]),
-  }));
-  const [original, reply] = counters;
-  return original && reply ? { state, original, reply } : undefined;
-}

@@ -51,7 +51,7 @@ export const dnatPlatform: DnatPlatform = {
       log,
     };
   },
-  serviceHost: (dir, log) => realServiceHost(dir, log, conntrackTool(realRunner)),
+  serviceHost: realServiceHost,
   drain: drainFile,
   deadline(ms, line) {
     const timer = setTimeout(() => {

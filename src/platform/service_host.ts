@@ -3,14 +3,13 @@
  * the fd loop with its exit watches, /proc through libc, the balancer kept
  * in memory, the reachability check behind faulty marks, what deciding a
  * session needs (the probe, NSS accounts, the config file's identity), the
- * SSH legs' counters from conntrack, the heartbeat, and the stop signals.
+ * SSH legs' counters from conntrack (over ctnetlink), the heartbeat, and the stop signals.
  * @module
  */
 
 import type { Logger } from "@logtape/logtape";
 import type { ServiceHost } from "../dnat/serve.ts";
 import type { ExitWatch, SshCounters } from "../dnat/service_sessions.ts";
-import type { Conntrack } from "../dnat/conntrack.ts";
 import { memoryJson } from "../balancer/shared_json.ts";
 import { createBalancer } from "../balancer/balancer.ts";
 import { errorText } from "../errors.ts";
@@ -24,6 +23,7 @@ import { terminationSignal } from "./session_io.ts";
 import { type FollowedFlows, followFlowEvents } from "./flow_events.ts";
 import { enableAccounting, writeHeartbeat } from "./dnat_host.ts";
 import { realRunner } from "./runner.ts";
+import { conntrackSocket } from "./conntrack_socket.ts";
 import { DEFAULT_LIMITS, serveHttp } from "./http_server.ts";
 import { logLinesLost } from "./log_outputs.ts";
 import { boundAllocator, releaseMemory } from "./release_pages.ts";
@@ -98,7 +98,6 @@ async function gateDirectory(dir: string, gid: number, group: string): Promise<v
 export function realServiceHost(
   dir: string,
   log: Logger,
-  conntrack: Pick<Conntrack, "connection">,
 ): ServiceHost {
   boundAllocator();
   const termination = terminationSignal();
@@ -109,6 +108,7 @@ export function realServiceHost(
   let exits: ExitWatch | undefined;
   let status: { shutdown(): Promise<void> } | undefined;
   let flows: FollowedFlows | undefined;
+  const conntrack = conntrackSocket();
   return {
     stop: termination.signal,
     heartbeat: (status) => writeHeartbeat(dir, Date.now(), { ...status }),
@@ -179,6 +179,7 @@ export function realServiceHost(
         // Its conntrack child would outlive a service that never reached this.
         await flows?.close();
         await events?.close();
+        conntrack.close();
       }
       await Deno.remove(`${dir}/service.json`).catch((error) =>
         log.debug("Cannot remove the heartbeat: {error}", { error: errorText(error) })

@@ -125,7 +125,6 @@ export function fakeConntrack(
     marked,
     markedList,
     sweeps,
-    connection: () => Promise.resolve(undefined),
     listMarked: (mark, family) =>
       Promise.resolve(
         mark === SESSION_CT_MARK ? markedList.filter((f) => f.src.family === family) : [],

@@ -1,0 +1,90 @@
+/**
+ * conntrack asked over its own netlink socket (ctnetlink), for the one
+ * lookup the service makes per ending session: the client connection's
+ * state and counters. No process, and a hash probe instead of a walk of the
+ * whole table. The socket is opened at the first lookup and kept.
+ * @module
+ */
+
+import { answerTo, connectionRequest } from "../dnat/conntrack_netlink.ts";
+import type { TcpTuple } from "../dnat/conntrack.ts";
+import type { TrackedConnection } from "../dnat/conntrack_text.ts";
+import { errno, libc, LINUX } from "./libc.ts";
+
+const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const NETLINK_NETFILTER = 12;
+/** The kernel answers within the write; a few short waits cover a busy moment, no more. */
+const READ_TRIES = 5;
+/** Answers to earlier lookups that gave up, skipped before a lookup gives up too. */
+const STALE_MAX = 16;
+const READ_PAUSE_MS = 5;
+
+/** Lookups of TCP connections in conntrack. */
+export interface ConntrackSocket {
+  /** The connection's state and counters; undefined when conntrack does not know it. */
+  connection(tuple: TcpTuple): Promise<TrackedConnection | undefined>;
+  close(): void;
+}
+
+/** Opens lazily; every lookup after `close` fails. */
+export function conntrackSocket(): ConntrackSocket {
+  let fd: number | undefined;
+  let closed = false;
+  let seq = 0;
+  let queue: Promise<unknown> = Promise.resolve();
+  const buffer = new Uint8Array(8192);
+
+  const open = (): number => {
+    if (closed) throw new Error("the conntrack socket is closed");
+    if (fd !== undefined) return fd;
+    const opened = libc().socket(
+      AF_NETLINK,
+      SOCK_RAW | LINUX.SOCK_NONBLOCK | LINUX.SOCK_CLOEXEC,
+      NETLINK_NETFILTER,
+    );
+    if (opened < 0) throw new Error(`cannot open a ctnetlink socket: errno ${errno()}`);
+    return fd = opened;
+  };
+
+  const lookup = async (tuple: TcpTuple): Promise<TrackedConnection | undefined> => {
+    const socket = open();
+    const c = libc();
+    seq = (seq + 1) >>> 0 || 1;
+    const request = connectionRequest(tuple, seq);
+    if (Number(c.write(socket, request, BigInt(request.length))) !== request.length) {
+      throw new Error(`ctnetlink request failed: errno ${errno()}`);
+    }
+    for (let tries = 0, stale = 0; tries < READ_TRIES && stale < STALE_MAX;) {
+      const n = Number(c.read(socket, buffer, BigInt(buffer.length)));
+      if (n < 0) {
+        const error = errno();
+        if (error !== LINUX.EAGAIN && error !== LINUX.EINTR) {
+          throw new Error(`ctnetlink answer failed: errno ${error}`);
+        }
+        tries++;
+        await new Promise((resolve) => setTimeout(resolve, READ_PAUSE_MS));
+        continue;
+      }
+      // An answer to an earlier lookup that gave up is skipped.
+      const answer = answerTo(buffer.subarray(0, n), seq);
+      if (answer) return answer.connection;
+      stale++;
+    }
+    throw new Error("ctnetlink did not answer the lookup");
+  };
+
+  return {
+    connection(tuple) {
+      // One lookup at a time: each reads only its own answer.
+      const result = queue.then(() => lookup(tuple));
+      queue = result.catch(() => {});
+      return result;
+    },
+    close() {
+      closed = true;
+      if (fd !== undefined) libc().close(fd);
+      fd = undefined;
+    },
+  };
+}
