@@ -121,12 +121,28 @@ export async function sshOrigin(proc: ProcReader, session: ProcessFacts): Promis
 const TCP_TABLE_READS = 3;
 
 /**
- * The one established TCP connection sshd's monitor holds. The kernel writes /proc/net/tcp a
- * page at a time, so while connections come and go a socket can be listed twice (one socket,
- * counted once here) or skipped (the table is read again): under 40 concurrent uploads a session
- * was refused as holding "2 established TCP connections".
+ * The one established TCP connection sshd's monitor holds: read from its sockets themselves where
+ * the reader can (the service: a lookup per socket, whatever the number of connections), else
+ * found in the TCP tables by socket inode.
  */
 async function heldConnection(proc: ProcReader, sshd: number): Promise<TcpConnection> {
+  const held = (await proc.heldTcp?.(sshd)) ?? await heldFromTables(proc, sshd);
+  if (held.length !== 1) {
+    throw new NotAuthorizedError(
+      `sshd process ${sshd} holds ${held.length} established TCP connections, not one`,
+    );
+  }
+  return held[0] as TcpConnection;
+}
+
+/**
+ * The established connections of `sshd`'s sockets in /proc/net/tcp{,6}: a walk of every TCP
+ * socket the kernel holds, and a parse of each namespace's. The kernel writes the table a page at
+ * a time, so while connections come and go a socket can be listed twice (one socket, counted
+ * once here) or skipped (the table is read again): under 40 concurrent uploads a session was
+ * refused as holding "2 established TCP connections".
+ */
+async function heldFromTables(proc: ProcReader, sshd: number): Promise<TcpConnection[]> {
   const inodes = new Set(
     (await proc.linkTargets(`/proc/${sshd}/fd`)).map(socketInode).filter((i) => i !== undefined),
   );
@@ -138,10 +154,5 @@ async function heldConnection(proc: ProcReader, sshd: number): Promise<TcpConnec
         .map((c) => [c.inode, c]),
     );
   }
-  if (held.size !== 1) {
-    throw new NotAuthorizedError(
-      `sshd process ${sshd} holds ${held.size} established TCP connections, not one`,
-    );
-  }
-  return [...held.values()][0] as TcpConnection;
+  return [...held.values()];
 }

@@ -14,6 +14,12 @@ export interface ProcReader {
   readTexts(paths: readonly string[]): Promise<Map<string, string>>;
   /** The targets of the symbolic links in a directory (/proc/PID/fd); [] when unreadable. */
   linkTargets(dir: string): Promise<string[]>;
+  /**
+   * The established TCP connections among the sockets process `pid` holds, read from the
+   * sockets themselves ([] when the process is gone); undefined where this reader cannot, and
+   * the TCP tables are read instead.
+   */
+  heldTcp?(pid: number): Promise<TcpConnection[] | undefined>;
 }
 
 /** One file's text; undefined when it cannot be read. */
@@ -100,6 +106,24 @@ export interface TcpConnection {
 
 const TCP_ESTABLISHED = "01";
 
+/**
+ * An endpoint from an address's bytes (network order) and port: an IPv4 client of a dual-stack
+ * listener (::ffff:a.b.c.d) is that IPv4 address, as sessions name it.
+ */
+function endpointOf(
+  bytes: readonly number[],
+  port: number,
+): { ip: IpAddress; port: number } | undefined {
+  const mapped = bytes.length === 16 && bytes.slice(0, 10).every((b) => b === 0) &&
+    bytes[10] === 0xff && bytes[11] === 0xff;
+  const ipText = bytes.length === 4 || mapped
+    ? bytes.slice(-4).join(".")
+    : Array.from({ length: 8 }, (_, i) => ((bytes[2 * i]! << 8) | bytes[2 * i + 1]!).toString(16))
+      .join(":");
+  const ip = parseIp(ipText);
+  return ip && Number.isSafeInteger(port) ? { ip, port } : undefined;
+}
+
 /** A /proc/net/tcp address: hex in host (little-endian) byte order per 32-bit word, then :port. */
 function hexEndpoint(text: string): { ip: IpAddress; port: number } | undefined {
   const [hex, portHex] = text.split(":");
@@ -108,16 +132,26 @@ function hexEndpoint(text: string): { ip: IpAddress; port: number } | undefined 
   for (let word = 0; word < hex.length; word += 8) {
     for (let b = 6; b >= 0; b -= 2) bytes.push(parseInt(hex.slice(word + b, word + b + 2), 16));
   }
-  // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d: it is that IPv4 address.
-  const mapped = bytes.length === 16 && bytes.slice(0, 10).every((b) => b === 0) &&
-    bytes[10] === 0xff && bytes[11] === 0xff;
-  const ipText = bytes.length === 4 || mapped
-    ? bytes.slice(-4).join(".")
-    : Array.from({ length: 8 }, (_, i) => ((bytes[2 * i]! << 8) | bytes[2 * i + 1]!).toString(16))
-      .join(":");
-  const ip = parseIp(ipText);
-  const port = parseInt(portHex, 16);
-  return ip && Number.isSafeInteger(port) ? { ip, port } : undefined;
+  return endpointOf(bytes, parseInt(portHex, 16));
+}
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+/**
+ * A struct sockaddr_in or sockaddr_in6 as getsockname(2) and getpeername(2) fill it (family in
+ * host order, port and address in network order); undefined for any other family.
+ */
+export function parseSockaddr(bytes: Uint8Array): { ip: IpAddress; port: number } | undefined {
+  if (bytes.length < 16) return undefined;
+  const family = bytes[0]! | (bytes[1]! << 8);
+  const port = (bytes[2]! << 8) | bytes[3]!;
+  if (family === AF_INET) return endpointOf([...bytes.subarray(4, 8)], port);
+  // sockaddr_in6: family, port, flowinfo (4), address (16), scope id (4).
+  if (family === AF_INET6 && bytes.length >= 28) {
+    return endpointOf([...bytes.subarray(8, 24)], port);
+  }
+  return undefined;
 }
 
 /** The established connections in /proc/net/tcp or /proc/net/tcp6 text. */

@@ -16,6 +16,8 @@ const SYMBOLS = {
   listen: { parameters: ["i32", "i32"], result: "i32" },
   accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
@@ -150,6 +152,11 @@ export const LINUX = {
   EFD_NONBLOCK: 0o4000,
   /** The same number on every architecture (glibc wraps it only from 2.36). */
   SYS_PIDFD_OPEN: 434,
+  /** Linux 5.6+; CAP_SYS_PTRACE over the target. */
+  SYS_PIDFD_GETFD: 438,
+  EBADF: 9,
+  EPERM: 1,
+  ENOSYS: 38,
   /** _IOWR(0xFF, 11, struct pidfd_info), 64-byte version 0 (Linux 6.13+). */
   PIDFD_GET_INFO: 0xc040ff0bn,
   PIDFD_INFO_EXIT: 1n << 3n,

@@ -15,7 +15,7 @@ import { createBalancer } from "../balancer/balancer.ts";
 import { errorText } from "../errors.ts";
 import { epollEvents, type FdEvents } from "./fd_events.ts";
 import { pidfdExitWatch } from "./exit_watch.ts";
-import { groupId, userId } from "./libc.ts";
+import { groupId, LINUX, userId } from "./libc.ts";
 import { isExecutable, realProbe, realReach } from "./upstream_probe.ts";
 import { libcProcReader } from "./proc_readers.ts";
 import { listenUnix, type UnixServer } from "./unix_server.ts";
@@ -94,6 +94,15 @@ async function gateDirectory(dir: string, gid: number, group: string): Promise<v
   }
 }
 
+/** Why the kernel would not show sshd's sockets to the service, and what to do about it. */
+export function heldTcpRefusal(errno: number): string {
+  if (errno === LINUX.ENOSYS) return "this kernel has no pidfd_getfd (Linux 5.6+)";
+  if (errno === LINUX.EPERM) {
+    return "pidfd_getfd was refused: give the service CAP_SYS_PTRACE and SystemCallFilter=pidfd_getfd (as the packaged unit does)";
+  }
+  return `pidfd_getfd failed with errno ${errno}`;
+}
+
 /** The service host over the real system. */
 export function realServiceHost(
   dir: string,
@@ -101,7 +110,12 @@ export function realServiceHost(
 ): ServiceHost {
   boundAllocator();
   const termination = terminationSignal();
-  const proc = libcProcReader();
+  const proc = libcProcReader((errno) =>
+    log.info(
+      "Sessions' SSH connections are read from /proc/PID/net/tcp (every TCP socket on the host, for each session): {why}",
+      { why: heldTcpRefusal(errno) },
+    )
+  );
   let events: FdEvents | undefined;
   const loop = () => (events ??= epollEvents());
   let server: UnixServer | undefined;

@@ -1,7 +1,15 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
 import { processFacts, sshOrigin } from "../../src/dnat/ancestry.ts";
 import { NotAuthorizedError } from "../../src/dnat/errors.ts";
-import { parseStat, parseTcpTable, type ProcReader, startMs } from "../../src/dnat/procfs.ts";
+import {
+  parseSockaddr,
+  parseStat,
+  parseTcpTable,
+  type ProcReader,
+  startMs,
+  type TcpConnection,
+} from "../../src/dnat/procfs.ts";
+import { parseIp } from "../../src/net/ip.ts";
 import { fakeProc, type FakeProcess, type FakeTcp, hex4, hex6, statLine } from "../_fakes/proc.ts";
 
 const USER = 1005;
@@ -60,6 +68,22 @@ Deno.test("parseTcpTable() reads established IPv4, IPv6 and IPv4-mapped connecti
   );
 });
 
+Deno.test("parseSockaddr() reads IPv4, IPv6 and IPv4-mapped addresses as sessions name them", () => {
+  const v4 = new Uint8Array(16);
+  v4.set([2, 0, 0xbe, 0x2e, 198, 18, 1, 2]);
+  assertEquals(parseSockaddr(v4), { ip: parseIp("198.18.1.2")!, port: 48686 });
+  const v6 = new Uint8Array(28);
+  v6.set([10, 0, 0, 22]);
+  v6.set(parseIp("2001:db8::1")!.bytes, 8);
+  assertEquals(parseSockaddr(v6), { ip: parseIp("2001:db8::1")!, port: 22 });
+  const mapped = v6.slice();
+  mapped.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 1, 2], 8);
+  assertEquals(parseSockaddr(mapped), { ip: parseIp("198.18.1.2")!, port: 22 });
+  // AF_UNIX, and a sockaddr_in6 cut short.
+  assertEquals(parseSockaddr(new Uint8Array([1, 0, ...new Uint8Array(108)])), undefined);
+  assertEquals(parseSockaddr(v6.subarray(0, 20)), undefined);
+});
+
 Deno.test("processFacts() gives the start as epoch ms from the boot time and the start ticks", async () => {
   const facts = await processFacts(fakeProc(sessionTree()), 700);
   assertEquals([facts?.uid, facts?.start], [USER, startMs(1_796_000_000, 123456)]);
@@ -111,6 +135,48 @@ Deno.test("sshOrigin() finds the client and proxy ends of the monitor's TCP conn
     ];
     const found = await origin(tree, [CONNECTION, { ...CONNECTION, inode: 9999 }]);
     assertEquals(found.sshd, 600);
+  });
+});
+
+Deno.test("sshOrigin() reads the monitor's sockets themselves where the reader can", async (t) => {
+  const held: TcpConnection = {
+    local: { ip: parseIp("198.18.1.1")!, port: 22 },
+    remote: { ip: parseIp("198.18.1.2")!, port: 48686 },
+    inode: 4242,
+  };
+  /** A reader whose sockets say `connections` (undefined: it cannot), over an empty TCP table. */
+  const reading = (connections: TcpConnection[] | undefined) => {
+    const proc = fakeProc(sessionTree(), []);
+    const asked: number[] = [];
+    return {
+      proc: {
+        ...proc,
+        heldTcp: (pid: number) => (asked.push(pid), Promise.resolve(connections)),
+      },
+      asked,
+      tableReads: () => proc.reads.filter((p) => p.includes("/net/tcp")).length,
+    };
+  };
+  const originOf = async (proc: ProcReader) => sshOrigin(proc, (await processFacts(proc, 700))!);
+  await t.step("the one connection, without reading a TCP table", async () => {
+    const r = reading([held]);
+    assertEquals(await originOf(r.proc), { sshd: 600, connection: held });
+    assertEquals(r.asked, [600]);
+    assertEquals(r.tableReads(), 0);
+  });
+  await t.step("two, or none: refused as from the tables", async () => {
+    await assertRejects(
+      () => originOf(reading([held, { ...held, inode: 4243 }]).proc),
+      NotAuthorizedError,
+      "holds 2 established TCP connections",
+    );
+    await assertRejects(() => originOf(reading([]).proc), NotAuthorizedError, "holds 0");
+  });
+  await t.step("a reader that cannot: the TCP tables", async () => {
+    const proc = fakeProc(sessionTree(), [CONNECTION]);
+    const r = { ...proc, heldTcp: () => Promise.resolve(undefined) };
+    assertEquals((await originOf(r)).connection.inode, 4242);
+    assertEquals(proc.reads.filter((p) => p.endsWith("/net/tcp")).length, 1);
   });
 });
 

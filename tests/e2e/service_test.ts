@@ -6,7 +6,7 @@
  * the moment its process dies, writes one closing line per session, and
  * keeps its last good config when the file turns invalid.
  */
-import { assertEquals, assertMatch, assertOk } from "../_assert.ts";
+import { assertEquals, assertMatch, assertNotMatch, assertOk } from "../_assert.ts";
 import { run, waitFor } from "../testbed/exec.ts";
 import { PYTHON, ROOT } from "../testbed/paths.ts";
 import { createTestbed, IP, USERS } from "../testbed/reverse_bed.ts";
@@ -327,6 +327,9 @@ Deno.test({
         assertEquals([lines[0]!.udp_bytes, lines[1]!.udp_bytes], [undefined, undefined]);
         assertEquals(lines[2]!.udp_packets, "20");
         assertOk(Number(lines[2]!.udp_bytes) > 0);
+        // Under the packaged unit's sandbox the service read each session's SSH connection from
+        // sshd's socket itself, not from the TCP tables.
+        assertNotMatch(await bed.log(), /read from \/proc\/PID\/net\/tcp/);
       });
 
       await t.step(

@@ -1,0 +1,88 @@
+/**
+ * The DNAT service's look at the TCP connections a process holds (libcProcReader().heldTcp:
+ * pidfd_getfd on each of its sockets) against the kernel's own tables, on a process the test
+ * starts in a namespace it creates: the same established connections, IPv4, IPv6 and
+ * IPv4-mapped, and none of its listener, UDP or Unix sockets; nothing for a process gone.
+ */
+import { assertEquals, assertOk } from "../_assert.ts";
+import { must } from "../testbed/exec.ts";
+import { addNamespaces } from "../testbed/netns.ts";
+import { namespaceName } from "../testbed/prefix.ts";
+import { PYTHON } from "../testbed/paths.ts";
+import { libcProcReader } from "../../src/platform/proc_readers.ts";
+import { parseTcpTable, socketInode } from "../../src/dnat/procfs.ts";
+
+const V4 = "198.18.79.1";
+const V6 = "2001:db8:79::1";
+
+/** Connects to itself over IPv4, IPv6 and a dual-stack listener, then waits (30 s at most). */
+const HOLDER = `
+import socket, time
+held = []
+for family, listen_at, connect_to in [
+    (socket.AF_INET, "${V4}", "${V4}"),
+    (socket.AF_INET6, "${V6}", "${V6}"),
+    (socket.AF_INET6, "::", "${V4}"),
+]:
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    if family == socket.AF_INET6:
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    listener.bind((listen_at, 0))
+    listener.listen()
+    client = socket.create_connection((connect_to, listener.getsockname()[1]))
+    server, _ = listener.accept()
+    held += [listener, client, server]
+held.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+held += list(socket.socketpair())
+print("ready", flush=True)
+time.sleep(30)
+`;
+
+Deno.test("heldTcp() sees a process's established TCP connections as the TCP tables list them", async () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const ns = namespaceName("ht");
+  let holder: Deno.ChildProcess | undefined;
+  try {
+    await addNamespaces([ns], cleanups);
+    const inNs = (...argv: string[]) => must(["ip", "netns", "exec", ns, ...argv]);
+    await inNs("ip", "link", "set", "lo", "up");
+    await inNs("ip", "addr", "add", `${V4}/32`, "dev", "lo");
+    await inNs("ip", "-6", "addr", "add", `${V6}/128`, "dev", "lo", "nodad");
+    holder = new Deno.Command("ip", {
+      args: ["netns", "exec", ns, PYTHON, "-c", HOLDER],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = holder.stdout.getReader();
+    const first = await reader.read();
+    reader.releaseLock();
+    assertEquals(new TextDecoder().decode(first.value).trim(), "ready");
+    // ip netns exec execs python: the child's pid is the holder's.
+    const pid = holder.pid;
+
+    const proc = libcProcReader();
+    const held = await proc.heldTcp!(pid);
+    const inodes = new Set(
+      (await proc.linkTargets(`/proc/${pid}/fd`)).map(socketInode).filter((i) => i !== undefined),
+    );
+    const tables = await proc.readTexts([`/proc/${pid}/net/tcp`, `/proc/${pid}/net/tcp6`]);
+    const listed = [...tables.values()].flatMap(parseTcpTable).filter((c) => inodes.has(c.inode));
+    const order = (cs: typeof listed) => [...cs].sort((a, b) => a.inode - b.inode);
+    assertEquals(listed.length, 6, JSON.stringify(listed));
+    assertEquals(order(held!), order(listed));
+    // The dual-stack listener's connection is IPv4 on both ends, as sessions name it.
+    assertOk(held!.filter((c) => c.local.ip.text === V4).length === 4, JSON.stringify(held));
+
+    holder.kill("SIGKILL");
+    await holder.status;
+    const gone = holder.pid;
+    holder = undefined;
+    assertEquals(await proc.heldTcp!(gone), []);
+  } finally {
+    if (holder) {
+      holder.kill("SIGKILL");
+      await holder.status;
+    }
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  }
+});
