@@ -108,11 +108,11 @@ export interface Conntrack {
     spare?: readonly SparedSession[],
   ): Promise<FlowCounters[]>;
   /**
-   * Deletes the session's flows that were never translated (their reply comes from the proxy
+   * Deletes the sessions' flows that were never translated (their reply comes from the proxy
    * itself): packets that met no rule of ours, during a firewall reload say. Translated ones
-   * are left alone: they carry on as before.
+   * are left alone: they carry on as before. One line per proxy port, in `-R` runs.
    */
-  purgeUntranslated(s: FlowSelector, protocol?: "udp" | "tcp"): Promise<void>;
+  purgeUntranslated(sessions: readonly FlowSelector[], protocol?: "udp" | "tcp"): Promise<void>;
   /** Every client's UDP flows to a proxy address (one listing serves all its sessions). */
   flows(proxy: DnatSession["proxy"]): Promise<Flow[]>;
   /**
@@ -331,10 +331,16 @@ export function conntrackTool(runner: CommandRunner): Conntrack {
       );
       return countBySession(await removeAll(lines), sessions, protocol);
     },
-    async purgeUntranslated(s, protocol = "udp") {
-      for (const port of protocolPorts(s, protocol)) {
-        await remove([...flowFilter(s, port, protocol), "--reply-src", s.proxy.text]);
-      }
+    async purgeUntranslated(sessions, protocol = "udp") {
+      await removeAll(
+        sessions.flatMap((s) =>
+          protocolPorts(s, protocol).map((port) => [
+            ...flowFilter(s, port, protocol),
+            "--reply-src",
+            s.proxy.text,
+          ])
+        ),
+      );
     },
     flows,
     async listMarked(mark, family) {

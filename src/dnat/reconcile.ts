@@ -206,14 +206,18 @@ export async function repairKernel(
       { count: unhooked.length },
     );
   }
-  for (const id of [...repaired, ...unhooked]) {
-    const s = byId.get(id);
-    if (!s) continue;
-    for (const protocol of sessionProtocols(s)) {
-      await deps.conntrack.purgeUntranslated(s, protocol).catch(
-        logIgnored(deps.log, `Cannot purge untranslated ${protocol} flows of session ${s.id}`),
-      );
-    }
+  const purged = [...repaired, ...unhooked].map((id) => byId.get(id)).filter((s) =>
+    s !== undefined
+  );
+  for (const protocol of ["udp", "tcp"] as const) {
+    const of = purged.filter((s) => sessionProtocols(s).includes(protocol));
+    if (of.length === 0) continue;
+    await deps.conntrack.purgeUntranslated(of, protocol).catch(
+      logIgnored(
+        deps.log,
+        `Cannot purge untranslated ${protocol} flows of ${of.length} sessions (${of[0]!.id} …)`,
+      ),
+    );
   }
   if (converted.length) {
     deps.log.info("Converted the rules of {count} live sessions to the fixed forwarding rules", {

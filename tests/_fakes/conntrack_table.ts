@@ -2,7 +2,7 @@
  * A conntrack table behind a recording runner, answering as conntrack-tools 1.4.7 did by hand in
  * a network namespace: `-L [-f ipv4|ipv6] [--mark M]` lists the family's entries (those whose mark
  * equals M), `-D` and `-R` delete what their filters match (`-p`, `--orig-src`, `--orig-dst`,
- * `--sport`, `--dport`, `--mark`) and print it; a delete matching nothing exits 1.
+ * `--sport`, `--dport`, `--reply-src`, `--mark`) and print it; a delete matching nothing exits 1.
  * @module
  */
 
@@ -44,6 +44,8 @@ export function conntrackTable(lines: readonly string[]): ConntrackTable {
       [arg("--orig-dst"), field(entry, "dst")],
       [arg("--sport"), field(entry, "sport")],
       [arg("--dport"), field(entry, "dport")],
+      // The reply direction's source: the second src= of the line.
+      [arg("--reply-src"), /\bsrc=\S+.*?\bsrc=(\S+)/.exec(entry)?.[1]],
     ];
     return (family === undefined || (family === "ipv6") === ipv6) &&
       (arg("-p") === undefined || entry.startsWith(`${arg("-p")} `)) &&

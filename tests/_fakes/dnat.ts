@@ -161,10 +161,12 @@ export function fakeConntrack(
       }
       return Promise.resolve(sessions.map(() => counters));
     },
-    purgeUntranslated(s, protocol = "udp") {
-      purged.push(
-        `untranslated ${protocol} ${s.client.text}:${s.clientPort ?? "*"}>${s.proxyPort}`,
-      );
+    purgeUntranslated(sessions, protocol = "udp") {
+      for (const s of sessions) {
+        purged.push(
+          `untranslated ${protocol} ${s.client.text}:${s.clientPort ?? "*"}>${s.proxyPort}`,
+        );
+      }
       return Promise.resolve();
     },
     // Like `conntrack -L --orig-dst PROXY`: every client's flows to the proxy.

@@ -429,3 +429,28 @@ Deno.test("removeMarked() deletes only flows with the mark, one line per selecto
   await conntrackTool(table.runner).removeMarked([], SESSION_CT_MARK);
   assertEquals(table.runner.calls.length, 1);
 });
+
+Deno.test("purgeUntranslated() deletes only flows no rule translated, every session's in one run", async () => {
+  const client = parseIp("198.18.1.2")!;
+  const other = parseIp("198.18.1.3")!;
+  const proxy = parseIp("198.18.1.1")!;
+  const table = conntrackTable([
+    // Met no rule: the reply comes from the proxy itself.
+    entryLine("udp", { ip: "198.18.1.2", port: 40000 }, PROXY),
+    entryLine("udp", { ip: "198.18.1.2", port: 40001 }, { ip: "198.18.1.1", port: 33002 }),
+    entryLine("udp", { ip: "198.18.1.3", port: 40000 }, PROXY),
+    // Translated: the reply comes from the server.
+    entryLine("udp", { ip: "198.18.1.2", port: 40002 }, PROXY, { server: "198.18.2.2" }),
+    entryLine("udp", { ip: "198.18.1.3", port: 40001 }, PROXY, { server: "198.18.2.2" }),
+  ]);
+  await conntrackTool(table.runner).purgeUntranslated([
+    { client, proxy, proxyPort: 33001, portCount: 2 },
+    { client: other, proxy, proxyPort: 33001, portCount: 1 },
+  ], "udp");
+  assertEquals(table.runner.calls.map((c) => c.args), [["-R", "-"]]);
+  assertEquals(table.runner.calls[0]!.stdin!.trim().split("\n").length, 3);
+  assertEquals(parseFlows(table.entries().join("\n")).map((f) => `${f.src}:${f.sport}`), [
+    "198.18.1.2:40002",
+    "198.18.1.3:40001",
+  ]);
+});
