@@ -14,6 +14,7 @@ import type { FlowEvents, ReportedFlow } from "../dnat/service.ts";
 import { SESSION_CT_MARK } from "../dnat/types.ts";
 import { errorText } from "../errors.ts";
 import { TOOL_ENV } from "./runner.ts";
+import { readProcFile } from "./proc_readers.ts";
 
 /** How long after the stream ended it is started again, and how long it must run to count as back. */
 export const RESTART_MS = 5000;
@@ -43,11 +44,27 @@ export async function lastLine(stream: ReadableStream<Uint8Array>): Promise<stri
   return rest.trim() || last;
 }
 
-/** Starts following; `program` is conntrack (a test may name a stand-in). */
+/**
+ * Why conntrack sends no events in this network namespace, or undefined when it does:
+ * net.netfilter.nf_conntrack_events 0 turns them off (1 on, 2 on while someone listens; a
+ * kernel without the file has them on).
+ */
+export function eventsOff(): string | undefined {
+  const value = readProcFile("/proc/sys/net/netfilter/nf_conntrack_events")?.trim();
+  return value === "0"
+    ? "net.netfilter.nf_conntrack_events is 0: set it to 2 (or 1) for the events"
+    : undefined;
+}
+
+/**
+ * Starts following; `program` is conntrack (a test may name a stand-in), `off` says why events
+ * cannot come (checked at each start: the stream is not started then, and counts as stopped).
+ */
 export function followFlowEvents(
   log: Logger,
   program = "conntrack",
   restartMs = RESTART_MS,
+  off: () => string | undefined = eventsOff,
 ): FollowedFlows {
   let child: Deno.ChildProcess | undefined;
   let ended: Promise<void> = Promise.resolve();
@@ -83,6 +100,9 @@ export function followFlowEvents(
   function start() {
     restart = undefined;
     if (closed) return;
+    // A stream that would never report a flow is none: sessions are looked for as without one.
+    const why = off();
+    if (why !== undefined) return stopped(why);
     try {
       child = new Deno.Command(program, {
         args: flowEventArgs(SESSION_CT_MARK),

@@ -45,7 +45,7 @@ function readFd(fd: number): Uint8Array | undefined {
 }
 
 /** One /proc file through libc; undefined when it cannot be opened or read. */
-function readProcFile(path: string): string | undefined {
+export function readProcFile(path: string): string | undefined {
   const c = libc();
   const fd = c.open(cPath(path), LINUX.O_RDONLY | LINUX.O_CLOEXEC | LINUX.O_NOFOLLOW, 0);
   if (fd < 0) return undefined;

@@ -129,3 +129,30 @@ Deno.test("a stream that exits at once, again and again, is said once", async ()
     await dir.remove();
   }
 });
+
+Deno.test("events turned off: no stream, said once; turned back on, the stream starts", async () => {
+  const dir = await tempDir();
+  const log = fakeLogger();
+  const standIn = `${dir.path}/conntrack`;
+  const started = `${dir.path}/started`;
+  await Deno.writeTextFile(standIn, `#!/bin/sh\necho x >>${started}\nexec sleep 30\n`, {
+    mode: 0o755,
+  });
+  let off: string | undefined = "net.netfilter.nf_conntrack_events is 0: set it to 2";
+  const flows = followFlowEvents(log, standIn, 100, () => off);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assertEquals(flows.live(), false);
+    assertEquals(await Deno.stat(started).then(() => true, () => false), false);
+    assertEquals(log.records.map((r) => r.text.split(" (")[0]), [
+      "conntrack's events for new flows stopped",
+    ]);
+    assertIncludes(String(log.records[0]!.fields.why), "nf_conntrack_events is 0");
+    off = undefined;
+    await waitFor("the stream started", () => Promise.resolve(flows.live()));
+    assertEquals((await Deno.readTextFile(started)).trim(), "x");
+  } finally {
+    await flows.close();
+    await dir.remove();
+  }
+});
