@@ -112,7 +112,15 @@ export async function sshOrigin(proc: ProcReader, session: ProcessFacts): Promis
         `process ${session.pid} was not started by sshd (its ancestor ${parent.pid} is "${parent.stat.comm}" of uid ${parent.uid})`,
       );
     }
-    return { sshd: parent.pid, connection: await heldConnection(proc, parent.pid) };
+    const connection = await heldConnection(proc, parent.pid);
+    // Still that very monitor: its pid was not reused while its sockets were read.
+    const after = await processFacts(proc, parent.pid);
+    if (!after || after.start !== parent.start || after.uid !== 0) {
+      throw new NotAuthorizedError(
+        `sshd process ${parent.pid} ended while its connection was read`,
+      );
+    }
+    return { sshd: parent.pid, connection };
   }
   throw new NotAuthorizedError(`process ${session.pid} was not started by sshd`);
 }

@@ -91,6 +91,20 @@ export function startMs(bootTime: number, startTicks: number): number {
   return bootTime * 1000 + startTicks * (1000 / TICKS_PER_SECOND);
 }
 
+/**
+ * The cgroup v1 groups a process is in whose controllers include net_cls or net_prio, as
+ * "controllers:path" from /proc/PID/cgroup text; [] where neither is mounted (cgroup v2 alone).
+ * A socket another process receives takes on the receiver's class and priority in these.
+ */
+export function netClassGroups(text: string): string[] {
+  return text.split("\n").flatMap((line) => {
+    const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
+    return controllers?.split(",").some((c) => c === "net_cls" || c === "net_prio")
+      ? [`${controllers}:${path}`]
+      : [];
+  });
+}
+
 /** The socket inode a /proc/PID/fd link points at, if it is a socket. */
 export function socketInode(target: string): number | undefined {
   const m = /^socket:\[(\d+)\]$/.exec(target);

@@ -64,6 +64,8 @@ export function conntrackSocket(): ConntrackSocket {
         }
         tries++;
         await new Promise((resolve) => setTimeout(resolve, READ_PAUSE_MS));
+        // Closed meanwhile (the service stops): the number may be another file's by now.
+        if (fd !== socket) throw new Error("the conntrack socket is closed");
         continue;
       }
       // An answer to an earlier lookup that gave up is skipped.

@@ -6,14 +6,7 @@
  * @module
  */
 
-import {
-  headArgv,
-  parseSockaddr,
-  type ProcReader,
-  socketInode,
-  splitHeadOutput,
-  type TcpConnection,
-} from "../dnat/procfs.ts";
+import { headArgv, type ProcReader, splitHeadOutput } from "../dnat/procfs.ts";
 import type { CommandRunner } from "../process/runner.ts";
 import { cPath, errno, libc, LINUX } from "./libc.ts";
 
@@ -87,7 +80,7 @@ function listNames(dir: string): string[] {
 }
 
 /** The symbolic links in a directory (/proc/PID/fd) with their targets, by name. */
-function namedLinkTargets(dir: string): Array<[string, string]> {
+export function namedLinkTargets(dir: string): Array<[string, string]> {
   const c = libc();
   const out: Array<[string, string]> = [];
   const buffer = new Uint8Array(4096);
@@ -98,96 +91,8 @@ function namedLinkTargets(dir: string): Array<[string, string]> {
   return out;
 }
 
-const SO_PROTOCOL = 38;
-const SO_DOMAIN = 39;
-const AF_INET = 2;
-const AF_INET6 = 10;
-const IPPROTO_TCP = 6;
-const TCP_INFO = 11;
-/** tcp_info's first byte, tcpi_state. */
-const TCP_ESTABLISHED = 1;
-
-function intOption(fd: number, level: number, name: number): number | undefined {
-  const value = new Uint8Array(4);
-  const length = new Uint8Array(4);
-  new DataView(length.buffer).setUint32(0, 4, true);
-  if (libc().getsockopt(fd, level, name, value, length) !== 0) return undefined;
-  return new DataView(value.buffer).getInt32(0, true);
-}
-
-function address(fd: number, peer: boolean): Uint8Array<ArrayBuffer> | undefined {
-  const c = libc();
-  const storage = new Uint8Array(128);
-  const length = new Uint8Array(4);
-  new DataView(length.buffer).setUint32(0, storage.length, true);
-  const status = peer ? c.getpeername(fd, storage, length) : c.getsockname(fd, storage, length);
-  return status === 0
-    ? storage.subarray(0, new DataView(length.buffer).getUint32(0, true))
-    : undefined;
-}
-
-/** The connection on a socket of ours, if it is an established TCP one. */
-function establishedTcp(fd: number, inode: number): TcpConnection | undefined {
-  const domain = intOption(fd, LINUX.SOL_SOCKET, SO_DOMAIN);
-  if (domain !== AF_INET && domain !== AF_INET6) return undefined;
-  if (intOption(fd, LINUX.SOL_SOCKET, SO_PROTOCOL) !== IPPROTO_TCP) return undefined;
-  const info = new Uint8Array(8);
-  const length = new Uint8Array(4);
-  new DataView(length.buffer).setUint32(0, info.length, true);
-  if (libc().getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, length) !== 0) return undefined;
-  if (info[0] !== TCP_ESTABLISHED) return undefined;
-  const localBytes = address(fd, false);
-  const remoteBytes = address(fd, true);
-  const local = localBytes && parseSockaddr(localBytes);
-  const remote = remoteBytes && parseSockaddr(remoteBytes);
-  return local && remote ? { local, remote, inode } : undefined;
-}
-
-/**
- * The established TCP connections among `pid`'s sockets, each looked at through a copy of its fd
- * (pidfd_getfd, closed at once); the errno where the kernel refuses (ENOSYS before 5.6, EPERM
- * without CAP_SYS_PTRACE or under a system call filter that denies it).
- */
-function heldTcp(pid: number): TcpConnection[] | number {
-  const c = libc();
-  const pidfd = Number(c.syscall(BigInt(LINUX.SYS_PIDFD_OPEN), BigInt(pid), 0n, 0n));
-  if (pidfd < 0) {
-    const error = errno();
-    return error === LINUX.ESRCH ? [] : error;
-  }
-  try {
-    const held: TcpConnection[] = [];
-    for (const [name, target] of namedLinkTargets(`/proc/${pid}/fd`)) {
-      const inode = socketInode(target);
-      if (inode === undefined) continue;
-      const fd = Number(
-        c.syscall(BigInt(LINUX.SYS_PIDFD_GETFD), BigInt(pidfd), BigInt(Number(name)), 0n),
-      );
-      if (fd < 0) {
-        const error = errno();
-        // Closed since it was listed, or the process is gone: nothing held there.
-        if (error === LINUX.EBADF || error === LINUX.ESRCH) continue;
-        return error;
-      }
-      try {
-        const connection = establishedTcp(fd, inode);
-        if (connection) held.push(connection);
-      } finally {
-        c.close(fd);
-      }
-    }
-    return held;
-  } finally {
-    c.close(pidfd);
-  }
-}
-
-/**
- * /proc through libc: the DNAT service's reader. `onHeldTcpRefused` hears the first time the
- * kernel refused to show a process's sockets (the TCP tables are read instead).
- */
-export function libcProcReader(onHeldTcpRefused?: (errno: number) => void): ProcReader {
-  let refusedSaid = false;
+/** /proc through libc: the DNAT service's reader (held_sockets.ts adds its sockets' view). */
+export function libcProcReader(): ProcReader {
   return {
     readTexts(paths) {
       const out = new Map<string, string>();
@@ -199,13 +104,6 @@ export function libcProcReader(onHeldTcpRefused?: (errno: number) => void): Proc
     },
     linkTargets(dir) {
       return Promise.resolve(namedLinkTargets(dir).map(([, target]) => target));
-    },
-    heldTcp(pid) {
-      const held = heldTcp(pid);
-      if (typeof held !== "number") return Promise.resolve(held);
-      if (!refusedSaid) onHeldTcpRefused?.(held);
-      refusedSaid = true;
-      return Promise.resolve(undefined);
     },
   };
 }

@@ -15,7 +15,8 @@ import { createBalancer } from "../balancer/balancer.ts";
 import { errorText } from "../errors.ts";
 import { epollEvents, type FdEvents } from "./fd_events.ts";
 import { pidfdExitWatch } from "./exit_watch.ts";
-import { groupId, LINUX, userId } from "./libc.ts";
+import { groupId, userId } from "./libc.ts";
+import { withHeldTcp } from "./held_sockets.ts";
 import { isExecutable, realProbe, realReach } from "./upstream_probe.ts";
 import { libcProcReader } from "./proc_readers.ts";
 import { listenUnix, type UnixServer } from "./unix_server.ts";
@@ -94,15 +95,6 @@ async function gateDirectory(dir: string, gid: number, group: string): Promise<v
   }
 }
 
-/** Why the kernel would not show sshd's sockets to the service, and what to do about it. */
-export function heldTcpRefusal(errno: number): string {
-  if (errno === LINUX.ENOSYS) return "this kernel has no pidfd_getfd (Linux 5.6+)";
-  if (errno === LINUX.EPERM) {
-    return "pidfd_getfd was refused: give the service CAP_SYS_PTRACE and SystemCallFilter=pidfd_getfd (as the packaged unit does)";
-  }
-  return `pidfd_getfd failed with errno ${errno}`;
-}
-
 /** The service host over the real system. */
 export function realServiceHost(
   dir: string,
@@ -110,12 +102,11 @@ export function realServiceHost(
 ): ServiceHost {
   boundAllocator();
   const termination = terminationSignal();
-  const proc = libcProcReader((errno) =>
+  const proc = withHeldTcp(libcProcReader(), (why) =>
     log.info(
-      "Sessions' SSH connections are read from /proc/PID/net/tcp (every TCP socket on the host, for each session): {why}",
-      { why: heldTcpRefusal(errno) },
-    )
-  );
+      "Sessions' SSH connections are read from /proc/PID/net/tcp (a walk of every TCP socket on the host, for each session): {why}",
+      { why },
+    ));
   let events: FdEvents | undefined;
   const loop = () => (events ??= epollEvents());
   let server: UnixServer | undefined;
@@ -123,6 +114,8 @@ export function realServiceHost(
   let status: { shutdown(): Promise<void> } | undefined;
   let flows: FollowedFlows | undefined;
   const conntrack = conntrackSocket();
+  let countsFailure: string | undefined;
+  let stopping = false;
   return {
     stop: termination.signal,
     heartbeat: (status) => writeHeartbeat(dir, Date.now(), { ...status }),
@@ -153,13 +146,25 @@ export function realServiceHost(
     },
     async sshCounters(ssh): Promise<SshCounters | undefined> {
       const deadline = Date.now() + CLOSE_WAIT_MS;
-      for (;;) {
-        const tracked = await conntrack.connection(ssh);
-        if (!tracked) return undefined;
-        if (tracked.state !== "ESTABLISHED" || Date.now() >= deadline) {
-          return { in: tracked.original, out: tracked.reply };
+      try {
+        for (;;) {
+          const tracked = await conntrack.connection(ssh);
+          if (!tracked) return undefined;
+          if (tracked.state !== "ESTABLISHED" || Date.now() >= deadline) {
+            return { in: tracked.original, out: tracked.reply };
+          }
+          await new Promise((resolve) => setTimeout(resolve, 100));
         }
-        await new Promise((resolve) => setTimeout(resolve, 100));
+      } catch (error) {
+        // Closing lines then go without byte counts: said once per kind of failure.
+        const text = errorText(error);
+        if (!stopping && text !== countsFailure) {
+          countsFailure = text;
+          log.warn("Cannot read SSH legs' byte counts from conntrack for closing lines: {error}", {
+            error: text,
+          });
+        }
+        return undefined;
       }
     },
     followFlows: () => (flows ??= followFlowEvents(log)),
@@ -185,6 +190,7 @@ export function realServiceHost(
       );
     },
     async close() {
+      stopping = true;
       termination.dispose();
       try {
         await status?.shutdown();

@@ -2,6 +2,7 @@ import { assertEquals, assertRejects } from "../_assert.ts";
 import { processFacts, sshOrigin } from "../../src/dnat/ancestry.ts";
 import { NotAuthorizedError } from "../../src/dnat/errors.ts";
 import {
+  netClassGroups,
   parseSockaddr,
   parseStat,
   parseTcpTable,
@@ -82,6 +83,14 @@ Deno.test("parseSockaddr() reads IPv4, IPv6 and IPv4-mapped addresses as session
   // AF_UNIX, and a sockaddr_in6 cut short.
   assertEquals(parseSockaddr(new Uint8Array([1, 0, ...new Uint8Array(108)])), undefined);
   assertEquals(parseSockaddr(v6.subarray(0, 20)), undefined);
+});
+
+Deno.test("netClassGroups() names the cgroup v1 net_cls and net_prio groups only", () => {
+  const v1 = "12:net_cls,net_prio:/shaped\n11:memory:/system.slice/sshd.service\n" +
+    "3:net_prio:/\n0::/system.slice/sshd.service\n";
+  assertEquals(netClassGroups(v1), ["net_cls,net_prio:/shaped", "net_prio:/"]);
+  // cgroup v2 alone: nothing a copied socket could change.
+  assertEquals(netClassGroups("0::/system.slice/xferproxy-dnat.service\n"), []);
 });
 
 Deno.test("processFacts() gives the start as epoch ms from the boot time and the start ticks", async () => {
@@ -171,6 +180,20 @@ Deno.test("sshOrigin() reads the monitor's sockets themselves where the reader c
       "holds 2 established TCP connections",
     );
     await assertRejects(() => originOf(reading([]).proc), NotAuthorizedError, "holds 0");
+  });
+  await t.step("a monitor whose pid went to another process meanwhile: refused", async () => {
+    const tree = sessionTree();
+    let reused = false;
+    const proc = fakeProc(tree, []);
+    const racing: ProcReader = {
+      // Once its sockets were read, pid 600 is another process, started later.
+      readTexts: (paths) =>
+        (reused ? fakeProc(sessionTree({ 600: { startTicks: 999999 } }), []) : proc)
+          .readTexts(paths),
+      linkTargets: proc.linkTargets,
+      heldTcp: () => ((reused = true), Promise.resolve([held])),
+    };
+    await assertRejects(() => originOf(racing), NotAuthorizedError, "ended while");
   });
   await t.step("a reader that cannot: the TCP tables", async () => {
     const proc = fakeProc(sessionTree(), [CONNECTION]);

@@ -1,8 +1,9 @@
 /**
- * The DNAT service's look at the TCP connections a process holds (libcProcReader().heldTcp:
- * pidfd_getfd on each of its sockets) against the kernel's own tables, on a process the test
- * starts in a namespace it creates: the same established connections, IPv4, IPv6 and
- * IPv4-mapped, and none of its listener, UDP or Unix sockets; nothing for a process gone.
+ * The DNAT service's look at the TCP connections a process holds (held_sockets.ts: pidfd_getfd
+ * on each of its sockets) against the kernel's own tables, on a process the test starts in a
+ * namespace it creates: the same established connections, IPv4, IPv6 and IPv4-mapped, each once
+ * however many fds hold it (`sshd -i` holds its connection twice), and none of its listener, UDP
+ * or Unix sockets; nothing for a process gone.
  */
 import { assertEquals, assertOk } from "../_assert.ts";
 import { must } from "../testbed/exec.ts";
@@ -10,6 +11,7 @@ import { addNamespaces } from "../testbed/netns.ts";
 import { namespaceName } from "../testbed/prefix.ts";
 import { PYTHON } from "../testbed/paths.ts";
 import { libcProcReader } from "../../src/platform/proc_readers.ts";
+import { withHeldTcp } from "../../src/platform/held_sockets.ts";
 import { parseTcpTable, socketInode } from "../../src/dnat/procfs.ts";
 
 const V4 = "198.18.79.1";
@@ -17,7 +19,7 @@ const V6 = "2001:db8:79::1";
 
 /** Connects to itself over IPv4, IPv6 and a dual-stack listener, then waits (30 s at most). */
 const HOLDER = `
-import socket, time
+import os, socket, time
 held = []
 for family, listen_at, connect_to in [
     (socket.AF_INET, "${V4}", "${V4}"),
@@ -32,6 +34,8 @@ for family, listen_at, connect_to in [
     client = socket.create_connection((connect_to, listener.getsockname()[1]))
     server, _ = listener.accept()
     held += [listener, client, server]
+# One connection held by two more fds, as sshd -i holds its client's (stdin and stdout).
+held += [os.dup(held[1].fileno()), os.dup(held[1].fileno())]
 held.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
 held += list(socket.socketpair())
 print("ready", flush=True)
@@ -60,7 +64,8 @@ Deno.test("heldTcp() sees a process's established TCP connections as the TCP tab
     // ip netns exec execs python: the child's pid is the holder's.
     const pid = holder.pid;
 
-    const proc = libcProcReader();
+    const refusals: string[] = [];
+    const proc = withHeldTcp(libcProcReader(), (why) => refusals.push(why));
     const held = await proc.heldTcp!(pid);
     const inodes = new Set(
       (await proc.linkTargets(`/proc/${pid}/fd`)).map(socketInode).filter((i) => i !== undefined),
@@ -69,6 +74,7 @@ Deno.test("heldTcp() sees a process's established TCP connections as the TCP tab
     const listed = [...tables.values()].flatMap(parseTcpTable).filter((c) => inodes.has(c.inode));
     const order = (cs: typeof listed) => [...cs].sort((a, b) => a.inode - b.inode);
     assertEquals(listed.length, 6, JSON.stringify(listed));
+    assertEquals(refusals, []);
     assertEquals(order(held!), order(listed));
     // The dual-stack listener's connection is IPv4 on both ends, as sessions name it.
     assertOk(held!.filter((c) => c.local.ip.text === V4).length === 4, JSON.stringify(held));
