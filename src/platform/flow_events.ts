@@ -58,7 +58,9 @@ export function eventsOff(): string | undefined {
 
 /**
  * Starts following; `program` is conntrack (a test may name a stand-in), `off` says why events
- * cannot come (checked at each start: the stream is not started then, and counts as stopped).
+ * cannot come: checked at each start (the stream is not started then, and counts as stopped) and
+ * every `restartMs` while it runs (it is stopped then: the sysctl may be set after the service
+ * started, by sysctl.d once conntrack's module loads, or by hand).
  */
 export function followFlowEvents(
   log: Logger,
@@ -70,6 +72,9 @@ export function followFlowEvents(
   let ended: Promise<void> = Promise.resolve();
   let restart: ReturnType<typeof setTimeout> | undefined;
   let healthy: ReturnType<typeof setTimeout> | undefined;
+  let checking: ReturnType<typeof setInterval> | undefined;
+  /** Why the running stream was stopped for events turned off, to say instead of its exit. */
+  let turnedOff: string | undefined;
   let live = false;
   let closed = false;
   let reported: ReportedFlow[] = [];
@@ -80,6 +85,7 @@ export function followFlowEvents(
   const stopped = (why: string) => {
     live = false;
     if (healthy !== undefined) clearTimeout(healthy);
+    if (checking !== undefined) clearInterval(checking);
     if (closed) return;
     if (why !== said) {
       said = why;
@@ -117,6 +123,14 @@ export function followFlowEvents(
     }
     const running = child;
     live = true;
+    turnedOff = undefined;
+    checking = setInterval(() => {
+      turnedOff ??= off();
+      if (turnedOff === undefined) return;
+      try {
+        running.kill("SIGTERM");
+      } catch { /* gone already */ }
+    }, restartMs);
     // Back only once it has kept running: one that exits at once is the same failure again.
     healthy = setTimeout(() => {
       if (said !== undefined) log.info("Following conntrack's events for new flows again");
@@ -135,7 +149,10 @@ export function followFlowEvents(
       const status = await running.status;
       await lines;
       const last = await stderr;
-      stopped(`${program} exited with ${status.signal ?? status.code}${last ? `: ${last}` : ""}`);
+      stopped(
+        turnedOff ??
+          `${program} exited with ${status.signal ?? status.code}${last ? `: ${last}` : ""}`,
+      );
     })();
   }
 
@@ -153,6 +170,7 @@ export function followFlowEvents(
       live = false;
       if (restart !== undefined) clearTimeout(restart);
       if (healthy !== undefined) clearTimeout(healthy);
+      if (checking !== undefined) clearInterval(checking);
       try {
         child?.kill("SIGTERM");
       } catch { /* gone already */ }

@@ -7,7 +7,7 @@ import { assertEquals, assertIncludes } from "../_assert.ts";
 import { must, run, waitFor } from "../testbed/exec.ts";
 import { addNamespaces } from "../testbed/netns.ts";
 import { namespaceName } from "../testbed/prefix.ts";
-import { PYTHON, tempDir } from "../testbed/paths.ts";
+import { PYTHON, ROOT, tempDir } from "../testbed/paths.ts";
 import { type FollowedFlows, followFlowEvents } from "../../src/platform/flow_events.ts";
 import { SESSION_CT_MARK } from "../../src/dnat/types.ts";
 import { fakeLogger } from "../_fakes/logger.ts";
@@ -130,12 +130,12 @@ Deno.test("a stream that exits at once, again and again, is said once", async ()
   }
 });
 
-Deno.test("events turned off: no stream, said once; turned back on, the stream starts", async () => {
+Deno.test("events turned off: no stream, said once; turned on, it starts; off again, it stops", async () => {
   const dir = await tempDir();
   const log = fakeLogger();
   const standIn = `${dir.path}/conntrack`;
   const started = `${dir.path}/started`;
-  await Deno.writeTextFile(standIn, `#!/bin/sh\necho x >>${started}\nexec sleep 30\n`, {
+  await Deno.writeTextFile(standIn, `#!/bin/sh\necho $$ >>${started}\nexec sleep 30\n`, {
     mode: 0o755,
   });
   let off: string | undefined = "net.netfilter.nf_conntrack_events is 0: set it to 2";
@@ -150,9 +150,50 @@ Deno.test("events turned off: no stream, said once; turned back on, the stream s
     assertIncludes(String(log.records[0]!.fields.why), "nf_conntrack_events is 0");
     off = undefined;
     await waitFor("the stream started", () => Promise.resolve(flows.live()));
-    assertEquals((await Deno.readTextFile(started)).trim(), "x");
+    const pid = Number((await Deno.readTextFile(started)).trim());
+    await waitFor("the stream said back", () =>
+      Promise.resolve(
+        log.records.some((r) => r.text.startsWith("Following conntrack's events")),
+      ));
+    // Turned off while it runs (sysctl.d once the module loaded, or by hand): stopped, and said.
+    off = "net.netfilter.nf_conntrack_events is 0: set it to 2";
+    await waitFor("the stream stopped", () => Promise.resolve(!flows.live()));
+    const last = log.records.at(-1)!;
+    assertIncludes(last.text, "conntrack's events for new flows stopped");
+    assertIncludes(String(last.fields.why), "nf_conntrack_events is 0");
+    await waitFor("the stand-in gone", () => {
+      try {
+        Deno.kill(pid, "SIGCONT");
+        return Promise.resolve(false);
+      } catch {
+        return Promise.resolve(true);
+      }
+    });
   } finally {
     await flows.close();
     await dir.remove();
+  }
+});
+
+Deno.test("eventsOff() reads the namespace's net.netfilter.nf_conntrack_events", async () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const ns = namespaceName("fo");
+  try {
+    await addNamespaces([ns], cleanups);
+    const inNs = (...argv: string[]) => must(["ip", "netns", "exec", ns, ...argv]);
+    const said = () =>
+      inNs(
+        Deno.execPath(),
+        "eval",
+        `const m = await import("${ROOT}src/platform/flow_events.ts"); console.log(JSON.stringify(m.eventsOff() ?? null))`,
+      ).then((out) => JSON.parse(out) as string | null);
+    // A conntrack match loads conntrack, and with it the sysctl, on a host that had neither.
+    await inNs("iptables", "-A", "INPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", "ACCEPT");
+    await inNs("sysctl", "-qw", "net.netfilter.nf_conntrack_events=0");
+    assertIncludes(String(await said()), "net.netfilter.nf_conntrack_events is 0");
+    await inNs("sysctl", "-qw", "net.netfilter.nf_conntrack_events=2");
+    assertEquals(await said(), null);
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup();
   }
 });
