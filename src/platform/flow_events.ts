@@ -125,14 +125,24 @@ export function followFlowEvents(
     live = true;
     turnedOff = undefined;
     checking = setInterval(() => {
-      turnedOff ??= off();
+      if (turnedOff !== undefined) {
+        // Still running a round after SIGTERM: it does not get to linger.
+        try {
+          running.kill("SIGKILL");
+        } catch { /* gone already */ }
+        return;
+      }
+      turnedOff = off();
       if (turnedOff === undefined) return;
+      // No longer a stream that reports: sessions are looked for at once, as without one.
+      live = false;
       try {
         running.kill("SIGTERM");
       } catch { /* gone already */ }
     }, restartMs);
     // Back only once it has kept running: one that exits at once is the same failure again.
     healthy = setTimeout(() => {
+      if (turnedOff !== undefined) return;
       if (said !== undefined) log.info("Following conntrack's events for new flows again");
       said = undefined;
     }, restartMs);

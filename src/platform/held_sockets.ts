@@ -51,7 +51,7 @@ function ownSocketInode(fd: number): number | undefined {
 }
 
 /** The connection on a socket of ours, if it is an established TCP one. */
-function establishedTcp(fd: number): TcpConnection | undefined {
+function establishedTcp(fd: number, inode: number): TcpConnection | undefined {
   const domain = intOption(fd, LINUX.SOL_SOCKET, SO_DOMAIN);
   if (domain !== AF_INET && domain !== AF_INET6) return undefined;
   if (intOption(fd, LINUX.SOL_SOCKET, SO_PROTOCOL) !== IPPROTO_TCP) return undefined;
@@ -60,12 +60,11 @@ function establishedTcp(fd: number): TcpConnection | undefined {
   new DataView(length.buffer).setUint32(0, info.length, true);
   if (libc().getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, length) !== 0) return undefined;
   if (info[0] !== TCP_ESTABLISHED) return undefined;
-  const inode = ownSocketInode(fd);
   const localBytes = address(fd, false);
   const remoteBytes = address(fd, true);
   const local = localBytes && parseSockaddr(localBytes);
   const remote = remoteBytes && parseSockaddr(remoteBytes);
-  return local && remote && inode !== undefined ? { local, remote, inode } : undefined;
+  return local && remote ? { local, remote, inode } : undefined;
 }
 
 /** Why the kernel refused a pidfd call, and what an administrator can do about it. */
@@ -95,8 +94,10 @@ export function heldTcp(
   }
   try {
     if (ownGroups.length > 0) {
-      const theirs = netClassGroups(readProcFile(`/proc/${pid}/cgroup`) ?? "");
-      if (theirs.join("\n") !== ownGroups.join("\n")) {
+      const text = readProcFile(`/proc/${pid}/cgroup`);
+      // Unreadable: the process is gone, and holds nothing.
+      if (text === undefined) return [];
+      if (netClassGroups(text).join("\n") !== ownGroups.join("\n")) {
         return {
           refused:
             "sshd runs in another cgroup v1 net_cls/net_prio group than the service, and a socket copied into the service would take on the service's class",
@@ -116,8 +117,10 @@ export function heldTcp(
         return { refused: refusalText(error) };
       }
       try {
-        const connection = establishedTcp(fd);
-        if (connection) held.set(connection.inode, connection);
+        const inode = ownSocketInode(fd);
+        if (inode === undefined) return { refused: "the inode of a copied socket cannot be read" };
+        const connection = establishedTcp(fd, inode);
+        if (connection) held.set(inode, connection);
       } finally {
         c.close(fd);
       }

@@ -40,6 +40,9 @@ const STATUS_LIMITS = {
   maxBodyBytes: 0,
 };
 
+/** Kinds of failure to read the closing line's counts said, at most: one of each is enough. */
+const MAX_FAILURES_SAID = 8;
+
 /** How long the closing line waits for the client's connection to finish closing. */
 const CLOSE_WAIT_MS = 2000;
 
@@ -114,7 +117,7 @@ export function realServiceHost(
   let status: { shutdown(): Promise<void> } | undefined;
   let flows: FollowedFlows | undefined;
   const conntrack = conntrackSocket();
-  let countsFailure: string | undefined;
+  const countsFailures = new Set<string>();
   let stopping = false;
   return {
     stop: termination.signal,
@@ -156,10 +159,10 @@ export function realServiceHost(
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
       } catch (error) {
-        // Closing lines then go without byte counts: said once per kind of failure.
+        // Closing lines then go without byte counts: each kind of failure said once.
         const text = errorText(error);
-        if (!stopping && text !== countsFailure) {
-          countsFailure = text;
+        if (!stopping && !countsFailures.has(text) && countsFailures.size < MAX_FAILURES_SAID) {
+          countsFailures.add(text);
           log.warn("Cannot read SSH legs' byte counts from conntrack for closing lines: {error}", {
             error: text,
           });

@@ -135,9 +135,14 @@ Deno.test("events turned off: no stream, said once; turned on, it starts; off ag
   const log = fakeLogger();
   const standIn = `${dir.path}/conntrack`;
   const started = `${dir.path}/started`;
-  await Deno.writeTextFile(standIn, `#!/bin/sh\necho $$ >>${started}\nexec sleep 30\n`, {
-    mode: 0o755,
-  });
+  // It ignores SIGTERM (kept across exec), as a stuck stream would: it must be killed anyway.
+  await Deno.writeTextFile(
+    standIn,
+    `#!/bin/sh\ntrap '' TERM\necho $$ >>${started}\nexec sleep 30\n`,
+    {
+      mode: 0o755,
+    },
+  );
   let off: string | undefined = "net.netfilter.nf_conntrack_events is 0: set it to 2";
   const flows = followFlowEvents(log, standIn, 100, () => off);
   try {
@@ -158,9 +163,7 @@ Deno.test("events turned off: no stream, said once; turned on, it starts; off ag
     // Turned off while it runs (sysctl.d once the module loaded, or by hand): stopped, and said.
     off = "net.netfilter.nf_conntrack_events is 0: set it to 2";
     await waitFor("the stream stopped", () => Promise.resolve(!flows.live()));
-    const last = log.records.at(-1)!;
-    assertIncludes(last.text, "conntrack's events for new flows stopped");
-    assertIncludes(String(last.fields.why), "nf_conntrack_events is 0");
+    // SIGTERM is ignored: it is killed at the next check, and only then said stopped.
     await waitFor("the stand-in gone", () => {
       try {
         Deno.kill(pid, "SIGCONT");
@@ -169,6 +172,12 @@ Deno.test("events turned off: no stream, said once; turned on, it starts; off ag
         return Promise.resolve(true);
       }
     });
+    await waitFor("the stop said", () =>
+      Promise.resolve(
+        log.records.at(-1)!.text.startsWith("conntrack's events for new flows stopped"),
+      ));
+    assertIncludes(String(log.records.at(-1)!.fields.why), "nf_conntrack_events is 0");
+    assertEquals(flows.live(), false);
   } finally {
     await flows.close();
     await dir.remove();
