@@ -8,8 +8,15 @@
  * @module
  */
 
-import { netClassGroups, parseSockaddr, type ProcReader, socketInode } from "../dnat/procfs.ts";
-import type { TcpConnection } from "../dnat/procfs.ts";
+import {
+  netClassGroups,
+  parseSockaddr,
+  type ProcReader,
+  socketInode,
+  type TcpConnection,
+} from "../dnat/procfs.ts";
+import { firstTimes } from "../log/once.ts";
+import { openPidfd } from "./exit_watch.ts";
 import { cPath, errno, libc, LINUX } from "./libc.ts";
 import { namedLinkTargets, readProcFile } from "./proc_readers.ts";
 
@@ -87,8 +94,8 @@ export function heldTcp(
   ownGroups: readonly string[],
 ): TcpConnection[] | { refused: string } {
   const c = libc();
-  const pidfd = Number(c.syscall(BigInt(LINUX.SYS_PIDFD_OPEN), BigInt(pid), 0n, 0n));
-  if (pidfd < 0) {
+  const pidfd = openPidfd(pid);
+  if (pidfd === undefined) {
     const error = errno();
     return error === LINUX.ESRCH ? [] : { refused: refusalText(error) };
   }
@@ -137,16 +144,13 @@ export function heldTcp(
  */
 export function withHeldTcp(reader: ProcReader, onRefused?: (why: string) => void): ProcReader {
   const ownGroups = netClassGroups(readProcFile("/proc/self/cgroup") ?? "");
-  const said = new Set<string>();
+  const firstTime = firstTimes(MAX_REASONS_SAID);
   return {
     ...reader,
     heldTcp(pid) {
       const held = heldTcp(pid, ownGroups);
       if (Array.isArray(held)) return Promise.resolve(held);
-      if (!said.has(held.refused) && said.size < MAX_REASONS_SAID) {
-        said.add(held.refused);
-        onRefused?.(held.refused);
-      }
+      if (firstTime(held.refused)) onRefused?.(held.refused);
       return Promise.resolve(undefined);
     },
   };

@@ -17,6 +17,7 @@ import { epollEvents, type FdEvents } from "./fd_events.ts";
 import { pidfdExitWatch } from "./exit_watch.ts";
 import { groupId, userId } from "./libc.ts";
 import { withHeldTcp } from "./held_sockets.ts";
+import { firstTimes } from "../log/once.ts";
 import { isExecutable, realProbe, realReach } from "./upstream_probe.ts";
 import { libcProcReader } from "./proc_readers.ts";
 import { listenUnix, type UnixServer } from "./unix_server.ts";
@@ -117,7 +118,7 @@ export function realServiceHost(
   let status: { shutdown(): Promise<void> } | undefined;
   let flows: FollowedFlows | undefined;
   const conntrack = conntrackSocket();
-  const countsFailures = new Set<string>();
+  const firstCountsFailure = firstTimes(MAX_FAILURES_SAID);
   let stopping = false;
   return {
     stop: termination.signal,
@@ -161,8 +162,7 @@ export function realServiceHost(
       } catch (error) {
         // Closing lines then go without byte counts: each kind of failure said once.
         const text = errorText(error);
-        if (!stopping && !countsFailures.has(text) && countsFailures.size < MAX_FAILURES_SAID) {
-          countsFailures.add(text);
+        if (!stopping && firstCountsFailure(text)) {
           log.warn("Cannot read SSH legs' byte counts from conntrack for closing lines: {error}", {
             error: text,
           });
