@@ -7,6 +7,7 @@
 import { assertEquals, assertIncludes, assertMatch, assertOk } from "../_assert.ts";
 import { must, run, waitFor } from "../testbed/exec.ts";
 import { BINARY, PYTHON, ROOT } from "../testbed/paths.ts";
+import { readUntil } from "../testbed/lines.ts";
 import {
   createForwardBed,
   FIP,
@@ -94,7 +95,13 @@ async function holdingMapping<T>(
   const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let result: T;
   try {
-    result = await use((await reader.read()).value ?? "");
+    const line = await readUntil(
+      reader,
+      "\n",
+      30_000,
+      async () => `forward connect printed no mapping: ${await stderr}`,
+    );
+    result = await use(line);
   } finally {
     await holder.stdin.close().catch(() => {});
     await holder.status;

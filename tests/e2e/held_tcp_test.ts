@@ -10,6 +10,7 @@ import { must } from "../testbed/exec.ts";
 import { addNamespaces } from "../testbed/netns.ts";
 import { namespaceName } from "../testbed/prefix.ts";
 import { PYTHON } from "../testbed/paths.ts";
+import { readUntil } from "../testbed/lines.ts";
 import { libcProcReader } from "../../src/platform/proc_readers.ts";
 import { withHeldTcp } from "../../src/platform/held_sockets.ts";
 import { parseTcpTable, socketInode } from "../../src/dnat/procfs.ts";
@@ -57,10 +58,9 @@ Deno.test("heldTcp() sees a process's established TCP connections as the TCP tab
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
-    const reader = holder.stdout.getReader();
-    const first = await reader.read();
-    reader.releaseLock();
-    assertEquals(new TextDecoder().decode(first.value).trim(), "ready");
+    const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    await readUntil(reader, "ready\n", 20_000, () => "the holder did not start");
+    await reader.cancel();
     // ip netns exec execs python: the child's pid is the holder's.
     const pid = holder.pid;
 

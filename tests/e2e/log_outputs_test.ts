@@ -7,6 +7,7 @@ import { logger, setupLogging, teardownLogging } from "../../src/log/mod.ts";
 import { logLinesLost, openLogOutputs } from "../../src/platform/log_outputs.ts";
 import { must, run } from "../testbed/exec.ts";
 import { PYTHON, tempDir } from "../testbed/paths.ts";
+import { readUntil } from "../testbed/lines.ts";
 
 /** A stand-in for /dev/log: a unix datagram socket at `socket`; `received(n)` has its first n lines. */
 async function syslogStandIn(socket: string) {
@@ -29,8 +30,7 @@ for _ in range(2):
     signal: AbortSignal.timeout(20_000),
   }).spawn();
   const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("ready\n")) text += (await reader.read()).value ?? "";
+  let text = await readUntil(reader, "ready\n", 20_000, () => "the log reader did not start");
   return {
     async received(count: number): Promise<string[]> {
       for (let i = 0; i < 50 && text.split("\n").length < count + 2; i++) {

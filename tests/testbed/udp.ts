@@ -6,6 +6,7 @@
  */
 
 import { run } from "./exec.ts";
+import { readUntil } from "./lines.ts";
 import { PYTHON, ROOT } from "./paths.ts";
 import type { Testbed } from "./reverse_bed.ts";
 
@@ -156,21 +157,4 @@ export async function startDirectEcho(
       reader.cancel().catch(() => {});
     },
   };
-}
-
-/** Reads until the text seen so far contains `marker`; throws `why()` on EOF or after `timeoutMs`. */
-async function readUntil(
-  reader: ReadableStreamDefaultReader<string>,
-  marker: string,
-  timeoutMs: number,
-  why: () => string | Promise<string>,
-): Promise<void> {
-  const deadline = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), timeoutMs));
-  let text = "";
-  while (!text.includes(marker)) {
-    const chunk = await Promise.race([reader.read(), deadline]);
-    if (chunk === "timeout") throw new Error(`no "${marker.trim()}" within ${timeoutMs} ms`);
-    if (chunk.done) throw new Error(await why());
-    text += chunk.value;
-  }
 }
