@@ -28,6 +28,7 @@ import { statusResponse } from "./status_api.ts";
 import type { ServiceDecideDeps } from "../reverse/service_decide.ts";
 import {
   CHECK_FRESH_MS,
+  PROBE_REFRESH_MS,
   PROBE_REUSE_MS,
   type ReuseOptions,
   reusingProber,
@@ -178,10 +179,12 @@ export async function serveDnat(
     }
   };
   // One probe of a server serves the sessions that ask meanwhile, and its answer the next 30 s
-  // (a connect checks its host, unless one did in the last 2 s).
+  // (a connect checks its host, unless one did in the last 2 s; after 15 s a session that reuses
+  // it has it probed again in the background).
   const probe = reusingProber(host.deciding.probe, {
     now: base.now,
     windowMs: PROBE_REUSE_MS,
+    refreshMs: PROBE_REFRESH_MS,
     freshMs: CHECK_FRESH_MS,
     reach: host.deciding.reach,
   });

@@ -6,7 +6,9 @@
  * port (a fraction of a millisecond) instead of a new SSH handshake
  * (~40 ms here, and a process the server starts each time), and not even
  * that within `freshMs` of the last check; sessions asking during a check
- * share it. A server that is down or refuses is found at the next check,
+ * share it. An answer older than `refreshMs` is probed again in the
+ * background by the session that finds it, so while sessions keep coming
+ * none of them waits for a handshake. A server that is down or refuses is found at the next check,
  * and failover works as before (one only slow to accept fails the sessions
  * that waited on it, and keeps its answer); what a reused
  * answer cannot see is a host key changed within the window, which ssh
@@ -22,6 +24,11 @@ import type { Prober } from "./upstream.ts";
 /** How long a server's answer is reused (its host still checked, unless it was just now). */
 export const PROBE_REUSE_MS = 30_000;
 /**
+ * After how long a reused answer is probed again in the background: with a session every 30 s or
+ * more often, no session waits for a full probe (~40 ms) once the first has.
+ */
+export const PROBE_REFRESH_MS = 15_000;
+/**
  * How long a check (a probe or a connect) stands for the next sessions without any connection: in
  * a burst, sessions arriving together would otherwise each open one more connection to the server.
  */
@@ -31,6 +38,8 @@ export const CHECK_FRESH_MS = 2_000;
 export interface ReuseOptions {
   readonly now: () => number;
   readonly windowMs: number;
+  /** Age of an answer after which a session that reuses it probes again in the background. */
+  readonly refreshMs: number;
   /** How long a successful check stands without a new connection (`CHECK_FRESH_MS`). */
   readonly freshMs: number;
   /** Connects only: undefined when the host accepts on the port, else the failure. */
@@ -65,6 +74,10 @@ export function reusingProber(probe: Prober, options: ReuseOptions): Prober {
     const key = `${formatEndpoint(endpoint)} ${hostKeyAlgorithms.join(",")}`;
     const known = answered.get(key);
     if (known && options.now() - known.at < options.windowMs) {
+      if (options.now() - known.at >= options.refreshMs && !inFlight.has(key)) {
+        // Its outcome is for the next sessions; a failure there makes the next one probe in full.
+        start(key, endpoint, hostKeyAlgorithms, timeoutMs).catch(() => answered.delete(key));
+      }
       if (options.now() - known.checked < options.freshMs) return known.outcome;
       const failure = await reach(key, endpoint, timeoutMs);
       if (!failure) {

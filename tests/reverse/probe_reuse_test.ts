@@ -32,6 +32,7 @@ function setup(outcomes: ProbeOutcome[] = [], reachable = true) {
     {
       now: () => clock,
       windowMs: 30_000,
+      refreshMs: 15_000,
       freshMs: 2_000,
       reach: (endpoint) => {
         calls.push(`reach ${endpoint.ip.text}`);
@@ -89,16 +90,82 @@ Deno.test("within the window an answer is reused after a bare connect; after it,
   // Checked 1 s ago: reused as it is.
   bed.advance(1_000);
   assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), ANSWER);
-  bed.advance(28_000);
+  bed.advance(13_000);
   assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), ANSWER);
-  // The connect 1 s ago stands, but not for the probe: 30 s after it, probed again.
-  bed.advance(1_000);
-  await bed.probe(A, ["ssh-ed25519"], 3000);
+  assertEquals(bed.calls, ["probe 198.18.2.2 ssh-ed25519", "reach 198.18.2.2"]);
+  // No session for the rest of the window: the connect 16 s later stands, but not for the probe,
+  // which the session 30 s after it waits for.
+  bed.advance(16_000);
+  bed.gate.held = true;
+  let settled = false;
+  const late = bed.probe(A, ["ssh-ed25519"], 3000).then((o) => (settled = true, o));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(settled, false, "a session after the window did not wait for the probe");
+  bed.release();
+  assertEquals(await late, ANSWER);
   assertEquals(bed.calls, [
     "probe 198.18.2.2 ssh-ed25519",
     "reach 198.18.2.2",
     "probe 198.18.2.2 ssh-ed25519",
   ]);
+});
+
+Deno.test("an answer older than the refresh age is probed again behind the session that reuses it", async () => {
+  const SOON: ProbeOutcome = { kind: "answered", banner: "SSH-2.0-refreshed" };
+  const bed = setup([ANSWER, SOON]);
+  await bed.probe(A, ["ssh-ed25519"], 3000);
+  bed.advance(15_000);
+  bed.gate.held = true;
+  // The session gets the answer it found, after a bare connect, while the probe still runs.
+  assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), ANSWER);
+  assertEquals(bed.calls, [
+    "probe 198.18.2.2 ssh-ed25519",
+    "probe 198.18.2.2 ssh-ed25519",
+    "reach 198.18.2.2",
+  ]);
+  // Sessions meanwhile start no second probe; the refreshed answer serves the next 30 s.
+  assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), ANSWER);
+  assertEquals(bed.calls.length, 3);
+  bed.release();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  bed.advance(29_000);
+  assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), SOON);
+  assertEquals(bed.calls.at(-1), "reach 198.18.2.2");
+});
+
+Deno.test("a refresh that fails makes the next session probe in full; one that throws is caught", async () => {
+  const bed = setup([ANSWER, REFUSED]);
+  await bed.probe(A, ["ssh-ed25519"], 3000);
+  bed.advance(20_000);
+  assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), ANSWER);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), ANSWER);
+  assertEquals(bed.calls.filter((c) => c.startsWith("probe")).length, 3);
+
+  let clock = 0;
+  let throwing = false;
+  let probes = 0;
+  const probe = reusingProber(() => {
+    probes++;
+    if (throwing) return Promise.reject(new Error("socket gone"));
+    return Promise.resolve(ANSWER);
+  }, {
+    now: () => clock,
+    windowMs: 30_000,
+    refreshMs: 15_000,
+    freshMs: 2_000,
+    reach: () => Promise.resolve(undefined),
+  });
+  await probe(A, ["ssh-ed25519"], 3000);
+  clock += 16_000;
+  throwing = true;
+  // An unhandled rejection here would fail the test.
+  assertEquals(await probe(A, ["ssh-ed25519"], 3000), ANSWER);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  throwing = false;
+  clock += 1_000;
+  assertEquals(await probe(A, ["ssh-ed25519"], 3000), ANSWER);
+  assertEquals(probes, 3, "the session after a refresh that threw did not probe in full");
 });
 
 Deno.test("a host that stopped accepting fails at its next check, and its answer is forgotten", async () => {
@@ -142,6 +209,7 @@ Deno.test("sessions asking during a connect check share it; a slow host keeps it
     {
       now: () => clock,
       windowMs: 30_000,
+      refreshMs: 15_000,
       freshMs: 2_000,
       reach: (endpoint) => {
         calls.push(`reach ${endpoint.ip.text}`);
