@@ -93,7 +93,7 @@ export function markdown(
     JSON.stringify(report.extra, null, 2),
     "```",
     "",
-    "Reproduce: `make bench` (as root). `BENCH_ROUNDS`, `BENCH_SCP_MB`, `BENCH_SESSIONS` and `BENCH_CHURN_SECONDS` shorten a run.",
+    "Reproduce: `make bench` (as root). `BENCH_ROUNDS`, `BENCH_SCP_MB`, `BENCH_SESSIONS`, `BENCH_LATENCY_RUNS` and `BENCH_CHURN_SECONDS` shorten a run.",
     "",
   ].join("\n");
 }
