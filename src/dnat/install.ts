@@ -217,8 +217,9 @@ async function installGroup(deps: DnatDeps, group: readonly Waiting[]): Promise<
   // session's set-up. Still under the lock, as every change to the sessions' flows is. Another
   // live session's own flow from its learned port stays (users behind one NAT address):
   // deleting it would drop what it carried so far from that session's line. One turn of the event
-  // loop first: the sessions' answers go out before conntrack's process is started.
-  await deps.sleep(0);
+  // loop first (not the clock's sleep: no time passes): the sessions' answers go out before
+  // conntrack's process is started.
+  await new Promise((resolve) => setTimeout(resolve, 0));
   await deps.conntrack.purge(sessions, "udp", live).catch((error) =>
     deps.log.warn(
       "Cannot purge stale UDP flows before forwarding sessions {sessions}: {error}; a client that sent UDP before its session may not reach its server",

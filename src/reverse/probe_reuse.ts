@@ -8,11 +8,14 @@
  * that within `freshMs` of the last check; sessions asking during a check
  * share it. An answer older than `refreshMs` is probed again in the
  * background by the session that finds it, so while sessions keep coming
- * none of them waits for a handshake. A server that is down or refuses is found at the next check,
- * and failover works as before (one only slow to accept fails the sessions
- * that waited on it, and keeps its answer); what a reused
- * answer cannot see is a host key changed within the window, which ssh
- * itself then refuses, and a server that went down in the last `freshMs`.
+ * and the server keeps answering, none of them waits for a handshake. A
+ * server that is down or refuses is found at the next check, and failover
+ * works as before (a probe begun earlier cannot bring its answer back); one
+ * only slow to accept fails the sessions that waited on it and keeps its
+ * answer, unless the background probe fails or runs out of time too (a hung
+ * sshd that still accepts): then the next session probes in full. What a
+ * reused answer cannot see is a host key changed since it was probed, which
+ * ssh itself then refuses, and a server that went down in the last `freshMs`.
  * Pure.
  * @module
  */
@@ -50,7 +53,8 @@ export interface ReuseOptions {
 export function reusingProber(probe: Prober, options: ReuseOptions): Prober {
   /** The last answer, when it was probed, and when its host was last seen accepting. */
   const answered = new Map<string, { at: number; checked: number; outcome: ProbeOutcome }>();
-  const inFlight = new Map<string, Promise<ProbeOutcome>>();
+  /** Probes under way; one whose server was found down meanwhile is dropped and stores nothing. */
+  const inFlight = new Map<string, { flight: Promise<ProbeOutcome>; drop(): void }>();
   /** Connect checks under way: sessions asking meanwhile share one (a burst's 20 a second). */
   const reaching = new Map<string, Promise<ProbeOutcome | undefined>>();
   const reach = (key: string, endpoint: IpEndpoint, timeoutMs: number) => {
@@ -60,14 +64,30 @@ export function reusingProber(probe: Prober, options: ReuseOptions): Prober {
     reaching.set(key, check);
     return check;
   };
+  /** A server found down: its answer goes, and a probe begun before cannot bring it back. */
+  const forget = (key: string) => {
+    answered.delete(key);
+    inFlight.get(key)?.drop();
+    inFlight.delete(key);
+  };
   const start = (key: string, endpoint: IpEndpoint, algorithms: readonly string[], ms: number) => {
+    // Stamped when it connected, not when it ended: what it saw is that old.
+    const started = options.now();
+    let current = true;
     const flight = probe(endpoint, algorithms, ms).then((outcome) => {
-      if (outcome.kind === "answered") {
-        answered.set(key, { at: options.now(), checked: options.now(), outcome });
-      } else answered.delete(key);
+      if (current) {
+        if (outcome.kind === "answered") {
+          answered.set(key, { at: started, checked: started, outcome });
+        } else answered.delete(key);
+      }
       return outcome;
-    }).finally(() => inFlight.delete(key));
-    inFlight.set(key, flight);
+    }, (error) => {
+      if (current) answered.delete(key);
+      throw error;
+    }).finally(() => {
+      if (inFlight.get(key)?.flight === flight) inFlight.delete(key);
+    });
+    inFlight.set(key, { flight, drop: () => current = false });
     return flight;
   };
   return async (endpoint, hostKeyAlgorithms, timeoutMs) => {
@@ -76,7 +96,7 @@ export function reusingProber(probe: Prober, options: ReuseOptions): Prober {
     if (known && options.now() - known.at < options.windowMs) {
       if (options.now() - known.at >= options.refreshMs && !inFlight.has(key)) {
         // Its outcome is for the next sessions; a failure there makes the next one probe in full.
-        start(key, endpoint, hostKeyAlgorithms, timeoutMs).catch(() => answered.delete(key));
+        start(key, endpoint, hostKeyAlgorithms, timeoutMs).catch(() => {});
       }
       if (options.now() - known.checked < options.freshMs) return known.outcome;
       const failure = await reach(key, endpoint, timeoutMs);
@@ -87,14 +107,14 @@ export function reusingProber(probe: Prober, options: ReuseOptions): Prober {
       // A host that refuses is down: the next session probes it in full. One that was only slow to
       // accept (a busy sshd) keeps its answer, so the next sessions check again with a bare connect
       // instead of each running an SSH handshake on the service's one thread.
-      if (failure.kind !== "failed" || failure.reason !== "timeout") answered.delete(key);
+      if (failure.kind !== "failed" || failure.reason !== "timeout") forget(key);
       return failure;
     }
     // Each session gets its whole time: one that joined a probe started earlier, which then ran
     // out of time, probes again with what is left of its own.
     const deadline = options.now() + timeoutMs;
     for (;;) {
-      const shared = inFlight.get(key);
+      const shared = inFlight.get(key)?.flight;
       const outcome = await (shared ??
         start(key, endpoint, hostKeyAlgorithms, deadline - options.now()));
       const left = deadline - options.now();

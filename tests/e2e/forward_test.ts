@@ -372,7 +372,7 @@ Deno.test({
           FIP.outside,
           "5201",
         ], async (line) => {
-          const mapping = JSON.parse(line || "{}");
+          const mapping = JSON.parse(line);
           assertEquals([mapping.proxy_host, mapping.udp_port, mapping.ssh_port], [
             FIP.proxyIn,
             5201,

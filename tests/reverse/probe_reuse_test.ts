@@ -123,24 +123,78 @@ Deno.test("an answer older than the refresh age is probed again behind the sessi
     "probe 198.18.2.2 ssh-ed25519",
     "reach 198.18.2.2",
   ]);
-  // Sessions meanwhile start no second probe; the refreshed answer serves the next 30 s.
+  // Sessions meanwhile start no second probe; the refreshed answer serves the 30 s from its start.
   assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), ANSWER);
   assertEquals(bed.calls.length, 3);
+  bed.gate.held = false;
   bed.release();
   await new Promise((resolve) => setTimeout(resolve, 0));
   bed.advance(29_000);
   assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), SOON);
-  assertEquals(bed.calls.at(-1), "reach 198.18.2.2");
+  // 29 s old: refreshed again behind this session, which only connected.
+  assertEquals(bed.calls, [
+    "probe 198.18.2.2 ssh-ed25519",
+    "probe 198.18.2.2 ssh-ed25519",
+    "reach 198.18.2.2",
+    "probe 198.18.2.2 ssh-ed25519",
+    "reach 198.18.2.2",
+  ]);
+});
+
+Deno.test("a background probe begun before its server was found down neither serves nor restores its answer", async () => {
+  let clock = 0;
+  const calls: string[] = [];
+  const pending: Array<(outcome: ProbeOutcome) => void> = [];
+  let reachable = true;
+  const probe = reusingProber(() => {
+    calls.push("probe");
+    return new Promise((resolve) => pending.push(resolve));
+  }, {
+    now: () => clock,
+    windowMs: 30_000,
+    refreshMs: 15_000,
+    freshMs: 2_000,
+    reach: () => {
+      calls.push("reach");
+      return Promise.resolve(reachable ? undefined : REFUSED);
+    },
+  });
+  const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+  const first = probe(A, ["ssh-ed25519"], 3000);
+  pending.shift()!(ANSWER);
+  await first;
+  // 16 s later the server stops accepting: the refresh starts, the connect check is refused.
+  clock += 16_000;
+  reachable = false;
+  assertEquals(await probe(A, ["ssh-ed25519"], 3000), REFUSED);
+  assertEquals(calls, ["probe", "probe", "reach"]);
+  const refresh = pending.shift()!;
+  // The next session probes afresh rather than joining the refresh begun before the refusal.
+  const next = probe(A, ["ssh-ed25519"], 3000);
+  await turn();
+  assertEquals(calls, ["probe", "probe", "reach", "probe"]);
+  // The refresh had connected before the server stopped: it answers, and is not kept.
+  refresh(ANSWER);
+  await turn();
+  pending.shift()!(REFUSED);
+  assertEquals(await next, REFUSED);
+  const after = probe(A, ["ssh-ed25519"], 3000);
+  await turn();
+  assertEquals(calls, ["probe", "probe", "reach", "probe", "probe"]);
+  pending.shift()!(ANSWER);
+  assertEquals(await after, ANSWER);
 });
 
 Deno.test("a refresh that fails makes the next session probe in full; one that throws is caught", async () => {
   const bed = setup([ANSWER, REFUSED]);
   await bed.probe(A, ["ssh-ed25519"], 3000);
   bed.advance(20_000);
-  assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), ANSWER);
+  assertEquals(await bed.probe(A, ["ssh-ed25519"], 2500), ANSWER);
   await new Promise((resolve) => setTimeout(resolve, 0));
   assertEquals(await bed.probe(A, ["ssh-ed25519"], 3000), ANSWER);
   assertEquals(bed.calls.filter((c) => c.startsWith("probe")).length, 3);
+  // The refresh had the whole time of the session that started it.
+  assertEquals(bed.timeouts, [3000, 2500, 3000]);
 
   let clock = 0;
   let throwing = false;
