@@ -27,8 +27,34 @@ export interface ConntrackSocket {
   close(): void;
 }
 
+/** The system calls a lookup makes: libc's, or a test's. Negative returns leave `errno()` set. */
+export interface NetlinkCalls {
+  /** A non-blocking ctnetlink socket's fd, or a negative number. */
+  open(): number;
+  write(fd: number, bytes: Uint8Array<ArrayBuffer>): number;
+  read(fd: number, into: Uint8Array<ArrayBuffer>): number;
+  close(fd: number): void;
+  errno(): number;
+}
+
+/** libc's calls. */
+export function libcNetlink(): NetlinkCalls {
+  return {
+    open: () =>
+      libc().socket(
+        AF_NETLINK,
+        SOCK_RAW | LINUX.SOCK_NONBLOCK | LINUX.SOCK_CLOEXEC,
+        NETLINK_NETFILTER,
+      ),
+    write: (fd, bytes) => Number(libc().write(fd, bytes, BigInt(bytes.length))),
+    read: (fd, into) => Number(libc().read(fd, into, BigInt(into.length))),
+    close: (fd) => void libc().close(fd),
+    errno,
+  };
+}
+
 /** Opens lazily; every lookup after `close` fails. */
-export function conntrackSocket(): ConntrackSocket {
+export function conntrackSocket(calls: NetlinkCalls = libcNetlink()): ConntrackSocket {
   let fd: number | undefined;
   let closed = false;
   let seq = 0;
@@ -38,27 +64,22 @@ export function conntrackSocket(): ConntrackSocket {
   const open = (): number => {
     if (closed) throw new Error("the conntrack socket is closed");
     if (fd !== undefined) return fd;
-    const opened = libc().socket(
-      AF_NETLINK,
-      SOCK_RAW | LINUX.SOCK_NONBLOCK | LINUX.SOCK_CLOEXEC,
-      NETLINK_NETFILTER,
-    );
-    if (opened < 0) throw new Error(`cannot open a ctnetlink socket: errno ${errno()}`);
+    const opened = calls.open();
+    if (opened < 0) throw new Error(`cannot open a ctnetlink socket: errno ${calls.errno()}`);
     return fd = opened;
   };
 
   const lookup = async (tuple: TcpTuple): Promise<TrackedConnection | undefined> => {
     const socket = open();
-    const c = libc();
     seq = (seq + 1) >>> 0 || 1;
     const request = connectionRequest(tuple, seq);
-    if (Number(c.write(socket, request, BigInt(request.length))) !== request.length) {
-      throw new Error(`ctnetlink request failed: errno ${errno()}`);
+    if (calls.write(socket, request) !== request.length) {
+      throw new Error(`ctnetlink request failed: errno ${calls.errno()}`);
     }
     for (let tries = 0, stale = 0; tries < READ_TRIES && stale < STALE_MAX;) {
-      const n = Number(c.read(socket, buffer, BigInt(buffer.length)));
+      const n = calls.read(socket, buffer);
       if (n < 0) {
-        const error = errno();
+        const error = calls.errno();
         if (error !== LINUX.EAGAIN && error !== LINUX.EINTR) {
           throw new Error(`ctnetlink answer failed: errno ${error}`);
         }
@@ -85,7 +106,7 @@ export function conntrackSocket(): ConntrackSocket {
     },
     close() {
       closed = true;
-      if (fd !== undefined) libc().close(fd);
+      if (fd !== undefined) calls.close(fd);
       fd = undefined;
     },
   };
