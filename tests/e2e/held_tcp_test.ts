@@ -3,16 +3,16 @@
  * on each of its sockets) against the kernel's own tables, on a process the test starts in a
  * namespace it creates: the same established connections, IPv4, IPv6 and IPv4-mapped, each once
  * however many fds hold it (`sshd -i` holds its connection twice), and none of its listener, UDP
- * or Unix sockets; nothing for a process gone.
+ * or Unix sockets; nothing for a process gone; a process in another net_cls group refused.
  */
-import { assertEquals, assertOk } from "../_assert.ts";
+import { assertEquals, assertMatch, assertOk } from "../_assert.ts";
 import { must } from "../testbed/exec.ts";
 import { addNamespaces } from "../testbed/netns.ts";
 import { namespaceName } from "../testbed/prefix.ts";
 import { PYTHON } from "../testbed/paths.ts";
 import { readUntil } from "../testbed/lines.ts";
 import { libcProcReader } from "../../src/platform/proc_readers.ts";
-import { withHeldTcp } from "../../src/platform/held_sockets.ts";
+import { heldTcp, withHeldTcp } from "../../src/platform/held_sockets.ts";
 import { parseTcpTable, socketInode } from "../../src/dnat/procfs.ts";
 
 const V4 = "198.18.79.1";
@@ -78,6 +78,12 @@ Deno.test("heldTcp() sees a process's established TCP connections as the TCP tab
     assertEquals(order(held!), order(listed));
     // The dual-stack listener's connection is IPv4 on both ends, as sessions name it.
     assertOk(held!.filter((c) => c.local.ip.text === V4).length === 4, JSON.stringify(held));
+    // A process in another cgroup v1 net_cls/net_prio group than the reader's (this host has
+    // none: the holder is in no such group, the reader says it is in one) is not looked at.
+    const across = heldTcp(pid, ["net_cls,net_prio:/shaped"]);
+    assertOk(!Array.isArray(across), JSON.stringify(across));
+    assertMatch(across.refused, /another cgroup v1 net_cls\/net_prio group/);
+    assertEquals(order(heldTcp(pid, []) as typeof listed), order(listed));
 
     holder.kill("SIGKILL");
     await holder.status;
