@@ -55,6 +55,8 @@ Deno.test("install() records the session, installs it, and purges flows that cam
   run(77);
   const reg = request(77);
   const installed = await install(deps, reg);
+  // The session is answered first: conntrack's process would only delay that answer.
+  assertEquals(conntrack.purged, []);
   await purged(deps);
   const { session, filtering } = installed.forwarding;
   assertEquals(filtering, true);
