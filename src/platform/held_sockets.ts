@@ -17,7 +17,7 @@ import {
 } from "../dnat/procfs.ts";
 import { firstTimes } from "../log/once.ts";
 import { openPidfd } from "./exit_watch.ts";
-import { cPath, errno, libc, LINUX } from "./libc.ts";
+import { errno, libc, LINUX, readLink } from "./libc.ts";
 import { namedLinkTargets, readProcFile } from "./proc_readers.ts";
 
 const SO_PROTOCOL = 38;
@@ -31,12 +31,17 @@ const TCP_ESTABLISHED = 1;
 /** At most this many reasons are said: one per kind is enough to act on. */
 const MAX_REASONS_SAID = 8;
 
-function intOption(fd: number, level: number, name: number): number | undefined {
-  const value = new Uint8Array(4);
+/** A socket option's bytes (`size` of them at most), or undefined where the kernel refuses. */
+function sockopt(fd: number, level: number, name: number, size: number): Uint8Array | undefined {
+  const value = new Uint8Array(size);
   const length = new Uint8Array(4);
-  new DataView(length.buffer).setUint32(0, 4, true);
-  if (libc().getsockopt(fd, level, name, value, length) !== 0) return undefined;
-  return new DataView(value.buffer).getInt32(0, true);
+  new DataView(length.buffer).setUint32(0, size, true);
+  return libc().getsockopt(fd, level, name, value, length) === 0 ? value : undefined;
+}
+
+function intOption(fd: number, level: number, name: number): number | undefined {
+  const value = sockopt(fd, level, name, 4);
+  return value && new DataView(value.buffer).getInt32(0, true);
 }
 
 function address(fd: number, peer: boolean): Uint8Array<ArrayBuffer> | undefined {
@@ -52,9 +57,8 @@ function address(fd: number, peer: boolean): Uint8Array<ArrayBuffer> | undefined
 
 /** The inode of a socket of ours, from its own fd (the copy, not the name it had over there). */
 function ownSocketInode(fd: number): number | undefined {
-  const buffer = new Uint8Array(64);
-  const n = Number(libc().readlink(cPath(`/proc/self/fd/${fd}`), buffer, BigInt(buffer.length)));
-  return n > 0 ? socketInode(new TextDecoder().decode(buffer.subarray(0, n))) : undefined;
+  const target = readLink(`/proc/self/fd/${fd}`);
+  return target === undefined ? undefined : socketInode(target);
 }
 
 /** The connection on a socket of ours, if it is an established TCP one. */
@@ -62,11 +66,7 @@ function establishedTcp(fd: number, inode: number): TcpConnection | undefined {
   const domain = intOption(fd, LINUX.SOL_SOCKET, SO_DOMAIN);
   if (domain !== AF_INET && domain !== AF_INET6) return undefined;
   if (intOption(fd, LINUX.SOL_SOCKET, SO_PROTOCOL) !== IPPROTO_TCP) return undefined;
-  const info = new Uint8Array(8);
-  const length = new Uint8Array(4);
-  new DataView(length.buffer).setUint32(0, info.length, true);
-  if (libc().getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, length) !== 0) return undefined;
-  if (info[0] !== TCP_ESTABLISHED) return undefined;
+  if (sockopt(fd, IPPROTO_TCP, TCP_INFO, 8)?.[0] !== TCP_ESTABLISHED) return undefined;
   const localBytes = address(fd, false);
   const remoteBytes = address(fd, true);
   const local = localBytes && parseSockaddr(localBytes);

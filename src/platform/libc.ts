@@ -114,6 +114,13 @@ export function cPath(path: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(path + "\0") as Uint8Array<ArrayBuffer>;
 }
 
+/** A symbolic link's target through libc (a /proc link of any process); undefined if unreadable. */
+export function readLink(path: string): string | undefined {
+  const buffer = new Uint8Array(4096);
+  const n = Number(libc().readlink(cPath(path), buffer, BigInt(buffer.length)));
+  return n > 0 ? new TextDecoder().decode(buffer.subarray(0, n)) : undefined;
+}
+
 /**
  * The open(2) flags whose numbers differ by architecture: x86_64 uses the generic ones, aarch64
  * its own (arch/arm64/include/uapi/asm/fcntl.h), where the generic O_DIRECTORY is O_DIRECT and

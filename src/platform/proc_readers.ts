@@ -8,7 +8,7 @@
 
 import { headArgv, type ProcReader, splitHeadOutput } from "../dnat/procfs.ts";
 import type { CommandRunner } from "../process/runner.ts";
-import { cPath, errno, libc, LINUX } from "./libc.ts";
+import { cPath, errno, libc, LINUX, readLink } from "./libc.ts";
 
 const CHUNK = 65536;
 
@@ -81,14 +81,10 @@ function listNames(dir: string): string[] {
 
 /** The symbolic links in a directory (/proc/PID/fd) with their targets, by name. */
 export function namedLinkTargets(dir: string): Array<[string, string]> {
-  const c = libc();
-  const out: Array<[string, string]> = [];
-  const buffer = new Uint8Array(4096);
-  for (const name of listNames(dir)) {
-    const n = Number(c.readlink(cPath(`${dir}/${name}`), buffer, BigInt(buffer.length)));
-    if (n > 0) out.push([name, new TextDecoder().decode(buffer.subarray(0, n))]);
-  }
-  return out;
+  return listNames(dir).flatMap((name) => {
+    const target = readLink(`${dir}/${name}`);
+    return target === undefined ? [] : [[name, target] as [string, string]];
+  });
 }
 
 /** /proc through libc: the DNAT service's reader (held_sockets.ts adds its sockets' view). */

@@ -10,7 +10,7 @@
  */
 
 import { executableCodeRanges } from "../process/code_pages.ts";
-import { cPath, libc } from "./libc.ts";
+import { libc, readLink } from "./libc.ts";
 import { libcProcReader } from "./proc_readers.ts";
 
 const MADV_PAGEOUT = 21n;
@@ -33,9 +33,7 @@ export function boundAllocator(): void {
 
 /** This process's executable, as the kernel names it in /proc/self/maps. */
 function ownExecutable(): string | undefined {
-  const buffer = new Uint8Array(4096);
-  const n = Number(libc().readlink(cPath("/proc/self/exe"), buffer, BigInt(buffer.length)));
-  return n > 0 ? new TextDecoder().decode(buffer.subarray(0, n)) : undefined;
+  return readLink("/proc/self/exe");
 }
 
 /**
